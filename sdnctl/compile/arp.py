@@ -1,0 +1,61 @@
+"""Stage `arp`: answer ARP requests from the bindings, in the switch.
+
+A VM asking for another VM of its segment, or for its segment's gateway, gets
+the answer straight back on its port; nothing is ever flooded, so looped
+fabrics need no spanning tree and a VM cannot poison anyone's cache (every
+other ARP frame is dropped here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sdnctl.compile.context import NetworkView
+from sdnctl.flows import OFPP_IN_PORT, Flow, Match, Move, Output, SetField
+from sdnctl.pipeline import REG_SEGMENT, gateway_mac
+
+ETH_ARP = 0x0806
+ARP_REQUEST = 1
+ARP_REPLY = 2
+PRIO_SELF = 300
+PRIO_ANSWER = 200
+
+
+def arp_reply_actions(mac: str, ip: str) -> tuple[Move | SetField | Output, ...]:
+    """Turn the request into the reply `ip is-at mac` and send it back out."""
+    return (
+        Move("eth_src", "eth_dst"),
+        SetField("eth_src", mac),
+        SetField("arp_op", ARP_REPLY),
+        Move("arp_sha", "arp_tha"),
+        SetField("arp_sha", mac),
+        Move("arp_spa", "arp_tpa"),
+        SetField("arp_spa", ip),
+        Output(OFPP_IN_PORT),
+    )
+
+
+def compile_arp(view: NetworkView, switch: str) -> Iterator[Flow]:
+    local = view.local_vms(switch)
+    for lv in local:
+        # A VM probing its own address (duplicate-address detection) must hear nothing.
+        yield Flow(
+            "arp", PRIO_SELF,
+            Match.of(in_port=lv.port, eth_type=ETH_ARP, arp_tpa=str(lv.vm.ip)),
+            (), f"vm:{lv.vm.name}",
+        )
+    segments = {lv.segment.vlan: lv.segment for lv in local}
+    for vlan in sorted(segments):
+        seg = segments[vlan]
+        request = {REG_SEGMENT: vlan, "eth_type": ETH_ARP, "arp_op": ARP_REQUEST}
+        if seg.gateway is not None:
+            yield Flow(
+                "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(seg.gateway)),
+                arp_reply_actions(gateway_mac(vlan), str(seg.gateway)), f"segment:{vlan}",
+            )
+        for vm in view.vms_by_segment.get(vlan, ()):
+            if vm.name in view.where:  # answer only for VMs that are really there
+                yield Flow(
+                    "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(vm.ip)),
+                    arp_reply_actions(vm.mac, str(vm.ip)), f"vm:{vm.name}",
+                )

@@ -1,0 +1,115 @@
+"""What every stage needs to know about the network, computed once per compile.
+
+`NetworkView` is built from (policy, topology, bindings) and then only read:
+each stage module asks it questions about one switch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sdnctl.bindings import Bindings
+from sdnctl.pipeline import tenant_id
+from sdnctl.policy.model import VM, Policy, Segment
+from sdnctl.topology.model import PortRef, Role, Topology
+from sdnctl.topology.paths import NextHop, all_next_hops
+
+# metadata layout: low 32 bits tenant id; bit 32 set when the source segment is routed.
+ROUTED_BIT = 1 << 32
+TENANT_MASK = 0xFFFF_FFFF
+
+
+@dataclass(frozen=True, slots=True)
+class LocalVM:
+    vm: VM
+    segment: Segment
+    port: int
+
+
+@dataclass
+class NetworkView:
+    policy: Policy
+    topology: Topology
+    bindings: Bindings
+    # filled in __post_init__
+    local: dict[str, list[LocalVM]] = field(default_factory=dict)
+    where: dict[str, PortRef] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        local: dict[str, list[LocalVM]] = defaultdict(list)
+        for name in sorted(self.bindings.ports):
+            ref = self.bindings.ports[name]
+            vm = self.policy.vms.get(name)
+            if vm is None or ref.switch not in self.topology.switches:
+                continue  # bindings of VMs the policy does not know get nothing
+            self.where[name] = ref
+            local[ref.switch].append(LocalVM(vm, self.policy.segment_of(vm), ref.port))
+        self.local = dict(local)
+
+    @cached_property
+    def next_hops(self) -> dict[str, dict[str, NextHop]]:
+        """destination hypervisor -> {switch -> NextHop}."""
+        return all_next_hops(self.topology.graph())
+
+    @cached_property
+    def tenant_ids(self) -> dict[str, int]:
+        return {t: tenant_id(t) for t in self.policy.tenants}
+
+    @cached_property
+    def vms_by_segment(self) -> dict[int, list[VM]]:
+        """VLAN -> the VMs of that segment, by name."""
+        out: dict[int, list[VM]] = defaultdict(list)
+        for name in sorted(self.policy.vms):
+            vm = self.policy.vms[name]
+            out[self.policy.segment_of(vm).vlan].append(vm)
+        return dict(out)
+
+    @cached_property
+    def vms_by_tenant(self) -> dict[str, list[VM]]:
+        out: dict[str, list[VM]] = defaultdict(list)
+        for name in sorted(self.policy.vms):
+            out[self.policy.vms[name].tenant].append(self.policy.vms[name])
+        return dict(out)
+
+    def is_hypervisor(self, switch: str) -> bool:
+        return self.topology.switches[switch].role is Role.HYPERVISOR
+
+    def local_vms(self, switch: str) -> list[LocalVM]:
+        return self.local.get(switch, [])
+
+    def local_tenants(self, switch: str) -> list[str]:
+        return sorted({lv.vm.tenant for lv in self.local_vms(switch)})
+
+    def carried_segments(self, switch: str) -> list[Segment]:
+        """Segments this switch forwards for.
+
+        A hypervisor: the segments of its VMs, plus every routed segment of their
+        tenants (routing happens here, at the first hop). A fabric switch: every
+        segment with a bound VM (it is transit for all of them).
+        """
+        segs: dict[int, Segment] = {}
+        if self.is_hypervisor(switch):
+            for lv in self.local_vms(switch):
+                segs[lv.segment.vlan] = lv.segment
+                if lv.segment.routed:
+                    for seg in self.policy.tenants[lv.vm.tenant].segments.values():
+                        if seg.routed:
+                            segs[seg.vlan] = seg
+        else:
+            for name in self.where:
+                seg = self.policy.segment_of(self.policy.vms[name])
+                segs[seg.vlan] = seg
+        return [segs[v] for v in sorted(segs)]
+
+    def trunk_ports(self, switch: str) -> list[int]:
+        return sorted(self.topology.link_ports(switch))
+
+    def ingress_segments(self, switch: str) -> list[Segment]:
+        """Segments whose tagged frames this switch accepts from its trunks: a
+        hypervisor only those of its own VMs (the only ones it delivers to)."""
+        if self.is_hypervisor(switch):
+            segs = {lv.segment.vlan: lv.segment for lv in self.local_vms(switch)}
+            return [segs[v] for v in sorted(segs)]
+        return self.carried_segments(switch)

@@ -1,0 +1,58 @@
+"""Stage `l2_forward`: by segment and destination MAC, to the VM wherever it is.
+
+A local VM: hand over to `ct_in` with its port in reg7. A VM on another
+hypervisor: tag with the segment's VLAN and send along the shortest path, through
+a fast-failover group where the fabric offers a loop-free backup. Unknown
+destinations are dropped; nothing is flooded.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from sdnctl.compile.context import NetworkView
+from sdnctl.flows import Bucket, Flow, Goto, Group, GroupAction, Match, Output, PushVlan, SetField
+from sdnctl.pipeline import REG_OUT_PORT, REG_SEGMENT
+
+
+def group_id_for(view: NetworkView, dest_switch: str) -> int:
+    """The destination's dpid when it fits a group id (stable while the topology is)."""
+    dpid = view.topology.switches[dest_switch].dpid
+    return dpid if dpid <= 0xFFFF_FF00 else zlib.crc32(dest_switch.encode()) & 0x7FFF_FFFF
+
+
+def compile_l2(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]:
+    flows: list[Flow] = []
+    groups: dict[int, Group] = {}
+    for seg in view.carried_segments(switch):
+        for vm in view.vms_by_segment.get(seg.vlan, ()):
+            ref = view.where.get(vm.name)
+            if ref is None:
+                continue  # not bound anywhere: nothing to forward to
+            match = Match.of({REG_SEGMENT: seg.vlan}, eth_dst=vm.mac)
+            owner = f"vm:{vm.name}"
+            if ref.switch == switch:
+                flows.append(Flow(
+                    "l2_forward", 100, match,
+                    (SetField(REG_OUT_PORT, ref.port), Goto("ct_in")), owner,
+                ))
+                continue
+            hop = view.next_hops.get(ref.switch, {}).get(switch)
+            if hop is None:
+                continue  # no path: the fabric is partitioned
+            if hop.backup_port is None:
+                out: Output | GroupAction = Output(hop.port)
+            else:
+                gid = group_id_for(view, ref.switch)
+                groups[gid] = Group(
+                    gid, "ff",
+                    (Bucket((Output(hop.port),), hop.port),
+                     Bucket((Output(hop.backup_port),), hop.backup_port)),
+                    f"path:{ref.switch}",
+                )
+                out = GroupAction(gid)
+            flows.append(Flow(
+                "l2_forward", 100, match,
+                (PushVlan(), SetField("vlan_vid", seg.vlan), out), owner,
+            ))
+    return flows, list(groups.values())

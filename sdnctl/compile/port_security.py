@@ -1,0 +1,78 @@
+"""Stage `port_security`: classify every frame by where it came in.
+
+From a VM port only the bound VM's own untagged IPv4 and ARP pass (source MAC,
+source IP, ARP sender MAC and IP all checked); everything else from that port is
+dropped. From a trunk, frames tagged with a carried segment are untagged and
+handed to `l2_forward`. Each accepted frame leaves with the tenant in
+`metadata`, the segment in reg6 and, from a VM, the VM's conntrack zone in reg5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sdnctl.compile.context import ROUTED_BIT, TENANT_MASK, NetworkView
+from sdnctl.flows import (
+    Flow,
+    Goto,
+    Match,
+    Meter,
+    MeterBand,
+    PopVlan,
+    SetField,
+    WriteMetadata,
+)
+from sdnctl.pipeline import REG_SEGMENT, REG_ZONE
+
+ETH_IP = 0x0800
+ETH_ARP = 0x0806
+PRIO_ALLOW = 200
+PRIO_PORT_DROP = 100
+
+
+def tenant_metadata(view: NetworkView, tenant: str, routed: bool) -> WriteMetadata:
+    value = view.tenant_ids[tenant] | (ROUTED_BIT if routed else 0)
+    return WriteMetadata(value, ROUTED_BIT | TENANT_MASK)
+
+
+def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
+    for lv in view.local_vms(switch):
+        vm, seg, port = lv.vm, lv.segment, lv.port
+        owner = f"vm:{vm.name}"
+        meter = (Meter(port),) if vm.rate_limit_mbps else ()
+        untagged_from_vm = {"in_port": port, "eth_src": vm.mac, "vlan_vid": 0}
+        yield Flow(
+            "port_security", PRIO_ALLOW,
+            Match.of(untagged_from_vm, eth_type=ETH_IP, ipv4_src=str(vm.ip)),
+            (*meter, tenant_metadata(view, vm.tenant, seg.routed),
+             SetField(REG_ZONE, port), SetField(REG_SEGMENT, seg.vlan), Goto("ct_out")),
+            owner,
+        )
+        yield Flow(
+            "port_security", PRIO_ALLOW,
+            Match.of(untagged_from_vm, eth_type=ETH_ARP, arp_spa=str(vm.ip), arp_sha=vm.mac),
+            (*meter, tenant_metadata(view, vm.tenant, seg.routed),
+             SetField(REG_SEGMENT, seg.vlan), Goto("arp")),
+            owner,
+        )
+        # Anything else from a VM port is spoofed or unsupported: say so by name.
+        yield Flow("port_security", PRIO_PORT_DROP, Match.of(in_port=port), (), owner)
+
+    for trunk in view.trunk_ports(switch):
+        for seg in view.ingress_segments(switch):
+            yield Flow(
+                "port_security", PRIO_ALLOW,
+                Match.of(in_port=trunk, vlan_vid=seg.vlan),
+                (PopVlan(), tenant_metadata(view, seg.tenant, seg.routed),
+                 SetField(REG_SEGMENT, seg.vlan), Goto("l2_forward")),
+                f"segment:{seg.vlan}",
+            )
+
+
+def compile_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:
+    """One meter per rate-limited VM, id = its port (unique on the switch)."""
+    for lv in view.local_vms(switch):
+        if lv.vm.rate_limit_mbps:
+            kbps = lv.vm.rate_limit_mbps * 1000
+            # A burst of ~100 ms of traffic: without one, TCP sees far less than the rate.
+            yield MeterBand(lv.port, kbps, max(kbps // 10, 1000), f"vm:{lv.vm.name}")

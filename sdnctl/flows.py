@@ -1,0 +1,422 @@
+"""The flow intermediate representation: what the compiler emits and everything else reads.
+
+Field names follow the OpenFlow OXM names used by os-ken and ovs-fields(7)
+(`eth_src`, `ipv4_dst`, `tcp_dst`, `ct_state`, `reg6`, `conj_id`), so the
+southbound passes them through and the ofctl printer renames only a few.
+
+A `Flow` is identified, as in OpenFlow, by (stage, priority, match); its `owner`
+names what in the policy it exists for (`vm:web1`, `rule:acme:3`, `segment:10`,
+`base`), and its cookie is derived from the owner so live flows can be traced back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sdnctl.pipeline import STAGE_OF_TABLE, TABLE_ID, check_goto
+
+# A match value: an int, a string (MAC, IPv4 address, ct_state flags such as
+# "+est+trk"), or a (value, mask) pair of the same kind.
+MatchValue = int | str | tuple[int, int] | tuple[str, str]
+
+OFPP_IN_PORT = 0xFFFFFFF8
+OFPP_CONTROLLER = 0xFFFFFFFD
+OFPVID_PRESENT = 0x1000
+
+# Fields a match may name; anything else is a compiler bug caught at build time.
+MATCH_FIELDS = (
+    "in_port", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state",
+    "eth_type", "eth_src", "eth_dst", "vlan_vid",
+    "arp_op", "arp_spa", "arp_tpa", "arp_sha",
+    "ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst", "icmpv4_type",
+)
+_FIELD_ORDER = {f: i for i, f in enumerate(MATCH_FIELDS)}
+
+
+class Match(tuple[tuple[str, MatchValue], ...]):
+    """An immutable, canonically ordered set of field matches."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, fields: Mapping[str, MatchValue] | None = None, **kw: MatchValue) -> Match:
+        items = dict(fields or {}, **kw)
+        for name in items:
+            if name not in _FIELD_ORDER:
+                raise ValueError(f"unknown match field {name!r}")
+        return cls(sorted(items.items(), key=lambda kv: _FIELD_ORDER[kv[0]]))
+
+    def as_dict(self) -> dict[str, MatchValue]:
+        return dict(self)
+
+    def get(self, name: str) -> MatchValue | None:
+        for k, v in self:
+            if k == name:
+                return v
+        return None
+
+
+# ---- actions and instructions --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAction:
+    group_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetField:
+    field: str
+    value: int | str
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Copy a whole field onto another (NXAST_REG_MOVE)."""
+
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PopVlan:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DecTtl:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ct:
+    """Conntrack: zone is a number or a register name whose low 16 bits hold it.
+
+    With `table`, the packet is recirculated to that stage with ct_state set.
+    """
+
+    zone: int | str
+    commit: bool = False
+    table: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conjunction:
+    id: int
+    clause: int  # 1-based
+    n_clauses: int
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """Instruction: pass the packet through meter `meter_id` first."""
+
+    meter_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteMetadata:
+    value: int
+    mask: int
+
+
+@dataclass(frozen=True, slots=True)
+class Goto:
+    stage: str
+
+
+Action = (
+    Output | GroupAction | SetField | Move | PushVlan | PopVlan | DecTtl | Ct | Conjunction
+    | Meter | WriteMetadata | Goto
+)
+
+
+def cookie_of(owner: str) -> int:
+    """A stable 64-bit cookie for an owner name (top bit clear, never zero)."""
+    digest = hashlib.blake2b(owner.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF) or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    stage: str
+    priority: int
+    match: Match
+    actions: tuple[Action, ...]
+    owner: str = "base"
+    cookie: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.stage not in TABLE_ID:
+            raise ValueError(f"unknown stage {self.stage!r}")
+        if not self.cookie:
+            object.__setattr__(self, "cookie", cookie_of(self.owner))
+        for i, act in enumerate(self.actions):
+            if isinstance(act, Goto):
+                check_goto(self.stage, act.stage)
+                if i != len(self.actions) - 1:
+                    raise ValueError("goto must be the last action")
+            if isinstance(act, Ct) and act.table is not None:
+                check_goto(self.stage, act.table)
+        if any(isinstance(a, Conjunction) for a in self.actions) and not all(
+            isinstance(a, Conjunction) for a in self.actions
+        ):
+            raise ValueError("a flow with conjunction actions may have no other action")
+
+    @property
+    def table(self) -> int:
+        return TABLE_ID[self.stage]
+
+    @property
+    def key(self) -> tuple[str, int, Match]:
+        """What identifies the flow in the switch: its table, priority and match."""
+        return (self.stage, self.priority, self.match)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    actions: tuple[Action, ...]
+    watch_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    group_id: int
+    type: str  # "ff" (fast failover), "all", "select", "indirect"
+    buckets: tuple[Bucket, ...]
+    owner: str = "base"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterBand:
+    meter_id: int
+    rate_kbps: int
+    burst_kb: int
+    owner: str = "base"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSet:
+    """Everything one switch should hold: flows, groups and meters, in a fixed order."""
+
+    switch: str
+    flows: tuple[Flow, ...]
+    groups: tuple[Group, ...] = ()
+    meters: tuple[MeterBand, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        switch: str,
+        flows: Iterable[Flow],
+        groups: Iterable[Group] = (),
+        meters: Iterable[MeterBand] = (),
+    ) -> FlowSet:
+        """Sort deterministically and refuse two flows with the same identity."""
+        ordered = sorted(flows, key=_flow_sort_key)
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            if before.key == after.key:
+                raise ValueError(f"{switch}: two flows share table/priority/match: {before.key}")
+        return cls(
+            switch,
+            tuple(ordered),
+            tuple(sorted(groups, key=lambda g: g.group_id)),
+            tuple(sorted(meters, key=lambda m: m.meter_id)),
+        )
+
+    def in_stage(self, stage: str) -> list[Flow]:
+        return [f for f in self.flows if f.stage == stage]
+
+
+def _flow_sort_key(f: Flow) -> tuple[int, int, str]:
+    return (f.table, -f.priority, repr(f.match))
+
+
+# ---- rendering -------------------------------------------------------------------
+
+# IR name -> ovs-ofctl name where they differ.
+_OFCTL_FIELD = {
+    "eth_type": "dl_type",
+    "ipv4_src": "nw_src",
+    "ipv4_dst": "nw_dst",
+    "ip_proto": "nw_proto",
+    "tcp_dst": "tp_dst",
+    "udp_dst": "tp_dst",
+    "icmpv4_type": "icmp_type",
+}
+_NXM_NAME = {
+    "eth_src": "NXM_OF_ETH_SRC[]",
+    "eth_dst": "NXM_OF_ETH_DST[]",
+    "arp_sha": "NXM_NX_ARP_SHA[]",
+    "arp_tha": "NXM_NX_ARP_THA[]",
+    "arp_spa": "NXM_OF_ARP_SPA[]",
+    "arp_tpa": "NXM_OF_ARP_TPA[]",
+    "reg5": "NXM_NX_REG5[]",
+    "reg6": "NXM_NX_REG6[]",
+    "reg7": "NXM_NX_REG7[]",
+}
+_HEX_FIELDS = {"metadata", "reg5", "reg6", "reg7", "eth_type", "tcp_dst", "udp_dst"}
+
+
+def _render_value(name: str, value: MatchValue) -> str:
+    if isinstance(value, tuple):
+        return f"{_render_value(name, value[0])}/{_render_value(name, value[1])}"
+    if isinstance(value, int) and name in _HEX_FIELDS:
+        return hex(value)
+    return str(value)
+
+
+def render_match_ofctl(match: Match) -> str:
+    parts = []
+    for name, value in match:
+        if name == "vlan_vid":
+            # ovs-ofctl speaks 802.1Q through vlan_tci (VID plus the CFI/present bit).
+            if isinstance(value, tuple):
+                parts.append(f"vlan_tci={hex(value[0])}/{hex(value[1] | 0x1000)}")
+            elif value == 0:
+                parts.append("vlan_tci=0x0000/0x1fff")
+            else:
+                parts.append(f"vlan_tci={hex(value | OFPVID_PRESENT)}/0x1fff")
+            continue
+        parts.append(f"{_OFCTL_FIELD.get(name, name)}={_render_value(name, value)}")
+    return ",".join(parts)
+
+
+def render_action_ofctl(act: Action) -> str:
+    match act:
+        case Output(port=p):
+            return "IN_PORT" if p == OFPP_IN_PORT else (
+                "CONTROLLER:65535" if p == OFPP_CONTROLLER else f"output:{p}"
+            )
+        case GroupAction(group_id=g):
+            return f"group:{g}"
+        case SetField(field="vlan_vid", value=v):
+            return f"set_field:{int(v) | OFPVID_PRESENT}->vlan_vid"
+        case SetField(field=f, value=v):
+            if f in _NXM_NAME and isinstance(v, int):
+                return f"load:{hex(v)}->{_NXM_NAME[f]}"
+            return f"set_field:{v}->{f}"
+        case Move(src=s, dst=d):
+            return f"move:{_NXM_NAME[s]}->{_NXM_NAME[d]}"
+        case PushVlan():
+            return "push_vlan:0x8100"
+        case PopVlan():
+            return "pop_vlan"
+        case DecTtl():
+            return "dec_ttl"
+        case Ct(zone=z, commit=c, table=t):
+            args = ["commit"] if c else []
+            if t is not None:
+                args.append(f"table={TABLE_ID[t]}")
+            zone = f"NXM_NX_{z.upper()}[0..15]" if isinstance(z, str) else str(z)
+            args.append(f"zone={zone}")
+            return f"ct({','.join(args)})"
+        case Conjunction(id=i, clause=c, n_clauses=n):
+            return f"conjunction({i},{c}/{n})"
+        case Meter(meter_id=m):
+            return f"meter:{m}"
+        case WriteMetadata(value=v, mask=m):
+            return f"write_metadata:{hex(v)}/{hex(m)}"
+        case Goto(stage=s):
+            return f"goto_table:{TABLE_ID[s]}"
+    raise TypeError(f"unknown action {act!r}")
+
+
+def render_flow_ofctl(flow: Flow) -> str:
+    """One line `ovs-ofctl -O OpenFlow13 add-flows` accepts."""
+    match = render_match_ofctl(flow.match)
+    head = f"table={flow.table},priority={flow.priority},cookie={hex(flow.cookie)}"
+    if match:
+        head += "," + match
+    actions = ",".join(render_action_ofctl(a) for a in flow.actions) or "drop"
+    return f"{head} actions={actions}"
+
+
+def render_group_ofctl(group: Group) -> str:
+    kind = {"ff": "fast_failover"}.get(group.type, group.type)
+    buckets = []
+    for b in group.buckets:
+        watch = f"watch_port:{b.watch_port}," if b.watch_port is not None else ""
+        buckets.append(f"bucket={watch}" + ",".join(render_action_ofctl(a) for a in b.actions))
+    return f"group_id={group.group_id},type={kind}," + ",".join(buckets)
+
+
+def render_meter_ofctl(meter: MeterBand) -> str:
+    return (
+        f"meter={meter.meter_id},kbps,burst,"
+        f"band=type=drop,rate={meter.rate_kbps},burst_size={meter.burst_kb}"
+    )
+
+
+def render_flowset_ofctl(fs: FlowSet) -> str:
+    """Meters and groups as comments (ovs-ofctl adds them with add-meter/add-group),
+    then one flow per line."""
+    lines = [f"# switch {fs.switch}: {len(fs.flows)} flows"]
+    lines += [f"# meter: {render_meter_ofctl(m)}" for m in fs.meters]
+    lines += [f"# group: {render_group_ofctl(g)}" for g in fs.groups]
+    lines += [render_flow_ofctl(f) for f in fs.flows]
+    return "\n".join(lines) + "\n"
+
+
+def action_to_json(act: Action) -> dict[str, object]:
+    out: dict[str, object] = {"type": type(act).__name__}
+    for name in act.__slots__:  # type: ignore[union-attr]
+        out[name] = getattr(act, name)
+    return out
+
+
+def flow_to_json(flow: Flow) -> dict[str, object]:
+    return {
+        "stage": flow.stage,
+        "table": flow.table,
+        "priority": flow.priority,
+        "match": {k: list(v) if isinstance(v, tuple) else v for k, v in flow.match},
+        "actions": [action_to_json(a) for a in flow.actions],
+        "owner": flow.owner,
+        "cookie": flow.cookie,
+    }
+
+
+def flowset_to_json(fs: FlowSet) -> dict[str, object]:
+    return {
+        "switch": fs.switch,
+        "flows": [flow_to_json(f) for f in fs.flows],
+        "groups": [
+            {
+                "group_id": g.group_id,
+                "type": g.type,
+                "buckets": [
+                    {"watch_port": b.watch_port, "actions": [action_to_json(a) for a in b.actions]}
+                    for b in g.buckets
+                ],
+                "owner": g.owner,
+            }
+            for g in fs.groups
+        ],
+        "meters": [
+            {"meter_id": m.meter_id, "rate_kbps": m.rate_kbps, "burst_kb": m.burst_kb,
+             "owner": m.owner}
+            for m in fs.meters
+        ],
+    }
+
+
+def dumps_flowsets(flowsets: Iterable[FlowSet]) -> str:
+    return json.dumps([flowset_to_json(fs) for fs in flowsets], indent=2)
+
+
+def stage_of_table(table: int) -> str:
+    return STAGE_OF_TABLE[table]

@@ -1,0 +1,98 @@
+"""The OpenFlow 1.3 pipeline, declared once as data.
+
+Every stage has a name, one job, and the stages it may `goto`. Table ids come
+from the position in `PIPELINE` only; code, golden files and `explain` speak of
+stages by name. `sdnctl.flows.Flow` checks each goto against this declaration.
+
+Registers (ovs-fields(7)) carried between stages:
+
+- `metadata`: tenant id (`tenant_id()`), so overlapping subnets never meet.
+- `reg5`: conntrack zone of the VM the packet came from (its OpenFlow port number).
+- `reg6`: the segment (VLAN id) the packet currently lives in.
+- `reg7`: the local VM port a packet is being delivered to.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    name: str
+    job: str
+    next: tuple[str, ...]  # stages this one may goto
+
+
+PIPELINE: tuple[Stage, ...] = (
+    Stage(
+        "port_security",
+        "classify by in_port; drop frames whose MAC, IP, ARP sender or tag is not the bound "
+        "VM's; load tenant/segment/zone; meter the VM; untag frames from trunks",
+        ("arp", "ct_out", "l2_forward"),
+    ),
+    Stage("arp", "answer ARP for VMs and gateways from the bindings; drop the rest", ()),
+    Stage("ct_out", "send IP from a VM through conntrack in the VM's zone", ("acl",)),
+    Stage(
+        "acl",
+        "established/related pass; new connections pass only if a rule (conjunction) or "
+        "the tenant default allows them, and are committed in the source zone",
+        ("l3_route",),
+    ),
+    Stage(
+        "l3_route",
+        "distributed router: frames to a gateway MAC are routed to the destination VM's "
+        "segment (TTL decremented, MACs rewritten); others stay in their segment",
+        ("l2_forward",),
+    ),
+    Stage(
+        "l2_forward",
+        "by segment and destination MAC: deliver to a local VM or send tagged towards "
+        "the VM's hypervisor (fast-failover group)",
+        ("ct_in",),
+    ),
+    Stage("ct_in", "send IP towards a local VM through conntrack in that VM's zone", ("deliver",)),
+    Stage("deliver", "commit new connections in the destination zone and output to the VM", ()),
+)
+
+STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in PIPELINE}
+TABLE_ID: dict[str, int] = {s.name: i for i, s in enumerate(PIPELINE)}
+STAGE_OF_TABLE: dict[int, str] = {i: s.name for i, s in enumerate(PIPELINE)}
+
+REG_ZONE = "reg5"
+REG_SEGMENT = "reg6"
+REG_OUT_PORT = "reg7"
+METADATA_MASK = 0xFFFFFFFF
+
+
+def table_id(stage: str) -> int:
+    return TABLE_ID[stage]
+
+
+def check_goto(src: str, dst: str) -> None:
+    """Raise ValueError unless the pipeline declares `src -> dst`."""
+    if dst not in STAGE_BY_NAME[src].next:
+        raise ValueError(f"stage {src} may not goto {dst} (allowed: {STAGE_BY_NAME[src].next})")
+
+
+def tenant_id(tenant: str) -> int:
+    """A stable 32-bit id for a tenant, derived from its name alone.
+
+    Derived rather than numbered so that adding a tenant never renumbers others
+    (which would rewrite every flow of every tenant on an edit). The policy loader
+    refuses the astronomically unlikely collision.
+    """
+    return zlib.crc32(tenant.encode()) or 1
+
+
+def gateway_mac(vlan: int) -> str:
+    """The MAC the distributed router answers with for a segment's gateway.
+
+    `0e:` is locally administered unicast; the VLAN id makes it unique per segment.
+    The policy loader refuses VM MACs in the `0e:00:00:00` range.
+    """
+    return f"0e:00:00:00:{vlan >> 8:02x}:{vlan & 0xFF:02x}"
+
+
+GATEWAY_MAC_PREFIX = "0e:00:00:00:"

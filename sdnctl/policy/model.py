@@ -1,0 +1,171 @@
+"""The validated, immutable policy model (DESIGN.md §2).
+
+Nothing here parses files: `sdnctl.policy.load` turns YAML into these objects and
+refuses anything invalid, so code that receives a `Policy` may trust it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from types import MappingProxyType
+
+ANY = "any"  # the group name that means "every VM of the tenant"
+
+
+class Proto(enum.StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"  # ICMP echo request; replies and errors ride on conntrack
+    ANY = "any"  # every IPv4 packet
+
+
+class Default(enum.StrEnum):
+    DENY = "deny"
+    ALLOW = "allow"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Service:
+    """One entry of a rule's `allow` list: `tcp/80`, `udp/1000-2000`, `icmp`, `any`."""
+
+    proto: Proto
+    port_lo: int = 0  # 0 for protocols without ports
+    port_hi: int = 0
+
+    @property
+    def has_ports(self) -> bool:
+        return self.proto in (Proto.TCP, Proto.UDP)
+
+    def contains(self, other: Service) -> bool:
+        """True when every packet of `other` is also a packet of `self`."""
+        if self.proto is Proto.ANY:
+            return True
+        if self.proto is not other.proto:
+            return False
+        if not self.has_ports:
+            return True
+        return self.port_lo <= other.port_lo and other.port_hi <= self.port_hi
+
+    def __str__(self) -> str:
+        if not self.has_ports:
+            return self.proto.value
+        if self.port_lo == self.port_hi:
+            return f"{self.proto.value}/{self.port_lo}"
+        return f"{self.proto.value}/{self.port_lo}-{self.port_hi}"
+
+
+def parse_service(text: str) -> Service:
+    """Parse `tcp/80`, `tcp/8000-8100`, `udp/53`, `icmp` or `any`; ValueError if bad."""
+    text = text.strip()
+    if text in ("icmp", "any"):
+        return Service(Proto(text))
+    proto_text, sep, ports = text.partition("/")
+    if not sep or proto_text not in ("tcp", "udp"):
+        raise ValueError(
+            f"bad service {text!r}: expected tcp/PORT, udp/PORT, tcp/LO-HI, icmp or any"
+        )
+    lo_text, dash, hi_text = ports.partition("-")
+    if not lo_text.isdigit() or (dash and not hi_text.isdigit()):
+        raise ValueError(f"bad service {text!r}: ports must be numbers like 80 or 8000-8100")
+    lo = int(lo_text)
+    hi = int(hi_text) if dash else lo
+    if not 1 <= lo <= 65535 or not 1 <= hi <= 65535:
+        raise ValueError(f"bad service {text!r}: ports must be within 1..65535")
+    if lo > hi:
+        raise ValueError(f"bad service {text!r}: port range {lo}-{hi} is reversed")
+    return Service(Proto(proto_text), lo, hi)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One VLAN / L2 domain of a tenant."""
+
+    tenant: str
+    name: str
+    vlan: int
+    subnet: IPv4Network
+    gateway: IPv4Address | None  # None: the segment is never routed
+    line: int = 0
+
+    @property
+    def routed(self) -> bool:
+        return self.gateway is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A micro-segmentation group: VMs whose labels include `labels`, plus `vms`."""
+
+    tenant: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    vms: tuple[str, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Allow `services` for connections opened by `src` members towards `dst` members."""
+
+    tenant: str
+    src: str  # a group name of the tenant, or ANY
+    dst: str
+    services: tuple[Service, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    name: str
+    default: Default
+    segments: Mapping[str, Segment]
+    groups: Mapping[str, Group]
+    rules: tuple[Rule, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VM:
+    name: str
+    tenant: str
+    segment: str
+    mac: str  # lower-case, colon separated: "02:00:00:00:10:11"
+    ip: IPv4Address
+    labels: Mapping[str, str]
+    host: str | None  # the placement used by the lab and `vm plug`; None if unplaced
+    rate_limit_mbps: int | None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    tenants: Mapping[str, Tenant]
+    vms: Mapping[str, VM]
+    source: str = "<policy>"
+
+    def segment_of(self, vm: VM) -> Segment:
+        return self.tenants[vm.tenant].segments[vm.segment]
+
+    def vms_of(self, tenant: str) -> Iterator[VM]:
+        return (vm for vm in self.vms.values() if vm.tenant == tenant)
+
+    def members(self, tenant: str, group: str) -> frozenset[str]:
+        """Names of the VMs a group (or ANY) names inside `tenant`."""
+        if group == ANY:
+            return frozenset(vm.name for vm in self.vms_of(tenant))
+        g = self.tenants[tenant].groups[group]
+        by_label = {
+            vm.name
+            for vm in self.vms_of(tenant)
+            if all(vm.labels.get(k) == v for k, v in g.labels.items())
+        } if g.labels else set()
+        return frozenset(by_label | set(g.vms))
+
+    def services(self) -> tuple[Service, ...]:
+        """Every service named by some rule, sorted, without repeats."""
+        return tuple(
+            sorted({s for t in self.tenants.values() for r in t.rules for s in r.services})
+        )

@@ -1,0 +1,150 @@
+"""Reachability measured on FlowSets: what a VM really gets, packet by packet.
+
+A probe behaves like the VM's own IP stack: resolve the next hop with ARP (the
+peer itself on the same subnet, else the segment's gateway, else give up: no
+route), send the first packet of the service, and require the peer's reply to
+come back. Both directions run through the simulator with one conntrack state.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sdnctl.bindings import Bindings
+from sdnctl.flows import FlowSet
+from sdnctl.policy.model import VM, Policy, Proto, Service
+from sdnctl.topology.model import Topology
+from sdnctl.verify.simulate import Conntrack, Packet, Simulator, Trace
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+CLIENT_PORT = 40000
+
+
+@dataclass
+class ProbeResult:
+    src: str
+    dst: str
+    service: Service
+    reached: bool
+    reason: str
+    traces: list[tuple[str, Trace]] = field(default_factory=list)  # (what, trace)
+    delivered: bool = False  # the first packet reached dst, whatever became of the reply
+
+
+def _next_hop_ip(policy: Policy, vm: VM, dst_ip: str) -> str | None:
+    seg = policy.segment_of(vm)
+    if ipaddress.IPv4Address(dst_ip) in seg.subnet:
+        return dst_ip
+    return str(seg.gateway) if seg.gateway is not None else None
+
+
+def resolve(sim: Simulator, bindings: Bindings, vm: VM, ip: str, ct: Conntrack,
+            traces: list[tuple[str, Trace]]) -> str | None:
+    """ARP for `ip` from `vm`; the MAC the network answers with, or None."""
+    at = bindings.ports[vm.name]
+    request: Packet = {
+        "eth_src": vm.mac, "eth_dst": BROADCAST, "eth_type": 0x0806, "arp_op": 1,
+        "arp_sha": vm.mac, "arp_spa": str(vm.ip), "arp_tha": "00:00:00:00:00:00", "arp_tpa": ip,
+    }
+    trace = sim.inject(at, request, ct)
+    traces.append((f"arp {vm.name} who-has {ip}", trace))
+    for ref, pkt in trace.delivered:
+        if ref == at and pkt.get("arp_op") == 2 and pkt.get("arp_spa") == ip:
+            return str(pkt["arp_sha"])
+    return None
+
+
+def service_packet(service: Service, src: VM, dst_ip: str, src_mac: str, dst_mac: str) -> Packet:
+    pkt: Packet = {
+        "eth_src": src_mac, "eth_dst": dst_mac, "eth_type": 0x0800,
+        "ipv4_src": str(src.ip), "ipv4_dst": dst_ip, "ip_ttl": 64,
+    }
+    if service.proto is Proto.TCP:
+        pkt.update(ip_proto=6, tcp_src=CLIENT_PORT, tcp_dst=service.port_lo, tcp_syn=1)
+    elif service.proto is Proto.UDP:
+        pkt.update(ip_proto=17, udp_src=CLIENT_PORT, udp_dst=service.port_lo)
+    elif service.proto is Proto.ICMP:
+        pkt.update(ip_proto=1, icmpv4_type=8, icmp_id=CLIENT_PORT)
+    else:  # "any": probe with a TCP connection to a port no one names
+        pkt.update(ip_proto=6, tcp_src=CLIENT_PORT, tcp_dst=9, tcp_syn=1)
+    return pkt
+
+
+def reply_packet(request: Packet, src_mac: str, dst_mac: str) -> Packet:
+    """The peer's answer: addresses and ports swapped, SYN-ACK / echo reply."""
+    reply: Packet = dict(request, eth_src=src_mac, eth_dst=dst_mac,
+                         ipv4_src=request["ipv4_dst"], ipv4_dst=request["ipv4_src"], ip_ttl=64)
+    if request.get("ip_proto") == 6:
+        reply.update(tcp_src=request["tcp_dst"], tcp_dst=request["tcp_src"], tcp_syn=1)
+    elif request.get("ip_proto") == 17:
+        reply.update(udp_src=request["udp_dst"], udp_dst=request["udp_src"])
+    elif request.get("ip_proto") == 1:
+        reply.update(icmpv4_type=0)
+    return reply
+
+
+def _send(
+    sim: Simulator, bindings: Bindings, policy: Policy, src: VM, dst: VM,
+    pkt_of: Callable[[str], Packet], ct: Conntrack, traces: list[tuple[str, Trace]], what: str,
+) -> tuple[bool, str, Packet]:
+    """Resolve, send, and check delivery of one packet src -> dst."""
+    hop = _next_hop_ip(policy, src, str(dst.ip))
+    if hop is None:
+        return False, f"{src.name} has no route to {dst.ip}", {}
+    mac = resolve(sim, bindings, src, hop, ct, traces)
+    if mac is None:
+        return False, f"ARP for {hop} from {src.name} got no answer", {}
+    pkt = pkt_of(mac)
+    trace = sim.inject(bindings.ports[src.name], pkt, ct)
+    traces.append((what, trace))
+    for ref, out in trace.delivered:
+        if (ref == bindings.ports.get(dst.name) and out.get("ipv4_dst") == str(dst.ip)
+                and out.get("eth_dst") == dst.mac):
+            return True, "", pkt
+    last = trace.dropped_at[-1] if trace.dropped_at else None
+    where = f" (dropped at {last.switch}/{last.stage})" if last else ""
+    return False, f"{what} not delivered{where}", pkt
+
+
+def probe(sim: Simulator, policy: Policy, bindings: Bindings, src: str, dst: str,
+          service: Service, ct: Conntrack | None = None) -> ProbeResult:
+    """Does a connection src -> dst for `service` open (request delivered, reply back)?"""
+    ct = ct if ct is not None else Conntrack()
+    a, b = policy.vms[src], policy.vms[dst]
+    traces: list[tuple[str, Trace]] = []
+    if src not in bindings.ports or dst not in bindings.ports:
+        return ProbeResult(src, dst, service, False, "not bound", traces)
+    ok, why, request = _send(
+        sim, bindings, policy, a, b,
+        lambda mac: service_packet(service, a, str(b.ip), a.mac, mac), ct, traces, "request",
+    )
+    if not ok:
+        return ProbeResult(src, dst, service, False, why, traces)
+    ok, why, _ = _send(
+        sim, bindings, policy, b, a,
+        lambda mac: reply_packet(request, b.mac, mac), ct, traces, "reply",
+    )
+    return ProbeResult(src, dst, service, ok, why, traces, delivered=True)
+
+
+def reachability(
+    flowsets: Mapping[str, FlowSet],
+    policy: Policy,
+    topology: Topology,
+    bindings: Bindings,
+    services: Iterable[Service],
+) -> dict[tuple[str, str, Service], bool]:
+    """Every ordered pair of bound VMs x services -> reached?"""
+    sim = Simulator(flowsets, topology)
+    services = tuple(services)
+    out: dict[tuple[str, str, Service], bool] = {}
+    names = sorted(n for n in policy.vms if n in bindings.ports)
+    for a in names:
+        for b in names:
+            if a == b:
+                continue
+            for s in services:
+                out[(a, b, s)] = probe(sim, policy, bindings, a, b, s).reached
+    return out
