@@ -11,6 +11,7 @@ names what in the policy it exists for (`vm:web1`, `rule:acme:3`, `segment:10`,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -144,6 +145,7 @@ Action = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def cookie_of(owner: str) -> int:
     """A stable 64-bit cookie for an owner name (top bit clear, never zero)."""
     digest = hashlib.blake2b(owner.encode(), digest_size=8).digest()
@@ -164,6 +166,7 @@ class Flow:
             raise ValueError(f"unknown stage {self.stage!r}")
         if not self.cookie:
             object.__setattr__(self, "cookie", cookie_of(self.owner))
+        _check_instruction_order(self.actions)
         for i, act in enumerate(self.actions):
             if isinstance(act, Goto):
                 check_goto(self.stage, act.stage)
@@ -184,6 +187,19 @@ class Flow:
     def key(self) -> tuple[str, int, Match]:
         """What identifies the flow in the switch: its table, priority and match."""
         return (self.stage, self.priority, self.match)
+
+
+def _check_instruction_order(actions: tuple[Action, ...]) -> None:
+    """OpenFlow 1.3 order: meter, apply-actions, write-metadata, goto (each optional).
+
+    The IR keeps that order so a flow reads the way the switch runs it.
+    """
+    rank = [_INSTRUCTION_RANK.get(type(a), 1) for a in actions]
+    if any(a > b for a, b in zip(rank, rank[1:], strict=False)):
+        raise ValueError(f"instructions out of order (meter, actions, metadata, goto): {actions}")
+
+
+_INSTRUCTION_RANK: dict[type, int] = {Meter: 0, WriteMetadata: 2, Goto: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,11 +284,13 @@ _NXM_NAME = {
     "reg6": "NXM_NX_REG6[]",
     "reg7": "NXM_NX_REG7[]",
 }
-_HEX_FIELDS = {"metadata", "reg5", "reg6", "reg7", "eth_type", "tcp_dst", "udp_dst"}
+_HEX_FIELDS = {"metadata", "reg5", "reg6", "reg7", "eth_type"}
 
 
 def _render_value(name: str, value: MatchValue) -> str:
     if isinstance(value, tuple):
+        if isinstance(value[0], int) and isinstance(value[1], int):
+            return f"{hex(value[0])}/{hex(value[1])}"  # masks read best in hex
         return f"{_render_value(name, value[0])}/{_render_value(name, value[1])}"
     if isinstance(value, int) and name in _HEX_FIELDS:
         return hex(value)
@@ -295,7 +313,8 @@ def render_match_ofctl(match: Match) -> str:
     return ",".join(parts)
 
 
-def render_action_ofctl(act: Action) -> str:
+def render_action_ofctl(act: Action, named: bool = False) -> str:
+    """ovs-ofctl syntax; with `named`, tables appear by stage name (for people and goldens)."""
     match act:
         case Output(port=p):
             return "IN_PORT" if p == OFPP_IN_PORT else (
@@ -320,7 +339,7 @@ def render_action_ofctl(act: Action) -> str:
         case Ct(zone=z, commit=c, table=t):
             args = ["commit"] if c else []
             if t is not None:
-                args.append(f"table={TABLE_ID[t]}")
+                args.append(f"table={t if named else TABLE_ID[t]}")
             zone = f"NXM_NX_{z.upper()}[0..15]" if isinstance(z, str) else str(z)
             args.append(f"zone={zone}")
             return f"ct({','.join(args)})"
@@ -331,8 +350,16 @@ def render_action_ofctl(act: Action) -> str:
         case WriteMetadata(value=v, mask=m):
             return f"write_metadata:{hex(v)}/{hex(m)}"
         case Goto(stage=s):
-            return f"goto_table:{TABLE_ID[s]}"
+            return f"goto:{s}" if named else f"goto_table:{TABLE_ID[s]}"
     raise TypeError(f"unknown action {act!r}")
+
+
+def render_flow_named(flow: Flow) -> str:
+    """A flow as people read it: stage names instead of table numbers, owner instead
+    of cookie. Golden files use this, so adding a stage rewrites none of them."""
+    actions = ",".join(render_action_ofctl(a, named=True) for a in flow.actions) or "drop"
+    match = render_match_ofctl(flow.match) or "*"
+    return f"{flow.stage} priority={flow.priority} owner={flow.owner} {match} actions={actions}"
 
 
 def render_flow_ofctl(flow: Flow) -> str:

@@ -58,12 +58,20 @@ def service_matches(service: Service) -> list[dict[str, MatchValue]]:
 
 
 def conjunction_ids(rules: list[Rule]) -> dict[Rule, int]:
-    """Stable ids derived from each rule's content, so editing one rule never
-    renumbers the others; collisions are resolved deterministically."""
+    """Stable ids derived from each rule's tenant, source and destination.
+
+    Not from its services: editing a rule's services then keeps its id, so only the
+    service clauses change on the switch, not every VM clause that names the id.
+    Adding a rule never renumbers the others; collisions resolve deterministically.
+    """
     ids: dict[Rule, int] = {}
     used: set[int] = set()
+    ordinal: dict[str, int] = defaultdict(int)
     for rule in unique_rules(rules):
-        cid = zlib.crc32(_rule_key(rule).encode()) & 0x7FFF_FFFF or 1
+        pair = f"{rule.tenant}|{rule.src}|{rule.dst}"
+        seed = f"{pair}|{ordinal[pair]}"  # a second rule for the same pair
+        ordinal[pair] += 1
+        cid = zlib.crc32(seed.encode()) & 0x7FFF_FFFF or 1
         while cid in used:
             cid = (cid + 1) & 0x7FFF_FFFF or 1
         used.add(cid)
@@ -114,24 +122,27 @@ def compile_acl(view: NetworkView, switch: str) -> Iterator[Flow]:
     ids = conjunction_ids(rules)
     for rule in unique_rules(rules):
         tid = view.tenant_ids[rule.tenant]
-        srcs = sorted(view.policy.members(rule.tenant, rule.src) & local_names)
-        dsts = sorted(view.policy.members(rule.tenant, rule.dst))
+        srcs = sorted(view.members(rule.tenant, rule.src) & local_names)
+        dsts = sorted(view.members(rule.tenant, rule.dst))
         if not srcs or not dsts:
             continue  # nobody here can open such a connection
         cid = ids[rule]
         tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
-        dims: list[list[Match]] = [
-            [Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip)) for n in srcs],
-            [Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip)) for n in dsts],
-            [Match.of(m) for s in rule.services for m in service_matches(s)],
+        # (match, owner): a VM's clause belongs to the VM, a service clause to the rule.
+        dims: list[list[tuple[Match, str]]] = [
+            [(Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip)), f"vm:{n}")
+             for n in srcs],
+            [(Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip)), f"vm:{n}")
+             for n in dsts],
+            [(Match.of(m), rule_owner(rule)) for s in rule.services for m in service_matches(s)],
         ]
         for clause, matches in enumerate(dims, start=1):
-            for m in dict.fromkeys(matches):
+            for m, owner in dict.fromkeys(matches):
                 clauses[m].append(Conjunction(cid, clause, len(dims)))
-                owners[m].add(rule_owner(rule))
+                owners[m].add(owner)
         yield Flow(
             "acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP), commit, rule_owner(rule)
         )
     for m, conjs in clauses.items():
-        # A clause shared by several rules belongs to them all; name it after the first.
+        # A service clause shared by several rules is named after the first of them.
         yield Flow("acl", PRIO_RULE, m, tuple(conjs), sorted(owners[m])[0])

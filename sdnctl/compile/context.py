@@ -36,6 +36,7 @@ class NetworkView:
     # filled in __post_init__
     local: dict[str, list[LocalVM]] = field(default_factory=dict)
     where: dict[str, PortRef] = field(default_factory=dict)
+    _members: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         local: dict[str, list[LocalVM]] = defaultdict(list)
@@ -72,6 +73,13 @@ class NetworkView:
         for name in sorted(self.policy.vms):
             out[self.policy.vms[name].tenant].append(self.policy.vms[name])
         return dict(out)
+
+    def members(self, tenant: str, group: str) -> frozenset[str]:
+        """Policy.members, computed once per compile (every switch asks)."""
+        key = (tenant, group)
+        if key not in self._members:
+            self._members[key] = self.policy.members(tenant, group)
+        return self._members[key]
 
     def is_hypervisor(self, switch: str) -> bool:
         return self.topology.switches[switch].role is Role.HYPERVISOR

@@ -13,6 +13,7 @@ import zlib
 from sdnctl.compile.context import NetworkView
 from sdnctl.flows import Bucket, Flow, Goto, Group, GroupAction, Match, Output, PushVlan, SetField
 from sdnctl.pipeline import REG_OUT_PORT, REG_SEGMENT
+from sdnctl.topology.paths import NextHop
 
 
 def group_id_for(view: NetworkView, dest_switch: str) -> int:
@@ -29,8 +30,17 @@ def compile_l2(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]
             ref = view.where.get(vm.name)
             if ref is None:
                 continue  # not bound anywhere: nothing to forward to
-            match = Match.of({REG_SEGMENT: seg.vlan}, eth_dst=vm.mac)
             owner = f"vm:{vm.name}"
+            if not view.is_hypervisor(switch):
+                # Transit: the frame is still tagged; forward it as it is.
+                hop = view.next_hops.get(ref.switch, {}).get(switch)
+                if hop is not None:
+                    out_fab = _towards(view, ref.switch, hop, groups)
+                    flows.append(Flow("l2_forward", 100,
+                                      Match.of(vlan_vid=seg.vlan, eth_dst=vm.mac),
+                                      (out_fab,), owner))
+                continue
+            match = Match.of({REG_SEGMENT: seg.vlan}, eth_dst=vm.mac)
             if ref.switch == switch:
                 flows.append(Flow(
                     "l2_forward", 100, match,
@@ -40,19 +50,25 @@ def compile_l2(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]
             hop = view.next_hops.get(ref.switch, {}).get(switch)
             if hop is None:
                 continue  # no path: the fabric is partitioned
-            if hop.backup_port is None:
-                out: Output | GroupAction = Output(hop.port)
-            else:
-                gid = group_id_for(view, ref.switch)
-                groups[gid] = Group(
-                    gid, "ff",
-                    (Bucket((Output(hop.port),), hop.port),
-                     Bucket((Output(hop.backup_port),), hop.backup_port)),
-                    f"path:{ref.switch}",
-                )
-                out = GroupAction(gid)
+            out = _towards(view, ref.switch, hop, groups)
             flows.append(Flow(
-                "l2_forward", 100, match,
-                (PushVlan(), SetField("vlan_vid", seg.vlan), out), owner,
+                "l2_forward", 100, match, (PushVlan(), SetField("vlan_vid", seg.vlan), out), owner
             ))
     return flows, list(groups.values())
+
+
+def _towards(
+    view: NetworkView, dest: str, hop: NextHop, groups: dict[int, Group]
+) -> Output | GroupAction:
+    """Output to the next hop, or to a fast-failover group when there is a backup."""
+    if hop.backup_port is None:
+        return Output(hop.port)
+    gid = group_id_for(view, dest)
+    if gid in groups:
+        return GroupAction(gid)
+    buckets = (
+        Bucket((Output(hop.port),), hop.port),
+        Bucket((Output(hop.backup_port),), hop.backup_port),
+    )
+    groups[gid] = Group(gid, "ff", buckets, f"path:{dest}")
+    return GroupAction(gid)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from sdnctl.compile.context import ROUTED_BIT, TENANT_MASK, NetworkView
 from sdnctl.flows import (
+    OFPVID_PRESENT,
     Flow,
     Goto,
     Match,
@@ -44,27 +45,37 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
         yield Flow(
             "port_security", PRIO_ALLOW,
             Match.of(untagged_from_vm, eth_type=ETH_IP, ipv4_src=str(vm.ip)),
-            (*meter, tenant_metadata(view, vm.tenant, seg.routed),
-             SetField(REG_ZONE, port), SetField(REG_SEGMENT, seg.vlan), Goto("ct_out")),
+            (*meter, SetField(REG_ZONE, port), SetField(REG_SEGMENT, seg.vlan),
+             tenant_metadata(view, vm.tenant, seg.routed), Goto("ct_out")),
             owner,
         )
         yield Flow(
             "port_security", PRIO_ALLOW,
             Match.of(untagged_from_vm, eth_type=ETH_ARP, arp_spa=str(vm.ip), arp_sha=vm.mac),
-            (*meter, tenant_metadata(view, vm.tenant, seg.routed),
-             SetField(REG_SEGMENT, seg.vlan), Goto("arp")),
+            (*meter, SetField(REG_SEGMENT, seg.vlan),
+             tenant_metadata(view, vm.tenant, seg.routed), Goto("arp")),
             owner,
         )
         # Anything else from a VM port is spoofed or unsupported: say so by name.
         yield Flow("port_security", PRIO_PORT_DROP, Match.of(in_port=port), (), owner)
 
+    if not view.is_hypervisor(switch):
+        # Fabric: frames keep their tag end to end; l2_forward matches it directly,
+        # so one flow per trunk suffices (not one per trunk and segment).
+        for trunk in view.trunk_ports(switch):
+            yield Flow(
+                "port_security", PRIO_ALLOW,
+                Match.of(in_port=trunk, vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT)),
+                (Goto("l2_forward"),), "base",
+            )
+        return
     for trunk in view.trunk_ports(switch):
         for seg in view.ingress_segments(switch):
             yield Flow(
                 "port_security", PRIO_ALLOW,
                 Match.of(in_port=trunk, vlan_vid=seg.vlan),
-                (PopVlan(), tenant_metadata(view, seg.tenant, seg.routed),
-                 SetField(REG_SEGMENT, seg.vlan), Goto("l2_forward")),
+                (PopVlan(), SetField(REG_SEGMENT, seg.vlan),
+                 tenant_metadata(view, seg.tenant, seg.routed), Goto("l2_forward")),
                 f"segment:{seg.vlan}",
             )
 

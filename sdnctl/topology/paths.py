@@ -8,6 +8,7 @@ deterministic.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import networkx as nx
@@ -34,34 +35,48 @@ def _transit_graph(graph: nx.Graph, dest: str) -> nx.Graph:
 def next_hops_towards(graph: nx.Graph, dest: str) -> dict[str, NextHop]:
     """For every switch that can reach hypervisor `dest`: its next hop (and backup).
 
-    A neighbour qualifies as backup when it is strictly closer to `dest` than
-    going back through us (the loop-free-alternate condition, RFC 5286), so the
-    failover bucket can never bounce a packet back and forth.
+    Primary: a shortest-path neighbour; ties are spread by a stable hash of
+    (switch, dest, neighbour), so two spines do not both lean on the same leaf.
+    Backup: another neighbour whose own primary path to `dest` never comes back
+    through this switch, so a failover bucket cannot bounce a packet between two
+    switches while one link is down (a second failure is for the controller).
     """
     transit = _transit_graph(graph, dest)
     dist: dict[str, int] = nx.single_source_shortest_path_length(transit, dest)
+
+    def ranked(node: str) -> list[str]:
+        cands = [n for n in graph.neighbors(node) if n in dist]
+        return sorted(cands, key=lambda n: (dist[n], _spread(node, dest, n), n))
+
+    primary: dict[str, str] = {}
+    for node in graph.nodes:
+        if node != dest:
+            cands = ranked(node)
+            if cands:
+                primary[node] = cands[0]
+
+    def path_avoids(start: str, avoid: str) -> bool:
+        node = start
+        while node != dest:
+            if node == avoid or node not in primary:
+                return False
+            node = primary[node]
+        return True
+
     hops: dict[str, NextHop] = {}
-    for node in sorted(graph.nodes):
-        if node == dest:
-            continue
-        # Candidates: neighbours on the transit graph that can reach dest.
-        cands = sorted((dist[n], n) for n in graph.neighbors(node) if n in dist)
-        if not cands:
-            continue
-        best_d, best = cands[0]
-        my_dist = best_d + 1
-        ports = graph.edges[node, best]["ports"]
-        backup = None
-        # A hypervisor is off the transit graph, so no neighbour's path can come back
-        # through it: any other neighbour is loop-free. Otherwise apply the LFA test
-        # dist(n, dest) < dist(n, node) + dist(node, dest), with dist(n, node) = 1.
-        off_transit = node not in transit
-        for d, n in cands[1:]:
-            if off_transit or d < 1 + my_dist:
-                backup = graph.edges[node, n]["ports"][node]
-                break
+    for node in sorted(primary):
+        ports = graph.edges[node, primary[node]]["ports"]
+        backup = next(
+            (graph.edges[node, n]["ports"][node]
+             for n in ranked(node)[1:] if path_avoids(n, node)),
+            None,
+        )
         hops[node] = NextHop(ports[node], backup)
     return hops
+
+
+def _spread(node: str, dest: str, neighbour: str) -> int:
+    return zlib.crc32(f"{node}>{dest}>{neighbour}".encode())
 
 
 def all_next_hops(graph: nx.Graph) -> dict[str, dict[str, NextHop]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sdnctl.flows import (
     OFPP_IN_PORT,
+    OFPVID_PRESENT,
     Conjunction,
     Ct,
     DecTtl,
@@ -80,6 +81,10 @@ def _compile_match(match: Match) -> tuple[_Cond, ...]:
             conds.append(_Cond(name, v, m))
         elif isinstance(value, tuple):
             conds.append(_Cond(name, _to_int(name, value[0]), _to_int(name, value[1])))
+        elif name == "vlan_vid":
+            # An exact VID in the IR is bare (0 = untagged); compare in OXM form.
+            vid = _to_int(name, value)
+            conds.append(_Cond(name, vid | OFPVID_PRESENT if vid else 0, None))
         else:
             conds.append(_Cond(name, _to_int(name, value), None))
     return tuple(conds)
@@ -95,6 +100,8 @@ def _matches(conds: tuple[_Cond, ...], pkt: Packet) -> bool:
             else:
                 return False
         got = _to_int(c.field, raw)
+        if c.field == "vlan_vid" and got:
+            got |= OFPVID_PRESENT  # packets carry the bare VID; OXM sets the present bit
         if c.mask is None:
             if got != c.value:
                 return False

@@ -1,0 +1,14 @@
+# Conveniences over ./dev (which needs nothing but bash on a fresh Debian 12).
+.PHONY: setup lab test unit bench lint
+setup:
+	./dev setup
+lab:
+	./dev lab
+test:
+	./dev test
+unit:
+	.venv/bin/pytest -q tests/unit
+lint:
+	.venv/bin/ruff check .
+bench:
+	.venv/bin/python benchmarks/compile_scale.py
