@@ -68,7 +68,9 @@ def parse_service(text: str) -> Service:
             f"bad service {text!r}: expected tcp/PORT, udp/PORT, tcp/LO-HI, icmp or any"
         )
     lo_text, dash, hi_text = ports.partition("-")
-    if not lo_text.isdigit() or (dash and not hi_text.isdigit()):
+    if not (lo_text.isascii() and lo_text.isdigit()) or (
+        dash and not (hi_text.isascii() and hi_text.isdigit())
+    ):
         raise ValueError(f"bad service {text!r}: ports must be numbers like 80 or 8000-8100")
     lo = int(lo_text)
     hi = int(hi_text) if dash else lo

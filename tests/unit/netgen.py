@@ -115,10 +115,10 @@ def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
         names = [n for n in vms if vms[n].tenant == tname]
         groups["picked"] = Group(tname, "picked", vms=tuple(draw(st.lists(
             st.sampled_from(names), max_size=2, unique=True))) or (names[0],))
+        ends = st.sampled_from([*groups, ANY])
+        services = st.lists(st.sampled_from(SERVICES), min_size=1, max_size=2, unique=True)
         rules = tuple(
-            Rule(tname, draw(st.sampled_from([*groups, ANY])), draw(st.sampled_from([*groups, ANY])),
-                 tuple(draw(st.lists(st.sampled_from(SERVICES), min_size=1, max_size=2,
-                                     unique=True))))
+            Rule(tname, draw(ends), draw(ends), tuple(draw(services)))
             for _ in range(draw(st.integers(0, 3)))
         )
         default = draw(st.sampled_from([Default.DENY, Default.DENY, Default.ALLOW]))

@@ -32,9 +32,11 @@ vms:
 """
 
 
-def small(mac: str = '"02:00:00:00:10:11"', **replace: str) -> str:
+def small(mac: str = '"02:00:00:00:10:11"', replace: dict[str, str] | None = None) -> str:
+    """SMALL with its MAC, and each `old` text replaced by `new` (which must be there)."""
     text = SMALL.replace("MAC", mac)
-    for old, new in replace.items():
+    for old, new in (replace or {}).items():
+        assert old in text, old
         text = text.replace(old, new)
     return text
 
@@ -144,7 +146,7 @@ def test_unquoted_mac_that_looks_sexagesimal_stays_a_mac() -> None:
 
 
 def test_unknown_keys_are_named_with_the_allowed_ones() -> None:
-    text = small(**{"gateway: 10.1.10.1": "gatway: 10.1.10.1",
+    text = small(replace={"gateway: 10.1.10.1": "gatway: 10.1.10.1",
                     "ip: 10.1.10.11,": "ip: 10.1.10.11, rate_limit: 5,"})
     assert problems(text) == [
         "p.yaml:5: segment acme/web: unknown key 'gatway', did you mean 'gateway'? "
@@ -155,12 +157,12 @@ def test_unknown_keys_are_named_with_the_allowed_ones() -> None:
 
 
 def test_duplicate_yaml_key_is_an_error() -> None:
-    text = small(**{"      db: {vlan: 30": "      web: {vlan: 30"})
+    text = small(replace={"      db: {vlan: 30": "      web: {vlan: 30"})
     assert problems(text) == ["p.yaml:6: duplicate key 'web' (first on line 5)"]
 
 
 def test_host_is_checked_only_against_a_topology() -> None:
-    text = small(**{"ip: 10.1.10.11,": "ip: 10.1.10.11, host: nowhere,"})
+    text = small(replace={"ip: 10.1.10.11,": "ip: 10.1.10.11, host: nowhere,"})
     assert parse_policy(text, "p.yaml").vms["web1"].host == "nowhere"
     topology = load_topology(TOPOLOGIES / "single.topology.yaml")
     with pytest.raises(LoadError) as caught:
@@ -177,7 +179,7 @@ def test_empty_optional_sections_are_allowed() -> None:
 
 
 def test_gateway_and_vm_on_the_same_address_is_refused() -> None:
-    assert problems(small(**{"ip: 10.1.10.11": "ip: 10.1.10.1"})) == [
+    assert problems(small(replace={"ip: 10.1.10.11": "ip: 10.1.10.1"})) == [
         "p.yaml:12: vm web1: ip 10.1.10.1 is the gateway of segment acme/web"
     ]
 

@@ -1,0 +1,70 @@
+"""Warnings about a valid policy: legal, but probably not what the operator meant.
+
+Nothing here is an error (DESIGN.md §2: a group may match no VM; a rule that can
+never take effect is a lint warning). Messages name the object as the loader does:
+`group T/G` or `rule N of tenant T (FROM -> TO)`.
+"""
+
+from __future__ import annotations
+
+from sdnctl.policy.model import ANY, VM, Policy, Rule, Tenant
+from sdnctl.yamlsrc import Problem
+
+
+def lint_policy(policy: Policy) -> list[Problem]:
+    """Every warning for `policy`, sorted by line then message."""
+    warnings: list[Problem] = []
+    for tenant in policy.tenants.values():
+        warnings += _lint_groups(policy, tenant)
+        warnings += _lint_rules(policy, tenant)
+    return sorted(warnings)
+
+
+def _lint_groups(policy: Policy, tenant: Tenant) -> list[Problem]:
+    return [
+        Problem(policy.source, group.line, f"group {tenant.name}/{group.name}: matches no VM")
+        for group in tenant.groups.values()
+        if not policy.members(tenant.name, group.name)
+    ]
+
+
+def _lint_rules(policy: Policy, tenant: Tenant) -> list[Problem]:
+    warnings = []
+    for number, rule in enumerate(tenant.rules, start=1):
+        trouble = _rule_trouble(policy, rule)
+        if trouble:
+            where = f"rule {number} of tenant {tenant.name} ({rule.src} -> {rule.dst})"
+            warnings.append(Problem(policy.source, rule.line, f"{where}: {trouble}"))
+    return warnings
+
+
+def _rule_trouble(policy: Policy, rule: Rule) -> str:
+    """Why `rule` can never allow anything; "" when some VM pair may use it."""
+    src = policy.members(rule.tenant, rule.src)
+    dst = policy.members(rule.tenant, rule.dst)
+    if not src:
+        return f"from {_group_text(rule.src)} matches no VM, so the rule has no effect"
+    if not dst:
+        return f"to {_group_text(rule.dst)} matches no VM, so the rule has no effect"
+    if any(_may_talk(policy, policy.vms[a], policy.vms[b]) for a in src for b in dst):
+        return ""
+    return (
+        f"can never take effect: no VM of {_group_text(rule.src, short=True)} shares a "
+        f"segment with another VM of {_group_text(rule.dst, short=True)}, and no such pair "
+        "is in two routed segments (a segment without a gateway is never routed)"
+    )
+
+
+def _may_talk(policy: Policy, a: VM, b: VM) -> bool:
+    """DESIGN.md §2 reach, minus the rules: distinct VMs, same segment or both routed."""
+    if a.name == b.name:
+        return False
+    if a.segment == b.segment:
+        return True
+    return policy.segment_of(a).routed and policy.segment_of(b).routed
+
+
+def _group_text(group: str, short: bool = False) -> str:
+    if group == ANY:
+        return "any" if short else "any (every VM of the tenant)"
+    return f"group {group}"

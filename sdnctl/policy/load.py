@@ -1,0 +1,582 @@
+"""Policy file (DESIGN.md §2) → validated `Policy`, or every problem at `file:line`.
+
+Reading happens in dependency order: tenants and their segments, then VMs (they
+name segments), then groups (they name VMs), then rules (they name groups). An
+object with a problem is still remembered by name so that whatever refers to it
+does not get a second, misleading "unknown ..." error. The `Policy` is built only
+when no problem at all was found.
+
+Every message reads `<object>: <problem>`, e.g. `segment acme/web: vlan 5000 is out
+of range 1..4094`, where the object is `policy`, `tenant T`, `segment T/S`,
+`group T/G`, `rule N of tenant T` (N counts from 1 in file order) or `vm V`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from sdnctl.pipeline import GATEWAY_MAC_PREFIX, tenant_id
+from sdnctl.policy.model import (
+    ANY,
+    VM,
+    Default,
+    Group,
+    Policy,
+    Rule,
+    Segment,
+    Service,
+    Tenant,
+    parse_service,
+)
+from sdnctl.topology.model import Role, Topology
+from sdnctl.yamlsrc import (
+    LineDict,
+    LineList,
+    Report,
+    describe,
+    is_int,
+    load_yaml,
+    read_source,
+    show_key,
+)
+
+TOP_KEYS = ("version", "tenants", "vms")
+TENANT_KEYS = ("default", "segments", "groups", "rules")
+SEGMENT_KEYS = ("vlan", "subnet", "gateway")
+GROUP_KEYS = ("labels", "vms")
+RULE_KEYS = ("from", "to", "allow")
+VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps")
+
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$")
+_SMALLEST_SUBNET = 30  # a /31 or /32 has no room for a VM besides network/broadcast
+
+
+def load_policy(path: str | Path, topology: Topology | None = None) -> Policy:
+    """Read and validate a policy file; LoadError lists every problem (file = `path`)."""
+    return parse_policy(read_source(path), str(path), topology)
+
+
+def parse_policy(text: str, source: str, topology: Topology | None = None) -> Policy:
+    """Validate policy text; with a `topology`, each VM's `host` must be a hypervisor of it."""
+    report = Report(source)
+    policy = _PolicyReader(report, topology).read(load_yaml(text, source))
+    report.raise_if_any()
+    assert policy is not None  # built whenever nothing was reported
+    return policy
+
+
+@dataclass
+class _SegmentDraft:
+    tenant: str
+    name: str
+    line: int
+    vlan: int | None = None
+    subnet: IPv4Network | None = None
+    gateway: IPv4Address | None = None
+
+    @property
+    def where(self) -> str:
+        return f"segment {self.tenant}/{self.name}"
+
+
+@dataclass
+class _TenantDraft:
+    name: str
+    line: int
+    body: LineDict
+    broken: bool = False  # not even a mapping: what names it is not checked further
+    default: Default = Default.DENY
+    segments: dict[str, _SegmentDraft] = field(default_factory=dict)
+    group_names: set[str] = field(default_factory=set)  # declared, valid or not
+    groups: dict[str, Group] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+
+
+@dataclass
+class _VMDraft:
+    name: str
+    line: int
+    tenant: str | None = None  # set only when it names a known tenant
+    segment: str | None = None
+    mac: str | None = None
+    ip: IPv4Address | None = None
+    ip_line: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    host: str | None = None
+    rate_limit_mbps: int | None = None
+
+
+class _PolicyReader:
+    def __init__(self, report: Report, topology: Topology | None) -> None:
+        self.r = report
+        self.topology = topology
+        self.tenants: dict[str, _TenantDraft] = {}
+        self.vms: dict[str, _VMDraft] = {}
+        self.vlans: dict[int, _SegmentDraft] = {}
+        self.macs: dict[str, _VMDraft] = {}
+
+    def read(self, data: Any) -> Policy | None:
+        top = self._top(data)
+        if top is None:
+            return None
+        self._version(top)
+        tenants = self.r.mapping(top.get("tenants"), top.key_line("tenants"), "policy", "tenants")
+        for name, body, line in self.r.names(tenants or LineDict(), "policy", "tenant"):
+            self._tenant(name, body, line)
+        vms = self.r.mapping(top.get("vms"), top.key_line("vms"), "policy", "vms")
+        for name, body, line in self.r.names(vms or LineDict(), "policy", "vm"):
+            self._vm(name, body, line)
+        self._check_ips()
+        for tenant in self.tenants.values():
+            if not tenant.broken:
+                self._groups(tenant)
+                self._rules(tenant)
+        self._check_tenant_ids()
+        return None if self.r.problems else self._build()
+
+    # -- top level ------------------------------------------------------------------
+
+    def _top(self, data: Any) -> LineDict | None:
+        if data is None:
+            self.r.add(1, "policy: the file is empty (expected version: 1, tenants and vms)")
+            return None
+        if not isinstance(data, LineDict):
+            line = data.line if isinstance(data, LineList) else 1
+            self.r.add(line, f"policy: must be a mapping with keys "
+                             f"{', '.join(TOP_KEYS)}, got {describe(data)}")
+            return None
+        self.r.check_keys(data, "policy", TOP_KEYS, ("version", "tenants"), 1)
+        return data
+
+    def _version(self, top: LineDict) -> None:
+        if "version" in top and (not is_int(top["version"]) or top["version"] != 1):
+            self.r.add(top.key_line("version"),
+                       f"policy: version must be 1, got {describe(top['version'])}")
+
+    # -- tenants and segments -------------------------------------------------------
+
+    def _tenant(self, name: str, body: Any, line: int) -> None:
+        where = f"tenant {name}"
+        if not isinstance(body, LineDict):
+            self.r.add(line, f"{where}: must be a mapping with keys "
+                             f"{', '.join(TENANT_KEYS)}, got {describe(body)}")
+            self.tenants[name] = _TenantDraft(name, line, LineDict(line), broken=True)
+            return
+        self.r.check_keys(body, where, TENANT_KEYS, ("segments",), line)
+        tenant = _TenantDraft(name, line, body)
+        self.tenants[name] = tenant
+        if "default" in body:
+            tenant.default = self._default(body["default"], body.key_line("default"), where)
+        segments = self.r.mapping(body.get("segments"), body.key_line("segments"), where,
+                                  "segments")
+        for seg_name, seg_body, seg_line in self.r.names(segments or LineDict(), where,
+                                                         "segment"):
+            self._segment(tenant, seg_name, seg_body, seg_line)
+
+    def _default(self, value: Any, line: int, where: str) -> Default:
+        if value in ("allow", "deny"):
+            return Default(value)
+        self.r.add(line, f"{where}: default must be allow or deny, got {describe(value)}")
+        return Default.DENY
+
+    def _segment(self, tenant: _TenantDraft, name: str, body: Any, line: int) -> None:
+        seg = _SegmentDraft(tenant.name, name, line)
+        tenant.segments[name] = seg  # known by name even if broken: no cascading errors
+        if not isinstance(body, LineDict):
+            self.r.add(line, f"{seg.where}: must be a mapping with keys "
+                             f"{', '.join(SEGMENT_KEYS)}, got {describe(body)}")
+            return
+        self.r.check_keys(body, seg.where, SEGMENT_KEYS, ("vlan", "subnet"), line)
+        if "vlan" in body:
+            seg.vlan = self._vlan(seg, body["vlan"], body.key_line("vlan"))
+        if "subnet" in body:
+            seg.subnet = self._subnet(seg, body["subnet"], body.key_line("subnet"))
+            self._check_overlap(tenant, seg, body.key_line("subnet"))
+        if "gateway" in body:
+            seg.gateway = self._gateway(seg, body["gateway"], body.key_line("gateway"))
+
+    def _vlan(self, seg: _SegmentDraft, value: Any, line: int) -> int | None:
+        if not is_int(value):
+            self.r.add(line, f"{seg.where}: vlan must be an integer 1..4094, "
+                             f"got {describe(value)}")
+            return None
+        if not 1 <= value <= 4094:
+            self.r.add(line, f"{seg.where}: vlan {value} is out of range 1..4094")
+            return None
+        first = self.vlans.setdefault(value, seg)
+        if first is not seg:
+            self.r.add(line, f"{seg.where}: vlan {value} is already used by "
+                             f"{first.where} (line {first.line})")
+        return int(value)
+
+    def _subnet(self, seg: _SegmentDraft, value: Any, line: int) -> IPv4Network | None:
+        if not isinstance(value, str) or "/" not in value:
+            self.r.add(line, f"{seg.where}: subnet must be an IPv4 network like "
+                             f"10.1.10.0/24, got {describe(value)}")
+            return None
+        try:
+            subnet = IPv4Network(value.strip())
+        except (AddressValueError, NetmaskValueError):
+            self.r.add(line, f"{seg.where}: subnet {value!r} is not an IPv4 network like "
+                             "10.1.10.0/24")
+            return None
+        except ValueError:  # host bits set: say which network was probably meant
+            loose = IPv4Network(value.strip(), strict=False)
+            self.r.add(line, f"{seg.where}: subnet {value} has host bits set "
+                             f"(did you mean {loose}?)")
+            return None
+        if subnet.prefixlen > _SMALLEST_SUBNET:
+            self.r.add(line, f"{seg.where}: subnet {subnet} is too small "
+                             f"(at most /{_SMALLEST_SUBNET})")
+            return None
+        return subnet
+
+    def _check_overlap(self, tenant: _TenantDraft, seg: _SegmentDraft, line: int) -> None:
+        if seg.subnet is None:
+            return
+        for other in tenant.segments.values():
+            if other is not seg and other.subnet is not None and other.subnet.overlaps(
+                seg.subnet
+            ):
+                self.r.add(line, f"{seg.where}: subnet {seg.subnet} overlaps {other.where} "
+                                 f"({other.subnet}, line {other.line})")
+                return
+
+    def _gateway(self, seg: _SegmentDraft, value: Any, line: int) -> IPv4Address | None:
+        gateway = _address(value)
+        if gateway is None:
+            self.r.add(line, f"{seg.where}: gateway must be an IPv4 address, "
+                             f"got {describe(value)}")
+            return None
+        if seg.subnet is not None:
+            trouble = _placement_trouble(gateway, seg.subnet)
+            if trouble:
+                self.r.add(line, f"{seg.where}: gateway {gateway} {trouble}")
+        return gateway
+
+    # -- VMs ------------------------------------------------------------------------
+
+    def _vm(self, name: str, body: Any, line: int) -> None:
+        vm = _VMDraft(name, line)
+        self.vms[name] = vm
+        where = f"vm {name}"
+        if not isinstance(body, LineDict):
+            self.r.add(line, f"{where}: must be a mapping with keys "
+                             f"{', '.join(VM_KEYS)}, got {describe(body)}")
+            return
+        self.r.check_keys(body, where, VM_KEYS, ("tenant", "segment", "mac", "ip"), line)
+        self._vm_place(vm, body, where)
+        if "mac" in body:
+            vm.mac = self._mac(vm, body["mac"], body.key_line("mac"), where)
+        if "ip" in body:
+            vm.ip_line = body.key_line("ip")
+            vm.ip = self._vm_ip(vm, body["ip"], body.key_line("ip"), where)
+        if "labels" in body:
+            vm.labels = _labels(self.r, body["labels"], body.key_line("labels"), where)
+        if "host" in body:
+            vm.host = self._host(body["host"], body.key_line("host"), where)
+        if "rate_limit_mbps" in body:
+            vm.rate_limit_mbps = self._rate(body["rate_limit_mbps"],
+                                            body.key_line("rate_limit_mbps"), where)
+
+    def _vm_place(self, vm: _VMDraft, body: LineDict, where: str) -> None:
+        """Tenant and segment; the segment is checked only within a known tenant."""
+        if "tenant" in body:
+            vm.tenant = self._name_in(body, "tenant", where, self.tenants, "")
+        if "segment" not in body or vm.tenant is None or self.tenants[vm.tenant].broken:
+            return
+        segments = self.tenants[vm.tenant].segments
+        vm.segment = self._name_in(body, "segment", where, segments, f" of tenant {vm.tenant}")
+
+    def _name_in(self, body: LineDict, key: str, where: str, known: Any, of: str) -> str | None:
+        """body[key] if it names one of `known`; else report it (at the key's line)."""
+        value = body[key]
+        line = body.key_line(key)
+        if not isinstance(value, str):
+            self.r.add(line, f"{where}: {key} must be a {key} name, got {describe(value)}")
+            return None
+        if value not in known:
+            self.r.add(line, f"{where}: unknown {key} {value!r}{of} "
+                             f"({key}s: {_listing(known)})")
+            return None
+        return value
+
+    def _mac(self, vm: _VMDraft, value: Any, line: int, where: str) -> str | None:
+        if not isinstance(value, str) or not _MAC_RE.match(value):
+            self.r.add(line, f"{where}: mac must look like 02:00:00:00:10:11, "
+                             f"got {describe(value)}")
+            return None
+        mac = value.lower()
+        trouble = _mac_trouble(mac)
+        if trouble:
+            self.r.add(line, f"{where}: mac {mac} {trouble}")
+            return None
+        first = self.macs.setdefault(mac, vm)
+        if first is not vm:
+            self.r.add(line, f"{where}: mac {mac} is already used by vm {first.name} "
+                             f"(line {first.line})")
+        return mac
+
+    def _vm_ip(self, vm: _VMDraft, value: Any, line: int, where: str) -> IPv4Address | None:
+        ip = _address(value)
+        if ip is None:
+            self.r.add(line, f"{where}: ip must be an IPv4 address, got {describe(value)}")
+            return None
+        seg = self._segment_of(vm)
+        if seg is None or seg.subnet is None:
+            return ip
+        trouble = _placement_trouble(ip, seg.subnet, seg.where)
+        if not trouble and ip == seg.gateway:
+            trouble = f"is the gateway of {seg.where}"
+        if trouble:
+            self.r.add(line, f"{where}: ip {ip} {trouble}")
+        return ip
+
+    def _segment_of(self, vm: _VMDraft) -> _SegmentDraft | None:
+        if vm.tenant is None or vm.segment is None:
+            return None
+        return self.tenants[vm.tenant].segments[vm.segment]
+
+    def _check_ips(self) -> None:
+        """An IP names one VM inside its tenant (tenants may reuse each other's)."""
+        first: dict[tuple[str, IPv4Address], _VMDraft] = {}
+        for vm in self.vms.values():
+            if vm.tenant is None or vm.ip is None:
+                continue
+            other = first.setdefault((vm.tenant, vm.ip), vm)
+            if other is not vm:
+                self.r.add(vm.ip_line, f"vm {vm.name}: ip {vm.ip} is already used by "
+                                              f"vm {other.name} (line {other.line})")
+
+    def _host(self, value: Any, line: int, where: str) -> str | None:
+        if not isinstance(value, str):
+            self.r.add(line, f"{where}: host must be a switch name, got {describe(value)}")
+            return None
+        if self.topology is None:
+            return value
+        switch = self.topology.switches.get(value)
+        if switch is None:
+            self.r.add(line, f"{where}: host {value!r} is not a switch of the topology "
+                             f"(switches: {_listing(self.topology.switches)})")
+        elif switch.role is not Role.HYPERVISOR:
+            self.r.add(line, f"{where}: host {value!r} is a {switch.role.value} switch, "
+                             "not a hypervisor")
+        return value
+
+    def _rate(self, value: Any, line: int, where: str) -> int | None:
+        if not is_int(value) or value <= 0:
+            self.r.add(line, f"{where}: rate_limit_mbps must be a positive integer "
+                             f"(Mbit/s), got {describe(value)}")
+            return None
+        return int(value)
+
+    # -- groups and rules -----------------------------------------------------------
+
+    def _groups(self, tenant: _TenantDraft) -> None:
+        where = f"tenant {tenant.name}"
+        body = tenant.body
+        groups = self.r.mapping(body.get("groups"), body.key_line("groups"), where, "groups")
+        for name, value, line in self.r.names(groups or LineDict(), where, "group"):
+            tenant.group_names.add(name)
+            group = self._group(tenant, name, value, line)
+            if group is not None:
+                tenant.groups[name] = group
+
+    def _group(self, tenant: _TenantDraft, name: str, body: Any, line: int) -> Group | None:
+        where = f"group {tenant.name}/{name}"
+        if name == ANY:
+            self.r.add(line, f"{where}: the name {ANY!r} is reserved "
+                             "(it means every VM of the tenant)")
+        if not isinstance(body, LineDict):
+            self.r.add(line, f"{where}: must be a mapping with keys "
+                             f"{', '.join(GROUP_KEYS)}, got {describe(body)}")
+            return None
+        self.r.check_keys(body, where, GROUP_KEYS, (), line)
+        labels = _labels(self.r, body.get("labels"), body.key_line("labels"), where)
+        vms = self._group_vms(tenant, body.get("vms"), body.key_line("vms"), where)
+        if not body.get("labels") and not body.get("vms"):
+            self.r.add(line, f"{where}: names no labels and no vms")
+        return Group(tenant.name, name, MappingProxyType(labels), vms, line)
+
+    def _group_vms(self, tenant: _TenantDraft, value: Any, line: int,
+                   where: str) -> tuple[str, ...]:
+        items = self.r.sequence(value, line, where, "vms")
+        names: dict[str, None] = {}  # ordered, without repeats
+        for index, item in enumerate(items or ()):
+            item_line = items.item_line(index) if items else line
+            vm = self.vms.get(item) if isinstance(item, str) else None
+            if not isinstance(item, str):
+                self.r.add(item_line, f"{where}: vms must be VM names, got {describe(item)}")
+            elif vm is None:
+                self.r.add(item_line, f"{where}: unknown vm {item!r}")
+            elif vm.tenant is not None and vm.tenant != tenant.name:
+                self.r.add(item_line, f"{where}: vm {item} belongs to tenant {vm.tenant}, "
+                                      f"not {tenant.name}")
+            else:
+                names[item] = None
+        return tuple(names)
+
+    def _rules(self, tenant: _TenantDraft) -> None:
+        body = tenant.body
+        rules = self.r.sequence(body.get("rules"), body.key_line("rules"),
+                                f"tenant {tenant.name}", "rules")
+        if rules is None:
+            return
+        for index, value in enumerate(rules):
+            rule = self._rule(tenant, index + 1, value, rules.item_line(index))
+            if rule is not None:
+                tenant.rules.append(rule)
+
+    def _rule(self, tenant: _TenantDraft, number: int, body: Any, line: int) -> Rule | None:
+        where = f"rule {number} of tenant {tenant.name}"
+        if not isinstance(body, LineDict):
+            self.r.add(line, f"{where}: must be a mapping with keys "
+                             f"{', '.join(RULE_KEYS)}, got {describe(body)}")
+            return None
+        self.r.check_keys(body, where, RULE_KEYS, RULE_KEYS, line)
+        src = self._rule_end(tenant, body, "from", where)
+        dst = self._rule_end(tenant, body, "to", where)
+        services = self._services(body, where) if "allow" in body else ()
+        if src is None or dst is None or not services:
+            return None
+        return Rule(tenant.name, src, dst, services, line)
+
+    def _rule_end(self, tenant: _TenantDraft, body: LineDict, key: str,
+                  where: str) -> str | None:
+        if key not in body:
+            return None
+        value = body[key]
+        line = body.key_line(key)
+        if not isinstance(value, str):
+            self.r.add(line, f"{where}: {key} must be a group name, got {describe(value)}")
+            return None
+        if value == ANY or value in tenant.group_names:
+            return value
+        known = _listing([ANY, *tenant.group_names])
+        self.r.add(line, f"{where}: {key} names unknown group {value!r} (groups: {known})")
+        return None
+
+    def _services(self, body: LineDict, where: str) -> tuple[Service, ...]:
+        line = body.key_line("allow")
+        items = body["allow"]
+        if not isinstance(items, LineList) or not items:
+            self.r.add(line, f"{where}: allow must be a non-empty list of services like "
+                             f"[tcp/80, icmp], got {describe(items)}")
+            return ()
+        services: dict[Service, None] = {}  # file order, without repeats
+        ok = True
+        for index, item in enumerate(items):
+            service = self._service(item, items.item_line(index), where)
+            ok = ok and service is not None
+            if service is not None:
+                services[service] = None
+        return tuple(services) if ok else ()
+
+    def _service(self, item: Any, line: int, where: str) -> Service | None:
+        if not isinstance(item, str):
+            self.r.add(line, f"{where}: service must be a string like tcp/80, "
+                             f"got {describe(item)}")
+            return None
+        try:
+            return parse_service(item)
+        except ValueError as exc:
+            self.r.add(line, f"{where}: {exc}")
+            return None
+
+    # -- whole policy ---------------------------------------------------------------
+
+    def _check_tenant_ids(self) -> None:
+        """Flows tell tenants apart by tenant_id(name) alone: two ids must never meet."""
+        seen: dict[int, _TenantDraft] = {}
+        for tenant in self.tenants.values():
+            other = seen.setdefault(tenant_id(tenant.name), tenant)
+            if other is not tenant:
+                self.r.add(tenant.line, f"tenant {tenant.name}: its tenant id "
+                                        f"{tenant_id(tenant.name):#010x} collides with tenant "
+                                        f"{other.name} (line {other.line}); rename one")
+
+    def _build(self) -> Policy:
+        tenants = {name: _build_tenant(t) for name, t in self.tenants.items()}
+        vms = {name: _build_vm(vm) for name, vm in self.vms.items()}
+        return Policy(MappingProxyType(tenants), MappingProxyType(vms), self.r.source)
+
+
+# -- value checks (no reader state) ---------------------------------------------------
+
+
+def _address(value: Any) -> IPv4Address | None:
+    """An IPv4 address written as text (ipaddress would also take a bare int)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return IPv4Address(value.strip())
+    except AddressValueError:
+        return None
+
+
+def _placement_trouble(ip: IPv4Address, subnet: IPv4Network, name: str = "") -> str:
+    """Why `ip` cannot be a host address in `subnet`; "" if it can."""
+    if ip not in subnet:
+        return f"is outside {name} ({subnet})" if name else f"is outside subnet {subnet}"
+    if ip == subnet.network_address:
+        return f"is the network address of {subnet}"
+    if ip == subnet.broadcast_address:
+        return f"is the broadcast address of {subnet}"
+    return ""
+
+
+def _mac_trouble(mac: str) -> str:
+    """Why a well-formed, lower-case MAC cannot be a VM's; "" if it can."""
+    if int(mac[:2], 16) & 1:
+        return "is a multicast address"
+    if mac == "00:00:00:00:00:00":
+        return "is all zeros"
+    if mac.startswith(GATEWAY_MAC_PREFIX):
+        return f"is in the range reserved for gateway MACs ({GATEWAY_MAC_PREFIX}xx:xx)"
+    return ""
+
+
+def _labels(report: Report, value: Any, line: int, where: str) -> dict[str, str]:
+    mapping = report.mapping(value, line, where, "labels")
+    labels: dict[str, str] = {}
+    for key, item in (mapping or LineDict()).items():
+        key_line = mapping.key_line(key) if mapping is not None else line
+        if not isinstance(key, str):
+            report.add(key_line, f"{where}: label names must be strings, got "
+                                 f"{show_key(key)}; quote it")
+        elif not isinstance(item, str):
+            report.add(key_line, f"{where}: label {key!r} has value {describe(item)}: label "
+                                 "values must be strings; quote it")
+        else:
+            labels[key] = item
+    return labels
+
+
+def _listing(names: Any) -> str:
+    return ", ".join(sorted(str(n) for n in names)) or "none"
+
+
+def _build_tenant(t: _TenantDraft) -> Tenant:
+    segments = {name: _build_segment(s) for name, s in t.segments.items()}
+    return Tenant(
+        t.name, t.default, MappingProxyType(segments), MappingProxyType(dict(t.groups)),
+        tuple(t.rules), t.line,
+    )
+
+
+def _build_segment(s: _SegmentDraft) -> Segment:
+    assert s.vlan is not None and s.subnet is not None
+    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line)
+
+
+def _build_vm(vm: _VMDraft) -> VM:
+    assert vm.tenant and vm.segment and vm.mac and vm.ip is not None
+    return VM(
+        vm.name, vm.tenant, vm.segment, vm.mac, vm.ip, MappingProxyType(dict(vm.labels)),
+        vm.host, vm.rate_limit_mbps, vm.line,
+    )

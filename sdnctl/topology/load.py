@@ -1,0 +1,191 @@
+"""Topology file (DESIGN.md §3) → validated `Topology`, or every problem at `file:line`.
+
+Messages read `<object>: <problem>` where the object is `topology`, `switch S` or
+`link N` (N counts from 1 in file order).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology
+from sdnctl.yamlsrc import LineDict, LineList, Report, describe, is_int, load_yaml, read_source
+
+TOP_KEYS = ("version", "switches", "links")
+SWITCH_KEYS = ("dpid", "role")
+LINK_KEYS = ("a", "b")
+
+# Switch names become OVS bridge names: Linux caps interface names at 15 characters.
+_SWITCH_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
+_PORT_REF_RE = re.compile(r"^([^:\s]+):([0-9]+)$")
+# OVS numbers ports in 16 bits and reserves 0xff00 and up (OpenFlow 1.0's OFPP_MAX):
+# `ofport_request` accepts 1..65279 only.
+MAX_PORT = 0xFEFF
+MAX_DPID = 2**64 - 1
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file; LoadError lists every problem (file = `path`)."""
+    return parse_topology(read_source(path), str(path))
+
+
+def parse_topology(text: str, source: str) -> Topology:
+    report = Report(source)
+    topology = _TopologyReader(report).read(load_yaml(text, source))
+    report.raise_if_any()
+    assert topology is not None  # built whenever nothing was reported
+    return topology
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """Something already seen, and where: for "already used by ..." messages."""
+
+    what: str
+    line: int
+
+
+class _TopologyReader:
+    def __init__(self, report: Report) -> None:
+        self.r = report
+        self.switches: dict[str, Switch | None] = {}  # None: declared but invalid
+        self.dpids: dict[int, _Placed] = {}
+        self.ports: dict[PortRef, _Placed] = {}
+        self.pairs: dict[frozenset[str], _Placed] = {}
+
+    def read(self, data: Any) -> Topology | None:
+        top = self._top(data)
+        if top is None:
+            return None
+        switches = self.r.mapping(top.get("switches"), top.key_line("switches"), "topology",
+                                  "switches")
+        for name, body, line in self.r.names(switches or LineDict(), "topology", "switch"):
+            self.switches[name] = self._switch(name, body, line)
+        links = self.r.sequence(top.get("links"), top.key_line("links"), "topology", "links")
+        built = [
+            self._link(index + 1, body, links.item_line(index))
+            for index, body in enumerate(links or ())
+        ] if links is not None else []
+        if self.r.problems:
+            return None
+        good = {name: sw for name, sw in self.switches.items() if sw is not None}
+        return Topology(
+            MappingProxyType(good), tuple(b for b in built if b is not None), self.r.source
+        )
+
+    def _top(self, data: Any) -> LineDict | None:
+        if data is None:
+            self.r.add(1, "topology: the file is empty (expected version: 1, switches, links)")
+            return None
+        if not isinstance(data, LineDict):
+            line = data.line if isinstance(data, LineList) else 1
+            self.r.add(line, f"topology: must be a mapping with keys {', '.join(TOP_KEYS)}, "
+                             f"got {describe(data)}")
+            return None
+        self.r.check_keys(data, "topology", TOP_KEYS, ("version", "switches"), 1)
+        version = data.get("version")
+        if "version" in data and (not is_int(version) or version != 1):
+            self.r.add(data.key_line("version"),
+                       f"topology: version must be 1, got {describe(version)}")
+        return data
+
+    # -- switches -------------------------------------------------------------------
+
+    def _switch(self, name: str, body: Any, line: int) -> Switch | None:
+        where = f"switch {name}"
+        ok = self._check_name(name, line, where)
+        if not isinstance(body, LineDict):
+            self.r.add(line, f"{where}: must be a mapping with keys {', '.join(SWITCH_KEYS)}, "
+                             f"got {describe(body)}")
+            return None
+        self.r.check_keys(body, where, SWITCH_KEYS, SWITCH_KEYS, line)
+        dpid = self._dpid(body.get("dpid"), body.key_line("dpid"), where) \
+            if "dpid" in body else None
+        role = self._role(body.get("role"), body.key_line("role"), where) \
+            if "role" in body else None
+        if not ok or dpid is None or role is None:
+            return None
+        return Switch(name, dpid, role, line)
+
+    def _check_name(self, name: str, line: int, where: str) -> bool:
+        if _SWITCH_NAME_RE.match(name):
+            return True
+        self.r.add(line, f"{where}: the name must be a letter then up to 14 letters, digits, "
+                         "'_' or '-' (it becomes an OVS bridge name, at most 15 characters)")
+        return False
+
+    def _dpid(self, value: Any, line: int, where: str) -> int | None:
+        if not is_int(value) or not 0 < value <= MAX_DPID:
+            self.r.add(line, f"{where}: dpid must be a positive integer below 2**64, "
+                             f"got {describe(value)}")
+            return None
+        first = self.dpids.setdefault(value, _Placed(where, line))
+        if first.what != where:
+            self.r.add(line, f"{where}: dpid {value:#x} is already used by {first.what} "
+                             f"(line {first.line})")
+            return None
+        return int(value)
+
+    def _role(self, value: Any, line: int, where: str) -> Role | None:
+        if value in ("hypervisor", "fabric"):
+            return Role(value)
+        self.r.add(line, f"{where}: role must be hypervisor or fabric, got {describe(value)}")
+        return None
+
+    # -- links ----------------------------------------------------------------------
+
+    def _link(self, number: int, body: Any, line: int) -> Link | None:
+        where = f"link {number}"
+        if not isinstance(body, LineDict):
+            self.r.add(line, f"{where}: must be a mapping like {{a: \"hv1:10\", b: \"leaf:1\"}}, "
+                             f"got {describe(body)}")
+            return None
+        self.r.check_keys(body, where, LINK_KEYS, LINK_KEYS, line)
+        a = self._end(body, "a", where) if "a" in body else None
+        b = self._end(body, "b", where) if "b" in body else None
+        if a is None or b is None:
+            return None
+        if a.switch == b.switch:
+            self.r.add(line, f"{where}: links switch {a.switch} to itself")
+            return None
+        ok = all([self._claim_port(a, where, body.key_line("a")),
+                  self._claim_port(b, where, body.key_line("b"))])
+        pair = frozenset((a.switch, b.switch))
+        first = self.pairs.setdefault(pair, _Placed(where, line))
+        if first.what != where:
+            self.r.add(line, f"{where}: a second link between {min(pair)} and {max(pair)} "
+                             f"({first.what} is on line {first.line}); parallel links are "
+                             "not supported")
+            return None
+        return Link(a, b, line) if ok else None
+
+    def _end(self, body: LineDict, key: str, where: str) -> PortRef | None:
+        value = body[key]
+        line = body.key_line(key)
+        match = _PORT_REF_RE.match(value) if isinstance(value, str) else None
+        if match is None:
+            self.r.add(line, f"{where}: {key} must be \"switch:port\" like \"hv1:10\", "
+                             f"got {describe(value)}")
+            return None
+        switch, port = match.group(1), int(match.group(2))
+        ok = True
+        if not 1 <= port <= MAX_PORT:
+            self.r.add(line, f"{where}: port {switch}:{port} is out of range 1..{MAX_PORT}")
+            ok = False
+        if switch not in self.switches:
+            self.r.add(line, f"{where}: {key} names unknown switch {switch!r}")
+            ok = False
+        return PortRef(switch, port) if ok else None
+
+    def _claim_port(self, end: PortRef, where: str, line: int) -> bool:
+        """A port carries one link: the compiler treats each link port as one trunk."""
+        first = self.ports.setdefault(end, _Placed(where, line))
+        if first.what != where:
+            self.r.add(line, f"{where}: port {end} is already used by {first.what} "
+                             f"(line {first.line})")
+            return False
+        return True

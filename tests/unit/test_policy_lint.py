@@ -1,0 +1,80 @@
+"""Lint warnings: legal policies that probably do not say what the operator meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdnctl.policy.lint import lint_policy
+from sdnctl.policy.load import load_policy, parse_policy
+
+TOPOLOGIES = Path(__file__).resolve().parent.parent.parent / "topologies"
+
+POLICY = """\
+version: 1
+tenants:
+  acme:
+    segments:
+      web: {vlan: 10, subnet: 10.1.10.0/24, gateway: 10.1.10.1}
+      app: {vlan: 20, subnet: 10.1.20.0/24, gateway: 10.1.20.1}
+      db:  {vlan: 30, subnet: 10.1.30.0/24}
+    groups:
+      web:   {labels: {tier: web}}
+      app:   {vms: [app1]}
+      db:    {labels: {tier: db}}
+      ghost: {labels: {tier: nothing}}
+    rules:
+      - {from: web, to: app, allow: [tcp/8080]}
+      - {from: ghost, to: app, allow: [tcp/22]}
+      - {from: app, to: db, allow: [tcp/5432]}
+      - {from: db, to: db, allow: [tcp/5432]}
+      - {from: web, to: web, allow: [icmp]}  # fine: web1 and web2 share a segment
+vms:
+  web1: {tenant: acme, segment: web, mac: "02:00:00:00:10:11", ip: 10.1.10.11,
+         labels: {tier: web}}
+  web2: {tenant: acme, segment: web, mac: "02:00:00:00:10:12", ip: 10.1.10.12,
+         labels: {tier: web}}
+  app1: {tenant: acme, segment: app, mac: "02:00:00:00:20:11", ip: 10.1.20.11}
+  db1:  {tenant: acme, segment: db, mac: "02:00:00:00:30:11", ip: 10.1.30.11,
+         labels: {tier: db}}
+"""
+
+NEVER = "can never take effect"
+
+
+def test_examples_that_mean_what_they_say_have_no_warnings() -> None:
+    for name in ("three-tier", "single"):
+        assert lint_policy(load_policy(TOPOLOGIES / f"{name}.policy.yaml")) == []
+
+
+def test_leaf_spine_ops_rule_can_never_take_effect() -> None:
+    # ops is only rops, alone in the unrouted mgmt segment: nobody to reach.
+    path = str(TOPOLOGIES / "leaf-spine.policy.yaml")
+    warnings = lint_policy(load_policy(path))
+    assert len(warnings) == 1
+    (warning,) = warnings
+    assert (warning.file, warning.line) == (path, 17)
+    assert warning.message.startswith(f"rule 3 of tenant red (ops -> any): {NEVER}")
+
+
+def test_small_policy_warnings() -> None:
+    warnings = lint_policy(parse_policy(POLICY, "p.yaml"))
+    assert [(w.line, w.message.split(":")[0]) for w in warnings] == [
+        (12, "group acme/ghost"),
+        (15, "rule 2 of tenant acme (ghost -> app)"),
+        (16, "rule 3 of tenant acme (app -> db)"),
+        (17, "rule 4 of tenant acme (db -> db)"),
+    ]
+    by_line = {w.line: w.message for w in warnings}
+    assert by_line[12] == "group acme/ghost: matches no VM"
+    assert by_line[15] == ("rule 2 of tenant acme (ghost -> app): from group ghost matches "
+                           "no VM, so the rule has no effect")
+    # app is routed but db is not: the rule crosses into a segment without a gateway.
+    assert NEVER in by_line[16]
+    # db's only member would have to reach itself.
+    assert NEVER in by_line[17]
+
+
+def test_routing_the_unrouted_segment_silences_the_warning() -> None:
+    routed = POLICY.replace("subnet: 10.1.30.0/24}", "subnet: 10.1.30.0/24, gateway: 10.1.30.1}")
+    lines = [w.line for w in lint_policy(parse_policy(routed, "p.yaml"))]
+    assert 16 not in lines and 12 in lines
