@@ -1,0 +1,89 @@
+"""The command line as a user meets it: outputs, JSON shapes, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sdnctl.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPO = str(ROOT / "topologies" / "three-tier.topology.yaml")
+POLICY = str(ROOT / "topologies" / "three-tier.policy.yaml")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_accepts_the_example(capsys):
+    code, out, _ = run(capsys, "check", "-p", POLICY, "-t", TOPO)
+    assert code == 0 and "5 VMs" in out
+
+
+def test_check_refuses_a_broken_policy_with_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(POLICY).read_text().replace("vlan: 20", "vlan: 5000"))
+    code, _, err = run(capsys, "check", "-p", str(bad), "-t", TOPO)
+    assert code == 2
+    assert err == f"{bad}:8: segment acme/app: vlan 5000 is out of range 1..4094\n"
+
+
+def test_compile_json_is_per_switch(capsys):
+    code, out, _ = run(capsys, "compile", "-p", POLICY, "-t", TOPO, "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and [d["switch"] for d in data] == ["hv1", "hv2", "leaf"]
+    assert all(f["stage"] and isinstance(f["cookie"], int) for d in data for f in d["flows"])
+
+
+def test_compile_unknown_switch_is_bad_input(capsys):
+    code, _, err = run(capsys, "compile", "-p", POLICY, "-t", TOPO, "--switch", "nope")
+    assert code == 2 and "unknown switch" in err
+
+
+@pytest.mark.parametrize(("src", "dst", "service", "verdict"), [
+    ("web1", "app1", "tcp/8080", "allowed"),
+    ("app1", "web1", "tcp/8080", "denied"),
+    ("app1", "db1", "tcp/5432", "allowed"),
+    ("web1", "db1", "tcp/5432", "denied"),
+])
+def test_explain_json_names_the_deciding_flows(capsys, src, dst, service, verdict):
+    code, out, _ = run(capsys, "explain", "-p", POLICY, "-t", TOPO, "--from", src, "--to", dst,
+                       "--service", service, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["verdict"] == verdict == data["promised"]
+    assert {"switch", "table", "priority", "owner"} <= set(data["steps"][0])
+    acl = [s for s in data["steps"] if s["table"] == "acl" and s["phase"] == "request"]
+    assert acl and (acl[0]["owner"].startswith("rule:") if verdict == "allowed"
+                    else acl[-1]["actions"] == "drop")
+
+
+def test_explain_refuses_unknown_vms_and_services(capsys):
+    code, _, err = run(capsys, "explain", "-p", POLICY, "-t", TOPO, "--from", "x", "--to",
+                       "web1", "--service", "tcp/80")
+    assert code == 2 and "unknown VM" in err
+    with pytest.raises(SystemExit, match="bad service"):
+        main(["explain", "-p", POLICY, "-t", TOPO, "--from", "web1", "--to", "app1",
+              "--service", "tcp/99999x"])
+
+
+def test_plan_reports_what_an_edit_adds_and_removes(capsys, tmp_path):
+    new = tmp_path / "new.yaml"
+    text = Path(POLICY).read_text()
+    text = text.replace("{from: web, to: app, allow: [tcp/8080]}",
+                        "{from: web, to: app, allow: [tcp/8080, udp/53]}")
+    text = text.replace("{from: app, to: db, allow: [tcp/5432]}",
+                        "{from: app, to: db, allow: [icmp]}")
+    new.write_text(text)
+    code, out, _ = run(capsys, "plan", "-t", TOPO, POLICY, str(new), "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert sorted(map(tuple, data["added"])) == [
+        ("app1", "db1", "icmp"), ("web1", "app1", "udp/53"), ("web2", "app1", "udp/53")]
+    assert data["removed"] == [["app1", "db1", "tcp/5432"]]
+    code, out, _ = run(capsys, "plan", "-t", TOPO, POLICY, POLICY)
+    assert code == 0 and out.startswith("no change")
