@@ -141,7 +141,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_lab_run(args: argparse.Namespace) -> int:
     from sdnctl.lab.run import run_lab
 
-    return run_lab(args.topology, args.policy, report_path=args.report)
+    return run_lab(args.topology, args.policy, report_path=args.report, prefix=args.prefix,
+                   controller_port=args.controller_port, api_port=args.api_port,
+                   keep_going=args.keep_going)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,9 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="build the topology, run the controller, probe every VM pair",
         description="Builds the topology in Mininet (userspace OVS), starts `sdnctl run`, "
         "probes every ordered VM pair x service and compares with the policy. "
-        "Exit 0 only if the measured matrix equals the promised one.")
+        "Exit 0 only if the measured matrix equals the promised one; 1 on a mismatch, "
+        "2 on bad input, 3 if the lab could not run.")
     files(sp)
     sp.add_argument("--report", help="write the JSON report here")
+    sp.add_argument("--prefix", default="",
+                    help="prefix for bridge and host names (to run labs side by side)")
+    sp.add_argument("--controller-port", type=int, help="OpenFlow port (default: a free one)")
+    sp.add_argument("--api-port", type=int, help="status API port (default: a free one)")
+    sp.add_argument("--keep-going", action="store_true",
+                    help="probe even if not every switch is programmed in time")
     sp.set_defaults(func=cmd_lab_run)
     return p
 
