@@ -1,0 +1,88 @@
+"""A small client for the daemon's status API (used by `sdnctl status`, tests and the lab).
+
+Standard library only, no os-ken: it runs in any process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+DEFAULT_API = "127.0.0.1:8680"
+
+
+class ApiError(RuntimeError):
+    """The daemon did not answer, or answered with an error."""
+
+
+def _url(api: str, path: str) -> str:
+    base = api if api.startswith(("http://", "https://")) else f"http://{api}"
+    return base.rstrip("/") + path
+
+
+def _get(api: str, path: str, timeout: float) -> bytes:
+    try:
+        with urllib.request.urlopen(_url(api, path), timeout=timeout) as resp:
+            body: bytes = resp.read()
+            return body
+    except urllib.error.HTTPError as exc:
+        raise ApiError(f"{_url(api, path)}: HTTP {exc.code}: {exc.read().decode(errors='replace')}"
+                       ) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ApiError(f"{_url(api, path)}: {exc}") from exc
+
+
+def get_json(api: str, path: str, timeout: float = 2.0) -> Any:
+    data = _get(api, path, timeout)
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ApiError(f"{_url(api, path)}: not JSON: {exc}") from exc
+
+
+def get_status(api: str = DEFAULT_API, timeout: float = 2.0) -> dict[str, Any]:
+    """GET /status: policy, switches, bindings, unknown_ports, events."""
+    status: dict[str, Any] = get_json(api, "/status", timeout)
+    return status
+
+
+def get_flows(api: str, switch: str, timeout: float = 2.0) -> dict[str, Any]:
+    """GET /flows/SWITCH: the FlowSet the daemon wants on SWITCH, as JSON."""
+    flows: dict[str, Any] = get_json(api, f"/flows/{switch}", timeout)
+    return flows
+
+
+def get_policy_text(api: str = DEFAULT_API, timeout: float = 2.0) -> str:
+    """GET /policy: the policy file the daemon enforces, as it was loaded."""
+    return _get(api, "/policy", timeout).decode()
+
+
+def wait_programmed(api: str, switches: Iterable[str], timeout: float) -> dict[str, Any]:
+    """Poll until every named switch is connected and programmed; return that status.
+
+    Raises TimeoutError naming the switches still waiting (and the daemon's last
+    error) when `timeout` seconds pass first.
+    """
+    names = list(switches)
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] | None = None
+    problem = "no answer from the daemon"
+    while True:
+        try:
+            last = get_status(api, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            sw = last.get("switches", {})
+            waiting = [n for n in names if not (sw.get(n, {}).get("programmed"))]
+            if not waiting:
+                return last
+            problem = f"not programmed yet: {', '.join(waiting)}"
+        except ApiError as exc:
+            problem = str(exc)
+        if time.monotonic() >= deadline:
+            errors = [e["message"] for e in (last or {}).get("events", []) if e["kind"] == "error"]
+            hint = f"; last error: {errors[-1]}" if errors else ""
+            raise TimeoutError(f"after {timeout:.0f} s, {problem}{hint}")
+        time.sleep(0.1)
