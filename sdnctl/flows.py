@@ -27,6 +27,21 @@ OFPP_IN_PORT = 0xFFFFFFF8
 OFPP_CONTROLLER = 0xFFFFFFFD
 OFPVID_PRESENT = 0x1000
 
+# conntrack state bits, as ovs-fields(7) numbers them; `ct_state` is written "+est+trk".
+CT_BITS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
+
+
+def parse_ct_state(text: str) -> tuple[int, int]:
+    """"+est+trk" -> (value, mask) over CT_BITS."""
+    value = mask = 0
+    for chunk in text.replace("-", " -").replace("+", " +").split():
+        bit = CT_BITS[chunk[1:]]
+        mask |= bit
+        if chunk[0] == "+":
+            value |= bit
+    return value, mask
+
+
 # Fields a match may name; anything else is a compiler bug caught at build time.
 MATCH_FIELDS = (
     "in_port", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state",

@@ -29,6 +29,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from sdnctl.diff import FlowSetDiff
 from sdnctl.flows import (
+    CT_BITS,
     MATCH_FIELDS,
     OFPP_CONTROLLER,
     OFPVID_PRESENT,
@@ -52,12 +53,12 @@ from sdnctl.flows import (
     PushVlan,
     SetField,
     WriteMetadata,
+    parse_ct_state,
     render_flow_ofctl,
     render_group_ofctl,
     render_meter_ofctl,
 )
 from sdnctl.pipeline import STAGE_OF_TABLE, table_id
-from sdnctl.verify.simulate import CT_BITS, parse_ct_state
 
 Datapath = Any  # os-ken Datapath or ProtocolDesc; os-ken ships no type hints
 OfpMsg = Any

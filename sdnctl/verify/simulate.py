@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sdnctl.flows import (
+    CT_BITS,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Conjunction,
@@ -31,13 +32,13 @@ from sdnctl.flows import (
     PushVlan,
     SetField,
     WriteMetadata,
+    parse_ct_state,
 )
 from sdnctl.pipeline import PIPELINE, TABLE_ID
 from sdnctl.topology.model import PortRef, Topology
 
 Packet = dict[str, int | str]
 
-CT_BITS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
 MAX_HOPS = 32
 MAX_RECIRCULATIONS = 16
 _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
@@ -52,17 +53,6 @@ def _to_int(name: str, value: int | str) -> int:
     if name in _IP_FIELDS:
         return int(ipaddress.IPv4Address(value))
     return int(value, 0)
-
-
-def parse_ct_state(text: str) -> tuple[int, int]:
-    """"+est+trk" -> (value, mask) over CT_BITS."""
-    value = mask = 0
-    for chunk in text.replace("-", " -").replace("+", " +").split():
-        bit = CT_BITS[chunk[1:]]
-        mask |= bit
-        if chunk[0] == "+":
-            value |= bit
-    return value, mask
 
 
 @dataclass(frozen=True, slots=True)
