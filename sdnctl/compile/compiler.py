@@ -19,12 +19,21 @@ from sdnctl.compile.route import compile_route
 from sdnctl.flows import Flow, FlowSet, Match
 from sdnctl.pipeline import PIPELINE
 from sdnctl.policy.model import Policy
-from sdnctl.topology.model import Topology
+from sdnctl.topology.model import PortRef, Topology
 
 
-def compile_network(policy: Policy, topology: Topology, bindings: Bindings) -> dict[str, FlowSet]:
-    """Every switch of the topology, by name -> its FlowSet."""
-    view = NetworkView(policy, topology, bindings)
+def compile_network(
+    policy: Policy,
+    topology: Topology,
+    bindings: Bindings,
+    down_ports: frozenset[PortRef] = frozenset(),
+) -> dict[str, FlowSet]:
+    """Every switch of the topology, by name -> its FlowSet.
+
+    `down_ports`: link ports known to be down; paths are computed without those
+    links (the fast-failover groups carry traffic until this recompile lands).
+    """
+    view = NetworkView(policy, topology, bindings, down_ports)
     return {name: compile_view(view, name) for name in sorted(topology.switches)}
 
 

@@ -33,6 +33,8 @@ class NetworkView:
     policy: Policy
     topology: Topology
     bindings: Bindings
+    # Ports reported down: links touching them carry nothing and paths avoid them.
+    down_ports: frozenset[PortRef] = frozenset()
     # filled in __post_init__
     local: dict[str, list[LocalVM]] = field(default_factory=dict)
     where: dict[str, PortRef] = field(default_factory=dict)
@@ -52,7 +54,11 @@ class NetworkView:
     @cached_property
     def next_hops(self) -> dict[str, dict[str, NextHop]]:
         """destination hypervisor -> {switch -> NextHop}."""
-        return all_next_hops(self.topology.graph())
+        graph = self.topology.graph()
+        for link in self.topology.links:
+            if link.a in self.down_ports or link.b in self.down_ports:
+                graph.remove_edge(link.a.switch, link.b.switch)
+        return all_next_hops(graph)
 
     @cached_property
     def tenant_ids(self) -> dict[str, int]:
