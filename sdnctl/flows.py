@@ -45,7 +45,7 @@ def parse_ct_state(text: str) -> tuple[int, int]:
 # Fields a match may name; anything else is a compiler bug caught at build time.
 MATCH_FIELDS = (
     "in_port", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state",
-    "eth_type", "eth_src", "eth_dst", "vlan_vid",
+    "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
     "ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst", "icmpv4_type",
 )
@@ -118,6 +118,18 @@ class DecTtl:
 
 
 @dataclass(frozen=True, slots=True)
+class PushMpls:
+    """Push an MPLS label stack entry (ethertype 0x8847), after any VLAN tag."""
+
+
+@dataclass(frozen=True, slots=True)
+class PopMpls:
+    """Pop the MPLS label; `ethertype` is what the payload is (0x0800 for IPv4)."""
+
+    ethertype: int
+
+
+@dataclass(frozen=True, slots=True)
 class Ct:
     """Conntrack: zone is a number or a register name whose low 16 bits hold it.
 
@@ -155,8 +167,8 @@ class Goto:
 
 
 Action = (
-    Output | GroupAction | SetField | Move | PushVlan | PopVlan | DecTtl | Ct | Conjunction
-    | Meter | WriteMetadata | Goto
+    Output | GroupAction | SetField | Move | PushVlan | PopVlan | PushMpls | PopMpls | DecTtl
+    | Ct | Conjunction | Meter | WriteMetadata | Goto
 )
 
 
@@ -209,9 +221,15 @@ def _check_instruction_order(actions: tuple[Action, ...]) -> None:
 
     The IR keeps that order so a flow reads the way the switch runs it.
     """
-    rank = [_INSTRUCTION_RANK.get(type(a), 1) for a in actions]
-    if any(a > b for a, b in zip(rank, rank[1:], strict=False)):
-        raise ValueError(f"instructions out of order (meter, actions, metadata, goto): {actions}")
+    last = 0
+    for act in actions:
+        rank = _INSTRUCTION_RANK.get(type(act), 1)
+        if rank < last:
+            break
+        last = rank
+    else:
+        return
+    raise ValueError(f"instructions out of order (meter, actions, metadata, goto): {actions}")
 
 
 _INSTRUCTION_RANK: dict[type, int] = {Meter: 0, WriteMetadata: 2, Goto: 3}
@@ -349,6 +367,10 @@ def render_action_ofctl(act: Action, named: bool = False) -> str:
             return "push_vlan:0x8100"
         case PopVlan():
             return "pop_vlan"
+        case PushMpls():
+            return "push_mpls:0x8847"
+        case PopMpls(ethertype=e):
+            return f"pop_mpls:{e:#06x}"
         case DecTtl():
             return "dec_ttl"
         case Ct(zone=z, commit=c, table=t):

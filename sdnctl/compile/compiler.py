@@ -8,6 +8,10 @@ so the output is deterministic.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
+
 from sdnctl.bindings import Bindings
 from sdnctl.compile.acl import compile_acl
 from sdnctl.compile.arp import compile_arp
@@ -34,7 +38,22 @@ def compile_network(
     links (the fast-failover groups carry traffic until this recompile lands).
     """
     view = NetworkView(policy, topology, bindings, down_ports)
-    return {name: compile_view(view, name) for name in sorted(topology.switches)}
+    with _gc_paused():
+        return {name: compile_view(view, name) for name in sorted(topology.switches)}
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Compiling allocates hundreds of thousands of small acyclic objects; the cyclic
+    collector would rescan all of them over and over (cost growing with the size of
+    the network) while finding nothing to free. Pause it for the duration."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def compile_switch(policy: Policy, topology: Topology, bindings: Bindings, switch: str) -> FlowSet:

@@ -6,6 +6,7 @@ each stage module asks it questions about one switch.
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,11 +15,12 @@ from sdnctl.bindings import Bindings
 from sdnctl.pipeline import tenant_id
 from sdnctl.policy.model import VM, Policy, Segment
 from sdnctl.topology.model import PortRef, Role, Topology
-from sdnctl.topology.paths import NextHop, all_next_hops
+from sdnctl.topology.paths import PathFinder
 
 # metadata layout: low 32 bits tenant id; bit 32 set when the source segment is routed.
 ROUTED_BIT = 1 << 32
 TENANT_MASK = 0xFFFF_FFFF
+MPLS_LABELS = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +54,34 @@ class NetworkView:
         self.local = dict(local)
 
     @cached_property
-    def next_hops(self) -> dict[str, dict[str, NextHop]]:
-        """destination hypervisor -> {switch -> NextHop}."""
+    def paths(self) -> PathFinder:
+        """Next hops towards hypervisors, over the graph less the links that are down."""
         graph = self.topology.graph()
         for link in self.topology.links:
             if link.a in self.down_ports or link.b in self.down_ports:
                 graph.remove_edge(link.a.switch, link.b.switch)
-        return all_next_hops(graph)
+        return PathFinder(graph)
+
+    @cached_property
+    def fabric_labels(self) -> dict[str, int]:
+        """Hypervisor -> the MPLS label that names it on the fabric.
+
+        16 + dpid when it fits (labels 0..15 are reserved), so a label reads as
+        the dpid; otherwise a hash. Collisions are resolved in name order.
+        """
+        labels: dict[str, int] = {}
+        used: set[int] = set()
+        for name in sorted(self.topology.switches):
+            sw = self.topology.switches[name]
+            if sw.role is not Role.HYPERVISOR:
+                continue
+            label = 16 + sw.dpid if sw.dpid < MPLS_LABELS - 16 else (
+                16 + zlib.crc32(name.encode()) % (MPLS_LABELS - 16))
+            while label in used:
+                label = 16 + (label - 15) % (MPLS_LABELS - 16)
+            used.add(label)
+            labels[name] = label
+        return labels
 
     @cached_property
     def tenant_ids(self) -> dict[str, int]:
@@ -97,33 +120,22 @@ class NetworkView:
         return sorted({lv.vm.tenant for lv in self.local_vms(switch)})
 
     def carried_segments(self, switch: str) -> list[Segment]:
-        """Segments this switch forwards for.
-
-        A hypervisor: the segments of its VMs, plus every routed segment of their
-        tenants (routing happens here, at the first hop). A fabric switch: every
-        segment with a bound VM (it is transit for all of them).
-        """
+        """Segments a hypervisor forwards for: those of its VMs, plus every routed
+        segment of their tenants (routing happens here, at the first hop)."""
         segs: dict[int, Segment] = {}
-        if self.is_hypervisor(switch):
-            for lv in self.local_vms(switch):
-                segs[lv.segment.vlan] = lv.segment
-                if lv.segment.routed:
-                    for seg in self.policy.tenants[lv.vm.tenant].segments.values():
-                        if seg.routed:
-                            segs[seg.vlan] = seg
-        else:
-            for name in self.where:
-                seg = self.policy.segment_of(self.policy.vms[name])
-                segs[seg.vlan] = seg
+        for lv in self.local_vms(switch):
+            segs[lv.segment.vlan] = lv.segment
+            if lv.segment.routed:
+                for seg in self.policy.tenants[lv.vm.tenant].segments.values():
+                    if seg.routed:
+                        segs[seg.vlan] = seg
         return [segs[v] for v in sorted(segs)]
 
     def trunk_ports(self, switch: str) -> list[int]:
         return sorted(self.topology.link_ports(switch))
 
     def ingress_segments(self, switch: str) -> list[Segment]:
-        """Segments whose tagged frames this switch accepts from its trunks: a
-        hypervisor only those of its own VMs (the only ones it delivers to)."""
-        if self.is_hypervisor(switch):
-            segs = {lv.segment.vlan: lv.segment for lv in self.local_vms(switch)}
-            return [segs[v] for v in sorted(segs)]
-        return self.carried_segments(switch)
+        """Segments whose frames a hypervisor accepts from its trunks: those of its
+        own VMs (the only ones it delivers to)."""
+        segs = {lv.segment.vlan: lv.segment for lv in self.local_vms(switch)}
+        return [segs[v] for v in sorted(segs)]

@@ -1,9 +1,10 @@
 """Stage `l2_forward`: by segment and destination MAC, to the VM wherever it is.
 
 A local VM: hand over to `ct_in` with its port in reg7. A VM on another
-hypervisor: tag with the segment's VLAN and send along the shortest path, through
-a fast-failover group where the fabric offers a loop-free backup. Unknown
-destinations are dropped; nothing is flooded.
+hypervisor: tag with the segment's VLAN, push an MPLS label naming that
+hypervisor, and send along the shortest path, through a fast-failover group where
+the fabric offers a loop-free backup. Fabric switches forward by label alone.
+Unknown destinations are dropped; nothing is flooded.
 """
 
 from __future__ import annotations
@@ -11,9 +12,22 @@ from __future__ import annotations
 import zlib
 
 from sdnctl.compile.context import NetworkView
-from sdnctl.flows import Bucket, Flow, Goto, Group, GroupAction, Match, Output, PushVlan, SetField
+from sdnctl.flows import (
+    Bucket,
+    Flow,
+    Goto,
+    Group,
+    GroupAction,
+    Match,
+    Output,
+    PushMpls,
+    PushVlan,
+    SetField,
+)
 from sdnctl.pipeline import REG_OUT_PORT, REG_SEGMENT
 from sdnctl.topology.paths import NextHop
+
+ETH_MPLS = 0x8847
 
 
 def group_id_for(view: NetworkView, dest_switch: str) -> int:
@@ -25,21 +39,23 @@ def group_id_for(view: NetworkView, dest_switch: str) -> int:
 def compile_l2(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]:
     flows: list[Flow] = []
     groups: dict[int, Group] = {}
+    if not view.is_hypervisor(switch):
+        # Fabric: one flow per destination hypervisor, by its label. Independent of
+        # VMs and bindings, so a fabric switch holds O(hypervisors) flows.
+        for dest, label in sorted(view.fabric_labels.items()):
+            hop = view.paths.next_hop(switch, dest)
+            if hop is not None:
+                flows.append(Flow(
+                    "l2_forward", 100, Match.of(eth_type=ETH_MPLS, mpls_label=label),
+                    (_towards(view, dest, hop, groups),), f"path:{dest}",
+                ))
+        return flows, list(groups.values())
     for seg in view.carried_segments(switch):
         for vm in view.vms_by_segment.get(seg.vlan, ()):
             ref = view.where.get(vm.name)
             if ref is None:
                 continue  # not bound anywhere: nothing to forward to
             owner = f"vm:{vm.name}"
-            if not view.is_hypervisor(switch):
-                # Transit: the frame is still tagged; forward it as it is.
-                hop = view.next_hops.get(ref.switch, {}).get(switch)
-                if hop is not None:
-                    out_fab = _towards(view, ref.switch, hop, groups)
-                    flows.append(Flow("l2_forward", 100,
-                                      Match.of(vlan_vid=seg.vlan, eth_dst=vm.mac),
-                                      (out_fab,), owner))
-                continue
             match = Match.of({REG_SEGMENT: seg.vlan}, eth_dst=vm.mac)
             if ref.switch == switch:
                 flows.append(Flow(
@@ -47,12 +63,14 @@ def compile_l2(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]
                     (SetField(REG_OUT_PORT, ref.port), Goto("ct_in")), owner,
                 ))
                 continue
-            hop = view.next_hops.get(ref.switch, {}).get(switch)
+            hop = view.paths.next_hop(switch, ref.switch)
             if hop is None:
                 continue  # no path: the fabric is partitioned
-            out = _towards(view, ref.switch, hop, groups)
+            # On the wire: the segment's VLAN tag, then a label naming the hypervisor.
+            encap = (PushVlan(), SetField("vlan_vid", seg.vlan),
+                     PushMpls(), SetField("mpls_label", view.fabric_labels[ref.switch]))
             flows.append(Flow(
-                "l2_forward", 100, match, (PushVlan(), SetField("vlan_vid", seg.vlan), out), owner
+                "l2_forward", 100, match, (*encap, _towards(view, ref.switch, hop, groups)), owner
             ))
     return flows, list(groups.values())
 

@@ -19,6 +19,7 @@ from sdnctl.flows import (
     Match,
     Meter,
     MeterBand,
+    PopMpls,
     PopVlan,
     SetField,
     WriteMetadata,
@@ -27,6 +28,7 @@ from sdnctl.pipeline import REG_SEGMENT, REG_ZONE
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806
+ETH_MPLS = 0x8847
 PRIO_ALLOW = 200
 PRIO_PORT_DROP = 100
 
@@ -60,21 +62,23 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
         yield Flow("port_security", PRIO_PORT_DROP, Match.of(in_port=port), (), owner)
 
     if not view.is_hypervisor(switch):
-        # Fabric: frames keep their tag end to end; l2_forward matches it directly,
-        # so one flow per trunk suffices (not one per trunk and segment).
+        # Fabric: labelled frames go on to l2_forward untouched, which switches them
+        # by label alone. One flow per trunk.
         for trunk in view.trunk_ports(switch):
             yield Flow(
                 "port_security", PRIO_ALLOW,
-                Match.of(in_port=trunk, vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT)),
+                Match.of(in_port=trunk, eth_type=ETH_MPLS,
+                         vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT)),
                 (Goto("l2_forward"),), "base",
             )
         return
+    label = view.fabric_labels[switch]
     for trunk in view.trunk_ports(switch):
         for seg in view.ingress_segments(switch):
             yield Flow(
                 "port_security", PRIO_ALLOW,
-                Match.of(in_port=trunk, vlan_vid=seg.vlan),
-                (PopVlan(), SetField(REG_SEGMENT, seg.vlan),
+                Match.of(in_port=trunk, vlan_vid=seg.vlan, eth_type=ETH_MPLS, mpls_label=label),
+                (PopMpls(ETH_IP), PopVlan(), SetField(REG_SEGMENT, seg.vlan),
                  tenant_metadata(view, seg.tenant, seg.routed), Goto("l2_forward")),
                 f"segment:{seg.vlan}",
             )

@@ -147,12 +147,24 @@ class Policy:
     tenants: Mapping[str, Tenant]
     vms: Mapping[str, VM]
     source: str = "<policy>"
+    # An index, not data: tenant -> its VMs, so per-tenant questions cost O(tenant).
+    _by_tenant: Mapping[str, tuple[VM, ...]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        by_tenant: dict[str, list[VM]] = {}
+        for vm in self.vms.values():
+            by_tenant.setdefault(vm.tenant, []).append(vm)
+        object.__setattr__(
+            self, "_by_tenant", MappingProxyType({t: tuple(v) for t, v in by_tenant.items()})
+        )
 
     def segment_of(self, vm: VM) -> Segment:
         return self.tenants[vm.tenant].segments[vm.segment]
 
     def vms_of(self, tenant: str) -> Iterator[VM]:
-        return (vm for vm in self.vms.values() if vm.tenant == tenant)
+        return iter(self._by_tenant.get(tenant, ()))
 
     def members(self, tenant: str, group: str) -> frozenset[str]:
         """Names of the VMs a group (or ANY) names inside `tenant`."""

@@ -49,7 +49,9 @@ from sdnctl.flows import (
     MeterBand,
     Move,
     Output,
+    PopMpls,
     PopVlan,
+    PushMpls,
     PushVlan,
     SetField,
     WriteMetadata,
@@ -69,7 +71,7 @@ FIELD_BITS: dict[str, int] = {
     "ct_state": 32, "eth_type": 16, "eth_src": 48, "eth_dst": 48, "vlan_vid": 13,
     "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
     "ip_proto": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_dst": 16,
-    "icmpv4_type": 8,
+    "icmpv4_type": 8, "mpls_label": 20,
 }
 _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"}
@@ -242,6 +244,10 @@ def action_to_ofp(act: Action) -> OfpMsg:
             return parser.OFPActionPushVlan(0x8100)
         case PopVlan():
             return parser.OFPActionPopVlan()
+        case PushMpls():
+            return parser.OFPActionPushMpls(0x8847)
+        case PopMpls(ethertype=e):
+            return parser.OFPActionPopMpls(e)
         case DecTtl():
             return parser.OFPActionDecNwTtl()
         case Ct(zone=z, commit=c, table=t):
@@ -311,6 +317,12 @@ def action_from_ofp(action: OfpMsg) -> Action:
         return PushVlan()
     if isinstance(action, parser.OFPActionPopVlan):
         return PopVlan()
+    if isinstance(action, parser.OFPActionPushMpls):
+        if action.ethertype != 0x8847:
+            raise Unrepresentable(f"push_mpls {action.ethertype:#x}")
+        return PushMpls()
+    if isinstance(action, parser.OFPActionPopMpls):
+        return PopMpls(action.ethertype)
     if isinstance(action, (parser.OFPActionDecNwTtl, parser.NXActionDecTtl)):
         return DecTtl()
     if isinstance(action, parser.NXActionCT):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import networkx as nx
 
@@ -45,6 +46,23 @@ class Topology:
     switches: Mapping[str, Switch]
     links: tuple[Link, ...]
     source: str = "<topology>"
+    # Indexes, not data: link ends by switch and by port, so lookups cost O(1).
+    _link_ports: Mapping[str, frozenset[int]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+    _peers: Mapping[PortRef, PortRef] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        ports: dict[str, set[int]] = {}
+        peers: dict[PortRef, PortRef] = {}
+        for link in self.links:
+            for end, other in ((link.a, link.b), (link.b, link.a)):
+                ports.setdefault(end.switch, set()).add(end.port)
+                peers[end] = other
+        object.__setattr__(
+            self, "_link_ports", MappingProxyType({k: frozenset(v) for k, v in ports.items()})
+        )
+        object.__setattr__(self, "_peers", MappingProxyType(peers))
 
     def graph(self) -> nx.Graph:
         """A fresh graph: nodes are switch names, each edge carries `ports={switch: port}`.
@@ -70,18 +88,8 @@ class Topology:
 
     def link_ports(self, switch: str) -> frozenset[int]:
         """The ports of `switch` that are fabric links (trunks)."""
-        ports = set()
-        for link in self.links:
-            for end in (link.a, link.b):
-                if end.switch == switch:
-                    ports.add(end.port)
-        return frozenset(ports)
+        return self._link_ports.get(switch, frozenset())
 
     def peer(self, end: PortRef) -> PortRef | None:
         """The far end of the link plugged into `end`, if any."""
-        for link in self.links:
-            if link.a == end:
-                return link.b
-            if link.b == end:
-                return link.a
-        return None
+        return self._peers.get(end)

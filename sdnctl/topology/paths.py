@@ -1,15 +1,17 @@
 """Unicast paths over the topology graph, with loop-free backups for fast failover.
 
 Traffic between hypervisors crosses the fabric only: another hypervisor is never
-a transit node (a dual-homed hypervisor would otherwise look like a cheap
-bridge between two leaves). Ties are broken by neighbour name, so the choice is
-deterministic.
+a transit node (a dual-homed hypervisor would otherwise look like a cheap bridge
+between two leaves). So distances towards a hypervisor depend only on which
+fabric switches it hangs off: hypervisors behind the same leaves share one
+breadth-first search, which keeps path computation linear in practice.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -18,68 +20,96 @@ from sdnctl.topology.model import Role
 
 @dataclass(frozen=True, slots=True)
 class NextHop:
-    """How `switch` sends towards a destination hypervisor."""
+    """How a switch sends towards a destination hypervisor."""
 
     port: int
     backup_port: int | None = None  # a loop-free alternate, if the graph has one
 
 
-def _transit_graph(graph: nx.Graph, dest: str) -> nx.Graph:
-    """The graph without hypervisors other than `dest` (they are never transit)."""
-    keep = [
-        n for n, role in graph.nodes(data="role") if role is not Role.HYPERVISOR or n == dest
-    ]
-    return graph.subgraph(keep)
+@dataclass
+class PathFinder:
+    """Next hops towards hypervisors, computed on demand and cached.
 
-
-def next_hops_towards(graph: nx.Graph, dest: str) -> dict[str, NextHop]:
-    """For every switch that can reach hypervisor `dest`: its next hop (and backup).
-
-    Primary: a shortest-path neighbour; ties are spread by a stable hash of
-    (switch, dest, neighbour), so two spines do not both lean on the same leaf.
-    Backup: another neighbour whose own primary path to `dest` never comes back
-    through this switch, so a failover bucket cannot bounce a packet between two
-    switches while one link is down (a second failure is for the controller).
+    Primary: a shortest-path neighbour; equal-cost ties are spread by a stable
+    hash of (switch, dest, neighbour), so two spines do not both lean on the same
+    leaf. Backup: another neighbour whose own primary path to the destination
+    never comes back through this switch, so a failover bucket cannot bounce a
+    packet between two switches while one link is down (a second failure is for
+    the controller to repair).
     """
-    transit = _transit_graph(graph, dest)
-    dist: dict[str, int] = nx.single_source_shortest_path_length(transit, dest)
 
-    def ranked(node: str) -> list[str]:
-        cands = [n for n in graph.neighbors(node) if n in dist]
-        return sorted(cands, key=lambda n: (dist[n], _spread(node, dest, n), n))
+    graph: nx.Graph
+    _fabric: set[str] = field(default_factory=set)
+    _dist_by_attachment: dict[frozenset[str], dict[str, int]] = field(default_factory=dict)
+    _hops: dict[tuple[str, str], NextHop | None] = field(default_factory=dict)
+    _primary: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
-    primary: dict[str, str] = {}
-    for node in graph.nodes:
-        if node != dest:
-            cands = ranked(node)
-            if cands:
-                primary[node] = cands[0]
+    _fabric_neighbours: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def path_avoids(start: str, avoid: str) -> bool:
-        node = start
+    def __post_init__(self) -> None:
+        self._fabric = {n for n, r in self.graph.nodes(data="role") if r is not Role.HYPERVISOR}
+        # Only fabric neighbours can be transit; a leaf's many hypervisors are skipped.
+        self._fabric_neighbours = {
+            node: tuple(n for n in self.graph.neighbors(node) if n in self._fabric)
+            for node in self.graph.nodes
+        }
+
+    def _dist(self, dest: str) -> dict[str, int]:
+        """Hop count from each fabric switch (and dest itself) to hypervisor `dest`."""
+        attach = frozenset(n for n in self.graph.neighbors(dest) if n in self._fabric)
+        if attach not in self._dist_by_attachment:
+            dist = {n: 1 for n in attach}
+            queue = deque(sorted(attach))
+            while queue:
+                node = queue.popleft()
+                for n in self.graph.neighbors(node):
+                    if n in self._fabric and n not in dist:
+                        dist[n] = dist[node] + 1
+                        queue.append(n)
+            self._dist_by_attachment[attach] = dist
+        return self._dist_by_attachment[attach]
+
+    def _ranked(self, node: str, dest: str) -> list[str]:
+        dist = self._dist(dest)
+        cands = [n for n in self._fabric_neighbours[node] if n in dist]
+        ranked = sorted(cands, key=lambda n: (dist[n], _spread(node, dest, n), n))
+        # Adjacent to dest: the direct link first, fabric neighbours as backups.
+        return [dest, *ranked] if self.graph.has_edge(node, dest) else ranked
+
+    def primary(self, node: str, dest: str) -> str | None:
+        key = (node, dest)
+        if key not in self._primary:
+            ranked = self._ranked(node, dest) if node != dest else []
+            self._primary[key] = ranked[0] if ranked else None
+        return self._primary[key]
+
+    def _path_avoids(self, start: str, dest: str, avoid: str) -> bool:
+        node: str | None = start
         while node != dest:
-            if node == avoid or node not in primary:
+            if node is None or node == avoid:
                 return False
-            node = primary[node]
+            node = self.primary(node, dest)
         return True
 
-    hops: dict[str, NextHop] = {}
-    for node in sorted(primary):
-        ports = graph.edges[node, primary[node]]["ports"]
+    def next_hop(self, node: str, dest: str) -> NextHop | None:
+        """How `node` sends towards hypervisor `dest`; None if it cannot."""
+        key = (node, dest)
+        if key not in self._hops:
+            self._hops[key] = self._compute(node, dest)
+        return self._hops[key]
+
+    def _compute(self, node: str, dest: str) -> NextHop | None:
+        first = self.primary(node, dest)
+        if first is None:
+            return None
+        ports = self.graph.edges[node, first]["ports"]
         backup = next(
-            (graph.edges[node, n]["ports"][node]
-             for n in ranked(node)[1:] if path_avoids(n, node)),
+            (self.graph.edges[node, n]["ports"][node]
+             for n in self._ranked(node, dest)[1:] if self._path_avoids(n, dest, node)),
             None,
         )
-        hops[node] = NextHop(ports[node], backup)
-    return hops
+        return NextHop(ports[node], backup)
 
 
 def _spread(node: str, dest: str, neighbour: str) -> int:
     return zlib.crc32(f"{node}>{dest}>{neighbour}".encode())
-
-
-def all_next_hops(graph: nx.Graph) -> dict[str, dict[str, NextHop]]:
-    """destination hypervisor -> {switch -> NextHop}."""
-    hypervisors = [n for n, role in graph.nodes(data="role") if role is Role.HYPERVISOR]
-    return {h: next_hops_towards(graph, h) for h in sorted(hypervisors)}

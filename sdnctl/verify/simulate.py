@@ -28,7 +28,9 @@ from sdnctl.flows import (
     Meter,
     Move,
     Output,
+    PopMpls,
     PopVlan,
+    PushMpls,
     PushVlan,
     SetField,
     WriteMetadata,
@@ -330,6 +332,11 @@ def _apply(act: object, p: Packet) -> Packet:
             return dict(p, vlan_vid=0)  # the VID is set by the following set_field
         case PopVlan():
             return {k: v for k, v in p.items() if k != "vlan_vid"}
+        case PushMpls():
+            return dict(p, eth_type=0x8847, mpls_label=0, mpls_payload_type=p.get("eth_type"))
+        case PopMpls(ethertype=e):
+            rest = {k: v for k, v in p.items() if k not in ("mpls_label", "mpls_payload_type")}
+            return dict(rest, eth_type=e)
         case DecTtl():
             return dict(p, ip_ttl=int(p.get("ip_ttl", 64)) - 1)
         case Meter():
