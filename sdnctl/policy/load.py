@@ -14,24 +14,34 @@ of range 1..4094`, where the object is `policy`, `tenant T`, `segment T/S`,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sdnctl.pipeline import GATEWAY_MAC_PREFIX, tenant_id
+from sdnctl.pipeline import tenant_id
+from sdnctl.policy.drafts import (
+    SegmentDraft,
+    TenantDraft,
+    VMDraft,
+    build_tenant,
+    build_vm,
+)
 from sdnctl.policy.model import (
     ANY,
-    VM,
     Default,
     Group,
     Policy,
     Rule,
-    Segment,
     Service,
-    Tenant,
     parse_service,
+)
+from sdnctl.policy.values import (
+    listing,
+    mac_trouble,
+    parse_address,
+    placement_trouble,
+    read_labels,
 )
 from sdnctl.topology.model import Role, Topology
 from sdnctl.yamlsrc import (
@@ -42,7 +52,6 @@ from sdnctl.yamlsrc import (
     is_int,
     load_yaml,
     read_source,
-    show_key,
 )
 
 TOP_KEYS = ("version", "tenants", "vms")
@@ -70,55 +79,14 @@ def parse_policy(text: str, source: str, topology: Topology | None = None) -> Po
     return policy
 
 
-@dataclass
-class _SegmentDraft:
-    tenant: str
-    name: str
-    line: int
-    vlan: int | None = None
-    subnet: IPv4Network | None = None
-    gateway: IPv4Address | None = None
-
-    @property
-    def where(self) -> str:
-        return f"segment {self.tenant}/{self.name}"
-
-
-@dataclass
-class _TenantDraft:
-    name: str
-    line: int
-    body: LineDict
-    broken: bool = False  # not even a mapping: what names it is not checked further
-    default: Default = Default.DENY
-    segments: dict[str, _SegmentDraft] = field(default_factory=dict)
-    group_names: set[str] = field(default_factory=set)  # declared, valid or not
-    groups: dict[str, Group] = field(default_factory=dict)
-    rules: list[Rule] = field(default_factory=list)
-
-
-@dataclass
-class _VMDraft:
-    name: str
-    line: int
-    tenant: str | None = None  # set only when it names a known tenant
-    segment: str | None = None
-    mac: str | None = None
-    ip: IPv4Address | None = None
-    ip_line: int = 0
-    labels: dict[str, str] = field(default_factory=dict)
-    host: str | None = None
-    rate_limit_mbps: int | None = None
-
-
 class _PolicyReader:
     def __init__(self, report: Report, topology: Topology | None) -> None:
         self.r = report
         self.topology = topology
-        self.tenants: dict[str, _TenantDraft] = {}
-        self.vms: dict[str, _VMDraft] = {}
-        self.vlans: dict[int, _SegmentDraft] = {}
-        self.macs: dict[str, _VMDraft] = {}
+        self.tenants: dict[str, TenantDraft] = {}
+        self.vms: dict[str, VMDraft] = {}
+        self.vlans: dict[int, SegmentDraft] = {}
+        self.macs: dict[str, VMDraft] = {}
 
     def read(self, data: Any) -> Policy | None:
         top = self._top(data)
@@ -165,10 +133,10 @@ class _PolicyReader:
         if not isinstance(body, LineDict):
             self.r.add(line, f"{where}: must be a mapping with keys "
                              f"{', '.join(TENANT_KEYS)}, got {describe(body)}")
-            self.tenants[name] = _TenantDraft(name, line, LineDict(line), broken=True)
+            self.tenants[name] = TenantDraft(name, line, LineDict(line), broken=True)
             return
         self.r.check_keys(body, where, TENANT_KEYS, ("segments",), line)
-        tenant = _TenantDraft(name, line, body)
+        tenant = TenantDraft(name, line, body)
         self.tenants[name] = tenant
         if "default" in body:
             tenant.default = self._default(body["default"], body.key_line("default"), where)
@@ -184,8 +152,8 @@ class _PolicyReader:
         self.r.add(line, f"{where}: default must be allow or deny, got {describe(value)}")
         return Default.DENY
 
-    def _segment(self, tenant: _TenantDraft, name: str, body: Any, line: int) -> None:
-        seg = _SegmentDraft(tenant.name, name, line)
+    def _segment(self, tenant: TenantDraft, name: str, body: Any, line: int) -> None:
+        seg = SegmentDraft(tenant.name, name, line)
         tenant.segments[name] = seg  # known by name even if broken: no cascading errors
         if not isinstance(body, LineDict):
             self.r.add(line, f"{seg.where}: must be a mapping with keys "
@@ -200,7 +168,7 @@ class _PolicyReader:
         if "gateway" in body:
             seg.gateway = self._gateway(seg, body["gateway"], body.key_line("gateway"))
 
-    def _vlan(self, seg: _SegmentDraft, value: Any, line: int) -> int | None:
+    def _vlan(self, seg: SegmentDraft, value: Any, line: int) -> int | None:
         if not is_int(value):
             self.r.add(line, f"{seg.where}: vlan must be an integer 1..4094, "
                              f"got {describe(value)}")
@@ -214,7 +182,7 @@ class _PolicyReader:
                              f"{first.where} (line {first.line})")
         return int(value)
 
-    def _subnet(self, seg: _SegmentDraft, value: Any, line: int) -> IPv4Network | None:
+    def _subnet(self, seg: SegmentDraft, value: Any, line: int) -> IPv4Network | None:
         if not isinstance(value, str) or "/" not in value:
             self.r.add(line, f"{seg.where}: subnet must be an IPv4 network like "
                              f"10.1.10.0/24, got {describe(value)}")
@@ -236,7 +204,7 @@ class _PolicyReader:
             return None
         return subnet
 
-    def _check_overlap(self, tenant: _TenantDraft, seg: _SegmentDraft, line: int) -> None:
+    def _check_overlap(self, tenant: TenantDraft, seg: SegmentDraft, line: int) -> None:
         if seg.subnet is None:
             return
         for other in tenant.segments.values():
@@ -247,14 +215,14 @@ class _PolicyReader:
                                  f"({other.subnet}, line {other.line})")
                 return
 
-    def _gateway(self, seg: _SegmentDraft, value: Any, line: int) -> IPv4Address | None:
-        gateway = _address(value)
+    def _gateway(self, seg: SegmentDraft, value: Any, line: int) -> IPv4Address | None:
+        gateway = parse_address(value)
         if gateway is None:
             self.r.add(line, f"{seg.where}: gateway must be an IPv4 address, "
                              f"got {describe(value)}")
             return None
         if seg.subnet is not None:
-            trouble = _placement_trouble(gateway, seg.subnet)
+            trouble = placement_trouble(gateway, seg.subnet)
             if trouble:
                 self.r.add(line, f"{seg.where}: gateway {gateway} {trouble}")
         return gateway
@@ -262,7 +230,7 @@ class _PolicyReader:
     # -- VMs ------------------------------------------------------------------------
 
     def _vm(self, name: str, body: Any, line: int) -> None:
-        vm = _VMDraft(name, line)
+        vm = VMDraft(name, line)
         self.vms[name] = vm
         where = f"vm {name}"
         if not isinstance(body, LineDict):
@@ -277,14 +245,14 @@ class _PolicyReader:
             vm.ip_line = body.key_line("ip")
             vm.ip = self._vm_ip(vm, body["ip"], body.key_line("ip"), where)
         if "labels" in body:
-            vm.labels = _labels(self.r, body["labels"], body.key_line("labels"), where)
+            vm.labels = read_labels(self.r, body["labels"], body.key_line("labels"), where)
         if "host" in body:
             vm.host = self._host(body["host"], body.key_line("host"), where)
         if "rate_limit_mbps" in body:
             vm.rate_limit_mbps = self._rate(body["rate_limit_mbps"],
                                             body.key_line("rate_limit_mbps"), where)
 
-    def _vm_place(self, vm: _VMDraft, body: LineDict, where: str) -> None:
+    def _vm_place(self, vm: VMDraft, body: LineDict, where: str) -> None:
         """Tenant and segment; the segment is checked only within a known tenant."""
         if "tenant" in body:
             vm.tenant = self._name_in(body, "tenant", where, self.tenants, "")
@@ -302,17 +270,17 @@ class _PolicyReader:
             return None
         if value not in known:
             self.r.add(line, f"{where}: unknown {key} {value!r}{of} "
-                             f"({key}s: {_listing(known)})")
+                             f"({key}s: {listing(known)})")
             return None
         return value
 
-    def _mac(self, vm: _VMDraft, value: Any, line: int, where: str) -> str | None:
+    def _mac(self, vm: VMDraft, value: Any, line: int, where: str) -> str | None:
         if not isinstance(value, str) or not _MAC_RE.match(value):
             self.r.add(line, f"{where}: mac must look like 02:00:00:00:10:11, "
                              f"got {describe(value)}")
             return None
         mac = value.lower()
-        trouble = _mac_trouble(mac)
+        trouble = mac_trouble(mac)
         if trouble:
             self.r.add(line, f"{where}: mac {mac} {trouble}")
             return None
@@ -322,29 +290,29 @@ class _PolicyReader:
                              f"(line {first.line})")
         return mac
 
-    def _vm_ip(self, vm: _VMDraft, value: Any, line: int, where: str) -> IPv4Address | None:
-        ip = _address(value)
+    def _vm_ip(self, vm: VMDraft, value: Any, line: int, where: str) -> IPv4Address | None:
+        ip = parse_address(value)
         if ip is None:
             self.r.add(line, f"{where}: ip must be an IPv4 address, got {describe(value)}")
             return None
         seg = self._segment_of(vm)
         if seg is None or seg.subnet is None:
             return ip
-        trouble = _placement_trouble(ip, seg.subnet, seg.where)
+        trouble = placement_trouble(ip, seg.subnet, seg.where)
         if not trouble and ip == seg.gateway:
             trouble = f"is the gateway of {seg.where}"
         if trouble:
             self.r.add(line, f"{where}: ip {ip} {trouble}")
         return ip
 
-    def _segment_of(self, vm: _VMDraft) -> _SegmentDraft | None:
+    def _segment_of(self, vm: VMDraft) -> SegmentDraft | None:
         if vm.tenant is None or vm.segment is None:
             return None
         return self.tenants[vm.tenant].segments[vm.segment]
 
     def _check_ips(self) -> None:
         """An IP names one VM inside its tenant (tenants may reuse each other's)."""
-        first: dict[tuple[str, IPv4Address], _VMDraft] = {}
+        first: dict[tuple[str, IPv4Address], VMDraft] = {}
         for vm in self.vms.values():
             if vm.tenant is None or vm.ip is None:
                 continue
@@ -362,7 +330,7 @@ class _PolicyReader:
         switch = self.topology.switches.get(value)
         if switch is None:
             self.r.add(line, f"{where}: host {value!r} is not a switch of the topology "
-                             f"(switches: {_listing(self.topology.switches)})")
+                             f"(switches: {listing(self.topology.switches)})")
         elif switch.role is not Role.HYPERVISOR:
             self.r.add(line, f"{where}: host {value!r} is a {switch.role.value} switch, "
                              "not a hypervisor")
@@ -377,7 +345,7 @@ class _PolicyReader:
 
     # -- groups and rules -----------------------------------------------------------
 
-    def _groups(self, tenant: _TenantDraft) -> None:
+    def _groups(self, tenant: TenantDraft) -> None:
         where = f"tenant {tenant.name}"
         body = tenant.body
         groups = self.r.mapping(body.get("groups"), body.key_line("groups"), where, "groups")
@@ -387,7 +355,7 @@ class _PolicyReader:
             if group is not None:
                 tenant.groups[name] = group
 
-    def _group(self, tenant: _TenantDraft, name: str, body: Any, line: int) -> Group | None:
+    def _group(self, tenant: TenantDraft, name: str, body: Any, line: int) -> Group | None:
         where = f"group {tenant.name}/{name}"
         if name == ANY:
             self.r.add(line, f"{where}: the name {ANY!r} is reserved "
@@ -397,13 +365,13 @@ class _PolicyReader:
                              f"{', '.join(GROUP_KEYS)}, got {describe(body)}")
             return None
         self.r.check_keys(body, where, GROUP_KEYS, (), line)
-        labels = _labels(self.r, body.get("labels"), body.key_line("labels"), where)
+        labels = read_labels(self.r, body.get("labels"), body.key_line("labels"), where)
         vms = self._group_vms(tenant, body.get("vms"), body.key_line("vms"), where)
         if not body.get("labels") and not body.get("vms"):
             self.r.add(line, f"{where}: names no labels and no vms")
         return Group(tenant.name, name, MappingProxyType(labels), vms, line)
 
-    def _group_vms(self, tenant: _TenantDraft, value: Any, line: int,
+    def _group_vms(self, tenant: TenantDraft, value: Any, line: int,
                    where: str) -> tuple[str, ...]:
         items = self.r.sequence(value, line, where, "vms")
         names: dict[str, None] = {}  # ordered, without repeats
@@ -421,7 +389,7 @@ class _PolicyReader:
                 names[item] = None
         return tuple(names)
 
-    def _rules(self, tenant: _TenantDraft) -> None:
+    def _rules(self, tenant: TenantDraft) -> None:
         body = tenant.body
         rules = self.r.sequence(body.get("rules"), body.key_line("rules"),
                                 f"tenant {tenant.name}", "rules")
@@ -432,7 +400,7 @@ class _PolicyReader:
             if rule is not None:
                 tenant.rules.append(rule)
 
-    def _rule(self, tenant: _TenantDraft, number: int, body: Any, line: int) -> Rule | None:
+    def _rule(self, tenant: TenantDraft, number: int, body: Any, line: int) -> Rule | None:
         where = f"rule {number} of tenant {tenant.name}"
         if not isinstance(body, LineDict):
             self.r.add(line, f"{where}: must be a mapping with keys "
@@ -446,7 +414,7 @@ class _PolicyReader:
             return None
         return Rule(tenant.name, src, dst, services, line)
 
-    def _rule_end(self, tenant: _TenantDraft, body: LineDict, key: str,
+    def _rule_end(self, tenant: TenantDraft, body: LineDict, key: str,
                   where: str) -> str | None:
         if key not in body:
             return None
@@ -457,7 +425,7 @@ class _PolicyReader:
             return None
         if value == ANY or value in tenant.group_names:
             return value
-        known = _listing([ANY, *tenant.group_names])
+        known = listing([ANY, *tenant.group_names])
         self.r.add(line, f"{where}: {key} names unknown group {value!r} (groups: {known})")
         return None
 
@@ -492,7 +460,7 @@ class _PolicyReader:
 
     def _check_tenant_ids(self) -> None:
         """Flows tell tenants apart by tenant_id(name) alone: two ids must never meet."""
-        seen: dict[int, _TenantDraft] = {}
+        seen: dict[int, TenantDraft] = {}
         for tenant in self.tenants.values():
             other = seen.setdefault(tenant_id(tenant.name), tenant)
             if other is not tenant:
@@ -501,82 +469,8 @@ class _PolicyReader:
                                         f"{other.name} (line {other.line}); rename one")
 
     def _build(self) -> Policy:
-        tenants = {name: _build_tenant(t) for name, t in self.tenants.items()}
-        vms = {name: _build_vm(vm) for name, vm in self.vms.items()}
+        tenants = {name: build_tenant(t) for name, t in self.tenants.items()}
+        vms = {name: build_vm(vm) for name, vm in self.vms.items()}
         return Policy(MappingProxyType(tenants), MappingProxyType(vms), self.r.source)
 
 
-# -- value checks (no reader state) ---------------------------------------------------
-
-
-def _address(value: Any) -> IPv4Address | None:
-    """An IPv4 address written as text (ipaddress would also take a bare int)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return IPv4Address(value.strip())
-    except AddressValueError:
-        return None
-
-
-def _placement_trouble(ip: IPv4Address, subnet: IPv4Network, name: str = "") -> str:
-    """Why `ip` cannot be a host address in `subnet`; "" if it can."""
-    if ip not in subnet:
-        return f"is outside {name} ({subnet})" if name else f"is outside subnet {subnet}"
-    if ip == subnet.network_address:
-        return f"is the network address of {subnet}"
-    if ip == subnet.broadcast_address:
-        return f"is the broadcast address of {subnet}"
-    return ""
-
-
-def _mac_trouble(mac: str) -> str:
-    """Why a well-formed, lower-case MAC cannot be a VM's; "" if it can."""
-    if int(mac[:2], 16) & 1:
-        return "is a multicast address"
-    if mac == "00:00:00:00:00:00":
-        return "is all zeros"
-    if mac.startswith(GATEWAY_MAC_PREFIX):
-        return f"is in the range reserved for gateway MACs ({GATEWAY_MAC_PREFIX}xx:xx)"
-    return ""
-
-
-def _labels(report: Report, value: Any, line: int, where: str) -> dict[str, str]:
-    mapping = report.mapping(value, line, where, "labels")
-    labels: dict[str, str] = {}
-    for key, item in (mapping or LineDict()).items():
-        key_line = mapping.key_line(key) if mapping is not None else line
-        if not isinstance(key, str):
-            report.add(key_line, f"{where}: label names must be strings, got "
-                                 f"{show_key(key)}; quote it")
-        elif not isinstance(item, str):
-            report.add(key_line, f"{where}: label {key!r} has value {describe(item)}: label "
-                                 "values must be strings; quote it")
-        else:
-            labels[key] = item
-    return labels
-
-
-def _listing(names: Any) -> str:
-    return ", ".join(sorted(str(n) for n in names)) or "none"
-
-
-def _build_tenant(t: _TenantDraft) -> Tenant:
-    segments = {name: _build_segment(s) for name, s in t.segments.items()}
-    return Tenant(
-        t.name, t.default, MappingProxyType(segments), MappingProxyType(dict(t.groups)),
-        tuple(t.rules), t.line,
-    )
-
-
-def _build_segment(s: _SegmentDraft) -> Segment:
-    assert s.vlan is not None and s.subnet is not None
-    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line)
-
-
-def _build_vm(vm: _VMDraft) -> VM:
-    assert vm.tenant and vm.segment and vm.mac and vm.ip is not None
-    return VM(
-        vm.name, vm.tenant, vm.segment, vm.mac, vm.ip, MappingProxyType(dict(vm.labels)),
-        vm.host, vm.rate_limit_mbps, vm.line,
-    )

@@ -1,0 +1,61 @@
+"""Checks of single policy values, with no reader state: addresses, MACs, labels."""
+
+from __future__ import annotations
+
+from ipaddress import AddressValueError, IPv4Address, IPv4Network
+from typing import Any
+
+from sdnctl.pipeline import GATEWAY_MAC_PREFIX
+from sdnctl.yamlsrc import LineDict, Report, describe, show_key
+
+
+def parse_address(value: Any) -> IPv4Address | None:
+    """An IPv4 address written as text (ipaddress would also take a bare int)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return IPv4Address(value.strip())
+    except AddressValueError:
+        return None
+
+
+def placement_trouble(ip: IPv4Address, subnet: IPv4Network, name: str = "") -> str:
+    """Why `ip` cannot be a host address in `subnet`; "" if it can."""
+    if ip not in subnet:
+        return f"is outside {name} ({subnet})" if name else f"is outside subnet {subnet}"
+    if ip == subnet.network_address:
+        return f"is the network address of {subnet}"
+    if ip == subnet.broadcast_address:
+        return f"is the broadcast address of {subnet}"
+    return ""
+
+
+def mac_trouble(mac: str) -> str:
+    """Why a well-formed, lower-case MAC cannot be a VM's; "" if it can."""
+    if int(mac[:2], 16) & 1:
+        return "is a multicast address"
+    if mac == "00:00:00:00:00:00":
+        return "is all zeros"
+    if mac.startswith(GATEWAY_MAC_PREFIX):
+        return f"is in the range reserved for gateway MACs ({GATEWAY_MAC_PREFIX}xx:xx)"
+    return ""
+
+
+def read_labels(report: Report, value: Any, line: int, where: str) -> dict[str, str]:
+    mapping = report.mapping(value, line, where, "labels")
+    labels: dict[str, str] = {}
+    for key, item in (mapping or LineDict()).items():
+        key_line = mapping.key_line(key) if mapping is not None else line
+        if not isinstance(key, str):
+            report.add(key_line, f"{where}: label names must be strings, got "
+                                 f"{show_key(key)}; quote it")
+        elif not isinstance(item, str):
+            report.add(key_line, f"{where}: label {key!r} has value {describe(item)}: label "
+                                 "values must be strings; quote it")
+        else:
+            labels[key] = item
+    return labels
+
+
+def listing(names: Any) -> str:
+    return ", ".join(sorted(str(n) for n in names)) or "none"
