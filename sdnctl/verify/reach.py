@@ -19,6 +19,17 @@ from sdnctl.topology.model import Topology
 from sdnctl.verify.simulate import Conntrack, Packet, Simulator, Trace
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
+# What a drop in each stage means, in the policy's words.
+DROP_MEANING = {
+    "port_security": "not the bound VM's own traffic",
+    "arp": "no such address in the segment",
+    "ct_out": "not IPv4",
+    "acl": "no rule allows it and the tenant default is deny",
+    "l3_route": "not routable: the destination is not a VM of a routed segment of the tenant",
+    "l2_forward": "destination not in this segment or not bound",
+    "ct_in": "not IPv4",
+    "deliver": "invalid for conntrack",
+}
 CLIENT_PORT = 40000
 
 
@@ -104,7 +115,7 @@ def _send(
                 and out.get("eth_dst") == dst.mac):
             return True, "", pkt
     last = trace.dropped_at[-1] if trace.dropped_at else None
-    where = f" (dropped at {last.switch}/{last.stage})" if last else ""
+    where = f" (dropped at {last.switch}/{last.stage}: {DROP_MEANING[last.stage]})" if last else ""
     return False, f"{what} not delivered{where}", pkt
 
 
