@@ -7,7 +7,7 @@ never take effect is a lint warning). Messages name the object as the loader doe
 
 from __future__ import annotations
 
-from sdnctl.policy.model import ANY, VM, Policy, Rule, Tenant
+from sdnctl.policy.model import ANY, VM, Default, Policy, Rule, Tenant
 from sdnctl.yamlsrc import Problem
 
 
@@ -17,7 +17,65 @@ def lint_policy(policy: Policy) -> list[Problem]:
     for tenant in policy.tenants.values():
         warnings += _lint_groups(policy, tenant)
         warnings += _lint_rules(policy, tenant)
+        warnings += _lint_unreachable(policy, tenant)
+        warnings += _lint_exposure(policy, tenant)
     return sorted(warnings)
+
+
+# Labels with a meaning to lint: a public VM should reach sensitive ones only
+# through a tier in between.
+PUBLIC = ("exposure", "public")
+SENSITIVE = ("sensitivity", "high")
+
+
+def _lint_unreachable(policy: Policy, tenant: Tenant) -> list[Problem]:
+    """VMs of a default-deny tenant that no rule lets any other VM reach."""
+    if tenant.default is Default.ALLOW:
+        return []
+    reachable: set[str] = set()
+    for rule in tenant.rules:
+        src = policy.members(tenant.name, rule.src)
+        for b in policy.members(tenant.name, rule.dst) - reachable:
+            if any(_may_talk(policy, policy.vms[a], policy.vms[b]) for a in src):
+                reachable.add(b)
+    return [
+        Problem(policy.source, vm.line,
+                f"vm {vm.name}: no rule lets any VM reach it (tenant {tenant.name} "
+                "denies by default)")
+        for vm in policy.vms_of(tenant.name) if vm.name not in reachable
+    ]
+
+
+def _lint_exposure(policy: Policy, tenant: Tenant) -> list[Problem]:
+    """A VM labelled exposure: public that can open connections straight to one
+    labelled sensitivity: high."""
+    def labelled(kv: tuple[str, str]) -> set[str]:
+        return {vm.name for vm in policy.vms_of(tenant.name) if vm.labels.get(kv[0]) == kv[1]}
+
+    public, sensitive = labelled(PUBLIC), labelled(SENSITIVE)
+    if not public or not sensitive:
+        return []
+
+    def pairs(src: frozenset[str] | set[str], dst: frozenset[str] | set[str]) -> list[str]:
+        return sorted(
+            f"{a} -> {b}" for a in src & public for b in dst & sensitive
+            if _may_talk(policy, policy.vms[a], policy.vms[b])
+        )
+
+    if tenant.default is Default.ALLOW:
+        found = pairs(public, sensitive)
+        return [Problem(policy.source, tenant.line,
+                        f"tenant {tenant.name}: default allow lets public VMs reach sensitive "
+                        f"ones directly: {', '.join(found)}")] if found else []
+    warnings = []
+    for number, rule in enumerate(tenant.rules, start=1):
+        found = pairs(policy.members(tenant.name, rule.src), policy.members(tenant.name, rule.dst))
+        if found:
+            where = f"rule {number} of tenant {tenant.name} ({rule.src} -> {rule.dst})"
+            warnings.append(Problem(
+                policy.source, rule.line,
+                f"{where}: lets public VMs reach sensitive ones directly: {', '.join(found)}"))
+    return warnings
 
 
 def _lint_groups(policy: Policy, tenant: Tenant) -> list[Problem]:

@@ -42,16 +42,20 @@ NEVER = "can never take effect"
 
 
 def test_examples_that_mean_what_they_say_have_no_warnings() -> None:
-    for name in ("three-tier", "single"):
-        assert lint_policy(load_policy(TOPOLOGIES / f"{name}.policy.yaml")) == []
+    assert lint_policy(load_policy(TOPOLOGIES / "single.policy.yaml")) == []
+    # The jump host opens connections; nobody is meant to open one to it.
+    [warning] = lint_policy(load_policy(TOPOLOGIES / "three-tier.policy.yaml"))
+    assert warning.message == (
+        "vm jump1: no rule lets any VM reach it (tenant acme denies by default)")
 
 
 def test_leaf_spine_ops_rule_can_never_take_effect() -> None:
     # ops is only rops, alone in the unrouted mgmt segment: nobody to reach.
     path = str(TOPOLOGIES / "leaf-spine.policy.yaml")
     warnings = lint_policy(load_policy(path))
-    assert len(warnings) == 1
-    (warning,) = warnings
+    assert [w.message.split(":")[0] for w in warnings] == [
+        "rule 3 of tenant red (ops -> any)", "vm rops"]
+    warning = warnings[0]
     assert (warning.file, warning.line) == (path, 17)
     assert warning.message.startswith(f"rule 3 of tenant red (ops -> any): {NEVER}")
 
@@ -63,6 +67,7 @@ def test_small_policy_warnings() -> None:
         (15, "rule 2 of tenant acme (ghost -> app)"),
         (16, "rule 3 of tenant acme (app -> db)"),
         (17, "rule 4 of tenant acme (db -> db)"),
+        (25, "vm db1"),  # the app -> db rule cannot take effect: db1 is unreachable
     ]
     by_line = {w.line: w.message for w in warnings}
     assert by_line[12] == "group acme/ghost: matches no VM"
@@ -78,3 +83,43 @@ def test_routing_the_unrouted_segment_silences_the_warning() -> None:
     routed = POLICY.replace("subnet: 10.1.30.0/24}", "subnet: 10.1.30.0/24, gateway: 10.1.30.1}")
     lines = [w.line for w in lint_policy(parse_policy(routed, "p.yaml"))]
     assert 16 not in lines and 12 in lines
+
+
+EXPOSURE = """\
+version: 1
+tenants:
+  shop:
+    segments:
+      front: {vlan: 10, subnet: 10.1.10.0/24, gateway: 10.1.10.1}
+      back:  {vlan: 20, subnet: 10.1.20.0/24, gateway: 10.1.20.1}
+    groups:
+      web: {labels: {tier: web}}
+      db:  {labels: {tier: db}}
+      app: {labels: {tier: app}}
+    rules:
+      - {from: web, to: app, allow: [tcp/8080]}
+      - {from: app, to: db, allow: [tcp/5432]}
+      - {from: web, to: db, allow: [tcp/5432]}
+vms:
+  web1: {tenant: shop, segment: front, mac: "02:00:00:00:10:11", ip: 10.1.10.11,
+         labels: {tier: web, exposure: public}}
+  app1: {tenant: shop, segment: back, mac: "02:00:00:00:20:11", ip: 10.1.20.11,
+         labels: {tier: app}}
+  db1:  {tenant: shop, segment: back, mac: "02:00:00:00:20:12", ip: 10.1.20.12,
+         labels: {tier: db, sensitivity: high}}
+"""
+
+
+def test_public_reaching_sensitive_directly_is_flagged_on_the_rule():
+    msgs = [str(w) for w in lint_policy(parse_policy(EXPOSURE, "e.yaml"))]
+    assert msgs == [
+        "e.yaml:14: rule 3 of tenant shop (web -> db): lets public VMs reach sensitive ones "
+        "directly: web1 -> db1",
+        "e.yaml:16: vm web1: no rule lets any VM reach it (tenant shop denies by default)",
+    ]
+
+
+def test_going_through_a_tier_is_not_flagged():
+    through_app = EXPOSURE.replace("      - {from: web, to: db, allow: [tcp/5432]}\n", "")
+    msgs = [str(w) for w in lint_policy(parse_policy(through_app, "e.yaml"))]
+    assert not any("sensitive" in m for m in msgs)
