@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sdnctl.yamlsrc import LoadError
 
@@ -110,6 +111,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
         new = load_policy(args.new, topology)
     result = plan_edit(old, new, topology)
     print(json.dumps(result.to_json(), indent=2) if args.json else result.to_text())
+    if args.render:
+        from sdnctl.render.matrix import write_plan_heatmap
+
+        write_plan_heatmap(result.added, result.removed, set(old.vms) | set(new.vms), args.render)
+        print(f"wrote {args.render}", file=sys.stderr)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    from sdnctl.bindings import planned_bindings
+    from sdnctl.render.topology_dot import topology_dot
+
+    policy, topology = _load(args.policy, args.topology)
+    dot = topology_dot(topology, policy, planned_bindings(policy, topology))
+    fmt = args.format or Path(args.output).suffix.lstrip(".") or "png"
+    if fmt == "dot":
+        Path(args.output).write_text(dot)
+    elif fmt in ("png", "svg"):
+        if shutil.which("dot") is None:
+            print("sdnctl: Graphviz `dot` not found (apt-get install graphviz), or use "
+                  "--format dot", file=sys.stderr)
+            return 1
+        subprocess.run(["dot", f"-T{fmt}", "-o", args.output], input=dot, text=True, check=True)
+    else:
+        print(f"sdnctl: unknown format {fmt!r} (png, svg or dot)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -186,7 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("new", metavar="NEW", nargs="?")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--api", default=DEFAULT_API, help=f"daemon status API (default {DEFAULT_API})")
+    sp.add_argument("--render", metavar="FILE.png|svg",
+                    help="also draw what the edit adds (green) and removes (red)")
     sp.set_defaults(func=cmd_plan)
+
+    sp = sub.add_parser("graph", help="draw the topology with its VMs, segments and tenants")
+    files(sp)
+    sp.add_argument("-o", "--output", required=True, help="FILE.png, FILE.svg or FILE.dot")
+    sp.add_argument("--format", choices=["png", "svg", "dot"],
+                    help="default: from the output file's suffix")
+    sp.set_defaults(func=cmd_graph)
 
     sp = sub.add_parser("run", help="the controller daemon")
     files(sp)

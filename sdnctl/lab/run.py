@@ -298,6 +298,9 @@ def _run(
         report_json,
         write_report,
     )
+    from sdnctl.render.matrix import (
+        write_lab_heatmap,
+    )
 
     listen_port = controller_port or free_port()
     api_port = api_port or free_port()
@@ -357,21 +360,22 @@ def _run(
     print(format_matrix(report))
     print(format_summary(report))
     if report_path is not None:
-        write_report(
-            report_path,
-            report_json(
-                report,
-                {
-                    "topology": str(topology_path),
-                    "policy": str(policy_path),
-                    "prefix": plan.prefix,
-                    "unplaced": list(plan.unplaced),
-                    "all_programmed": waiting is None,
-                    "timings": timings,
-                },
-            ),
+        document = report_json(
+            report,
+            {
+                "topology": str(topology_path),
+                "policy": str(policy_path),
+                "prefix": plan.prefix,
+                "unplaced": list(plan.unplaced),
+                "all_programmed": waiting is None,
+                "timings": timings,
+            },
         )
-        _say(f"report written to {report_path}")
+        write_report(report_path, document)
+        heatmap = Path(report_path).with_suffix(".png")
+        write_lab_heatmap(document["probes"], heatmap,
+                          f"measured reachability: {Path(policy_path).name}")
+        _say(f"report written to {report_path}, heat map to {heatmap}")
     if report.failures:
         session.keep_tmp = True
         return 1
