@@ -40,11 +40,21 @@ def topology_dot(topology: Topology, policy: Policy, bindings: Bindings) -> str:
             f"  {_q('sw:' + name)} [label={_q(label)}, shape=box, "
             f"style=\"rounded,filled\", fillcolor={_q('#e8e8e8' if hyper else '#b0b0b0')}];"
         )
+    # Layers, top to bottom: the fabric by distance from the hypervisors (spines
+    # above leaves), then hypervisors, then VMs. dot ranks an edge's tail above its
+    # head, so each link is written from the higher end.
+    height = _height_above_hypervisors(topology)
     for link in topology.links:
+        a, b = link.a, link.b
+        if height[a.switch] < height[b.switch]:
+            a, b = b, a
         out.append(
-            f"  {_q('sw:' + link.a.switch)} -- {_q('sw:' + link.b.switch)} "
-            f"[taillabel={_q(str(link.a.port))}, headlabel={_q(str(link.b.port))}, penwidth=2];"
+            f"  {_q('sw:' + a.switch)} -- {_q('sw:' + b.switch)} "
+            f"[taillabel={_q(str(a.port))}, headlabel={_q(str(b.port))}, penwidth=2];"
         )
+    hypervisors = [n for n in sorted(topology.switches)
+                   if topology.switches[n].role is Role.HYPERVISOR]
+    out.append("  { rank=same; " + " ".join(_q("sw:" + h) for h in hypervisors) + " }")
     for name in sorted(policy.vms):
         vm = policy.vms[name]
         seg = policy.segment_of(vm)
@@ -68,3 +78,19 @@ def topology_dot(topology: Topology, policy: Policy, bindings: Bindings) -> str:
     out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _height_above_hypervisors(topology: Topology) -> dict[str, int]:
+    """0 for hypervisors, then hop count to the nearest hypervisor."""
+    graph = topology.graph()
+    height = {n: 0 for n in graph.nodes if topology.switches[n].role is Role.HYPERVISOR}
+    frontier = sorted(height)
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for n in sorted(graph.neighbors(node)):
+                if n not in height:
+                    height[n] = height[node] + 1
+                    nxt.append(n)
+        frontier = nxt
+    return {n: height.get(n, 0) for n in graph.nodes}
