@@ -1,30 +1,33 @@
 """The os-ken app (OpenFlow 1.3): events in -> compile -> diff -> southbound out.
 
-Per switch it tracks the FlowSet it should hold (`desired`) and the one it is known
-to hold (`installed`, read back from the switch on every connect, then advanced on
-every acknowledged update). Every update is the difference between the two, so a
-switch that reconnects already holding the right table receives nothing but a
-barrier: it is never flushed.
+Events in: switches connecting (their flows, groups, meters and ports are read
+back), port status (fabric links going down or up), live bindings from OVSDB,
+and reloaded or refused input files from the daemon's file watcher. Each event
+that changes what a switch should hold leads to one update per affected switch:
+the difference between what it holds and what it should hold, as one atomic
+bundle closed by a barrier. Nothing is ever flushed: a switch that reconnects
+already holding the right table receives nothing but a barrier.
 
 One update per switch is in flight at a time: changes that arrive meanwhile mark
 the switch dirty and go out, as one new diff, when the barrier reply comes back.
 A switch counts as programmed when the barrier that ends an error-free update is
-answered.
+answered. Link changes are rate-limited (LINK_WINDOW_S): a link going down in a
+quiet period is acted on at once (the switch's fast-failover group may need its
+revalidator to notice, which takes tens of ms on a busy ovs-vswitchd); any other
+change waits for the end of the window, so a flapping port costs at most one
+recompile per window, and a returning link is used only once it stayed up that long.
 
-All mutable state lives in `ControllerState`, which the daemon's status API reads
-from its own thread: os-ken 4 runs apps on real threads by default (its "native"
-hub), so every handler holds the state's lock.
+All mutable state lives in `ControllerState` (sdnctl/live/state.py); every handler
+holds its lock.
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from os_ken.base import app_manager
@@ -39,158 +42,22 @@ from os_ken.controller.handler import (
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from sdnctl.bindings import Bindings
-from sdnctl.compile.compiler import compile_network
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
-from sdnctl.policy.model import Policy
+from sdnctl.live.sources import Sources
+from sdnctl.live.state import Batch, ControllerState, Dump, PolicyInfo, SwitchState
+from sdnctl.live.watch import Change
 from sdnctl.southbound import ofp as sb
 from sdnctl.southbound.ovsdb import BindingSnapshot
-from sdnctl.topology.model import Topology
+from sdnctl.southbound.portdesc import port_desc_request, port_info, switch_ports
+from sdnctl.topology.model import PortRef
+
+__all__ = ["ControllerApp", "ControllerState", "EventBindings", "EventSources", "PolicyInfo",
+           "SwitchState"]
 
 log = logging.getLogger("controller")
 
-CompileFn = Callable[[Policy, Topology, Bindings], dict[str, FlowSet]]
-MAX_EVENTS = 50
-
-
-@dataclass
-class _Dump:
-    """Replies being collected from a switch that just connected."""
-
-    flows: list[Any] = field(default_factory=list)
-    groups: list[Any] = field(default_factory=list)
-    meters: list[Any] = field(default_factory=list)
-    pending: set[str] = field(default_factory=lambda: {"flows", "groups", "meters"})
-
-
-@dataclass
-class _Batch:
-    """One update on the wire, up to and including its barrier."""
-
-    before: FlowSet | None
-    target: FlowSet
-    labels: dict[int, str]
-    barrier_xid: int
-    started: float
-    summary: str
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SwitchState:
-    name: str
-    dpid: int
-    datapath: Any = None
-    programmed: bool = False
-    desired: FlowSet | None = None  # normalized (sdnctl.southbound.ofp.normalize_flowset)
-    installed: FlowSet | None = None  # what the switch is known to hold, normalized
-    foreign: list[sb.ForeignFlow] = field(default_factory=list)
-    flow_mods_sent: int = 0
-    last_update: float | None = None
-    dump: _Dump | None = None
-    batch: _Batch | None = None
-    dirty: bool = False
-    needs_dump: bool = False  # after a failed update: what the switch holds is unknown
-    ports_down: set[int] = field(default_factory=set)  # from port status since connect
-    connected_at: float | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self.datapath is not None
-
-    def status(self) -> dict[str, object]:
-        fs = self.desired
-        return {
-            "dpid": self.dpid,
-            "connected": self.connected,
-            "programmed": self.programmed,
-            "flows": len(fs.flows) if fs else 0,
-            "groups": len(fs.groups) if fs else 0,
-            "meters": len(fs.meters) if fs else 0,
-            "last_update": self.last_update,
-            "flow_mods_sent": self.flow_mods_sent,
-            "ports_down": sorted(self.ports_down),
-        }
-
-
-@dataclass
-class PolicyInfo:
-    file: str
-    sha256: str
-    loaded_at: float
-    text: str = ""  # the file as loaded: `sdnctl plan` diffs an edit against it
-
-
-class ControllerState:
-    """Everything the daemon knows, shared by the app and the status API."""
-
-    def __init__(
-        self,
-        policy: Policy,
-        topology: Topology,
-        policy_info: PolicyInfo,
-        snapshot: BindingSnapshot | None = None,
-        started_at: float | None = None,
-        compile_fn: CompileFn = compile_network,
-        use_bundles: bool = True,
-    ) -> None:
-        self.policy = policy
-        self.topology = topology
-        self.policy_info = policy_info
-        self.snapshot = snapshot or BindingSnapshot(Bindings())
-        self.started_at = time.monotonic() if started_at is None else started_at
-        self.compile_fn = compile_fn
-        self.use_bundles = use_bundles
-        self.switches = {
-            sw.name: SwitchState(sw.name, sw.dpid) for sw in topology.switches.values()
-        }
-        self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
-        self.lock = threading.RLock()
-
-    def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
-        log.log(level, message)
-        self.events.append({"time": time.time(), "kind": kind, "message": message})
-
-    def since_start(self) -> float:
-        return time.monotonic() - self.started_at
-
-    def recompile(self) -> list[SwitchState]:
-        """Compile for the current policy and bindings; the switches whose FlowSet changed.
-
-        A compiler failure keeps the last good FlowSets (and is reported)."""
-        try:
-            compiled = self.compile_fn(self.policy, self.topology, self.snapshot.bindings)
-            normalized = {name: sb.normalize_flowset(fs) for name, fs in compiled.items()}
-        except Exception as exc:
-            log.exception("compile failed")
-            self.record("compile-error", f"compile failed, keeping the last flows: {exc}",
-                        logging.ERROR)
-            return []
-        changed = []
-        for name, fs in normalized.items():
-            sw = self.switches.get(name)
-            if sw is not None and fs != sw.desired:
-                sw.desired = fs
-                changed.append(sw)
-        return changed
-
-    def status(self) -> dict[str, object]:
-        with self.lock:
-            return self._status()
-
-    def _status(self) -> dict[str, object]:
-        bindings = self.snapshot.bindings.ports
-        return {
-            "policy": {
-                "file": self.policy_info.file,
-                "sha256": self.policy_info.sha256,
-                "loaded_at": self.policy_info.loaded_at,
-            },
-            "switches": {name: sw.status() for name, sw in sorted(self.switches.items())},
-            "bindings": {vm: str(ref) for vm, ref in sorted(bindings.items())},
-            "unknown_ports": [p.as_json() for p in self.snapshot.problems],
-            "events": list(self.events),
-        }
+LINK_WINDOW_S = 0.05
 
 
 def _locked(handler: Callable[..., None]) -> Callable[..., None]:
@@ -210,6 +77,20 @@ class EventBindings(event.EventBase):
         self.snapshot = snapshot
 
 
+class EventSources(event.EventBase):
+    """The input files changed (or SIGHUP): validated `sources`, or the `problems`."""
+
+    def __init__(self, sources: Sources | None, problems: Sequence[str], change: Change) -> None:
+        super().__init__()
+        self.sources = sources
+        self.problems = tuple(problems)
+        self.change = change
+
+
+class EventRelink(event.EventBase):
+    """The link debounce window closed: recompute paths if the down links changed."""
+
+
 class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
@@ -218,24 +99,97 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         self.name = "sdnctl"
         self.state: ControllerState = kwargs["sdnctl_state"]
         self._bundle_id = 0
+        self._relink_timer: threading.Timer | None = None
+        self._relink_since: float | None = None  # first link change not yet recompiled
+        self._relinked_at = float("-inf")  # monotonic, last recompile for links
         self.state.recompile()
 
-    # ---- inputs from the daemon --------------------------------------------------
+    # ---- inputs from the daemon (callable from any thread: queued for the app) ---
     def post_bindings(self, snapshot: BindingSnapshot) -> None:
-        """Callable from any thread (the OVSDB monitor's): queued for the app's event loop."""
         self.send_event(self.name, EventBindings(snapshot))
+
+    def post_sources(self, sources: Sources | None, problems: Sequence[str],
+                     change: Change) -> None:
+        self.send_event(self.name, EventSources(sources, problems, change))
 
     @set_ev_cls(EventBindings)
     @_locked
     def _bindings_changed(self, ev: EventBindings) -> None:
-        old, new = self.state.snapshot, ev.snapshot
-        self.state.snapshot = new
+        st = self.state
+        old, new = st.snapshot, ev.snapshot
+        if new.seq < old.seq:
+            return  # computed under the previous policy; a reload's rebind replaced it
+        st.snapshot = new
+        self._report_problems(old, new)
+        first, st.bindings_ready = not st.bindings_ready, True
+        if new.bindings != old.bindings:
+            st.record("bindings", "bindings: " + _binding_change(old.bindings, new.bindings))
+        elif not first:
+            return
+        for sw in st.recompile():
+            self._push(sw)
+        if first:  # switches held until OVSDB answered get their first update now
+            for sw in st.switches.values():
+                self._push(sw)
+
+    def _report_problems(self, old: BindingSnapshot, new: BindingSnapshot) -> None:
         for problem in sorted(set(new.problems) - set(old.problems)):
             self.state.record("unknown-port", f"port refused: {problem}", logging.WARNING)
-        if new.bindings == old.bindings:
+
+    @set_ev_cls(EventSources)
+    @_locked
+    def _sources_changed(self, ev: EventSources) -> None:
+        if ev.sources is None:
+            self._refuse(ev.problems, ev.change)
+        else:
+            self._enforce(ev.sources, ev.change)
+
+    def _refuse(self, problems: Sequence[str], change: Change) -> None:
+        """Keep enforcing the last good policy; say why, in the log and in the status."""
+        st = self.state
+        for problem in problems:
+            log.error("refused: %s", problem)
+        st.last_refused = {
+            "time": time.time(),
+            "problems": list(problems),
+            "sha256": {f.path: f.sha256 for f in change.files},
+        }
+        st.record(
+            "refused",
+            f"{change.describe()}: edit refused ({len(problems)} problems), still enforcing "
+            f"policy {st.policy_info.sha256[:12]}: {problems[0] if problems else '?'}",
+            logging.ERROR,
+        )
+
+    def _enforce(self, src: Sources, change: Change) -> None:
+        st = self.state
+        pol, topo = src.policy_file, src.topology_file
+        topology_changed = st.topology_info is None or topo.sha256 != st.topology_info.sha256
+        if pol.sha256 == st.policy_info.sha256 and not topology_changed:
+            st.record("reload", f"{change.describe()}: policy {pol.sha256[:12]} already "
+                      "enforced, nothing to send")
             return
-        self.state.record("bindings", "bindings: " + _binding_change(old.bindings, new.bindings))
-        for sw in self.state.recompile():
+        for sw in st.set_topology(src.topology) if topology_changed else []:
+            # Read what it holds first: the recompile below must not push to it blind.
+            st.record("connect", f"{sw.name} (dpid {sw.dpid:#x}) joined the topology")
+            sw.datapath.send_msg(port_desc_request(sw.datapath))
+            self._start_dump(sw)
+        now = time.time()
+        st.policy = src.policy
+        st.policy_info = PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime)
+        if topology_changed:
+            st.topology_info = PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+        if st.rebind is not None:  # the new policy may bind or refuse other ports
+            old, new = st.snapshot, st.rebind(src.policy, src.topology)
+            st.snapshot = new
+            self._report_problems(old, new)
+            if new.bindings != old.bindings:
+                st.record("bindings", "bindings: " + _binding_change(old.bindings, new.bindings))
+        changed = st.recompile(since=change.detected_at)
+        st.start_rollout(pol.sha256, change.detected_at, changed)
+        st.record("policy", f"{change.describe()}: enforcing policy {pol.sha256[:12]}, "
+                  f"{len(changed)} switches to update")
+        for sw in changed:
             self._push(sw)
 
     # ---- switch lifecycle --------------------------------------------------------
@@ -245,6 +199,7 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         dp = ev.msg.datapath
         topo_sw = self.state.topology.by_dpid(dp.id)
         if topo_sw is None:
+            self.state.strangers[dp.id] = dp
             self.state.record(
                 "unknown-switch",
                 f"dpid {dp.id:#x} from {dp.address[0]} is not in the topology: left alone",
@@ -253,20 +208,44 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             return
         sw = self.state.switches[topo_sw.name]
         sw.datapath, sw.programmed, sw.batch, sw.dirty = dp, False, None, False
-        sw.ports_down = set()
-        sw.connected_at = time.monotonic()
+        sw.ports_down, sw.ports_known, sw.port_replies, sw.await_ports = set(), False, [], False
+        sw.connected_at = sw.pending_since = time.monotonic()
         self.state.record("connect", f"{sw.name} (dpid {dp.id:#x}) connected from {dp.address[0]}")
         self._start_dump(sw)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     @_locked
     def _dead(self, ev: Any) -> None:
+        for dpid, dp in list(self.state.strangers.items()):
+            if dp is ev.datapath:
+                del self.state.strangers[dpid]
         sw = self._switch_of(ev.datapath)
         if sw is None:
             return
         sw.datapath, sw.programmed, sw.dump, sw.batch, sw.dirty = None, False, None, None, False
+        sw.ports_known = sw.await_ports = False
+        # Not a link failure: the switch forwards on (fail_mode=secure) and its
+        # neighbours report their own ports if its links really died.
         self.state.record("disconnect", f"{sw.name} disconnected", logging.WARNING)
-        self.on_switch_down(sw)
+
+    # ---- ports and links ---------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @_locked
+    def _port_desc(self, ev: Any) -> None:
+        sw = self._switch_of(ev.msg.datapath)
+        if sw is None:
+            return
+        sw.port_replies.extend(ev.msg.body)
+        if ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            return
+        ports = switch_ports(sw.port_replies)
+        sw.port_replies, sw.ports_known = [], True
+        sw.ports_down = {n for n, p in ports.items() if not p.live}
+        self.state.links.report_switch(sw.name, {n: p.live for n, p in ports.items()})
+        self._apply_links(time.monotonic())
+        if sw.await_ports:
+            sw.await_ports = False
+            self._push(sw)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @_locked
@@ -274,30 +253,65 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         sw = self._switch_of(ev.msg.datapath)
         if sw is None:
             return
-        desc = ev.msg.desc
+        info = port_info(ev.msg.desc)
         reasons = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}
         reason = reasons.get(ev.msg.reason, "modified")
-        up = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
-        if ev.msg.reason == ofp.OFPPR_DELETE:
-            up = False
-        name = desc.name.decode(errors="replace") if isinstance(desc.name, bytes) else desc.name
+        up = info.live and ev.msg.reason != ofp.OFPPR_DELETE
         if up:
-            sw.ports_down.discard(desc.port_no)
+            sw.ports_down.discard(info.port_no)
         else:
-            sw.ports_down.add(desc.port_no)
-        link = "up" if up else "down"
-        self.state.record("port", f"{sw.name} port {desc.port_no} ({name}) {reason}, link {link}")
-        self.on_port_change(sw, desc.port_no, up)
+            sw.ports_down.add(info.port_no)
+        ref = PortRef(sw.name, info.port_no)
+        peer = self.state.topology.peer(ref)
+        where = f" (link to {peer})" if peer else ""
+        self.state.record("port", f"{sw.name} port {info.port_no} ({info.name}) {reason}, "
+                          f"link {'up' if up else 'down'}{where}")
+        was_live = self.state.links.is_live(ref)
+        self.state.links.report_port(sw.name, info.port_no, up)
+        if peer is not None and was_live != up:
+            self._schedule_relink(urgent=not up)
 
-    def on_port_change(self, sw: SwitchState, port_no: int, up: bool) -> None:
-        """Hook: link-failure handling (recompute around a dead fabric link) goes here."""
+    def _schedule_relink(self, urgent: bool) -> None:
+        """Recompute now (a link went down, none recomputed within the window) or at the
+        end of the window; changes meanwhile are coalesced."""
+        now = time.monotonic()
+        if self._relink_since is None:
+            self._relink_since = now
+        due = self._relinked_at + LINK_WINDOW_S if urgent else now + LINK_WINDOW_S
+        if due <= now:
+            if self._relink_timer is not None:
+                self._relink_timer.cancel()
+            self._relink(None)
+        elif self._relink_timer is None:
+            timer = threading.Timer(due - now, self.send_event, (self.name, EventRelink()))
+            timer.daemon = True
+            timer.start()
+            self._relink_timer = timer
 
-    def on_switch_down(self, sw: SwitchState) -> None:
-        """Hook: a whole switch gone is a link failure for each of its neighbours."""
+    @set_ev_cls(EventRelink)
+    @_locked
+    def _relink(self, ev: EventRelink | None) -> None:
+        since, self._relink_since, self._relink_timer = self._relink_since, None, None
+        self._relinked_at = time.monotonic()
+        self._apply_links(since if since is not None else time.monotonic())
+
+    def _apply_links(self, since: float) -> None:
+        """If the set of down link ports moved, recompute paths and update every switch."""
+        st = self.state
+        down = st.links.down_ports(st.topology)
+        if down == st.down_ports:
+            return
+        went = ", ".join(str(r) for r in sorted(down - st.down_ports)) or "none"
+        back = ", ".join(str(r) for r in sorted(st.down_ports - down)) or "none"
+        changed = st.recompile(since)
+        st.record("links", f"link ports down: {went}; back up: {back}; "
+                  f"paths recomputed, {len(changed)} switches to update")
+        for sw in changed:
+            self._push(sw)
 
     # ---- reading what a switch holds ---------------------------------------------
     def _start_dump(self, sw: SwitchState) -> None:
-        sw.dump, sw.needs_dump = _Dump(), False
+        sw.dump, sw.needs_dump = Dump(), False
         for req in sb.state_requests(sw.datapath):
             sw.datapath.send_msg(req)
 
@@ -340,13 +354,21 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             "%s holds %d flows, %d groups, %d meters (%d not ours)",
             sw.name, len(flows), len(sw.installed.groups), len(sw.installed.meters), len(foreign),
         )
+        if not sw.ports_known and getattr(sw.datapath, "state", None) == CONFIG_DISPATCHER:
+            # os-ken has asked for the ports and moves to MAIN on the answer (barrier
+            # replies are handled in MAIN only): wait for it, and compute the first
+            # update with the links as they are.
+            sw.await_ports = True
+            return
         self._push(sw)
 
     # ---- writing -----------------------------------------------------------------
     def _push(self, sw: SwitchState) -> None:
         """Send the switch the difference between what it holds and what it should hold."""
-        if sw.datapath is None or sw.dump is not None:
-            return  # not connected, or still reading: the dump's end pushes
+        if sw.datapath is None or sw.dump is not None or sw.await_ports:
+            return  # not connected, or still reading: the read's end pushes
+        if not self.state.bindings_ready:
+            return  # OVSDB has not answered: "no VM bound" would delete every VM's flows
         if sw.desired is None:
             self.state.record("error", f"{sw.name}: no compiled flows; switch left as it is",
                               logging.ERROR)
@@ -359,6 +381,9 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             return
         diff = diff_flowsets(sw.installed, sw.desired)
         foreign = sb.foreign_to_delete(sw.foreign, sw.desired)
+        now = time.monotonic()
+        since = sw.pending_since if sw.pending_since is not None else now
+        sw.pending_since = None
         if diff.empty and not foreign and sw.programmed:
             return
         bundle_id = None
@@ -373,8 +398,7 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         n_mods = sum(o.is_flow_mod for o in plan)
         sw.flow_mods_sent += n_mods
         summary = diff.summary() + (f", {len(foreign)} foreign flows deleted" if foreign else "")
-        sw.batch = _Batch(sw.installed, sw.desired, labels, plan[-1].msg.xid, time.monotonic(),
-                          summary)
+        sw.batch = Batch(sw.installed, sw.desired, labels, plan[-1].msg.xid, now, summary, since)
         sw.foreign = [ff for ff in sw.foreign if ff not in foreign]
         sw.dirty = False
         if n_mods or len(diff):
@@ -387,12 +411,14 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         if sw is None or sw.batch is None or ev.msg.xid != sw.batch.barrier_xid:
             return
         batch, sw.batch = sw.batch, None
-        took = time.monotonic() - batch.started
+        now = time.monotonic()
+        took = now - batch.started
         if batch.errors:
             # A bundle is all or nothing, but meters sit outside it: read the switch again
             # before the next update rather than trust either version.
             sw.programmed, sw.needs_dump = False, True
             sw.installed = batch.before
+            sw.mark_changed(batch.since)
             self.state.record(
                 "error",
                 f"{sw.name}: update rejected ({len(batch.errors)} errors): {batch.errors[0]}",
@@ -401,6 +427,8 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             return
         sw.installed = batch.target
         sw.last_update = time.time()
+        sw.last_update_s = now - batch.since
+        self.state.rollout_progress(sw, batch)
         if not sw.programmed:
             sw.programmed = True
             self.state.record(
@@ -411,7 +439,8 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             )
         else:
             self.state.record(
-                "update", f"{sw.name} updated: {batch.summary} in {took * 1000:.0f} ms"
+                "update", f"{sw.name} updated: {batch.summary} in {took * 1000:.0f} ms "
+                f"({sw.last_update_s * 1000:.0f} ms since the change was seen)"
             )
         if sw.dirty:
             self._push(sw)

@@ -2,7 +2,11 @@
 
 Loads and validates the policy and topology (refusing bad input with
 `file:line: message` and exit code 2), then starts the OVSDB binding monitor, the
-OpenFlow 1.3 listener with the controller app, and the status API (HTTP/JSON).
+OpenFlow 1.3 listener with the controller app, the status API (HTTP/JSON) and a
+watch on both files. An edit that validates is applied as a minimal diff per
+switch; one that does not is refused (each `file:line: message` in the log and in
+`/status` under `policy.last_refused`) and the last good policy stays enforced.
+SIGHUP reloads both files at once (also with the watch off, `--no-watch`).
 SIGTERM or SIGINT stops it cleanly with exit code 0.
 
 It runs on os-ken 4's default hub, "native" (real threads, not eventlet): shared
@@ -16,7 +20,6 @@ does) starts nothing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import signal
@@ -27,15 +30,17 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sdnctl.flows import flowset_to_json
+from sdnctl.live.sources import Sources, load_sources, read_version
+from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.yamlsrc import LoadError
 
 if TYPE_CHECKING:
-    from apps.controller import ControllerState
+    from apps.controller import ControllerApp
+    from sdnctl.live.state import ControllerState
 
 log = logging.getLogger("daemon")
 
@@ -93,22 +98,27 @@ def make_api(state: ControllerState) -> Callable[[dict[str, Any], StartResponse]
         return json.dumps(body, indent=1).encode()
 
     def flows(name: str) -> tuple[str, bytes]:
-        sw = state.switches.get(name)
+        with state.lock:
+            sw = state.switches.get(name)
+            desired = sw.desired if sw else None
         if sw is None:
             return "404 Not Found", as_json({"error": f"no switch {name!r}"})
-        if sw.desired is None:
+        if desired is None:
             return "503 Service Unavailable", as_json({"error": "no compiled flows"})
-        return "200 OK", as_json(flowset_to_json(sw.desired))
+        return "200 OK", as_json(flowset_to_json(desired))
 
     Answer = Callable[[], tuple[str, bytes]]
+
+    def enforced_policy() -> tuple[str, bytes]:
+        with state.lock:  # a reload swaps it
+            return "200 OK", state.policy_info.text.encode()
 
     def route(path: str) -> tuple[str, Answer] | None:
         """(content type, how to answer) for a known path."""
         if path == "/status":
             return "application/json", lambda: ("200 OK", as_json(state.status()))
         if path == "/policy":
-            return "application/yaml; charset=utf-8", lambda: (
-                "200 OK", state.policy_info.text.encode())
+            return "application/yaml; charset=utf-8", enforced_policy
         head, _, name = path[1:].partition("/")
         if head == "flows" and name and "/" not in name:
             return "application/json", lambda: flows(name)
@@ -146,6 +156,25 @@ def start_api(state: ControllerState, host: str, port: int) -> WSGIServer:
     return server
 
 
+# ---- reloads ------------------------------------------------------------------------
+
+
+def reload_handler(app: ControllerApp) -> Callable[[Change], None]:
+    """What the file watcher calls (in its thread): validate there, off the OpenFlow
+    event loop, and hand the app either the new sources or the problems."""
+
+    def on_change(change: Change) -> None:
+        policy_file, topology_file = change.files
+        try:
+            sources: Sources | None = load_sources(policy_file, topology_file)
+            problems: list[str] = []
+        except LoadError as exc:
+            sources, problems = None, [str(p) for p in exc.problems]
+        app.post_sources(sources, problems, change)
+
+    return on_change
+
+
 # ---- the daemon ---------------------------------------------------------------------
 
 
@@ -155,24 +184,30 @@ def run_daemon(
     listen: str = DEFAULT_LISTEN,
     ovsdb: str = DEFAULT_OVSDB,
     api: str = DEFAULT_API,
+    watch_interval_s: float | None = DEFAULT_INTERVAL_S,
 ) -> int:
-    """Run until SIGTERM/SIGINT (exit 0); bad input exits 2, an unusable address 1."""
-    from sdnctl.policy.load import load_policy
-    from sdnctl.topology.load import load_topology
+    """Run until SIGTERM/SIGINT (exit 0); bad input exits 2, an unusable address 1.
 
+    `watch_interval_s`: how often to poll the two files for edits; None: only on SIGHUP.
+    """
     setup_logging()
     started_at = time.monotonic()
+    # First thing: SIGHUP's default action kills. Until the watcher exists a SIGHUP is
+    # only remembered (its baseline is the versions read below, so an edit made
+    # meanwhile is picked up anyway).
+    watcher: FileWatcher | None = None
+    hup: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, _f: watcher.trigger() if watcher
+                  else hup.append(signum))
+    # One read per file: what is validated, hashed and shown by GET /policy is the same.
+    policy_file, topology_file = read_version(policy_path), read_version(topology_path)
     try:
-        topology = load_topology(topology_path)
-        policy = load_policy(policy_path, topology)
-        raw_policy = Path(policy_path).read_bytes()
+        sources = load_sources(policy_file, topology_file)
     except LoadError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"{exc.filename or policy_path}:0: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
+    policy, topology = sources.policy, sources.topology
     try:
         of_host, of_port = parse_address(listen, "--listen")
         api_host, api_port = parse_address(api, "--api")
@@ -196,7 +231,7 @@ def run_daemon(
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
 
-    from apps.controller import ControllerState, PolicyInfo
+    from sdnctl.live.state import ControllerState, PolicyInfo
     from sdnctl.southbound.ovsdb import OvsdbMonitor
 
     cfg.CONF(args=[], project="os_ken", default_config_files=[])
@@ -207,16 +242,21 @@ def run_daemon(
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _f: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _f: stopping.append(signum))
-
     monitor = OvsdbMonitor(ovsdb, policy, topology)
     monitor.start()
-    if not monitor.wait_ready(OVSDB_WAIT_S):
-        log.warning("no answer from OVSDB %s yet: starting with no VM bound", ovsdb)
-    info = PolicyInfo(
-        str(Path(policy_path)), hashlib.sha256(raw_policy).hexdigest(), time.time(),
-        raw_policy.decode(errors="replace"),
-    )
-    state = ControllerState(policy, topology, info, monitor.snapshot(), started_at)
+    ready = monitor.wait_ready(OVSDB_WAIT_S)
+    if not ready:
+        log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
+                    "answers", ovsdb)
+    now = time.time()
+    info = PolicyInfo(policy_file.path, policy_file.sha256, now, policy_file.text(),
+                      policy_file.mtime)
+    topo_info = PolicyInfo(topology_file.path, topology_file.sha256, now, topology_file.text(),
+                           topology_file.mtime)
+    state = ControllerState(policy, topology, info, monitor.snapshot(), started_at,
+                            topology_info=topo_info)
+    state.bindings_ready = ready
+    state.rebind = monitor.rebind
 
     manager = AppManager.get_instance()
     started = threading.Event()
@@ -234,21 +274,28 @@ def run_daemon(
         return 1
     app = manager.applications["sdnctl"]
     monitor.subscribe(app.post_bindings)
-    if monitor.snapshot() != state.snapshot:  # changed while the app was starting
-        app.post_bindings(monitor.snapshot())
+    if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
+        app.post_bindings(monitor.snapshot())  # came or changed while the app was starting
     api_server = start_api(state, api_host, api_port)
+    watcher = FileWatcher([policy_file, topology_file], reload_handler(app), watch_interval_s)
+    watcher.start()
+    if hup:
+        watcher.trigger()
+    watching = (f"watching the files every {watch_interval_s * 1000:.0f} ms"
+                if watch_interval_s else "reloading on SIGHUP only")
     state.record(
         "start",
         f"listening for OpenFlow on {of_host}:{of_port}, "
         f"status API on http://{api_host}:{api_port}, "
         f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
-        f"{len(state.snapshot.bindings.ports)} bound",
+        f"{len(state.snapshot.bindings.ports)} bound, {watching}",
     )
     try:
         while not stopping:
             time.sleep(0.2)
     finally:
         log.info("stopping")
+        watcher.stop()
         monitor.stop()
         api_server.shutdown()
         api_server.server_close()
@@ -266,8 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", default=DEFAULT_LISTEN)
     ap.add_argument("--ovsdb", default=DEFAULT_OVSDB)
     ap.add_argument("--api", default=DEFAULT_API)
+    ap.add_argument("--watch-interval", type=float, default=DEFAULT_INTERVAL_S,
+                    help="seconds between checks of the files (default %(default)s)")
+    ap.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
     args = ap.parse_args(argv)
-    return run_daemon(args.policy, args.topology, args.listen, args.ovsdb, args.api)
+    interval = None if args.no_watch else args.watch_interval
+    return run_daemon(args.policy, args.topology, args.listen, args.ovsdb, args.api, interval)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def get_json(api: str, path: str, timeout: float = 2.0) -> Any:
 
 
 def get_status(api: str = DEFAULT_API, timeout: float = 2.0) -> dict[str, Any]:
-    """GET /status: policy, switches, bindings, unknown_ports, events."""
+    """GET /status: policy (with `last_refused`, `enforced_in_s`), topology, switches
+    (with `last_update_s`), bindings, bindings_ready, down_ports, unknown_ports, events."""
     status: dict[str, Any] = get_json(api, "/status", timeout)
     return status
 
@@ -86,3 +87,28 @@ def wait_programmed(api: str, switches: Iterable[str], timeout: float) -> dict[s
             hint = f"; last error: {errors[-1]}" if errors else ""
             raise TimeoutError(f"after {timeout:.0f} s, {problem}{hint}")
         time.sleep(0.1)
+
+
+def wait_policy(api: str, sha256: str, timeout: float) -> dict[str, Any]:
+    """Poll until the daemon enforces the policy file whose sha256 is `sha256` and every
+    switch it changed has acknowledged it; return that status.
+
+    Raises ValueError at once if that very file was refused (its problems in the
+    message), TimeoutError when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    problem = "no answer from the daemon"
+    while True:
+        try:
+            status = get_status(api, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            policy = status.get("policy", {})
+            if policy.get("sha256") == sha256 and policy.get("enforced_in_s") is not None:
+                return status
+            refused = policy.get("last_refused") or {}
+            if sha256 in (refused.get("sha256") or {}).values():
+                raise ValueError("refused: " + "; ".join(refused.get("problems", [])))
+            problem = f"enforcing {str(policy.get('sha256'))[:12]}, not {sha256[:12]}"
+        except ApiError as exc:
+            problem = str(exc)
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"after {timeout:.0f} s, {problem}")
+        time.sleep(0.02)

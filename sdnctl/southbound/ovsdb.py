@@ -7,13 +7,17 @@ The controller trusts nothing else about placement (DESIGN.md §2).
 A port is left unbound (so the pipeline drops its traffic) and reported when its
 vm-id names no VM of the policy, when its `external_ids:attached-mac` disagrees with
 the policy's MAC, when it sits on a fabric link port, or when two ports claim the
-same VM.
+same VM. Of two claims, the one that already held the binding keeps it (a move
+plugs the new port before unplugging the old: the VM keeps working at the old place
+until then, and moves when the old port goes); with no such claim, neither binds.
 
 `compute_bindings` is the pure rule over plain records; `OvsdbMonitor` keeps an
 `ovs.db.idl` replica of the three tables it needs, polls it in its own daemon
 thread, and calls back with a new `BindingSnapshot` whenever the result changes.
 The callback runs in that thread: the daemon's hands the snapshot to the os-ken
 app's event queue, which is thread-safe (os-ken 4's default hub is real threads).
+Snapshots are numbered (`seq`), so the app can drop one that a policy reload's own
+`rebind` has already superseded.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -82,12 +86,19 @@ class PortProblem:
 class BindingSnapshot:
     bindings: Bindings
     problems: tuple[PortProblem, ...] = ()
+    seq: int = field(default=0, compare=False)  # order of computation (monitor), 0: unknown
 
 
 def compute_bindings(
-    records: Iterable[InterfaceRecord], policy: Policy, topology: Topology
+    records: Iterable[InterfaceRecord],
+    policy: Policy,
+    topology: Topology,
+    previous: Bindings | None = None,
 ) -> BindingSnapshot:
-    """The live bindings and the refused ports, from OVSDB interface records."""
+    """The live bindings and the refused ports, from OVSDB interface records.
+
+    `previous`: the bindings in force; a VM claimed by several ports stays where it
+    was bound if that port is among the claims (the others are reported)."""
     claims: dict[str, list[tuple[PortRef, str]]] = {}
     problems: list[PortProblem] = []
     for rec in records:
@@ -114,6 +125,13 @@ def compute_bindings(
     for vm, where in claims.items():
         if len(where) == 1:
             ports[vm] = where[0][0]
+            continue
+        held = previous.ports.get(vm) if previous else None
+        if held in [r for r, _ in where]:
+            ports[vm] = held
+            reason = f"vm-id already bound at {held}"
+            problems += [PortProblem(r.switch, r.port, iface, vm, reason)
+                         for r, iface in where if r != held]
             continue
         reason = "vm-id claimed by several ports: " + ", ".join(sorted(str(r) for r, _ in where))
         problems += [PortProblem(r.switch, r.port, iface, vm, reason) for r, iface in where]
@@ -191,6 +209,11 @@ class OvsdbMonitor:
         self._callbacks: list[Callback] = [on_change] if on_change else []
         self._poll_ms = poll_ms
         self._snapshot: BindingSnapshot | None = None
+        self._records: list[InterfaceRecord] | None = None  # the last full read
+        self._seq = 0
+        # Held while computing a snapshot and making it current, so a reload's rebind and
+        # the poller never interleave (the old policy's snapshot current after the new).
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._force = False
@@ -214,12 +237,29 @@ class OvsdbMonitor:
         return self._snapshot or BindingSnapshot(Bindings())
 
     def subscribe(self, callback: Callback) -> None:
+        """Call `callback` on every change from now on. A subscriber that finds
+        `wait_ready(0)` false afterwards is sure to hear of the first snapshot."""
         self._callbacks.append(callback)
 
     def set_policy(self, policy: Policy) -> None:
         """A reloaded policy may turn refused ports into bindings, or back."""
         self._policy = policy
         self._force = True
+
+    def rebind(self, policy: Policy, topology: Topology) -> BindingSnapshot:
+        """Switch to a reloaded policy and topology and return the bindings under them
+        at once, from the last read of OVSDB (no callback: the caller applies them)."""
+        with self._lock:
+            self._policy, self._topology = policy, topology
+            if self._records is None:
+                return self.snapshot()  # nothing read yet: the first read will publish
+            snap = compute_bindings(self._records, policy, topology, self._previous())
+            self._seq += 1
+            self._snapshot = replace(snap, seq=self._seq)
+            return self._snapshot
+
+    def _previous(self) -> Bindings | None:
+        return self._snapshot.bindings if self._snapshot else None
 
     # -- the loop ----------------------------------------------------------------
     def _run(self) -> None:
@@ -250,17 +290,30 @@ class OvsdbMonitor:
         idl.run()
         if (idl.change_seqno != seqno or self._force) and idl.has_ever_connected():
             self._force = False
-            self._publish(compute_bindings(records_from_idl(idl), self._policy, self._topology))
-            self._ready.set()
+            records = records_from_idl(idl)
+            with self._lock:
+                self._records = records
+                snap = self._advance(compute_bindings(
+                    records, self._policy, self._topology, self._previous()))
+                self._ready.set()  # before notifying: see `subscribe`
+            if snap is not None:
+                # Outside the lock: a subscriber may block (a full event queue) on a
+                # thread that is waiting in rebind() for this lock.
+                self._notify(snap)
         poller = ovs.poller.Poller()
         idl.wait(poller)
         poller.timer_wait(self._poll_ms)
         poller.block()
 
-    def _publish(self, snap: BindingSnapshot) -> None:
+    def _advance(self, snap: BindingSnapshot) -> BindingSnapshot | None:
+        """Make `snap` current if it differs; the numbered snapshot to announce, if any."""
         if snap == self._snapshot:
-            return
-        self._snapshot = snap
+            return None
+        self._seq += 1
+        self._snapshot = replace(snap, seq=self._seq)
+        return self._snapshot
+
+    def _notify(self, snap: BindingSnapshot) -> None:
         for cb in list(self._callbacks):
             try:
                 cb(snap)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -326,8 +327,21 @@ class Daemon:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
+    def kill(self) -> int:
+        """SIGKILL: no goodbye to the switches, sockets closed by the kernel."""
+        self.proc.kill()
+        return self.proc.wait(5)
+
+    def hup(self) -> None:
+        self.proc.send_signal(signal.SIGHUP)
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def reset_switch_connections(self) -> str:
+        """Abort the daemon's established OpenFlow connections (a TCP reset to the switch
+        side too): `ss -K` on the daemon's own listening port, nothing else."""
+        return sh(["ss", "-K", "-t", "state", "established", f"( sport = :{self.of_port} )"])
 
 
 def start_daemon(
@@ -337,15 +351,19 @@ def start_daemon(
     log_dir: Path,
     of_port: int | None = None,
     api_port: int | None = None,
+    watch: bool = True,
 ) -> Daemon:
-    """The real daemon as a subprocess on free ports, stderr to a log file."""
+    """The real daemon as a subprocess on free ports, stderr to a log file.
+
+    `watch=False`: the daemon does not poll its files (reloads on SIGHUP only)."""
     of_port = of_port or free_port()
     api = f"127.0.0.1:{api_port or free_port()}"
     log = log_dir / f"daemon-{of_port}-{time.monotonic_ns()}.log"
     code = (
         "import sys; from sdnctl.daemon import run_daemon; "
         f"sys.exit(run_daemon({str(policy)!r}, {str(topology)!r}, "
-        f"listen='127.0.0.1:{of_port}', api={api!r}))"
+        f"listen='127.0.0.1:{of_port}', api={api!r}"
+        f"{'' if watch else ', watch_interval_s=None'}))"
     )
     with log.open("wb") as err:
         proc = subprocess.Popen(
@@ -353,6 +371,65 @@ def start_daemon(
         )
     cleanup.process(proc)
     return Daemon(proc, of_port, api, log)
+
+
+# ---- continuous ping: loss counted by sequence number --------------------------------
+
+
+@dataclass
+class PingStats:
+    sent: int  # requests sent, less the last one (its answer may still be in flight)
+    received: int
+    lost: int  # requests up to `sent` never answered
+    longest_gap: int  # most consecutive requests lost
+    duration_s: float
+
+    def __str__(self) -> str:
+        every = self.duration_s / max(self.sent, 1) * 1000
+        return (f"{self.sent} pings in {self.duration_s:.1f} s (one per {every:.0f} ms), "
+                f"{self.lost} lost (longest gap {self.longest_gap})")
+
+
+class Pinger:
+    """`ping -i INTERVAL DST` inside a namespace until stopped.
+
+    Loss is counted by sequence number over every request sent but the last, so
+    stopping the ping while a request is in flight does not count as a loss, and
+    replies that stop coming do."""
+
+    def __init__(self, cleanup: Cleanup, vm: VmPort, dst: str, interval_s: float,
+                 out: Path) -> None:
+        self.out = out
+        with out.open("wb") as f:
+            self.proc = cleanup.process(subprocess.Popen(
+                ["ip", "netns", "exec", vm.ns, "ping", "-n", "-i", str(interval_s), "-W", "1",
+                 dst], stdout=f, stderr=subprocess.STDOUT))
+
+    def replies(self) -> list[int]:
+        text = self.out.read_text(errors="replace")
+        return [int(n) for n in re.findall(r"icmp_seq=(\d+) ttl=", text)]
+
+    def wait_replies(self, n: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.replies()) < n:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"ping: fewer than {n} replies: {self.out.read_text()}")
+            time.sleep(0.02)
+
+    def stop(self) -> PingStats:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(5)
+        text = self.out.read_text(errors="replace")
+        summary = re.search(r"(\d+) packets transmitted, .* time (\d+)ms", text)
+        assert summary, f"no ping summary in {text[-300:]!r}"
+        seen = set(self.replies())
+        top = max(int(summary[1]) - 1, max(seen, default=0))
+        gap = longest = 0
+        for seq in range(1, top + 1):
+            gap = 0 if seq in seen else gap + 1
+            longest = max(longest, gap)
+        received = len({n for n in seen if n <= top})
+        return PingStats(top, received, top - received, longest, int(summary[2]) / 1000)
 
 
 # ---- one fixture for tests to use (test modules import nothing from here) ----------
@@ -382,6 +459,30 @@ class Lab:
     def serve(self, vm: VmPort, *services: str) -> None:
         serve(self.cleanup, vm, *services)
 
+    def pinger(self, vm: VmPort, dst: str, interval_s: float = 0.01) -> Pinger:
+        """A continuous ping from `vm` to `dst`; call `.stop()` for the loss figures."""
+        return Pinger(self.cleanup, vm, dst, interval_s, self.tmp / f"ping-{unique()}.txt")
+
+    def link(self, bridge_a: str, port_a: int, bridge_b: str, port_b: int) -> tuple[str, str]:
+        """A veth pair wired as a fabric link: OpenFlow port `port_a` of `bridge_a` to
+        `port_b` of `bridge_b`. `ip link set NAME down` on either end cuts it."""
+        a, b = self.cleanup.veth(unique()), unique()
+        sh(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
+        for name, bridge, ofport in ((a, bridge_a, port_a), (b, bridge_b, port_b)):
+            sh(["ethtool", "-K", name, "tx", "off"])
+            sh(["ip", "link", "set", name, "up"])
+            self.cleanup.port(bridge, name)
+            sh(["ovs-vsctl", "add-port", bridge, name, "--", "set", "Interface", name,
+                f"ofport_request={ofport}"])
+        return a, b
+
+    @staticmethod
+    def flow_table(bridge: str) -> list[str]:
+        """Every flow and group without counters or age: what would change if touched."""
+        lines = ofctl(bridge, "dump-flows", "--no-stats").splitlines()
+        lines += ofctl(bridge, "dump-groups").splitlines()
+        return sorted(line.strip() for line in lines if "actions=" in line)
+
     def port(self, bridge: str, ofport: int, **external_ids: str) -> str:
         """A bare veth end on `bridge` (no namespace) with `external_ids` (`vm_id` -> vm-id)."""
         name = self.cleanup.veth(unique())
@@ -405,8 +506,8 @@ class Lab:
             time.sleep(0.05)
 
     def daemon(self, policy: Path, topology: Path, of_port: int | None = None,
-               api_port: int | None = None) -> Daemon:
-        return start_daemon(self.cleanup, policy, topology, self.tmp, of_port, api_port)
+               api_port: int | None = None, watch: bool = True) -> Daemon:
+        return start_daemon(self.cleanup, policy, topology, self.tmp, of_port, api_port, watch)
 
     def write(self, name: str, text: str) -> Path:
         path = self.tmp / name

@@ -1,0 +1,290 @@
+"""What the running controller knows, shared by the os-ken app and the status API.
+
+Per switch it tracks the FlowSet it should hold (`desired`) and the one it is known
+to hold (`installed`, read back from the switch on every connect, then advanced on
+every acknowledged update). The app (`apps/controller.py`) turns their difference
+into messages; this module only keeps the books and answers `status()`.
+
+The inputs that decide `desired` are the enforced policy and topology (replaced
+only by a reload that validated), the live bindings from OVSDB, and the link ports
+known to be down. `recompile` derives every switch's FlowSet from them again and
+names the switches whose FlowSet changed.
+
+os-ken 4 runs apps on real threads by default (its "native" hub) and the status
+API has its own: every reader and writer holds `lock`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sdnctl.bindings import Bindings
+from sdnctl.compile.compiler import compile_network
+from sdnctl.flows import FlowSet
+from sdnctl.live.links import LinkState
+from sdnctl.policy.model import Policy
+from sdnctl.southbound import ofp as sb
+from sdnctl.southbound.ovsdb import BindingSnapshot
+from sdnctl.topology.model import PortRef, Topology
+
+log = logging.getLogger("controller")
+
+MAX_EVENTS = 50
+
+
+class CompileFn(Protocol):
+    def __call__(
+        self, policy: Policy, topology: Topology, bindings: Bindings,
+        down_ports: frozenset[PortRef] = ...,
+    ) -> dict[str, FlowSet]: ...
+
+
+Rebind = Callable[[Policy, Topology], BindingSnapshot]
+
+
+@dataclass
+class Dump:
+    """Replies being collected from a switch that just connected."""
+
+    flows: list[Any] = field(default_factory=list)
+    groups: list[Any] = field(default_factory=list)
+    meters: list[Any] = field(default_factory=list)
+    pending: set[str] = field(default_factory=lambda: {"flows", "groups", "meters"})
+
+
+@dataclass
+class Batch:
+    """One update on the wire, up to and including its barrier."""
+
+    before: FlowSet | None
+    target: FlowSet
+    labels: dict[int, str]
+    barrier_xid: int
+    started: float  # monotonic, when sent
+    summary: str
+    since: float  # monotonic, when the change it carries was first seen
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SwitchState:
+    name: str
+    dpid: int
+    datapath: Any = None
+    programmed: bool = False
+    desired: FlowSet | None = None  # normalized (sdnctl.southbound.ofp.normalize_flowset)
+    installed: FlowSet | None = None  # what the switch is known to hold, normalized
+    foreign: list[sb.ForeignFlow] = field(default_factory=list)
+    flow_mods_sent: int = 0
+    last_update: float | None = None  # wall clock of the last acknowledged update
+    last_update_s: float | None = None  # from the change being seen to its barrier reply
+    dump: Dump | None = None
+    batch: Batch | None = None
+    dirty: bool = False
+    pending_since: float | None = None  # monotonic: oldest change not yet sent
+    needs_dump: bool = False  # after a failed update: what the switch holds is unknown
+    ports_known: bool = False  # its port description arrived since it connected
+    port_replies: list[Any] = field(default_factory=list)  # port-desc parts so far
+    await_ports: bool = False  # first update held until the port description is in
+    ports_down: set[int] = field(default_factory=set)  # any port, as last reported
+    connected_at: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.datapath is not None
+
+    def mark_changed(self, since: float) -> None:
+        """`desired` moved because of a change seen at `since` (monotonic)."""
+        if self.pending_since is None or since < self.pending_since:
+            self.pending_since = since
+
+    def status(self) -> dict[str, object]:
+        fs = self.desired
+        return {
+            "dpid": self.dpid,
+            "connected": self.connected,
+            "programmed": self.programmed,
+            "flows": len(fs.flows) if fs else 0,
+            "groups": len(fs.groups) if fs else 0,
+            "meters": len(fs.meters) if fs else 0,
+            "last_update": self.last_update,
+            "last_update_s": self.last_update_s,
+            "flow_mods_sent": self.flow_mods_sent,
+            "ports_down": sorted(self.ports_down),
+        }
+
+
+@dataclass
+class PolicyInfo:
+    """One enforced input file (the policy, or the topology)."""
+
+    file: str
+    sha256: str
+    loaded_at: float  # wall clock
+    text: str = ""  # the file as loaded: `GET /policy`, and `sdnctl plan` diffs against it
+    saved_at: float | None = None  # the file's mtime when read
+
+    def as_json(self) -> dict[str, object]:
+        return {"file": self.file, "sha256": self.sha256, "loaded_at": self.loaded_at,
+                "saved_at": self.saved_at}
+
+
+@dataclass
+class Rollout:
+    """A reloaded policy on its way to the switches it changes."""
+
+    sha256: str
+    detected_at: float  # monotonic
+    sent_after: float  # monotonic: a batch sent after this carries the new policy
+    waiting: set[str]
+    took_s: float | None = None  # from the change being seen to the last barrier reply
+    done_at: float | None = None  # wall clock of that reply (minus the file's mtime: from save)
+
+    def finish(self) -> None:
+        self.took_s = time.monotonic() - self.detected_at
+        self.done_at = time.time()
+
+
+class ControllerState:
+    """Everything the daemon knows, shared by the app and the status API."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        topology: Topology,
+        policy_info: PolicyInfo,
+        snapshot: BindingSnapshot | None = None,
+        started_at: float | None = None,
+        compile_fn: CompileFn = compile_network,
+        use_bundles: bool = True,
+        topology_info: PolicyInfo | None = None,
+    ) -> None:
+        self.policy = policy
+        self.topology = topology
+        self.policy_info = policy_info
+        self.topology_info = topology_info
+        self.snapshot = snapshot or BindingSnapshot(Bindings())
+        self.started_at = time.monotonic() if started_at is None else started_at
+        self.compile_fn = compile_fn
+        self.use_bundles = use_bundles
+        self.switches = {
+            sw.name: SwitchState(sw.name, sw.dpid) for sw in topology.switches.values()
+        }
+        self.strangers: dict[int, Any] = {}  # dpid -> datapath of switches not in the topology
+        self.links = LinkState()
+        self.down_ports: frozenset[PortRef] = frozenset()  # as last compiled
+        # False until OVSDB has answered: no switch is programmed from "no VM bound".
+        self.bindings_ready = True
+        self.rebind: Rebind | None = None  # set by the daemon (the OVSDB monitor's)
+        self.last_refused: dict[str, object] | None = None
+        self.rollout: Rollout | None = None
+        self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
+        self.lock = threading.RLock()
+
+    def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
+        log.log(level, message)
+        self.events.append({"time": time.time(), "kind": kind, "message": message})
+
+    def since_start(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def recompile(self, since: float | None = None) -> list[SwitchState]:
+        """Compile for the current policy, topology, bindings and down links; the
+        switches whose FlowSet changed, marked as changed at `since` (default now).
+
+        A compiler failure keeps the last good FlowSets (and is reported)."""
+        down = self.links.down_ports(self.topology)
+        try:
+            compiled = self.compile_fn(
+                self.policy, self.topology, self.snapshot.bindings, down_ports=down)
+            normalized = {name: sb.normalize_flowset(fs) for name, fs in compiled.items()}
+        except Exception as exc:
+            log.exception("compile failed")
+            self.record("compile-error", f"compile failed, keeping the last flows: {exc}",
+                        logging.ERROR)
+            return []
+        self.down_ports = down
+        when = time.monotonic() if since is None else since
+        changed = []
+        for name, fs in normalized.items():
+            sw = self.switches.get(name)
+            if sw is not None and fs != sw.desired:
+                sw.desired = fs
+                sw.mark_changed(when)
+                changed.append(sw)
+        return changed
+
+    def set_topology(self, topology: Topology) -> list[SwitchState]:
+        """Adopt a reloaded topology; the switches that are connected but were strangers.
+
+        A switch keeps its state (connection, what it holds) while its dpid stays in
+        the topology, even if renamed. One that left the topology is let go, its
+        flows left as they are; if still connected it becomes a stranger."""
+        by_dpid = {sw.dpid: sw for sw in self.switches.values()}
+        switches: dict[str, SwitchState] = {}
+        adopted = []
+        for topo_sw in topology.switches.values():
+            sw = by_dpid.pop(topo_sw.dpid, None)
+            if sw is None:
+                sw = SwitchState(topo_sw.name, topo_sw.dpid)
+                dp = self.strangers.pop(topo_sw.dpid, None)
+                if dp is not None:
+                    sw.datapath, sw.connected_at = dp, time.monotonic()
+                    adopted.append(sw)
+            elif sw.name != topo_sw.name:
+                self.links.forget_switch(sw.name)
+                sw.name = topo_sw.name
+            switches[topo_sw.name] = sw
+        for gone in by_dpid.values():
+            self.record("switch-removed",
+                        f"{gone.name} (dpid {gone.dpid:#x}) left the topology: flows left as "
+                        "they are", logging.WARNING)
+            self.links.forget_switch(gone.name)
+            if gone.datapath is not None:
+                self.strangers[gone.dpid] = gone.datapath
+        self.switches = switches
+        self.topology = topology
+        return adopted
+
+    def start_rollout(self, sha256: str, detected_at: float, changed: list[SwitchState]) -> None:
+        waiting = {sw.name for sw in changed if sw.connected}
+        self.rollout = Rollout(sha256, detected_at, time.monotonic(), waiting)
+        if not waiting:
+            self.rollout.finish()
+
+    def rollout_progress(self, sw: SwitchState, batch: Batch) -> None:
+        """`sw` acknowledged `batch`: if it carried the new policy, one switch less to wait for."""
+        r = self.rollout
+        if r is None or r.took_s is not None or batch.started < r.sent_after:
+            return
+        r.waiting.discard(sw.name)
+        if not r.waiting:
+            r.finish()
+
+    def status(self) -> dict[str, object]:
+        with self.lock:
+            return self._status()
+
+    def _status(self) -> dict[str, object]:
+        bindings = self.snapshot.bindings.ports
+        policy: dict[str, object] = self.policy_info.as_json()
+        policy["last_refused"] = self.last_refused
+        if self.rollout is not None and self.rollout.sha256 == self.policy_info.sha256:
+            policy["enforced_in_s"] = self.rollout.took_s  # from the edit being seen
+            policy["enforced_at"] = self.rollout.done_at
+        return {
+            "policy": policy,
+            "topology": self.topology_info.as_json() if self.topology_info else None,
+            "switches": {name: sw.status() for name, sw in sorted(self.switches.items())},
+            "bindings": {vm: str(ref) for vm, ref in sorted(bindings.items())},
+            "bindings_ready": self.bindings_ready,
+            "down_ports": [str(ref) for ref in sorted(self.down_ports)],
+            "unknown_ports": [p.as_json() for p in self.snapshot.problems],
+            "events": list(self.events),
+        }
