@@ -1,0 +1,247 @@
+"""IR actions and instructions <-> os-ken actions, and the normal form of a flow."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from os_ken.ofproto import nicira_ext
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from sdnctl.flows import (
+    OFPP_CONTROLLER,
+    OFPVID_PRESENT,
+    Action,
+    Conjunction,
+    Ct,
+    DecTtl,
+    Flow,
+    FlowSet,
+    Goto,
+    Group,
+    GroupAction,
+    Meter,
+    Move,
+    Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
+    SetField,
+    WriteMetadata,
+)
+from sdnctl.pipeline import STAGE_OF_TABLE, table_id
+from sdnctl.southbound.ofp.fields import (
+    _CT_ZONE_BITS,
+    _IP_FIELDS,
+    _MAC_FIELDS,
+    FIELD_BITS,
+    OfpMsg,
+    Unrepresentable,
+    normalize_match,
+)
+
+# ---- actions and instructions ------------------------------------------------------
+
+
+def action_to_ofp(act: Action) -> OfpMsg:
+    """One IR action that lives in an apply-actions list (or a bucket) -> os-ken action."""
+    match act:
+        case Output(port=p):
+            # Packets to the controller come whole (no buffering on the switch).
+            return parser.OFPActionOutput(p, ofp.OFPCML_NO_BUFFER if p == OFPP_CONTROLLER else 0)
+        case GroupAction(group_id=g):
+            return parser.OFPActionGroup(g)
+        case SetField(field="vlan_vid", value=v):
+            return parser.OFPActionSetField(vlan_vid=int(v) | OFPVID_PRESENT)
+        case SetField(field=f, value=v):
+            return parser.OFPActionSetField(**{f: v})
+        case Move(src=s, dst=d):
+            if FIELD_BITS[s] != FIELD_BITS[d]:
+                raise ValueError(f"move {s}->{d}: fields differ in width")
+            return parser.NXActionRegMove(
+                src_field=s, dst_field=d, n_bits=FIELD_BITS[s], src_ofs=0, dst_ofs=0
+            )
+        case PushVlan():
+            return parser.OFPActionPushVlan(0x8100)
+        case PopVlan():
+            return parser.OFPActionPopVlan()
+        case PushMpls():
+            return parser.OFPActionPushMpls(0x8847)
+        case PopMpls(ethertype=e):
+            return parser.OFPActionPopMpls(e)
+        case DecTtl():
+            return parser.OFPActionDecNwTtl()
+        case Ct(zone=z, commit=c, table=t):
+            # A register zone is "zone_src + bits"; an immediate zone rides in the bits field.
+            return parser.NXActionCT(
+                flags=nicira_ext.NX_CT_F_COMMIT if c else 0,
+                zone_src=z if isinstance(z, str) else "",
+                zone_ofs_nbits=_CT_ZONE_BITS if isinstance(z, str) else z,
+                recirc_table=nicira_ext.NX_CT_RECIRC_NONE if t is None else table_id(t),
+                alg=0,
+                actions=[],
+            )
+        case Conjunction(id=i, clause=c, n_clauses=n):
+            # The wire counts clauses from 0; ovs-ofctl and the IR from 1.
+            return parser.NXActionConjunction(clause=c - 1, n_clauses=n, id_=i)
+    raise TypeError(f"{act!r} is not an apply action")
+
+
+def instructions_for(actions: Sequence[Action]) -> list[OfpMsg]:
+    """IR actions -> instructions in OpenFlow's execution order (meter, apply, metadata, goto)."""
+    meters: list[OfpMsg] = []
+    apply: list[OfpMsg] = []
+    tail: list[OfpMsg] = []
+    goto: list[OfpMsg] = []
+    for act in actions:
+        match act:
+            case Meter(meter_id=m):
+                meters.append(parser.OFPInstructionMeter(m, ofp.OFPIT_METER))
+            case WriteMetadata(value=v, mask=m):
+                tail.append(parser.OFPInstructionWriteMetadata(v, m))
+            case Goto(stage=s):
+                goto.append(parser.OFPInstructionGotoTable(table_id(s)))
+            case _:
+                apply.append(action_to_ofp(act))
+    if apply:
+        meters.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, apply))
+    return meters + tail + goto
+
+
+def action_from_ofp(action: OfpMsg) -> Action:
+    """os-ken action -> IR action; raises Unrepresentable for anything else."""
+    if isinstance(action, parser.OFPActionOutput):
+        return Output(action.port)
+    if isinstance(action, parser.OFPActionGroup):
+        return GroupAction(action.group_id)
+    if isinstance(action, parser.OFPActionSetField):
+        name = action.key.removesuffix("_nxm")
+        if name == "vlan_vid":
+            return SetField("vlan_vid", int(action.value) & 0xFFF)
+        if isinstance(action.value, tuple):
+            raise Unrepresentable(f"masked set_field {action.key}")
+        return SetField(name, action.value)
+    if isinstance(action, parser.NXActionRegMove):
+        src = action.src_field.removesuffix("_nxm")
+        dst = action.dst_field.removesuffix("_nxm")
+        whole = (
+            src in FIELD_BITS and dst in FIELD_BITS
+            and action.n_bits == FIELD_BITS[src] == FIELD_BITS[dst]
+            and action.src_ofs == 0 and action.dst_ofs == 0
+        )
+        if not whole:
+            raise Unrepresentable(f"partial move {src}->{dst}")
+        return Move(src, dst)
+    if isinstance(action, parser.OFPActionPushVlan):
+        if action.ethertype != 0x8100:
+            raise Unrepresentable(f"push_vlan {action.ethertype:#x}")
+        return PushVlan()
+    if isinstance(action, parser.OFPActionPopVlan):
+        return PopVlan()
+    if isinstance(action, parser.OFPActionPushMpls):
+        if action.ethertype != 0x8847:
+            raise Unrepresentable(f"push_mpls {action.ethertype:#x}")
+        return PushMpls()
+    if isinstance(action, parser.OFPActionPopMpls):
+        return PopMpls(action.ethertype)
+    if isinstance(action, (parser.OFPActionDecNwTtl, parser.NXActionDecTtl)):
+        return DecTtl()
+    if isinstance(action, parser.NXActionCT):
+        return _ct_from_ofp(action)
+    if isinstance(action, parser.NXActionConjunction):
+        return Conjunction(action.id, action.clause + 1, action.n_clauses)
+    raise Unrepresentable(f"action {type(action).__name__}")
+
+
+def _ct_from_ofp(action: OfpMsg) -> Ct:
+    if action.actions or action.alg or action.flags & ~nicira_ext.NX_CT_F_COMMIT:
+        raise Unrepresentable("ct with nested actions, alg or force")
+    zone: int | str
+    if action.zone_src:
+        if action.zone_ofs_nbits != _CT_ZONE_BITS:
+            raise Unrepresentable(f"ct zone from bits {action.zone_ofs_nbits:#x}")
+        zone = action.zone_src.removesuffix("_nxm")
+    else:
+        zone = action.zone_ofs_nbits
+    table = None
+    if action.recirc_table != nicira_ext.NX_CT_RECIRC_NONE:
+        table = _stage(action.recirc_table)
+    return Ct(zone=zone, commit=bool(action.flags & nicira_ext.NX_CT_F_COMMIT), table=table)
+
+
+def _stage(table: int) -> str:
+    if table not in STAGE_OF_TABLE:
+        raise Unrepresentable(f"table {table} is not a pipeline stage")
+    return STAGE_OF_TABLE[table]
+
+
+def actions_from_instructions(instructions: Iterable[OfpMsg]) -> tuple[Action, ...]:
+    """os-ken instructions -> IR actions in the canonical order `normalize_actions` gives."""
+    meters: list[Action] = []
+    apply: list[Action] = []
+    tail: list[Action] = []
+    for inst in instructions:
+        if isinstance(inst, parser.OFPInstructionMeter):
+            meters.append(Meter(inst.meter_id))
+        elif isinstance(inst, parser.OFPInstructionActions):
+            if inst.type != ofp.OFPIT_APPLY_ACTIONS:
+                raise Unrepresentable("write/clear-actions instruction")
+            apply.extend(action_from_ofp(a) for a in inst.actions)
+        elif isinstance(inst, parser.OFPInstructionWriteMetadata):
+            tail.insert(0, WriteMetadata(inst.metadata, inst.metadata_mask))
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            tail.append(Goto(_stage(inst.table_id)))
+        else:
+            raise Unrepresentable(f"instruction {type(inst).__name__}")
+    return tuple(meters + apply + tail)
+
+
+# ---- normalization -----------------------------------------------------------------
+
+
+def normalize_actions(actions: Sequence[Action]) -> tuple[Action, ...]:
+    """OpenFlow runs meter, apply-actions, write-metadata, goto in that order whatever
+    order the IR lists them in; put them in that order, and spell values as dumps do."""
+    meters = [a for a in actions if isinstance(a, Meter)]
+    metadata = [a for a in actions if isinstance(a, WriteMetadata)]
+    goto = [a for a in actions if isinstance(a, Goto)]
+    apply = [
+        _normalize_action(a) for a in actions if not isinstance(a, Meter | WriteMetadata | Goto)
+    ]
+    return tuple(meters + apply + metadata + goto)
+
+
+def _normalize_action(act: Action) -> Action:
+    if isinstance(act, SetField):
+        if act.field in _MAC_FIELDS:
+            return SetField(act.field, str(act.value).lower())
+        if act.field in _IP_FIELDS:
+            return SetField(act.field, str(ipaddress.IPv4Address(act.value)))
+        if act.field == "vlan_vid":
+            return SetField(act.field, int(act.value) & 0xFFF)
+    return act
+
+
+def normalize_flow(flow: Flow) -> Flow:
+    return replace(
+        flow, match=normalize_match(flow.match), actions=normalize_actions(flow.actions)
+    )
+
+
+def normalize_group(group: Group) -> Group:
+    return replace(
+        group,
+        buckets=tuple(replace(b, actions=normalize_actions(b.actions)) for b in group.buckets),
+    )
+
+
+def normalize_flowset(fs: FlowSet) -> FlowSet:
+    return FlowSet.build(
+        fs.switch,
+        (normalize_flow(f) for f in fs.flows),
+        (normalize_group(g) for g in fs.groups),
+        fs.meters,
+    )

@@ -1,0 +1,175 @@
+"""Field widths, constants and matches: the IR's match <-> OFPMatch."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from os_ken.ofproto import nicira_ext
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from sdnctl.flows import (
+    CT_BITS,
+    MATCH_FIELDS,
+    OFPVID_PRESENT,
+    Match,
+    MatchValue,
+    parse_ct_state,
+)
+
+Datapath = Any  # os-ken Datapath or ProtocolDesc; os-ken ships no type hints
+OfpMsg = Any
+
+# Field widths in bits: full masks collapse to exact matches, moves copy whole fields.
+FIELD_BITS: dict[str, int] = {
+    "in_port": 32, "metadata": 64, "reg5": 32, "reg6": 32, "reg7": 32, "conj_id": 32,
+    "ct_state": 32, "eth_type": 16, "eth_src": 48, "eth_dst": 48, "vlan_vid": 13,
+    "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
+    "ip_proto": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_dst": 16,
+    "icmpv4_type": 8, "mpls_label": 20,
+}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
+_IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"}
+
+# ct_state bits (ovs-fields(7)), in the order flags are printed; one table for the
+# simulator and the southbound.
+CT_STATE_BITS: dict[str, int] = CT_BITS
+
+GROUP_TYPES: dict[str, int] = {
+    "all": ofp.OFPGT_ALL, "select": ofp.OFPGT_SELECT,
+    "indirect": ofp.OFPGT_INDIRECT, "ff": ofp.OFPGT_FF,
+}
+_GROUP_TYPE_NAMES = {v: k for k, v in GROUP_TYPES.items()}
+
+BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+_ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
+_CT_ZONE_BITS = nicira_ext.ofs_nbits(0, 15)
+
+
+class Unrepresentable(ValueError):
+    """A switch entry the IR cannot express (unknown table, field, action or form)."""
+
+
+# ---- match ------------------------------------------------------------------------
+
+
+def ct_state_to_ofp(text: str) -> tuple[int, int]:
+    """`"+est+trk"` -> (value, mask) as NXM ct_state takes them; ValueError if malformed."""
+    try:
+        return parse_ct_state(text)
+    except (KeyError, IndexError):
+        raise ValueError(f"bad ct_state {text!r}") from None
+
+
+def ct_state_from_ofp(value: int, mask: int) -> str:
+    """(value, mask) -> `"+new-est+trk"`, flags in the fixed CT_STATE_BITS order."""
+    unknown = mask & ~sum(CT_STATE_BITS.values())
+    if unknown:
+        raise Unrepresentable(f"ct_state mask {mask:#x} has flags the IR does not name")
+    return "".join(
+        ("+" if value & bit else "-") + name
+        for name, bit in CT_STATE_BITS.items()
+        if mask & bit
+    )
+
+
+def _full_mask(name: str) -> int:
+    return (1 << FIELD_BITS[name]) - 1
+
+
+def _normalize_value(name: str, value: MatchValue) -> MatchValue:
+    """The form a switch reports: exact when the mask is full, bits outside it zeroed."""
+    if name == "ct_state":
+        if isinstance(value, tuple):
+            return ct_state_from_ofp(int(value[0]), int(value[1]))
+        return ct_state_from_ofp(*ct_state_to_ofp(str(value)))
+    if name == "vlan_vid":
+        return value
+    if name in _IP_FIELDS:
+        if isinstance(value, str) and "/" in value:
+            net = ipaddress.IPv4Network(value, strict=False)
+            value = (str(net.network_address), str(net.netmask))
+        if isinstance(value, tuple):
+            addr = int(ipaddress.IPv4Address(value[0]))
+            mask = int(ipaddress.IPv4Address(value[1]))
+            if mask == 0xFFFFFFFF:
+                return str(ipaddress.IPv4Address(addr))
+            return (str(ipaddress.IPv4Address(addr & mask)), str(ipaddress.IPv4Address(mask)))
+        return str(ipaddress.IPv4Address(value))
+    if name in _MAC_FIELDS:
+        if isinstance(value, tuple):
+            val, mask = _mac_int(str(value[0])), _mac_int(str(value[1]))
+            if mask == _full_mask(name):
+                return _mac_str(val)
+            return (_mac_str(val & mask), _mac_str(mask))
+        return str(value).lower()
+    if isinstance(value, tuple):
+        val, mask = int(value[0]), int(value[1])
+        if mask == _full_mask(name):
+            return val
+        return (val & mask, mask)
+    return value
+
+
+def _mac_int(mac: str) -> int:
+    return int(mac.replace(":", ""), 16)
+
+
+def _mac_str(n: int) -> str:
+    raw = f"{n:012x}"
+    return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
+
+
+def normalize_match(match: Match) -> Match:
+    return Match.of({name: _normalize_value(name, value) for name, value in match})
+
+
+def match_to_ofp(match: Match) -> OfpMsg:
+    """IR match -> OFPMatch (ct_state as bits, vlan_vid with OFPVID_PRESENT)."""
+    fields: dict[str, object] = {}
+    for name, value in normalize_match(match):
+        if name == "ct_state":
+            fields[name] = ct_state_to_ofp(str(value))
+        elif name == "vlan_vid":
+            fields[name] = _vlan_to_ofp(value)
+        else:
+            fields[name] = value
+    return parser.OFPMatch(**fields)
+
+
+def _vlan_to_ofp(value: MatchValue) -> int | tuple[int, int]:
+    if isinstance(value, tuple):
+        return (int(value[0]) | OFPVID_PRESENT, int(value[1]) | OFPVID_PRESENT)
+    vid = int(value)
+    return vid | OFPVID_PRESENT if vid else 0
+
+
+def _vlan_from_ofp(value: object) -> MatchValue:
+    if isinstance(value, tuple):
+        val, mask = int(value[0]), int(value[1])
+        if mask & 0x1FFF == 0x1FFF:
+            value = val
+        elif val & OFPVID_PRESENT and mask & OFPVID_PRESENT:
+            return (val & 0xFFF, mask & 0xFFF)
+        else:
+            raise Unrepresentable(f"vlan_vid match {val:#x}/{mask:#x}")
+    vid = int(value)  # type: ignore[call-overload]
+    return vid & 0xFFF if vid & OFPVID_PRESENT else 0
+
+
+def match_from_ofp(ofp_match: OfpMsg) -> Match:
+    """OFPMatch -> IR match; raises Unrepresentable for fields the IR does not name."""
+    fields: dict[str, MatchValue] = {}
+    for raw_name, value in ofp_match.items():
+        name = raw_name.removesuffix("_nxm")
+        if name not in MATCH_FIELDS:
+            raise Unrepresentable(f"match field {raw_name}")
+        if name == "ct_state":
+            val, mask = value if isinstance(value, tuple) else (value, 0xFFFFFFFF)
+            fields[name] = ct_state_from_ofp(val, mask)
+        elif name == "vlan_vid":
+            fields[name] = _vlan_from_ofp(value)
+        else:
+            fields[name] = tuple(value) if isinstance(value, (tuple, list)) else value
+    return normalize_match(Match.of(fields))
