@@ -137,6 +137,7 @@ def build_lab(plan: LabPlan, controller: tuple[str, int]) -> Lab:
         net.start()
         for h in plan.hosts:
             _configure_host(lab.hosts[h.vm], h.gateway)
+        _configure_switch_ends(plan)
         _bind_vms(plan)
         _check_bridges(plan)
     except BaseException:
@@ -186,6 +187,31 @@ def _configure_host(host: Host, gateway: IPv4Address | None) -> None:
         out = host.cmd(f"ip route replace default via {gateway} dev {HOST_INTF}")
         if out.strip():
             raise LabError(f"{host.name}: cannot add default route via {gateway}: {out.strip()}")
+
+
+# Frames between hypervisors carry a VLAN tag and an MPLS label: 8 bytes more than
+# the VM sent. Like any overlay, the fabric needs the larger MTU, or full-size
+# packets between hypervisors are dropped without a word.
+FABRIC_MTU = 1600
+
+
+def _configure_switch_ends(plan: LabPlan) -> None:
+    """Fabric links get FABRIC_MTU; the root namespace stays silent on switch ports."""
+    fabric = [name for link in plan.links for name in (link.a_intf, link.b_intf)]
+    for name in fabric:
+        _ip("link", "set", "dev", name, "mtu", str(FABRIC_MTU))
+    if fabric:
+        vsctl(*[arg for name in fabric
+                for arg in ("--", "set", "Interface", name, f"mtu_request={FABRIC_MTU}")][1:])
+    # The host kernel would otherwise send IPv6 router solicitations out of the
+    # switch ends of the veths, straight into the VMs, bypassing OVS.
+    for name in fabric + [h.intf for h in plan.hosts]:
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+            f.write("1")
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 def _bind_vms(plan: LabPlan) -> None:
