@@ -1,0 +1,136 @@
+"""What must still hold after (and during) an attack, checked with real traffic.
+
+- liveness: allowed traffic flows: the blue witnesses wa <-> wb (tcp/80, icmp,
+  across the fabric), and the attacker's own allowed traffic (evil -> rb1
+  tcp/8080, evil -> rf2 icmp), answered by the intended VM (the lab's agent).
+- canaries: an allowed, marked ping to every victim, so each capture is shown
+  to be listening while the attack ran.
+- neighbours: every ARP cache entry of the victims and the attacker maps an
+  address to its true MAC, and the switch, asked afresh, still answers right.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from sdnctl.lab.attacks.scene import ATTACKER, CANARY_SENDER, Scene, VmAddr
+from sdnctl.lab.plan import HOST_INTF
+
+if TYPE_CHECKING:
+    from mininet.node import Node
+
+PROBE_TIMEOUT = 1.0
+
+
+def liveness_targets(s: Scene) -> dict[str, list[dict[str, str]]]:
+    """Source VM -> the allowed probes it runs (the agent's JSON format)."""
+    wa, wb, rb1, rf2 = s.vm("wa"), s.vm("wb"), s.vm("rb1"), s.vm("rf2")
+    return {
+        "wa": [{"dst": "wb", "ip": wb.ip, "service": svc} for svc in ("tcp/80", "icmp")],
+        "wb": [{"dst": "wa", "ip": wa.ip, "service": svc} for svc in ("tcp/80", "icmp")],
+        ATTACKER: [{"dst": "rb1", "ip": rb1.ip, "service": "tcp/8080"},
+                   {"dst": "rf2", "ip": rf2.ip, "service": "icmp"}],
+    }
+
+
+def check_liveness(hosts: Mapping[str, Node], targets: Mapping[str, list[dict[str, str]]],
+                   retries: int = 1) -> list[str]:
+    """Run the probes from every source at once; one line per probe that failed."""
+    from sdnctl.lab.probe import AGENT
+
+    procs = {
+        src: hosts[src].popen(
+            [sys.executable, str(AGENT), "probe", "--timeout", str(PROBE_TIMEOUT),
+             "--retries", str(retries), json.dumps(list(probes))],
+            stdin=subprocess.DEVNULL)
+        for src, probes in targets.items()
+    }
+    failures = []
+    for src, proc in procs.items():
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            failures.append(f"{src}: probe agent hung")
+            continue
+        if proc.returncode != 0:
+            failures.append(f"{src}: probe agent failed: {err.decode(errors='replace')[-200:]}")
+            continue
+        for o in json.loads(out):
+            if not o["reached"]:
+                failures.append(f"{src} -> {o['dst']} {o['service']}: {o['detail']}")
+    return failures
+
+
+def send_canaries(hosts: Mapping[str, Node], scene: Scene, victims: list[str],
+                  marker: bytes) -> None:
+    """A marked ping to each victim from a VM the policy lets ping it."""
+    procs = [
+        hosts[CANARY_SENDER[v]].popen(
+            ["ping", "-c", "2", "-i", "0.1", "-W", "1", "-p", marker.hex(), scene.vm(v).ip],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for v in victims
+    ]
+    for proc in procs:
+        proc.wait(timeout=10)
+
+
+def _truth(v: VmAddr, scene: Scene) -> dict[str, str]:
+    """IP -> MAC that V may rightly believe: VMs of its segment and its gateway."""
+    truth = {a.ip: a.mac for a in scene.vms.values() if a.vlan == v.vlan and a.name != v.name}
+    if v.gateway_ip and v.gateway_mac:
+        truth[v.gateway_ip] = v.gateway_mac
+    return truth
+
+
+def _neigh(host: Node) -> dict[str, str]:
+    """The host's resolved IPv4 neighbours: IP -> MAC (entries without a MAC left out)."""
+    out = host.cmd(f"ip -4 neigh show dev {HOST_INTF}")
+    table = {}
+    for line in out.splitlines():
+        words = line.split()
+        if "lladdr" in words:
+            table[words[0]] = words[words.index("lladdr") + 1].lower()
+    return table
+
+
+def check_neighbours(hosts: Mapping[str, Node], scene: Scene) -> list[str]:
+    """Poisoned cache entries, then wrong or missing fresh answers from the switch."""
+    problems = []
+    watched = ("rf2", "bx1", "rb1", ATTACKER)
+    for vm in watched:
+        truth = _truth(scene.vm(vm), scene)
+        for ip, mac in _neigh(hosts[vm]).items():
+            if truth.get(ip) != mac:
+                problems.append(f"{vm}: cache says {ip} is-at {mac} (truth: {truth.get(ip)})")
+    # Ask again from a cold cache: (host, address, expected MAC or None for "no answer").
+    me, rf2, bx1 = scene.me, scene.vm("rf2"), scene.vm("bx1")
+    asks = {
+        "rf2": [(rf2.gateway_ip, rf2.gateway_mac), (me.ip, me.mac)],
+        "bx1": [(bx1.gateway_ip, bx1.gateway_mac)],
+        ATTACKER: [(rf2.ip, rf2.mac), (me.gateway_ip, me.gateway_mac),
+                   (scene.vm("bx2").ip, None)],  # a blue-only address: red gets no answer
+    }
+    procs = {}
+    for vm, pairs in asks.items():
+        script = "; ".join(
+            f"ip neigh flush to {ip} dev {HOST_INTF}; ping -c1 -W0.3 {ip} >/dev/null;"
+            f" echo {ip} $(ip -4 neigh show to {ip} dev {HOST_INTF})"
+            for ip, _ in pairs if ip)
+        procs[vm] = hosts[vm].popen(["sh", "-c", script], stdin=subprocess.DEVNULL)
+    for vm, proc in procs.items():
+        out, _ = proc.communicate(timeout=20)
+        seen = {}
+        for line in out.decode().splitlines():
+            words = line.split()
+            if words:
+                seen[words[0]] = words[words.index("lladdr") + 1] if "lladdr" in words else None
+        for ip, expected in asks[vm]:
+            if ip and seen.get(ip) != expected:
+                problems.append(f"{vm}: asked for {ip}, got {seen.get(ip)} (expected {expected})")
+    return problems

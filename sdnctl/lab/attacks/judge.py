@@ -1,0 +1,140 @@
+"""Which captured frames leaked: the verdict on what reached a victim.
+
+A frame that reached victim V leaked when either
+- it carries the attack's marker (every attack frame does where it has room, and
+  no attack frame is one the policy allows), or
+- the policy does not explain it: it is not IPv4 or ARP; or it is IPv4 whose
+  sender is not a real VM of V's tenant as V would see it (its own MAC and IP on
+  V's segment, or V's gateway MAC and a routed VM's IP); or `reach()` allows
+  neither it nor the reverse connection it could answer; or it is a fragment;
+  or ARP that is not a true answer (a VM or gateway of V's segment) addressed to V.
+
+The second rule catches frames with no room for a marker (truncated, random
+bytes) without counting the lab's own allowed traffic as leaks. Pure: bytes in.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sdnctl.lab.attacks.scene import Scene, VmAddr
+from sdnctl.policy.model import Policy, Proto, Service
+from sdnctl.verify.semantics import reach
+
+ETH_IP, ETH_ARP = 0x0800, 0x0806
+ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST = 0, 8
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    leaks: tuple[str, ...]  # one line per leaked frame
+    canaries: int  # canary pings seen (proof that the capture was listening)
+
+
+def judge_frames(frames: Iterable[bytes], victim: str, scene: Scene, policy: Policy,
+                 marker: bytes, canary: bytes) -> Verdict:
+    leaks, canaries = [], 0
+    v = scene.vm(victim)
+    for frame in frames:
+        if canary in frame and explain(frame, v, scene, policy):
+            canaries += 1
+        elif marker in frame or not explain(frame, v, scene, policy):
+            leaks.append(describe(frame) + (" [attack marker]" if marker in frame else ""))
+    return Verdict(tuple(leaks), canaries)
+
+
+def explain(frame: bytes, v: VmAddr, scene: Scene, policy: Policy) -> bool:
+    """True when the policy allows this frame to reach V (see the module docstring)."""
+    if len(frame) < 14:
+        return False
+    ethertype = struct.unpack("!H", frame[12:14])[0]
+    if ethertype == ETH_ARP:
+        return _true_arp_answer(frame, v, scene)
+    if ethertype == ETH_IP:
+        return _allowed_ipv4(frame, v, scene, policy)
+    return False
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _ip(raw: bytes) -> str:
+    return ".".join(str(b) for b in raw)
+
+
+def _true_arp_answer(frame: bytes, v: VmAddr, scene: Scene) -> bool:
+    if len(frame) < 42:
+        return False
+    op = struct.unpack("!H", frame[20:22])[0]
+    sha, spa, tha, tpa = frame[22:28], frame[28:32], frame[32:38], frame[38:42]
+    if op != 2 or _ip(tpa) != v.ip or _mac(tha) != v.mac or frame[6:12] != sha:
+        return False
+    truth = {a.ip: a.mac for a in scene.vms.values() if a.vlan == v.vlan}
+    if v.gateway_ip and v.gateway_mac:
+        truth[v.gateway_ip] = v.gateway_mac
+    return truth.get(_ip(spa)) == _mac(sha)
+
+
+def _sender(eth_src: str, ip_src: str, v: VmAddr, scene: Scene) -> VmAddr | None:
+    """The VM that sent this, as V sees it; None if no real VM could have."""
+    for a in scene.vms.values():
+        if a.tenant != v.tenant or a.ip != ip_src or a.name == v.name:
+            continue
+        if a.vlan == v.vlan and eth_src == a.mac:
+            return a
+        if a.vlan != v.vlan and a.gateway_mac and v.gateway_mac and eth_src == v.gateway_mac:
+            return a
+    return None
+
+
+def _allowed_ipv4(frame: bytes, v: VmAddr, scene: Scene, policy: Policy) -> bool:
+    ip = frame[14:]
+    if len(ip) < 20 or ip[0] >> 4 != 4:
+        return False
+    ihl = (ip[0] & 0x0F) * 4
+    flags_frag = struct.unpack("!H", ip[6:8])[0]
+    if flags_frag & 0x3FFF:  # more-fragments or an offset: a fragment
+        return False
+    proto, src, dst = ip[9], _ip(ip[12:16]), _ip(ip[16:20])
+    a = _sender(_mac(frame[6:12]), src, v, scene)
+    if dst != v.ip or a is None or _mac(frame[0:6]) != v.mac:
+        return False
+    l4 = ip[ihl:]
+    if proto in (6, 17) and len(l4) >= 4:
+        sport, dport = struct.unpack("!HH", l4[:4])
+        kind = Proto.TCP if proto == 6 else Proto.UDP
+        return (reach(policy, a.name, v.name, Service(kind, dport, dport))
+                or reach(policy, v.name, a.name, Service(kind, sport, sport)))
+    if proto == 1 and l4:
+        if l4[0] == ICMP_ECHO_REQUEST:
+            return reach(policy, a.name, v.name, Service(Proto.ICMP))
+        if l4[0] == ICMP_ECHO_REPLY:
+            return reach(policy, v.name, a.name, Service(Proto.ICMP))
+    return False
+
+
+def describe(frame: bytes) -> str:
+    """One line about a frame, enough to see what got through."""
+    if len(frame) < 14:
+        return f"{len(frame)}-byte runt {frame.hex()}"
+    head = f"{_mac(frame[6:12])} > {_mac(frame[0:6])}"
+    ethertype = struct.unpack("!H", frame[12:14])[0]
+    if ethertype == ETH_IP and len(frame) >= 34:
+        ip = frame[14:]
+        text = f"{head} IPv4 {_ip(ip[12:16])} > {_ip(ip[16:20])} proto {ip[9]} ttl {ip[8]}"
+        l4 = ip[(ip[0] & 0x0F) * 4:]
+        if ip[9] in (6, 17) and len(l4) >= 4:
+            text += " ports {}>{}".format(*struct.unpack("!HH", l4[:4]))
+        if ip[9] == 6 and len(l4) >= 14:
+            text += f" flags 0x{l4[13]:02x}"
+        if ip[9] == 1 and len(l4) >= 2:
+            text += f" icmp {l4[0]}/{l4[1]}"
+        return text + f" ({len(frame)} B)"
+    if ethertype == ETH_ARP and len(frame) >= 42:
+        op = struct.unpack("!H", frame[20:22])[0]
+        return (f"{head} ARP op {op} {_ip(frame[28:32])} is-at {_mac(frame[22:28])}"
+                f" for {_ip(frame[38:42])}")
+    return f"{head} ethertype 0x{ethertype:04x} ({len(frame)} B)"

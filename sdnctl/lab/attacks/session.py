@@ -1,0 +1,256 @@
+"""The hostile-VM lab, up and controlled: Mininet on OVS, the real daemon, the agents.
+
+`attack_lab()` builds the lab with `sdnctl.lab.build`, starts `sdnctl run` with
+`sdnctl.lab.run`'s helpers, waits until every switch is programmed, starts the
+lab's probe servers in every VM and the attacker agent (`hostile`) in the
+attacker's VM; on the way out it removes all of it again, whatever happened:
+agents and daemon by PID, the net with `stop_lab` (never `mn -c`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sdnctl.lab.attacks.scene import ATTACKER, POLICY, TOPOLOGY, Scene, build_scene
+from sdnctl.lab.plan import LabError, LabPlan, plan_lab
+from sdnctl.lab.run import (
+    LOCALHOST,
+    PROGRAM_TIMEOUT,
+    daemon_command,
+    free_port,
+    start_daemon,
+    stop_daemon,
+    wait_until_programmed,
+)
+from sdnctl.policy.load import load_policy
+from sdnctl.policy.model import Policy, parse_service
+from sdnctl.topology.load import load_topology
+from sdnctl.topology.model import Topology
+
+if TYPE_CHECKING:
+    from mininet.node import Node
+
+    from sdnctl.lab.build import Lab
+    from sdnctl.lab.probe import ProbeServers
+
+SERVICES = ("icmp", "tcp/80", "tcp/8080")  # what the probe servers answer
+AGENT_READY_TIMEOUT = 30.0  # scapy takes a second or two to import
+AGENT_ANSWER_TIMEOUT = 60.0
+
+
+class AgentClient:
+    """Talks to the attacker agent over its stdin/stdout, one JSON line each way."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self._buffer = b""
+
+    def read(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise LabError(f"the attacker agent said nothing for {timeout:.0f} s")
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    err = self.proc.stderr.read() if self.proc.stderr else b""
+                    raise LabError(f"the attacker agent exited:\n{err.decode(errors='replace')}")
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def ask(self, command: dict[str, Any], timeout: float = AGENT_ANSWER_TIMEOUT) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        self.proc.stdin.flush()
+        answer = self.read(timeout)
+        if "error" in answer:
+            raise LabError(f"attacker agent: {answer['error']}")
+        return answer
+
+    def stop(self) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):  # quit gets no answer
+                self.proc.stdin.write(b'{"op": "quit"}\n')
+                self.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=2)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class AttackLab:
+    """A running hostile-VM lab; `hosts` by VM name, `bridges` by topology switch."""
+
+    policy: Policy
+    topology: Topology
+    plan: LabPlan
+    scene: Scene
+    tmp: Path
+    api: str = ""
+    lab: Lab | None = None
+    daemon: subprocess.Popen[bytes] | None = None
+    servers: ProbeServers | None = None
+    agent: AgentClient | None = None
+    errors: list[str] = field(default_factory=list)
+    keep_tmp: bool = False  # after a failure: keep the daemon log and captures
+
+    @property
+    def hosts(self) -> dict[str, Node]:
+        assert self.lab is not None
+        return self.lab.hosts
+
+    def bridge_of(self, vm: str) -> tuple[str, int]:
+        h = self.plan.host(vm)
+        return h.bridge, h.port
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.tmp / "daemon.log"
+
+    def close(self) -> None:
+        steps = [
+            ("attacker agent", lambda: self.agent and self.agent.stop()),
+            ("probe servers", lambda: self.servers and self.servers.stop()),
+            ("controller daemon", lambda: self.daemon and stop_daemon(self.daemon)),
+            ("network", lambda: self.lab and _stop_lab(self.lab)),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep going: the next step must still run
+                self.errors.append(f"stopping the {what}: {exc}")
+        for error in self.errors:
+            print(f"attacks: teardown problem: {error}", file=sys.stderr)
+        if self.keep_tmp:
+            print(f"attacks: kept {self.tmp} (daemon log) for inspection", file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _stop_lab(lab: Lab) -> None:
+    from sdnctl.lab.build import stop_lab
+
+    stop_lab(lab)
+
+
+def free_prefix() -> str:
+    """`a` + two hex digits that start no bridge on this machine (names stay <= 15)."""
+    from sdnctl.lab.build import vsctl
+
+    taken = vsctl("list-br").split()
+    for _ in range(200):
+        prefix = f"a{random.randrange(256):02x}"
+        if not any(b.startswith(prefix) for b in taken):
+            return prefix
+    raise LabError("no free name prefix for the attack lab")
+
+
+@contextlib.contextmanager
+def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
+               policy_path: Path = POLICY) -> Iterator[AttackLab]:
+    """Build and start the lab; yield it; tear everything down on the way out."""
+    from sdnctl.lab.build import build_lab, check_names_free
+    from sdnctl.lab.probe import start_servers
+
+    topology = load_topology(topology_path)
+    policy = load_policy(policy_path, topology)
+    plan = plan_lab(policy, topology, free_prefix() if prefix is None else prefix)
+    clashes = check_names_free(plan)
+    if clashes:
+        raise LabError("refusing to build the attack lab:\n  " + "\n  ".join(clashes))
+    session = AttackLab(policy, topology, plan, build_scene(policy, topology, plan),
+                        Path(tempfile.mkdtemp(prefix="sdnctl-attacks-")))
+    try:
+        listen_port = free_port()
+        api_port = free_port()
+        while api_port == listen_port:
+            api_port = free_port()
+        session.api = f"{LOCALHOST}:{api_port}"
+        session.lab = build_lab(plan, (LOCALHOST, listen_port))
+        quiet_switch_ports(plan)
+        session.servers = start_servers(session.hosts, [parse_service(s) for s in SERVICES])
+        session.daemon = start_daemon(
+            daemon_command(policy_path.resolve(), topology_path.resolve(),
+                           f"{LOCALHOST}:{listen_port}", session.api),
+            session.daemon_log)
+        plugged = {h.vm: f"{h.switch}:{h.port}" for h in plan.hosts}
+        waiting = wait_until_programmed(session.api, sorted(plan.bridges), plugged,
+                                        session.daemon, PROGRAM_TIMEOUT)
+        if waiting is not None:
+            raise LabError(f"the daemon did not program the lab {waiting}")
+        session.agent = _start_agent(session.hosts[ATTACKER], session.scene)
+        warm_neighbours(session)
+        yield session
+    except BaseException:
+        session.keep_tmp = True
+        raise
+    finally:
+        session.close()
+
+
+def quiet_switch_ports(plan: LabPlan) -> None:
+    """No IPv6 on the switch ends of the lab's veths.
+
+    The hypervisor's own kernel would otherwise send router solicitations out of
+    them, straight into the VMs (a veth does not pass through OVS): noise that
+    looks like a leak in the victims' captures.
+    """
+    for name in plan.interfaces:
+        knob = Path("/proc/sys/net/ipv6/conf", name, "disable_ipv6")
+        with contextlib.suppress(OSError):
+            knob.write_text("1")
+
+
+def _start_agent(host: Node, scene: Scene) -> AgentClient:
+    proc = host.popen([sys.executable, "-m", "sdnctl.lab.attacks.hostile", scene.to_json()],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = AgentClient(proc)
+    try:
+        if not client.read(AGENT_READY_TIMEOUT).get("ready"):
+            raise LabError("the attacker agent did not get ready")
+    except BaseException:
+        client.stop()
+        raise
+    return client
+
+
+def warm_neighbours(session: AttackLab) -> None:
+    """Fill the victims' ARP caches, so a poisoning that got through would show in them.
+
+    Linux ignores unsolicited ARP for addresses it has no entry for, but overwrites
+    an entry it has: only a warm cache can be poisoned, so only a warm one proves
+    anything.
+    """
+    s = session.scene
+    warm = {
+        "rf2": [s.vm("rf2").gateway_ip, s.me.ip],
+        "bx1": [s.vm("bx1").gateway_ip, s.vm("bx2").ip],
+        "rb1": [s.vm("rb1").gateway_ip],
+        ATTACKER: [s.vm("rf2").ip, s.me.gateway_ip],
+    }
+    procs = [session.hosts[vm].popen(
+        ["sh", "-c", "; ".join(f"ping -c1 -W0.3 {ip} >/dev/null" for ip in ips if ip)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for vm, ips in warm.items()]
+    for proc in procs:
+        proc.wait(timeout=10)
