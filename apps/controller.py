@@ -18,7 +18,8 @@ change waits for the end of the window, so a flapping port costs at most one
 recompile per window, and a returning link is used only once it stayed up that long.
 
 All mutable state lives in `ControllerState` (sdnctl/live/state.py); every handler
-holds its lock.
+holds its lock. Packet-ins, live reads for `verify` and the stats poll for
+/metrics are in `apps/observe.py`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from os_ken.controller.handler import (
 )
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from apps.observe import ObserverMixin
 from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
@@ -91,7 +93,7 @@ class EventRelink(event.EventBase):
     """The link debounce window closed: recompute paths if the down links changed."""
 
 
-class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
+class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -149,6 +151,7 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         st = self.state
         for problem in problems:
             log.error("refused: %s", problem)
+        st.counters.reload("refused")
         st.last_refused = {
             "time": time.time(),
             "problems": list(problems),
@@ -168,7 +171,9 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         if pol.sha256 == st.policy_info.sha256 and not topology_changed:
             st.record("reload", f"{change.describe()}: policy {pol.sha256[:12]} already "
                       "enforced, nothing to send")
+            st.counters.reload("unchanged")
             return
+        st.counters.reload("ok")
         for sw in st.set_topology(src.topology) if topology_changed else []:
             # Read what it holds first: the recompile below must not push to it blind.
             st.record("connect", f"{sw.name} (dpid {sw.dpid:#x}) joined the topology")
@@ -207,9 +212,11 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             )
             return
         sw = self.state.switches[topo_sw.name]
+        self._fail_reads(sw, f"{sw.name} reconnected")  # their replies went to the old one
         sw.datapath, sw.programmed, sw.batch, sw.dirty = dp, False, None, False
         sw.ports_down, sw.ports_known, sw.port_replies, sw.await_ports = set(), False, [], False
         sw.connected_at = sw.pending_since = time.monotonic()
+        sw.connected_since, sw.address = time.time(), f"{dp.address[0]}:{dp.address[1]}"
         self.state.record("connect", f"{sw.name} (dpid {dp.id:#x}) connected from {dp.address[0]}")
         self._start_dump(sw)
 
@@ -222,6 +229,7 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         sw = self._switch_of(ev.datapath)
         if sw is None:
             return
+        self._fail_reads(sw, f"{sw.name} disconnected")
         sw.datapath, sw.programmed, sw.dump, sw.batch, sw.dirty = None, False, None, None, False
         sw.ports_known = sw.await_ports = False
         # Not a link failure: the switch forwards on (fail_mode=secure) and its
@@ -332,7 +340,7 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
 
     def _collect(self, msg: Any, kind: str) -> None:
         sw = self._switch_of(msg.datapath)
-        if sw is None or sw.dump is None:
+        if sw is None or self._collect_read(sw, msg, kind) or sw.dump is None:
             return
         getattr(sw.dump, kind).extend(msg.body)
         if msg.flags & ofp.OFPMPF_REPLY_MORE:
@@ -397,6 +405,7 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             labels[out.msg.xid] = out.label
         n_mods = sum(o.is_flow_mod for o in plan)
         sw.flow_mods_sent += n_mods
+        sw.last_flow_mods = n_mods
         summary = diff.summary() + (f", {len(foreign)} foreign flows deleted" if foreign else "")
         sw.batch = Batch(sw.installed, sw.desired, labels, plan[-1].msg.xid, now, summary, since)
         sw.foreign = [ff for ff in sw.foreign if ff not in foreign]
@@ -426,6 +435,7 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
             )
             return
         sw.installed = batch.target
+        sw.updates += 1
         sw.last_update = time.time()
         sw.last_update_s = now - batch.since
         self.state.rollout_progress(sw, batch)
@@ -455,6 +465,9 @@ class ControllerApp(app_manager.OSKenApp):  # type: ignore[misc]
         where = sw.name if sw else f"dpid {msg.datapath.id}"
         label = sw.batch.labels.get(msg.xid, "") if sw and sw.batch else ""
         text = f"{where}: switch error {_error_name(msg)}" + (f" for {label}" if label else "")
+        if sw and self._fail_read(sw, msg.xid, text):
+            log.warning("%s", text)  # a refused read is the reader's problem, not an event
+            return
         if sw and sw.batch:
             sw.batch.errors.append(text)
         self.state.record("error", text, logging.ERROR)

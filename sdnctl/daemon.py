@@ -9,6 +9,13 @@ switch; one that does not is refused (each `file:line: message` in the log and i
 SIGHUP reloads both files at once (also with the watch off, `--no-watch`).
 SIGTERM or SIGINT stops it cleanly with exit code 0.
 
+The API (sdnctl/api.py) listens on 127.0.0.1 unless told otherwise; any other
+address needs a token, and with a token every request must carry it
+(sdnctl/apitoken.py). OpenFlow may run over TLS (`--listen ssl:HOST:PORT` with the
+controller's key and certificate and the switches' CA, sdnctl/tls.py). Every
+`--stats-interval` seconds the app reads each switch's flow stats for the
+dropped-by-policy counters of /metrics.
+
 It runs on os-ken 4's default hub, "native" (real threads, not eventlet): shared
 state is locked, and os-ken is started from a daemon thread so that none of its
 never-ending threads (its listener, one per switch connection) keeps the process
@@ -20,36 +27,44 @@ does) starts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import socket
-import socketserver
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sdnctl.flows import flowset_to_json
+from sdnctl.api import start_api
+from sdnctl.apitoken import ENV as TOKEN_ENV
+from sdnctl.apitoken import TokenError, is_loopback, loosely_protected, read_token
 from sdnctl.live.sources import Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
+from sdnctl.metrics import render_metrics
+from sdnctl.tls import (
+    HandshakeWatch,
+    Listen,
+    TlsFiles,
+    check_tls,
+    configure_os_ken,
+    parse_listen,
+    watch_handshakes,
+)
 from sdnctl.yamlsrc import LoadError
 
 if TYPE_CHECKING:
     from apps.controller import ControllerApp
-    from sdnctl.live.state import ControllerState
 
 log = logging.getLogger("daemon")
 
 DEFAULT_LISTEN = "0.0.0.0:6653"
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 DEFAULT_API = "127.0.0.1:8680"
+DEFAULT_STATS_INTERVAL_S = 10.0  # flow-stats reads for the drop counters
 OVSDB_WAIT_S = 5.0  # how long to wait for the first bindings before programming switches
-
-StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -83,79 +98,6 @@ def check_bindable(host: str, port: int, what: str) -> None:
             raise OSError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from exc
 
 
-# ---- status API -------------------------------------------------------------------
-
-
-def make_api(state: ControllerState) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """The status API as a WSGI app: GET /status, /flows/SWITCH, /policy (the YAML enforced)."""
-
-    def send(start: StartResponse, code: str, data: bytes, kind: str = "application/json",
-             extra: list[tuple[str, str]] | None = None) -> list[bytes]:
-        start(code, [("Content-Type", kind), ("Content-Length", str(len(data)))] + (extra or []))
-        return [data]
-
-    def as_json(body: object) -> bytes:
-        return json.dumps(body, indent=1).encode()
-
-    def flows(name: str) -> tuple[str, bytes]:
-        with state.lock:
-            sw = state.switches.get(name)
-            desired = sw.desired if sw else None
-        if sw is None:
-            return "404 Not Found", as_json({"error": f"no switch {name!r}"})
-        if desired is None:
-            return "503 Service Unavailable", as_json({"error": "no compiled flows"})
-        return "200 OK", as_json(flowset_to_json(desired))
-
-    Answer = Callable[[], tuple[str, bytes]]
-
-    def enforced_policy() -> tuple[str, bytes]:
-        with state.lock:  # a reload swaps it
-            return "200 OK", state.policy_info.text.encode()
-
-    def route(path: str) -> tuple[str, Answer] | None:
-        """(content type, how to answer) for a known path."""
-        if path == "/status":
-            return "application/json", lambda: ("200 OK", as_json(state.status()))
-        if path == "/policy":
-            return "application/yaml; charset=utf-8", enforced_policy
-        head, _, name = path[1:].partition("/")
-        if head == "flows" and name and "/" not in name:
-            return "application/json", lambda: flows(name)
-        return None
-
-    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
-        found = route(path)
-        if found is None:
-            return send(start, "404 Not Found", as_json({"error": f"no such path {path!r}"}))
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD"):
-            error = as_json({"error": f"{method} not allowed"})
-            return send(start, "405 Method Not Allowed", error, extra=[("Allow", "GET, HEAD")])
-        kind, answer = found
-        code, data = answer()
-        return send(start, code, data, kind if code.startswith("200") else "application/json")
-
-    return app
-
-
-class _ApiServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
-        logging.getLogger("api").debug(format, *args)
-
-
-def start_api(state: ControllerState, host: str, port: int) -> WSGIServer:
-    server = make_server(host, port, make_api(state), server_class=_ApiServer,
-                         handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="status-api", daemon=True).start()
-    return server
-
-
 # ---- reloads ------------------------------------------------------------------------
 
 
@@ -178,6 +120,40 @@ def reload_handler(app: ControllerApp) -> Callable[[Change], None]:
 # ---- the daemon ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the daemon listens, checked before anything starts."""
+
+    listen: Listen
+    tls: TlsFiles | None
+    api_host: str
+    api_port: int
+    api_token: str | None
+
+
+def check_endpoints(listen: str, api: str, api_token_file: str | None,
+                    tls: TlsFiles | None) -> Endpoints:
+    """ValueError (bad input: exit 2) or OSError (address unusable: exit 1), with a message
+    naming the option, before anything listens."""
+    of = parse_listen(listen)
+    check_tls(of, tls)
+    api_host, api_port = parse_address(api, "--api")
+    try:
+        token = read_token(api_token_file)
+    except TokenError as exc:
+        raise ValueError(str(exc)) from None
+    if token is None and not is_loopback(api_host):
+        raise ValueError(
+            f"--api {api}: the status API would be reachable from other machines without "
+            f"a token; give one (--api-token-file FILE or {TOKEN_ENV}=...) or listen on "
+            "127.0.0.1")
+    if api_token_file and loosely_protected(api_token_file):
+        log.warning("%s can be read by other users (chmod 600 it)", api_token_file)
+    check_bindable(of.host, of.port, "OpenFlow")
+    check_bindable(api_host, api_port, "the status API")
+    return Endpoints(of, tls if of.scheme == "ssl" else None, api_host, api_port, token)
+
+
 def run_daemon(
     policy_path: str,
     topology_path: str,
@@ -185,10 +161,16 @@ def run_daemon(
     ovsdb: str = DEFAULT_OVSDB,
     api: str = DEFAULT_API,
     watch_interval_s: float | None = DEFAULT_INTERVAL_S,
+    api_token_file: str | None = None,
+    tls: TlsFiles | None = None,
+    stats_interval_s: float | None = DEFAULT_STATS_INTERVAL_S,
 ) -> int:
     """Run until SIGTERM/SIGINT (exit 0); bad input exits 2, an unusable address 1.
 
     `watch_interval_s`: how often to poll the two files for edits; None: only on SIGHUP.
+    `api_token_file`: the API token (else $SDNCTL_API_TOKEN); needed to serve the API
+    beyond loopback. `tls`: key, certificate and CA for `listen="ssl:HOST:PORT"`.
+    `stats_interval_s`: how often to read flow stats for the drop counters (None: never).
     """
     setup_logging()
     started_at = time.monotonic()
@@ -209,11 +191,11 @@ def run_daemon(
         return 2
     policy, topology = sources.policy, sources.topology
     try:
-        of_host, of_port = parse_address(listen, "--listen")
-        api_host, api_port = parse_address(api, "--api")
-        check_bindable(of_host, of_port, "OpenFlow")
-        check_bindable(api_host, api_port, "the status API")
-    except (ValueError, OSError) as exc:
+        ends = check_endpoints(listen, api, api_token_file, tls)
+    except ValueError as exc:
+        print(f"sdnctl run: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
         print(f"sdnctl run: {exc}", file=sys.stderr)
         return 1
 
@@ -235,8 +217,7 @@ def run_daemon(
     from sdnctl.southbound.ovsdb import OvsdbMonitor
 
     cfg.CONF(args=[], project="os_ken", default_config_files=[])
-    cfg.CONF.set_override("ofp_listen_host", of_host)
-    cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
+    configure_os_ken(cfg.CONF, ends.listen, ends.tls)
 
     # A plain flag: a handler taking a lock the interrupted main thread holds would deadlock.
     stopping: list[int] = []
@@ -257,6 +238,13 @@ def run_daemon(
                             topology_info=topo_info)
     state.bindings_ready = ready
     state.rebind = monitor.rebind
+    state.daemon_info = {
+        "started_at": now, "listen": str(ends.listen), "tls": ends.tls is not None,
+        "api": f"{ends.api_host}:{ends.api_port}", "api_token": ends.api_token is not None,
+        "ovsdb": ovsdb,
+    }
+    if ends.tls is not None:  # os-ken refuses a bad certificate silently: count, log
+        watch_handshakes(HandshakeWatch(on_refused=state.counters.tls_refusal))
 
     manager = AppManager.get_instance()
     started = threading.Event()
@@ -276,17 +264,20 @@ def run_daemon(
     monitor.subscribe(app.post_bindings)
     if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
         app.post_bindings(monitor.snapshot())  # came or changed while the app was starting
-    api_server = start_api(state, api_host, api_port)
+    api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
+                           read_switch=app.read_switch, metrics=lambda: render_metrics(state))
     watcher = FileWatcher([policy_file, topology_file], reload_handler(app), watch_interval_s)
     watcher.start()
     if hup:
         watcher.trigger()
+    poller = Ticker(stats_interval_s, app.poll_stats) if stats_interval_s else None
     watching = (f"watching the files every {watch_interval_s * 1000:.0f} ms"
                 if watch_interval_s else "reloading on SIGHUP only")
+    scheme = "http" if ends.api_token is None else "http (token required)"
     state.record(
         "start",
-        f"listening for OpenFlow on {of_host}:{of_port}, "
-        f"status API on http://{api_host}:{api_port}, "
+        f"listening for OpenFlow on {ends.listen}, "
+        f"status API on {scheme}://{ends.api_host}:{ends.api_port}, "
         f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
         f"{len(state.snapshot.bindings.ports)} bound, {watching}",
     )
@@ -295,6 +286,8 @@ def run_daemon(
             time.sleep(0.2)
     finally:
         log.info("stopping")
+        if poller is not None:
+            poller.stop()
         watcher.stop()
         monitor.stop()
         api_server.shutdown()
@@ -306,19 +299,69 @@ def run_daemon(
     return 0
 
 
+class Ticker:
+    """Calls `fn` every `interval_s` from a daemon thread until stopped."""
+
+    def __init__(self, interval_s: float, fn: Callable[[], object]) -> None:
+        self._stop = threading.Event()
+        self._interval = interval_s
+        self._fn = fn
+        threading.Thread(target=self._run, name="stats-poll", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._fn()
+            except Exception:  # a failed tick must not end the ticking
+                log.exception("periodic task failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def add_run_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options `sdnctl run` and `python -m sdnctl.daemon` share (files excluded)."""
+    ap.add_argument("--listen", default=DEFAULT_LISTEN, metavar="[tcp:|ssl:]HOST:PORT",
+                    help=f"OpenFlow listener (default {DEFAULT_LISTEN}); ssl: needs the "
+                    "three TLS options below")
+    ap.add_argument("--ctl-privkey", metavar="KEY", help="controller private key (PEM), ssl:")
+    ap.add_argument("--ctl-cert", metavar="CERT", help="controller certificate (PEM), ssl:")
+    ap.add_argument("--ca-cert", metavar="CA", help="CA certificate(s) (PEM) the switches' "
+                    "certificates must chain to, ssl:")
+    ap.add_argument("--ovsdb", default=DEFAULT_OVSDB, help="OVSDB to watch for VM bindings "
+                    f"(default {DEFAULT_OVSDB})")
+    ap.add_argument("--api", default=DEFAULT_API, metavar="HOST:PORT",
+                    help=f"status API (default {DEFAULT_API}); any address other than "
+                    "loopback needs a token")
+    ap.add_argument("--api-token-file", metavar="FILE",
+                    help=f"API bearer token (default: ${TOKEN_ENV}); when set, every "
+                    "request must carry it")
+    ap.add_argument("--stats-interval", type=float, default=DEFAULT_STATS_INTERVAL_S,
+                    metavar="S", help="seconds between flow-stats reads for the drop "
+                    "counters (default %(default)s; 0: never)")
+
+
+def tls_files(args: argparse.Namespace) -> TlsFiles | None:
+    """The TLS options as given (None when none is); `check_tls` judges them."""
+    given = (args.ctl_privkey, args.ctl_cert, args.ca_cert)
+    if not any(given):
+        return None
+    return TlsFiles(*(g or "" for g in given))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sdnctl.daemon", description=__doc__.split("\n")[0])
     ap.add_argument("-p", "--policy", required=True)
     ap.add_argument("-t", "--topology", required=True)
-    ap.add_argument("--listen", default=DEFAULT_LISTEN)
-    ap.add_argument("--ovsdb", default=DEFAULT_OVSDB)
-    ap.add_argument("--api", default=DEFAULT_API)
+    add_run_arguments(ap)
     ap.add_argument("--watch-interval", type=float, default=DEFAULT_INTERVAL_S,
                     help="seconds between checks of the files (default %(default)s)")
     ap.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
     args = ap.parse_args(argv)
     interval = None if args.no_watch else args.watch_interval
-    return run_daemon(args.policy, args.topology, args.listen, args.ovsdb, args.api, interval)
+    return run_daemon(args.policy, args.topology, args.listen, args.ovsdb, args.api, interval,
+                      api_token_file=args.api_token_file, tls=tls_files(args),
+                      stats_interval_s=args.stats_interval or None)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 Established and related packets pass; invalid ones drop. A new connection passes
 when its tenant's default is `allow`, or when some rule matches it; it is then
-committed in the source VM's zone. A rule is one OpenFlow conjunction of three
-clauses (source VM, destination VM, service), so a rule between groups of N and
-M VMs with K services costs N + M + K flows, never N × M × K.
+committed in the source VM's zone. Otherwise the tenant's own drop flow (owner
+`tenant:NAME`) drops it, so the daemon can count denials per tenant. A rule is one
+OpenFlow conjunction of three clauses (source VM, destination VM, service), so a
+rule between groups of N and M VMs with K services costs N + M + K flows, never
+N × M × K.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def compile_acl(view: NetworkView, switch: str) -> Iterator[Flow]:
                 commit, f"tenant:{tenant_name}",
             )
             continue  # its rules allow nothing the default does not
+        # What no rule allows ends here rather than in the shared priority-0 drop: the
+        # tenant owns the flow, so its counters are the tenant's dropped-by-policy figure.
+        yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(metadata=(tid, 0xFFFF_FFFF)), (),
+                   f"tenant:{tenant_name}")
         rules.extend(tenant.rules)
 
     # Clause flows with the same match are one flow carrying several conjunctions.

@@ -27,7 +27,9 @@ from typing import Any, Protocol
 from sdnctl.bindings import Bindings
 from sdnctl.compile.compiler import compile_network
 from sdnctl.flows import FlowSet
+from sdnctl.live.counters import Counters
 from sdnctl.live.links import LinkState
+from sdnctl.live.reads import Read
 from sdnctl.policy.model import Policy
 from sdnctl.southbound import ofp as sb
 from sdnctl.southbound.ovsdb import BindingSnapshot
@@ -94,6 +96,13 @@ class SwitchState:
     await_ports: bool = False  # first update held until the port description is in
     ports_down: set[int] = field(default_factory=set)  # any port, as last reported
     connected_at: float | None = None
+    connected_since: float | None = None  # wall clock of the connection
+    address: str = ""  # where the connection comes from
+    reads: dict[int, Read] = field(default_factory=dict)  # xid -> stats read in flight
+    polling: bool = False  # a flow-stats poll is in flight
+    updates: int = 0  # updates acknowledged (barrier replies of error-free updates)
+    last_flow_mods: int = 0  # flow-mods of the last update sent
+    packet_ins: int = 0
 
     @property
     def connected(self) -> bool:
@@ -110,13 +119,19 @@ class SwitchState:
             "dpid": self.dpid,
             "connected": self.connected,
             "programmed": self.programmed,
-            "flows": len(fs.flows) if fs else 0,
+            "address": self.address if self.connected else None,
+            "connected_since": self.connected_since if self.connected else None,
+            "flows": len(fs.flows) if fs else 0,  # what it should hold
+            "flows_installed": len(self.installed.flows) if self.installed else None,
             "groups": len(fs.groups) if fs else 0,
             "meters": len(fs.meters) if fs else 0,
             "last_update": self.last_update,
             "last_update_s": self.last_update_s,
+            "updates": self.updates,
             "flow_mods_sent": self.flow_mods_sent,
+            "last_flow_mods": self.last_flow_mods,
             "ports_down": sorted(self.ports_down),
+            "packet_ins": self.packet_ins,
         }
 
 
@@ -185,11 +200,27 @@ class ControllerState:
         self.last_refused: dict[str, object] | None = None
         self.rollout: Rollout | None = None
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
+        self.counters = Counters()
+        self.daemon_info: dict[str, object] = {}  # listen, api, tls: set by the daemon
         self.lock = threading.RLock()
 
     def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
         log.log(level, message)
         self.events.append({"time": time.time(), "kind": kind, "message": message})
+
+    def tenant_of(self, owner: str) -> str:
+        """The tenant a flow owner belongs to ("" for shared flows such as `base`)."""
+        kind, _, rest = owner.partition(":")
+        if kind == "vm":
+            vm = self.policy.vms.get(rest)
+            return vm.tenant if vm else ""
+        if kind in ("tenant", "rule"):
+            return rest.partition(":")[0]
+        if kind == "segment" and rest.isdigit():
+            for tenant in self.policy.tenants.values():
+                if any(seg.vlan == int(rest) for seg in tenant.segments.values()):
+                    return tenant.name
+        return ""
 
     def since_start(self) -> float:
         return time.monotonic() - self.started_at
@@ -278,13 +309,23 @@ class ControllerState:
         if self.rollout is not None and self.rollout.sha256 == self.policy_info.sha256:
             policy["enforced_in_s"] = self.rollout.took_s  # from the edit being seen
             policy["enforced_at"] = self.rollout.done_at
+        vms = {
+            name: {"tenant": vm.tenant, "segment": vm.segment,
+                   "at": str(bindings[name]) if name in bindings else None}
+            for name, vm in sorted(self.policy.vms.items())
+        }
         return {
+            "daemon": dict(self.daemon_info, uptime_s=self.since_start()),
             "policy": policy,
             "topology": self.topology_info.as_json() if self.topology_info else None,
             "switches": {name: sw.status() for name, sw in sorted(self.switches.items())},
+            "strangers": [f"{dpid:#x}" for dpid in sorted(self.strangers)],
             "bindings": {vm: str(ref) for vm, ref in sorted(bindings.items())},
+            "vms": vms,
+            "unbound": [name for name, vm in vms.items() if vm["at"] is None],
             "bindings_ready": self.bindings_ready,
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],
+            "counters": self.counters.snapshot(),
             "events": list(self.events),
         }

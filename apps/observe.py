@@ -1,0 +1,172 @@
+"""What the controller app does besides programming: it watches.
+
+- Packet-ins are counted per switch and dropped (no packet-out, nothing learnt),
+  with a rate-limited log line (sdnctl.live.counters). The pipeline sends nothing
+  to the controller; one arriving means a flow outside the policy sent it.
+- Live reads: `read_switch` (any thread; the API's `/flows/SWITCH?source=switch`)
+  asks a switch for its flows, groups and meters and waits for the answer, which
+  `sdnctl verify` compares with intent.
+- The flow-stats poll (`poll_stats`, every few seconds from the daemon) feeds the
+  dropped-by-policy counters behind /metrics.
+
+Requests go out from the app's own thread (as events), holding the state lock, so
+a reply cannot be handled before its read is registered.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from os_ken.controller import event, ofp_event
+from os_ken.controller.handler import MAIN_DISPATCHER, set_ev_cls
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from sdnctl.api import SwitchReadError
+from sdnctl.live.reads import KINDS, Read, Waiter
+from sdnctl.live.state import ControllerState, SwitchState
+from sdnctl.southbound import ofp as sb
+from sdnctl.southbound.livedump import drop_samples, dump_to_json
+
+PACKET_IN_REASONS = {ofp.OFPR_NO_MATCH: "table miss", ofp.OFPR_ACTION: "output to controller",
+                     ofp.OFPR_INVALID_TTL: "invalid TTL"}
+
+
+class EventRead(event.EventBase):
+    """Read what `switch` holds (`kinds` of flows, groups, meters); `done(read)` after."""
+
+    def __init__(self, switch: str, kinds: Sequence[str], done: Callable[[Read], None]) -> None:
+        super().__init__()
+        self.switch = switch
+        self.kinds = tuple(kinds)
+        self.done = done
+
+
+class EventPoll(event.EventBase):
+    """Time to read every connected switch's flow stats."""
+
+
+class ObserverMixin:
+    """Packet-ins, live reads and the stats poll; mixed into ControllerApp."""
+
+    state: ControllerState
+    name: str
+    send_event: Callable[[str, Any], Any]
+    _switch_of: Callable[[Any], SwitchState | None]
+
+    # ---- packet-ins --------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev: Any) -> None:
+        msg = ev.msg
+        with self.state.lock:
+            sw = self._switch_of(msg.datapath)
+            if sw is not None:
+                sw.packet_ins += 1
+            name = sw.name if sw else f"dpid {msg.datapath.id or 0:#x}"
+        try:
+            in_port = msg.match["in_port"]
+        except (KeyError, TypeError):
+            in_port = "?"
+        reason = PACKET_IN_REASONS.get(msg.reason, f"reason {msg.reason}")
+        self.state.counters.packet_in(
+            name, f"{reason}, table {msg.table_id}, cookie {msg.cookie:#x}, in_port {in_port}, "
+                  f"{msg.total_len} bytes")
+        # Dropped: no packet-out, and no flow asks the switch to buffer, so nothing waits.
+
+    # ---- live reads --------------------------------------------------------------
+    def read_switch(self, name: str, timeout: float) -> dict[str, object]:
+        """What `name` holds now, as IR JSON (sdnctl.southbound.livedump); blocks up to
+        `timeout` s. Raises SwitchReadError. Call from any thread but the app's."""
+        waiter = Waiter()
+        started = time.monotonic()
+
+        def done(read: Read) -> None:  # app thread, lock held: hand over, convert outside
+            sw = self.state.switches.get(name)
+            waiter.set({"read": read, "desired": sw.desired if sw else None}, read.error)
+
+        self.send_event(self.name, EventRead(name, KINDS, done))
+        if not waiter.wait(timeout):
+            raise SwitchReadError("504 Gateway Timeout", f"{name} did not answer within "
+                                  f"{timeout:.0f} s")
+        if waiter.error or waiter.result is None:
+            raise SwitchReadError("503 Service Unavailable", waiter.error or "no answer")
+        read, desired = waiter.result["read"], waiter.result["desired"]
+        assert isinstance(read, Read)
+        out = dump_to_json(name, read.replies["flows"], read.replies["groups"],
+                           read.replies["meters"], desired)  # type: ignore[arg-type]
+        out["read_in_s"] = time.monotonic() - started
+        return out
+
+    @set_ev_cls(EventRead)
+    def _read(self, ev: EventRead) -> None:
+        with self.state.lock:
+            read = Read(ev.switch, set(ev.kinds), ev.done)
+            sw = self.state.switches.get(ev.switch)
+            if sw is None or sw.datapath is None:
+                read.fail(f"{ev.switch} is not connected")
+                return
+            self._start_read(sw, read)
+
+    def _start_read(self, sw: SwitchState, read: Read) -> None:
+        requests = dict(zip(KINDS, sb.state_requests(sw.datapath), strict=True))
+        for kind in sorted(read.pending):
+            req = requests[kind]
+            sw.datapath.send_msg(req)  # sets req.xid
+            read.xids.add(req.xid)
+            sw.reads[req.xid] = read
+
+    def _collect_read(self, sw: SwitchState, msg: Any, kind: str) -> bool:
+        """A stats reply that belongs to a read: collect it (True), else False."""
+        read = sw.reads.get(getattr(msg, "xid", None))  # type: ignore[arg-type]
+        if read is None:
+            return False
+        if read.add(kind, list(msg.body), bool(msg.flags & ofp.OFPMPF_REPLY_MORE)):
+            for xid in read.xids:
+                sw.reads.pop(xid, None)
+            read.done(read)
+        return True
+
+    def _fail_read(self, sw: SwitchState, xid: int, why: str) -> bool:
+        """The switch refused a read's request: end that read."""
+        read = sw.reads.get(xid)
+        if read is None:
+            return False
+        for other in read.xids:
+            sw.reads.pop(other, None)
+        read.fail(why)
+        return True
+
+    def _fail_reads(self, sw: SwitchState, why: str) -> None:
+        reads = {id(r): r for r in sw.reads.values()}
+        sw.reads.clear()
+        sw.polling = False
+        for read in reads.values():
+            read.fail(why)
+        self.state.counters.forget_switch(sw.name)
+
+    # ---- the stats poll ----------------------------------------------------------
+    def poll_stats(self) -> None:
+        """Read every connected switch's flow stats (callable from any thread)."""
+        self.send_event(self.name, EventPoll())
+
+    @set_ev_cls(EventPoll)
+    def _poll(self, ev: EventPoll) -> None:
+        with self.state.lock:
+            for sw in self.state.switches.values():
+                if sw.datapath is None or sw.polling:
+                    continue  # a slow switch is not asked again before it answered
+                sw.polling = True
+                self._start_read(sw, Read(sw.name, {"flows"}, functools.partial(self._polled, sw)))
+
+    def _polled(self, sw: SwitchState, read: Read) -> None:
+        sw.polling = False
+        if read.error:
+            with self.state.counters.lock:
+                self.state.counters.poll_failures += 1
+            return
+        owners = {f.cookie: f.owner for f in sw.desired.flows} if sw.desired else {}
+        stats = read.replies["flows"]
+        self.state.counters.record_poll(sw.name, len(stats),
+                                        drop_samples(stats, owners, self.state.tenant_of))

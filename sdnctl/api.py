@@ -1,0 +1,248 @@
+"""The daemon's HTTP API: status (JSON), flows, the enforced input files, metrics.
+
+Routes (GET or HEAD only; every answer but /policy, /topology and /metrics is JSON):
+
+    /status                     what the daemon knows (sdnctl.live.state.ControllerState)
+    /flows/SWITCH               the FlowSet the daemon wants on SWITCH, as IR JSON
+    /flows/SWITCH?source=switch what SWITCH holds now, read from it and parsed into IR
+    /policy, /topology          the files enforced, as they were loaded
+    /metrics                    Prometheus text format (sdnctl.metrics)
+
+A request never gets a traceback: an unknown path is 404, another method 405, an
+unknown or malformed query 400, a body over MAX_BODY 413, a missing or wrong token
+401 (when a token is configured; compared in constant time, checked before
+anything else so that paths are not probed for free). Standard library only: the
+WSGI server runs in its own threads, beside os-ken's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+import socketserver
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from sdnctl.flows import flowset_to_json
+
+if TYPE_CHECKING:
+    from sdnctl.live.state import ControllerState
+
+log = logging.getLogger("api")
+
+MAX_BODY = 16 * 1024  # no route takes a body; anything larger is refused unread
+REQUEST_TIMEOUT_S = 10.0  # a client that stalls mid-request loses its thread after this
+JSON = "application/json"
+YAML = "application/yaml; charset=utf-8"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+StartResponse = Callable[..., object]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# Reads what a switch holds: (switch name, timeout) -> IR JSON; raises SwitchReadError.
+SwitchReader = Callable[[str, float], dict[str, object]]
+MetricsRenderer = Callable[[], str]
+
+
+class SwitchReadError(Exception):
+    """A live read failed: `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: str
+    body: bytes
+    kind: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _json(status: str, body: object, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    return Answer(status, json.dumps(body, indent=1).encode(), JSON, headers)
+
+
+def _error(status: str, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    return _json(status, {"error": message}, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A known path: the query keys it accepts (with their allowed values) and its answer."""
+
+    query: dict[str, tuple[str, ...]]
+    answer: Callable[[dict[str, str]], Answer]
+
+
+def check_token(expected: str | None, header: str | None) -> bool:
+    """`Authorization: Bearer TOKEN` against the configured token, in constant time."""
+    if expected is None:
+        return True
+    scheme, _, given = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+def make_api(
+    state: ControllerState,
+    token: str | None = None,
+    read_switch: SwitchReader | None = None,
+    metrics: MetricsRenderer | None = None,
+    read_timeout_s: float = 5.0,
+) -> WsgiApp:
+    """The API as a WSGI app. Without `read_switch`, `?source=switch` answers 503;
+    without `metrics`, /metrics is 404."""
+
+    def status(_q: dict[str, str]) -> Answer:
+        return _json("200 OK", state.status())
+
+    def policy(_q: dict[str, str]) -> Answer:
+        with state.lock:  # a reload swaps it
+            return Answer("200 OK", state.policy_info.text.encode(), YAML)
+
+    def topology(_q: dict[str, str]) -> Answer:
+        with state.lock:
+            info = state.topology_info
+        if info is None:
+            return _error("503 Service Unavailable", "no topology file loaded")
+        return Answer("200 OK", info.text.encode(), YAML)
+
+    def flows(name: str, q: dict[str, str]) -> Answer:
+        with state.lock:
+            sw = state.switches.get(name)
+            desired = sw.desired if sw else None
+        if sw is None:
+            return _error("404 Not Found", f"no switch {name!r}")
+        if q.get("source", "intent") == "switch":
+            if read_switch is None:
+                return _error("503 Service Unavailable", "live reads are not available")
+            try:
+                return _json("200 OK", read_switch(name, read_timeout_s))
+            except SwitchReadError as exc:
+                return _error(exc.status, str(exc))
+        if desired is None:
+            return _error("503 Service Unavailable", "no compiled flows")
+        return _json("200 OK", flowset_to_json(desired))
+
+    def prometheus(_q: dict[str, str]) -> Answer:
+        assert metrics is not None
+        return Answer("200 OK", metrics().encode(), PROMETHEUS)
+
+    fixed: dict[str, Route] = {
+        "/status": Route({}, status),
+        "/policy": Route({}, policy),
+        "/topology": Route({}, topology),
+    }
+    if metrics is not None:
+        fixed["/metrics"] = Route({}, prometheus)
+
+    def route(path: str) -> Route | None:
+        if path in fixed:
+            return fixed[path]
+        head, _, name = path[1:].partition("/")
+        if head == "flows" and name and "/" not in name:
+            return Route({"source": ("intent", "switch")}, lambda q: flows(name, q))
+        return None
+
+    def answer(environ: dict[str, Any]) -> Answer:
+        if not check_token(token, environ.get("HTTP_AUTHORIZATION")):
+            return _error("401 Unauthorized", "a valid 'Authorization: Bearer TOKEN' is needed",
+                          (("WWW-Authenticate", 'Bearer realm="sdnctl"'),))
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit():
+            return _error("400 Bad Request", f"bad Content-Length {length!r}")
+        if int(length) > MAX_BODY:
+            return _error("413 Content Too Large", f"body over {MAX_BODY} bytes")
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return _error("411 Length Required", "chunked bodies are not accepted")
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        found = route(path)
+        if found is None:
+            return _error("404 Not Found", f"no such path {path!r}")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _error("405 Method Not Allowed", f"{method} not allowed",
+                          (("Allow", "GET, HEAD"),))
+        query, problem = _parse_query(environ.get("QUERY_STRING", ""), found.query)
+        if problem:
+            return _error("400 Bad Request", problem)
+        return found.answer(query)
+
+    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        try:
+            ans = answer(environ)
+        except Exception:  # a bug must not become a traceback on the wire or a dead thread
+            log.exception("API request %s failed", environ.get("PATH_INFO"))
+            ans = _error("500 Internal Server Error", "internal error (see the daemon's log)")
+        headers = [("Content-Type", ans.kind), ("Content-Length", str(len(ans.body))),
+                   ("Cache-Control", "no-store"), *ans.headers]
+        start(ans.status, headers)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [ans.body]
+
+    return app
+
+
+def _parse_query(text: str, allowed: dict[str, tuple[str, ...]]) -> tuple[dict[str, str], str]:
+    """(query, problem): every key known, given once, with an allowed value."""
+    if not text:
+        return {}, ""
+    try:
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=True,
+                                       max_num_fields=len(allowed) + 1)
+    except ValueError as exc:
+        return {}, f"bad query {text!r}: {exc}"
+    query: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            return {}, f"unknown query parameter {key!r} (known: {known})"
+        if key in query:
+            return {}, f"query parameter {key!r} given twice"
+        if value not in allowed[key]:
+            return {}, f"{key}={value!r}: expected one of {', '.join(allowed[key])}"
+        query[key] = value
+    return query, ""
+
+
+class _ApiServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client hanging up mid-answer is not worth a traceback on stderr.
+        log.debug("API connection from %s failed", client_address, exc_info=True)
+
+
+class _ApiServer6(_ApiServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    timeout = REQUEST_TIMEOUT_S
+    default_request_version = "HTTP/1.0"  # a garbled request line still gets a status line
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
+        log.debug(format, *args)
+
+
+def start_api(
+    state: ControllerState,
+    host: str,
+    port: int,
+    token: str | None = None,
+    read_switch: SwitchReader | None = None,
+    metrics: MetricsRenderer | None = None,
+) -> WSGIServer:
+    """Serve the API from a daemon thread; `shutdown()` + `server_close()` stop it."""
+    server_class = _ApiServer6 if ":" in host else _ApiServer
+    server = make_server(host, port, make_api(state, token, read_switch, metrics),
+                         server_class=server_class, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="status-api", daemon=True).start()
+    return server

@@ -1,0 +1,178 @@
+"""/metrics: what an operator alerts on, in the Prometheus text format (0.0.4).
+
+Every family has HELP and TYPE; counters end in `_total`; label values are
+escaped (backslash, double quote, newline). Switch metrics carry `switch`;
+drops carry `tenant` (empty for drop flows every tenant shares, e.g. the
+priority-0 drop ending each table) and `stage`, the pipeline stage of the flow.
+`tests/unit/test_metrics.py` parses the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdnctl.live.state import ControllerState
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if value != value:  # NaN
+        return "NaN"
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+@dataclass
+class Family:
+    name: str
+    kind: str  # "gauge" | "counter"
+    help: str
+    samples: list[tuple[Labels, float]] = field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> Family:
+        self.samples.append((tuple(labels.items()), value))
+        return self
+
+    def render(self) -> str:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+        for labels, value in self.samples:
+            text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"{self.name}{{{text}}} {_number(value)}" if text
+                         else f"{self.name} {_number(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def render(families: Iterable[Family]) -> str:
+    return "".join(f.render() for f in families)
+
+
+def render_metrics(state: ControllerState) -> str:
+    """Everything, from one consistent look at the state."""
+    with state.lock:
+        families = list(_collect(state))
+    return render(families)
+
+
+def _collect(state: ControllerState) -> Iterable[Family]:
+    switches = sorted(state.switches.values(), key=lambda s: s.name)
+    counters = state.counters
+    yield Family("sdnctl_up", "gauge", "The daemon answers.").add(1)
+    yield Family("sdnctl_uptime_seconds", "gauge", "Seconds since the daemon started.").add(
+        state.since_start())
+    yield Family("sdnctl_switches_configured", "gauge", "Switches in the topology.").add(
+        len(switches))
+    yield Family("sdnctl_switches_connected", "gauge", "Switches connected over OpenFlow.").add(
+        sum(s.connected for s in switches))
+    yield Family("sdnctl_switches_programmed", "gauge",
+                 "Switches holding what they should (last update acknowledged).").add(
+        sum(s.programmed for s in switches))
+
+    def per_switch(name: str, kind: str, help_: str, values: Iterable[tuple[str, float]]
+                   ) -> Family:
+        fam = Family(name, kind, help_)
+        for sw, value in values:
+            fam.add(value, switch=sw)
+        return fam
+
+    yield per_switch("sdnctl_switch_connected", "gauge", "1 when the switch is connected.",
+                     ((s.name, s.connected) for s in switches))
+    yield per_switch("sdnctl_switch_programmed", "gauge", "1 when the switch is programmed.",
+                     ((s.name, s.programmed) for s in switches))
+    yield per_switch("sdnctl_switch_flows", "gauge", "Flows the switch should hold.",
+                     ((s.name, len(s.desired.flows) if s.desired else 0) for s in switches))
+    with counters.lock:
+        reported = dict(counters.flows_reported)
+        pins = {name: p.total for name, p in counters.packet_ins.items()}
+        reloads = dict(counters.reloads)
+        drops_p = dict(counters.drops_packets)
+        drops_b = dict(counters.drops_bytes)
+        polls, poll_failures, last_poll = (counters.polls, counters.poll_failures,
+                                           counters.last_poll)
+        tls_refused = counters.tls_refused
+    yield per_switch("sdnctl_switch_flows_installed", "gauge",
+                     "Flows the switch reported in the last flow-stats poll.",
+                     ((s.name, reported[s.name]) for s in switches if s.name in reported))
+    yield per_switch("sdnctl_switch_groups", "gauge", "Groups the switch should hold.",
+                     ((s.name, len(s.desired.groups) if s.desired else 0) for s in switches))
+    yield per_switch("sdnctl_switch_meters", "gauge", "Meters the switch should hold.",
+                     ((s.name, len(s.desired.meters) if s.desired else 0) for s in switches))
+    yield per_switch("sdnctl_switch_updates_total", "counter",
+                     "Updates (diffs) the switch acknowledged.",
+                     ((s.name, s.updates) for s in switches))
+    yield per_switch("sdnctl_switch_flow_mods_total", "counter",
+                     "Flow-mods sent to the switch (the sum of every reconcile diff).",
+                     ((s.name, s.flow_mods_sent) for s in switches))
+    yield per_switch("sdnctl_switch_last_update_flow_mods", "gauge",
+                     "Flow-mods in the last update sent to the switch.",
+                     ((s.name, s.last_flow_mods) for s in switches))
+    yield per_switch("sdnctl_switch_last_update_seconds", "gauge",
+                     "From a change being seen to the switch acknowledging it, last update.",
+                     ((s.name, s.last_update_s) for s in switches if s.last_update_s is not None))
+    yield per_switch("sdnctl_switch_last_update_timestamp_seconds", "gauge",
+                     "When the switch last acknowledged an update (Unix time).",
+                     ((s.name, s.last_update) for s in switches if s.last_update is not None))
+    yield per_switch("sdnctl_switch_ports_down", "gauge", "Ports the switch reports down.",
+                     ((s.name, len(s.ports_down)) for s in switches))
+    yield per_switch("sdnctl_packet_ins_total", "counter",
+                     "Packet-ins received and dropped (the pipeline sends none by design).",
+                     sorted(pins.items()))
+
+    fam = Family("sdnctl_policy_reloads_total", "counter",
+                 "Reloads of the input files: ok (enforced), refused (invalid), unchanged.")
+    for outcome, n in sorted(reloads.items()):
+        fam.add(n, result=outcome)
+    yield fam
+    yield Family("sdnctl_policy_last_load_timestamp_seconds", "gauge",
+                 "When the enforced policy was loaded (Unix time).").add(
+        state.policy_info.loaded_at)
+    refused = state.last_refused or {}
+    yield Family("sdnctl_policy_last_refused_timestamp_seconds", "gauge",
+                 "When an edit was last refused (Unix time; 0: never).").add(
+        float(refused.get("time", 0) or 0))  # type: ignore[arg-type]
+    rollout = state.rollout
+    if rollout is not None and rollout.took_s is not None:
+        yield Family("sdnctl_policy_apply_seconds", "gauge",
+                     "Last policy edit: from the edit being seen to every switch it changed "
+                     "acknowledging it.").add(rollout.took_s)
+
+    bound = state.snapshot.bindings.ports
+    fam = Family("sdnctl_vms", "gauge", "VMs of the policy, bound to a port or not.")
+    fam.add(sum(vm in bound for vm in state.policy.vms), state="bound")
+    fam.add(sum(vm not in bound for vm in state.policy.vms), state="unbound")
+    yield fam
+    yield Family("sdnctl_unknown_ports", "gauge",
+                 "Ports claiming a VM the policy refuses (unknown VM, wrong switch, ...).").add(
+        len(state.snapshot.problems))
+    yield Family("sdnctl_link_ports_down", "gauge",
+                 "Fabric link ends down, routed around.").add(len(state.down_ports))
+
+    fam_p = Family("sdnctl_dropped_packets_total", "counter",
+                   "Packets dropped by policy flows (flow stats), by owning tenant and stage.")
+    fam_b = Family("sdnctl_dropped_bytes_total", "counter",
+                   "Bytes dropped by policy flows (flow stats), by owning tenant and stage.")
+    for (tenant, stage), n in sorted(drops_p.items()):
+        fam_p.add(n, tenant=tenant, stage=stage)
+        fam_b.add(drops_b.get((tenant, stage), 0), tenant=tenant, stage=stage)
+    yield fam_p
+    yield fam_b
+    yield Family("sdnctl_flow_stats_polls_total", "counter",
+                 "Flow-stats replies received by the periodic poll.").add(polls)
+    yield Family("sdnctl_flow_stats_poll_failures_total", "counter",
+                 "Flow-stats polls that failed (switch gone or error).").add(poll_failures)
+    if last_poll is not None:
+        yield Family("sdnctl_flow_stats_last_poll_timestamp_seconds", "gauge",
+                     "When the last flow-stats reply arrived (Unix time).").add(last_poll)
+    yield Family("sdnctl_openflow_tls_handshakes_refused_total", "counter",
+                 "OpenFlow TLS handshakes that failed (e.g. a certificate from another CA).").add(
+        tls_refused)
