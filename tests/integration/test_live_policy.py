@@ -90,7 +90,11 @@ def expected_flow_mods(topo_path, old_path, new_path) -> int:
 
 
 def write(path, text: str) -> float:
-    path.write_text(text)
+    """Save as editors do: write aside, rename over (a plain rewrite passes through an
+    empty file, which the daemon would rightly refuse if it read it just then)."""
+    aside = path.with_name(path.name + ".tmp")
+    aside.write_text(text)
+    aside.replace(path)
     return time.monotonic()
 
 
