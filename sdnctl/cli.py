@@ -145,28 +145,84 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sdnctl.daemon import run_daemon
+    from sdnctl.daemon import run_daemon, tls_files
 
     return run_daemon(args.policy, args.topology, listen=args.listen, ovsdb=args.ovsdb,
-                      api=args.api)
+                      api=args.api, api_token_file=args.api_token_file, tls=tls_files(args),
+                      stats_interval_s=args.stats_interval or None)
+
+
+def _api_token(args: argparse.Namespace) -> str | None:
+    """The token for talking to the daemon (--api-token-file, else $SDNCTL_API_TOKEN);
+    SystemExit(2) with the reason when it cannot be read."""
+    from sdnctl.apitoken import TokenError, read_token
+
+    try:
+        return read_token(args.api_token_file)
+    except TokenError as exc:
+        print(f"sdnctl {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+def _add_api_client_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--api", default=DEFAULT_API, metavar="HOST:PORT",
+                    help=f"the daemon's status API (default {DEFAULT_API})")
+    sp.add_argument("--api-token-file", metavar="FILE",
+                    help="the API token, when the daemon has one (default: $SDNCTL_API_TOKEN)")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sdnctl.southbound.api_client import get_status
+    from sdnctl.render.status import render_status
+    from sdnctl.southbound.api_client import ApiError, get_status
 
-    status = get_status(args.api)
+    try:
+        status = get_status(args.api, timeout=5.0, token=_api_token(args))
+    except ApiError as exc:
+        print(f"sdnctl status: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
-    pol = status.get("policy", {})
-    print(f"policy {pol.get('file')} sha256 {str(pol.get('sha256'))[:12]}")
-    for name, sw in sorted(status.get("switches", {}).items()):
-        state = "programmed" if sw.get("programmed") else (
-            "connected" if sw.get("connected") else "down")
-        print(f"  {name:<10} dpid {sw.get('dpid')!s:<6} {state:<11} {sw.get('flows')} flows")
-    for vm, where in sorted(status.get("bindings", {}).items()):
-        print(f"  vm {vm:<10} at {where}")
+    sys.stdout.write(render_status(status))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.offline:
+        from sdnctl.bindings import planned_bindings
+        from sdnctl.compile.compiler import compile_network
+        from sdnctl.verify.live import verify_offline
+
+        if not (args.policy and args.topology):
+            print("sdnctl verify: --offline needs -p POLICY and -t TOPOLOGY", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        policy, topology = _load(args.policy, args.topology)
+        bindings = planned_bindings(policy, topology)
+        report = verify_offline(policy, topology, bindings,
+                                compile_network(policy, topology, bindings))
+    else:
+        from sdnctl.southbound.api_client import ApiError
+        from sdnctl.southbound.livefetch import fetch_enforced, fetch_live
+        from sdnctl.verify.live import verify_network
+
+        if args.policy or args.topology:
+            print("sdnctl verify: -p/-t go with --offline (live, the daemon's files are used)",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        token = _api_token(args)
+        try:
+            enforced = fetch_enforced(args.api, token)
+            live = fetch_live(args.api, token, enforced)
+        except ApiError as exc:
+            print(f"sdnctl verify: {exc}", file=sys.stderr)
+            return 3
+        report = verify_network(enforced.intent, live, enforced.policy, enforced.topology,
+                                enforced.bindings, enforced.down_ports)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        sys.stdout.write(report.to_text())
+    return 0 if report.ok else 1
 
 
 def cmd_lab_run(args: argparse.Namespace) -> int:
@@ -175,6 +231,168 @@ def cmd_lab_run(args: argparse.Namespace) -> int:
     return run_lab(args.topology, args.policy, report_path=args.report, prefix=args.prefix,
                    controller_port=args.controller_port, api_port=args.api_port,
                    keep_going=args.keep_going)
+
+
+def cmd_lab_experiment(args: argparse.Namespace) -> int:
+    from sdnctl.lab.experiments.runner import run_experiments
+
+    return run_experiments(args.names, args.topology, args.policy, runs=args.runs,
+                           json_path=args.json, prefix=args.prefix)
+
+
+def _add_lab_experiment_parser(labsub) -> None:  # labsub: the `lab` subparsers action
+    from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY, NAMES
+
+    sp = labsub.add_parser(
+        "experiment", help="measure live changes on real OVS with continuous probes",
+        description="Builds one lab (Mininet, userspace OVS, `sdnctl run`), runs the named "
+        "experiments in it and prints their figures, measured with a probe every 10 ms: "
+        + ", ".join(NAMES) + " (or all). vswitchd-restart restarts the machine's "
+        "ovs-vswitchd and runs only when no other process uses Open vSwitch. Exit 0 when "
+        "every experiment ran, 1 if one failed, 2 on bad input, 3 if the lab could not run.")
+    sp.add_argument("names", nargs="+", metavar="NAME", help="experiment(s), or all")
+    sp.add_argument("-t", "--topology", default=str(DEFAULT_TOPOLOGY),
+                    help="topology file (default: topologies/leaf-spine.topology.yaml)")
+    sp.add_argument("-p", "--policy", default=str(DEFAULT_POLICY),
+                    help="policy file (default: the experiments' own, for leaf-spine)")
+    sp.add_argument("--runs", type=int, default=3,
+                    help="repetitions per experiment; figures are medians (default 3)")
+    sp.add_argument("--json", metavar="FILE", help="write every figure and run here")
+    sp.add_argument("--prefix", help="3-character name prefix (default: a free one)")
+    sp.set_defaults(func=cmd_lab_experiment)
+
+
+# ---- vm: wire VM interfaces with pyroute2 + OVSDB (sdnctl/southbound/vmwire.py) -----------
+
+VM_OVSDB = "unix:/var/run/openvswitch/db.sock"
+VM_EPILOG = """\
+plug creates the VM's interface and binds it in OVSDB: a tap (default, for a real
+hypervisor) or, with --netns NS, a veth pair whose far end sits in namespace NS (created
+if missing) with the VM's MAC, IP/prefix, default route via the segment gateway, IPv6
+off and tx checksum offload off. The host end joins the bridge whose datapath id is the
+switch's dpid (or --bridge) with external_ids:vm-id=NAME and attached-mac=MAC.
+unplug removes the port, the interface and the namespace if plug created it and it is
+now empty. migrate plugs the VM on the new switch, then moves vm-id from the old port to
+the new one and deletes the old port in one OVSDB transaction; a namespace keeps its
+address and default route throughout (the new interface is set up beside the old one).
+
+Interface names: host end vm-NAME (NAME up to 10 letters, digits, _ or -; any other name
+becomes its first 4 characters + '.' + 5 hex digits of its SHA-256), eth0 in the
+namespace; the next migration uses vm-NAME.m and eth1, the one after goes back.
+
+Running a command twice changes nothing the second time and says so.
+Exit codes: 0 done (or nothing to do), 1 the system failed (OVSDB, netlink, needs root),
+2 refused: unknown VM or switch, a switch that is not a hypervisor, no bridge with the
+switch's dpid, or a conflict with how the VM is plugged now."""
+
+
+def _vm_outcome(args: argparse.Namespace, action) -> int:  # action: () -> Outcome
+    from sdnctl.southbound.vmwire import Refused, WireError
+
+    try:
+        outcome = action()
+    except Refused as exc:
+        print(f"sdnctl vm {args.vm_command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except WireError as exc:
+        print(f"sdnctl vm {args.vm_command}: {exc}", file=sys.stderr)
+        return 1
+    print(outcome.text())
+    return 0
+
+
+def _vm_options(args: argparse.Namespace):  # -> PlugOptions
+    from sdnctl.southbound.vmwire import Kind, PlugOptions
+
+    netns = getattr(args, "netns", None)
+    return PlugOptions(kind=Kind.NETNS if netns else Kind.TAP, netns=netns, mtu=args.mtu,
+                       bridge=args.bridge, ovsdb=args.ovsdb)
+
+
+def cmd_vm_plug(args: argparse.Namespace) -> int:
+    from sdnctl.southbound.vmwire import plug_vm, resolve_target
+
+    policy, topology = _load(args.policy, args.topology)
+    return _vm_outcome(args, lambda: plug_vm(
+        resolve_target(policy, topology, args.vm, args.host), _vm_options(args)))
+
+
+def cmd_vm_unplug(args: argparse.Namespace) -> int:
+    from sdnctl.southbound.vmwire import resolve_vm, unplug_vm
+
+    policy, _ = _load(args.policy, args.topology)
+
+    def action():  # -> Outcome
+        resolve_vm(policy, args.vm)
+        return unplug_vm(args.vm, args.ovsdb)
+
+    return _vm_outcome(args, action)
+
+
+def cmd_vm_migrate(args: argparse.Namespace) -> int:
+    from sdnctl.southbound.vmwire import migrate_vm, resolve_target
+
+    policy, topology = _load(args.policy, args.topology)
+    return _vm_outcome(args, lambda: migrate_vm(
+        resolve_target(policy, topology, args.vm, args.to), _vm_options(args)))
+
+
+def _netns_name(text: str) -> str:
+    if not text or text in (".", "..") or "/" in text or len(text.encode()) > 255:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable namespace name")
+    return text
+
+
+def _mtu(text: str) -> int:
+    if not text.isdigit() or not 68 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: MTU must be a number in 68..65535")
+    return int(text)
+
+
+def _add_vm_parser(sub) -> None:  # sub: the subparsers action of the top-level parser
+    vm = sub.add_parser(
+        "vm", help="plug, unplug or migrate a VM's interface (pyroute2 + OVSDB)",
+        description="Wire VM interfaces into the OVS bridges of hypervisor switches\n"
+        "and bind them to VM identities in OVSDB (external_ids:vm-id).",
+        epilog=VM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    vmsub = vm.add_subparsers(dest="vm_command", required=True, metavar="VMCOMMAND")
+
+    def common(sp: argparse.ArgumentParser, mtu: str | None) -> None:
+        sp.add_argument("vm", metavar="NAME", help="a VM of the policy")
+        sp.add_argument("-p", "--policy", required=True, help="policy file (YAML, version 1)")
+        sp.add_argument("-t", "--topology", required=True,
+                        help="topology file (YAML, version 1)")
+        if mtu is not None:
+            sp.add_argument("--bridge", help="the OVS bridge to use (default: the one whose "
+                            "datapath id is the switch's dpid)")
+            sp.add_argument("--mtu", type=_mtu, help=mtu)
+        sp.add_argument("--ovsdb", default=VM_OVSDB, help=f"OVSDB server (default {VM_OVSDB})")
+
+    sp = vmsub.add_parser(
+        "plug", help="create the VM's interface and bind it on a hypervisor",
+        epilog=VM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(sp, "interface MTU (default 1500)")
+    sp.add_argument("--host", metavar="SWITCH",
+                    help="hypervisor switch of the topology (default: the VM's host)")
+    kind = sp.add_mutually_exclusive_group()
+    kind.add_argument("--netns", metavar="NS", type=_netns_name,
+                      help="a veth pair into network namespace NS (labs)")
+    kind.add_argument("--tap", action="store_true",
+                      help="a tap device for a hypervisor to attach the guest to (default)")
+    sp.set_defaults(func=cmd_vm_plug)
+
+    sp = vmsub.add_parser(
+        "unplug", help="remove the VM's port, interface and (if sdnctl made it) namespace",
+        epilog=VM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(sp, None)
+    sp.set_defaults(func=cmd_vm_unplug)
+
+    sp = vmsub.add_parser(
+        "migrate", help="move the VM to another hypervisor (plug there, then unplug here)",
+        epilog=VM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(sp, "interface MTU (default: the current interface's)")
+    sp.add_argument("--to", required=True, metavar="SWITCH", help="hypervisor switch to move to")
+    sp.set_defaults(func=cmd_vm_migrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,18 +446,44 @@ def build_parser() -> argparse.ArgumentParser:
                     help="default: from the output file's suffix")
     sp.set_defaults(func=cmd_graph)
 
-    sp = sub.add_parser("run", help="the controller daemon")
+    from sdnctl.daemon import add_run_arguments
+
+    sp = sub.add_parser(
+        "run", help="the controller daemon",
+        description="Programs every switch of the topology from the policy and follows "
+        "edits, OVSDB bindings and link changes. Exit 2 on bad input (including a status "
+        "API on a non-loopback address without a token), 1 if an address is unusable.")
     files(sp)
-    sp.add_argument("--listen", default="0.0.0.0:6653", help="OpenFlow listener HOST:PORT")
-    sp.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock",
-                    help="OVSDB to watch for VM bindings")
-    sp.add_argument("--api", default=DEFAULT_API, help="status API HOST:PORT")
+    add_run_arguments(sp)
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("status", help="live state from the running daemon")
-    sp.add_argument("--api", default=DEFAULT_API)
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser(
+        "status", help="live state from the running daemon",
+        description="Switches, VM bindings, unknown ports, the enforced policy (and the "
+        "last refused edit), counters and recent events, as tables. Exit 1 if the daemon "
+        "does not answer.")
+    _add_api_client_arguments(sp)
+    sp.add_argument("--json", action="store_true", help="print the /status document")
     sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser(
+        "verify", help="check the installed flows and the VM pairs' verdicts against intent",
+        description="Through the daemon: read every connected switch's flows, groups and "
+        "meters and report each difference from intent (missing, extra, changed), then "
+        "simulate the live tables for one representative pair per pair of VM classes "
+        "and report every pair whose verdict differs from the policy. With --offline, "
+        "only the second part, over the flows compiled from -p/-t. Exit 0 only when the "
+        "network equals intent; 1 when it differs; 2 on bad input; 3 if the daemon does "
+        "not answer.")
+    _add_api_client_arguments(sp)
+    sp.add_argument("--offline", action="store_true",
+                    help="simulate compiled flows instead of reading the switches")
+    sp.add_argument("-p", "--policy", help="policy file (with --offline)")
+    sp.add_argument("-t", "--topology", help="topology file (with --offline)")
+    sp.add_argument("--json", action="store_true", help="the full report as JSON")
+    sp.set_defaults(func=cmd_verify)
+
+    _add_vm_parser(sub)
 
     lab = sub.add_parser("lab", help="Mininet labs on real Open vSwitch")
     labsub = lab.add_subparsers(dest="lab_command", required=True, metavar="LABCOMMAND")
@@ -258,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep-going", action="store_true",
                     help="probe even if not every switch is programmed in time")
     sp.set_defaults(func=cmd_lab_run)
+    _add_lab_experiment_parser(labsub)
     return p
 
 

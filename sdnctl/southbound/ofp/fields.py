@@ -139,21 +139,21 @@ def match_to_ofp(match: Match) -> OfpMsg:
 
 
 def _vlan_to_ofp(value: MatchValue) -> int | tuple[int, int]:
+    """IR -> OXM. An exact IR VID is bare (0 = untagged); a masked IR match is already
+    in OXM form, present bit included, e.g. (0x1000, 0x1000) for "any tag"."""
     if isinstance(value, tuple):
-        return (int(value[0]) | OFPVID_PRESENT, int(value[1]) | OFPVID_PRESENT)
+        return (int(value[0]), int(value[1]))
     vid = int(value)
     return vid | OFPVID_PRESENT if vid else 0
 
 
 def _vlan_from_ofp(value: object) -> MatchValue:
+    """OXM -> IR, the inverse of _vlan_to_ofp (a full mask reads as exact)."""
     if isinstance(value, tuple):
         val, mask = int(value[0]), int(value[1])
-        if mask & 0x1FFF == 0x1FFF:
-            value = val
-        elif val & OFPVID_PRESENT and mask & OFPVID_PRESENT:
-            return (val & 0xFFF, mask & 0xFFF)
-        else:
-            raise Unrepresentable(f"vlan_vid match {val:#x}/{mask:#x}")
+        if mask & 0x1FFF != 0x1FFF:
+            return (val & mask, mask)
+        value = val
     vid = int(value)  # type: ignore[call-overload]
     return vid & 0xFFF if vid & OFPVID_PRESENT else 0
 

@@ -23,6 +23,7 @@ from sdnctl.southbound.ofp.fields import (
     BUNDLE_FLAGS,
     Datapath,
     OfpMsg,
+    match_to_ofp,
 )
 from sdnctl.southbound.ofp.messages import (
     barrier,
@@ -81,9 +82,14 @@ def plan_update(
     for f in diff.modify:
         command = "modify" if old_cookies.get(f.key, f.cookie) == f.cookie else "add"
         body.append(Outgoing(flow_mod(dp, f, command), "mod-flow " + render_flow_ofctl(f), True))
+    # A delete whose entry the adds re-create would remove the new flow (strict
+    # delete matches table, priority and match only): never send one.
+    added = {(f.table, f.priority, match_to_ofp(f.match).to_jsondict().__repr__())
+             for f in (*diff.add, *diff.modify)}
     body += [
         Outgoing(flow_mod(dp, f, "delete"), "del-flow " + render_flow_ofctl(f), True)
         for f in diff.delete
+        if (f.table, f.priority, match_to_ofp(f.match).to_jsondict().__repr__()) not in added
     ]
     body += [Outgoing(foreign_delete(dp, ff), "del-flow " + ff.describe(), True) for ff in foreign]
     body += [

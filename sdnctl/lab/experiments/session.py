@@ -1,0 +1,347 @@
+"""A lab for experiments: Mininet on real OVS plus the controller daemon, kept running.
+
+`open_session` copies the topology and policy into a temp dir (the experiments
+edit the policy there, never the caller's file), gives every switch a datapath id
+of its own (so the lab cannot be confused with another lab of the same topology,
+which the daemon would see in OVSDB under the same dpids), builds the lab, starts
+`sdnctl run` and waits until every switch is programmed. Everything is undone when
+the block ends: registered cleanups (last first), the daemon (its process group),
+the net (`stop_lab`), the temp dir. Experiments share one session and leave it as
+they found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY
+from sdnctl.lab.plan import LabError, LabPlan, plan_lab
+from sdnctl.lab.run import (
+    LOCALHOST,
+    daemon_command,
+    free_port,
+    start_daemon,
+    stop_daemon,
+    wait_until_programmed,
+)
+from sdnctl.policy.load import load_policy
+from sdnctl.policy.model import Policy
+from sdnctl.southbound.api_client import ApiError, get_status
+from sdnctl.topology.load import load_topology
+from sdnctl.topology.model import Topology
+
+if TYPE_CHECKING:
+    from mininet.node import Host
+
+    from sdnctl.lab.build import Lab
+
+PROGRAM_TIMEOUT = 60.0
+DPID_BASE = 0x5E7 << 36  # high bits no example topology uses; 20 random bits below
+
+
+def say(message: str) -> None:
+    print(f"experiment: {message}", flush=True)
+
+
+def _bridges() -> set[str]:
+    out = subprocess.run(["ovs-vsctl", "--timeout=10", "list-br"], capture_output=True,
+                         text=True, check=False)
+    return set(out.stdout.split())
+
+
+def pick_prefix() -> str:
+    """Three characters that start no existing bridge name (names stay within 15)."""
+    taken = _bridges()
+    for _ in range(500):
+        prefix = f"x{random.randrange(256):02x}"
+        if not any(b.startswith(prefix) for b in taken):
+            return prefix
+    raise LabError("no free name prefix for the experiment's bridges")
+
+
+def rebase_dpids(text: str, base: int) -> str:
+    """The topology with every dpid moved to `base | dpid` (dpids must fit in 16 bits)."""
+    doc = yaml.safe_load(text)
+    for name, sw in (doc.get("switches") or {}).items():
+        dpid = int(sw["dpid"])
+        if dpid >= 1 << 16:
+            raise LabError(f"switch {name}: dpid {dpid:#x} does not fit in 16 bits: the"
+                           " experiments give each run dpids of its own")
+        sw["dpid"] = base | dpid
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def dump_tables(bridge: str) -> list[str]:
+    """Flows, groups and meters of `bridge` without counters, sorted: equal iff same state."""
+    target = f"unix:/var/run/openvswitch/{bridge}.mgmt"
+    lines: list[str] = []
+    for what in ("dump-flows", "dump-groups", "dump-meters"):
+        args = ["ovs-ofctl", "-O", "OpenFlow13", what, target]
+        if what == "dump-flows":
+            args.insert(4, "--no-stats")
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LabError(f"{' '.join(args)}: {done.stderr.strip()}")
+        entries: list[str] = []
+        for line in done.stdout.splitlines():
+            text = line.strip()
+            if not text or line.startswith(("OFPST_", "NXST_")):
+                continue
+            if what == "dump-meters" and entries and not text.startswith("meter="):
+                entries[-1] += text  # a meter's bands come on the lines after it
+            else:
+                entries.append(text)
+        lines += [f"{what}: {entry}" for entry in entries]
+    return sorted(lines)
+
+
+@dataclass
+class Session:
+    """A running lab and its daemon; what the experiments act on."""
+
+    tmp: Path
+    topology_path: Path  # the session's copy (rebased dpids)
+    policy_path: Path  # the session's copy: experiments edit this file
+    base_policy_text: str
+    policy: Policy
+    topology: Topology
+    plan: LabPlan
+    listen_port: int
+    api: str
+    lab: Lab | None = None
+    daemon: subprocess.Popen[bytes] | None = None
+    daemon_starts: int = 0
+    cleanups: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    keep_logs: bool = False  # an experiment saw something to look into: keep tmp
+
+    def keep_for_inspection(self, why: str) -> str:
+        """Keep the temp dir (daemon logs) at teardown; a note saying where and why."""
+        self.keep_logs = True
+        return f"{why}: daemon logs kept in {self.tmp}"
+
+    # ---- the lab ----------------------------------------------------------------
+    def host(self, vm: str) -> Host:
+        assert self.lab is not None
+        return self.lab.hosts[vm]
+
+    @property
+    def hosts(self) -> dict[str, Host]:
+        assert self.lab is not None
+        return dict(self.lab.hosts)
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return {h.vm: str(h.ip) for h in self.plan.hosts}
+
+    def bridge(self, switch: str) -> str:
+        return self.plan.bridges[switch]
+
+    def dump_all(self) -> dict[str, list[str]]:
+        return {b: dump_tables(b) for b in sorted(self.plan.bridges.values())}
+
+    def on_teardown(self, what: str, undo: Callable[[], None]) -> None:
+        """Run `undo` at teardown (before the net goes), e.g. to remove an extra veth."""
+        self.cleanups.append((what, undo))
+
+    # ---- the daemon -------------------------------------------------------------
+    @property
+    def daemon_log(self) -> Path:
+        return self.tmp / f"daemon-{self.daemon_starts}.log"
+
+    def start_daemon(self) -> None:
+        self.daemon_starts += 1
+        command = daemon_command(self.policy_path, self.topology_path,
+                                 f"{LOCALHOST}:{self.listen_port}", self.api)
+        self.daemon = start_daemon(command, self.daemon_log)
+
+    def kill_daemon(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the daemon's whole process group and reap it."""
+        if self.daemon is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.daemon.pid, sig)
+        self.daemon.wait(timeout=10)
+        self.daemon = None
+
+    def wait_programmed(self, timeout: float = PROGRAM_TIMEOUT) -> float:
+        """Seconds until the daemon has bound every VM and programmed every switch."""
+        assert self.daemon is not None
+        start = time.monotonic()
+        plugged = {h.vm: f"{h.switch}:{h.port}" for h in self.plan.hosts}
+        waiting = wait_until_programmed(self.api, sorted(self.plan.bridges), plugged,
+                                        self.daemon, timeout)
+        if waiting is not None:
+            raise LabError(f"daemon not ready {waiting} (log: {self.daemon_log})")
+        return time.monotonic() - start
+
+    def wait_reconnected(self, since_wall: float, timeout: float = PROGRAM_TIMEOUT) -> float:
+        """Seconds until every switch has connected again after `since_wall` (time.time())
+        and been programmed: after its switches restarted, the daemon may still report
+        them programmed for a moment from before."""
+        start = time.monotonic()
+        want = set(self.plan.bridges)
+        while True:
+            try:
+                events = self.status().get("events", [])
+            except ApiError:
+                events = []
+            seen = {str(e.get("message", "")).split(" ", 1)[0] for e in events
+                    if e.get("kind") == "connect" and float(e.get("time", 0)) >= since_wall}
+            if want <= seen:
+                break
+            if time.monotonic() - start > timeout:
+                raise LabError(f"switches not reconnected within {timeout:.0f} s:"
+                               f" {', '.join(sorted(want - seen))}")
+            time.sleep(0.02)
+        return time.monotonic() - start + self.wait_programmed(timeout)
+
+    def events_since(self, since_wall: float, kinds: tuple[str, ...] = ()) -> list[str]:
+        """The daemon's recent events (kind: message) since `since_wall` (time.time())."""
+        events = self.status().get("events", [])
+        return [f"{e.get('kind')}: {e.get('message')}" for e in events
+                if float(e.get("time", 0)) >= since_wall
+                and (not kinds or e.get("kind") in kinds)]
+
+    def status(self) -> dict[str, Any]:
+        return get_status(self.api)
+
+    def flow_mods_sent(self) -> int:
+        """Flow-mods the running daemon has sent since it started, over all switches."""
+        switches = self.status().get("switches", {})
+        return sum(int(sw.get("flow_mods_sent") or 0) for sw in switches.values())
+
+    # ---- the policy file --------------------------------------------------------
+    def write_policy(self, text: str) -> float:
+        """Save the policy as an editor would (write aside, rename over); the
+        monotonic time right after the rename, i.e. when the edit is saved."""
+        aside = self.policy_path.with_suffix(".saving")
+        aside.write_text(text)
+        os.replace(aside, self.policy_path)
+        return time.monotonic()
+
+    def wait_enforced(self, text: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Block until the daemon enforces `text` on every switch; that status."""
+        want = hashlib.sha256(text.encode()).hexdigest()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                status = self.status()
+                pol = status.get("policy", {})
+                if pol.get("sha256") == want and pol.get("enforced_in_s") is not None:
+                    return status
+            except ApiError:
+                pass
+            if time.monotonic() > deadline:
+                raise LabError(f"the daemon did not enforce the edited policy within"
+                               f" {timeout:.0f} s (log: {self.daemon_log})")
+            time.sleep(0.02)
+
+    def restore_policy(self) -> None:
+        """Back to the policy the session started with, enforced."""
+        if self.policy_path.read_text() != self.base_policy_text:
+            self.write_policy(self.base_policy_text)
+        self.wait_enforced(self.base_policy_text)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C must not interrupt the teardown and strand bridges."""
+    saved = {}
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            saved[sig] = signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _teardown(session: Session) -> list[str]:
+    with _signals_ignored():
+        return _undo_all(session)
+
+
+def _undo_all(session: Session) -> list[str]:
+    errors = []
+    for what, undo in reversed(session.cleanups):
+        try:
+            undo()
+        except Exception as exc:  # keep going: the net must still be stopped
+            errors.append(f"{what}: {exc}")
+    session.cleanups.clear()
+    if session.daemon is not None:
+        try:
+            stop_daemon(session.daemon)
+        except Exception as exc:
+            errors.append(f"daemon: {exc}")
+    if session.lab is not None:
+        from sdnctl.lab.build import stop_lab
+
+        try:
+            stop_lab(session.lab)
+        except Exception as exc:
+            errors.append(f"network: {exc}")
+    return errors
+
+
+@contextlib.contextmanager
+def open_session(
+    topology_path: str | Path = DEFAULT_TOPOLOGY,
+    policy_path: str | Path = DEFAULT_POLICY,
+    prefix: str | None = None,
+) -> Iterator[Session]:
+    """Build the lab, start the daemon, yield the session; tear everything down after."""
+    from sdnctl.lab.build import build_lab
+
+    tmp = Path(tempfile.mkdtemp(prefix="sdnctl-exp-"))
+    keep = False
+    session: Session | None = None
+    try:
+        base = DPID_BASE | secrets.randbits(20) << 16
+        topo_copy, policy_copy = tmp / "topology.yaml", tmp / "policy.yaml"
+        topo_copy.write_text(rebase_dpids(Path(topology_path).read_text(), base))
+        policy_text = Path(policy_path).read_text()
+        policy_copy.write_text(policy_text)
+        topology = load_topology(topo_copy)
+        policy = load_policy(policy_copy, topology)
+        plan = plan_lab(policy, topology, pick_prefix() if prefix is None else prefix)
+        listen_port = free_port()
+        api_port = free_port()
+        while api_port == listen_port:
+            api_port = free_port()
+        session = Session(tmp, topo_copy, policy_copy, policy_text, policy, topology, plan,
+                          listen_port, f"{LOCALHOST}:{api_port}")
+        started = time.monotonic()
+        session.lab = build_lab(plan, (LOCALHOST, listen_port))
+        session.start_daemon()
+        session.wait_programmed()
+        say(f"lab {plan.prefix}: {len(plan.bridges)} switches, {len(plan.hosts)} VMs, daemon"
+            f" programmed in {time.monotonic() - started:.1f} s (files and logs in {tmp})")
+        yield session
+    except BaseException:
+        keep = True
+        raise
+    finally:
+        errors = _teardown(session) if session is not None else []
+        for error in errors:
+            say(f"teardown problem: {error}")
+        if keep or errors or (session is not None and session.keep_logs):
+            say(f"kept {tmp} (daemon logs) for inspection")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,242 @@
+"""The continuous-probe agent that runs inside a lab host: `echo` answers, `send` streams.
+
+Run as a script inside a Mininet host (`python streamer.py send ...`); standard
+library only, so it starts fast and needs nothing from the venv but Python.
+
+    echo --port 7000
+        echoes every UDP datagram back to its sender unchanged; prints "ready".
+    send --ip 10.5.20.12 --proto udp --port 7000 --interval 0.01 [--fresh]
+        sends one probe every `interval` seconds, each carrying a sequence number,
+        until SIGTERM/SIGINT; then waits `--linger` seconds for late answers and
+        prints one JSON object: {"interval", "sent": [[seq, t], ...],
+        "recv": [[seq, t], ...]} with t = time.monotonic() of the send / the answer.
+    send --proto icmp ...
+        the same with ICMP echo requests, answered by the peer's kernel.
+
+`--fresh` makes every probe a new connection for conntrack: a new UDP socket on
+the next source port of `--sports` (not the kernel's pick, which may repeat a
+recent port whose conntrack entry still lives) or a new ICMP identifier per probe.
+That is how to see a rule take effect: packets of an established connection pass
+whatever the rules say (`+est`), so a stream that reuses one 5-tuple would never
+show a newly denied flow stop. Without `--fresh` the stream is one long-lived connection, as a real
+application's would be.
+
+Clocks: a Mininet host is a network namespace, not a time namespace, so
+`time.monotonic()` here is the same clock as the experiment driver's; the driver
+compares its own timestamps (a file save, a link cut) with these directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+PROBE = struct.Struct("!IId")  # token, sequence number, send time
+ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+FRESH_SOCKET_LIFE_S = 1.0  # a fresh probe's socket waits this long for its answer
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def _icmp_echo(ident: int, seq: int, payload: bytes) -> bytes:
+    header = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident, seq & 0xFFFF)
+    csum = _checksum(header + payload)
+    return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, csum, ident, seq & 0xFFFF) + payload
+
+
+def _stop_flag() -> list[int]:
+    stop: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop.append(signum))
+    return stop
+
+
+# ----------------------------------------------------------------------- echo
+
+
+def echo(port: int) -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    sock.settimeout(0.2)
+    stop = _stop_flag()
+    print("ready", flush=True)
+    while not stop:
+        try:
+            data, addr = sock.recvfrom(2048)
+        except (TimeoutError, InterruptedError):
+            continue
+        # OSError: no route back right now; the sender counts it lost, as it should.
+        with contextlib.suppress(OSError):
+            sock.sendto(data, addr)
+    return 0
+
+
+# ----------------------------------------------------------------------- send
+
+
+class _Sender:
+    """Sends probes on a fixed schedule and records what came back."""
+
+    def __init__(self, ip: str, proto: str, port: int, fresh: bool, sports: range) -> None:
+        self.ip, self.proto, self.port, self.fresh = ip, proto, port, fresh
+        self.sports, self.next_sport = sports, 0
+        self.token = int.from_bytes(os.urandom(4), "big")
+        self.sel = selectors.DefaultSelector()
+        self.sent: list[tuple[int, float]] = []
+        self.recv: dict[int, float] = {}
+        self.fresh_socks: collections.deque[tuple[float, socket.socket]] = collections.deque()
+        self.icmp_ident = self.token & 0xFFFF
+        self.sock = self._new_socket() if not fresh or proto == "icmp" else None
+
+    def _new_socket(self) -> socket.socket:
+        if self.proto == "icmp":
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if self.fresh:
+                self._bind_next(sock)
+            sock.connect((self.ip, self.port))
+        sock.setblocking(False)
+        self.sel.register(sock, selectors.EVENT_READ)
+        return sock
+
+    def _bind_next(self, sock: socket.socket) -> None:
+        """The next source port of our range: a port the kernel picked could be one an
+        earlier probe used, whose conntrack entry (+est) would let it through."""
+        for _ in range(len(self.sports)):
+            port = self.sports[self.next_sport % len(self.sports)]
+            self.next_sport += 1
+            try:
+                sock.bind(("0.0.0.0", port))
+                return
+            except OSError:
+                continue  # in use by some other socket: the next one
+        raise OSError("no free source port in the fresh range")
+
+    def send(self, seq: int) -> None:
+        now = time.monotonic()
+        payload = PROBE.pack(self.token, seq, now)
+        try:
+            if self.proto == "icmp":
+                assert self.sock is not None
+                # A new identifier per probe is a new ICMP "connection" for conntrack.
+                ident = (self.icmp_ident + seq) & 0xFFFF if self.fresh else self.icmp_ident
+                self.sock.sendto(_icmp_echo(ident, seq, payload), (self.ip, 0))
+            elif self.fresh:
+                sock = self._new_socket()
+                self.fresh_socks.append((now, sock))
+                sock.send(payload)
+            else:
+                assert self.sock is not None
+                self.sock.send(payload)
+        except OSError:
+            pass  # e.g. unreachable while a route is missing: recorded as lost
+        self.sent.append((seq, now))
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self.fresh_socks and now - self.fresh_socks[0][0] > FRESH_SOCKET_LIFE_S:
+            _t, sock = self.fresh_socks.popleft()
+            self.sel.unregister(sock)
+            sock.close()
+
+    def receive(self, timeout: float) -> None:
+        for key, _ in self.sel.select(max(0.0, timeout)):
+            sock: socket.socket = key.fileobj  # type: ignore[assignment]
+            while True:
+                try:
+                    data = sock.recv(2048)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break  # ICMP errors surface on a connected UDP socket: not an answer
+                self._record(data)
+
+    def _record(self, data: bytes) -> None:
+        if self.proto == "icmp":
+            ihl = (data[0] & 0x0F) * 4 if data else 0
+            if len(data) < ihl + 8 + PROBE.size or data[ihl] != ICMP_ECHO_REPLY:
+                return
+            data = data[ihl + 8 :]
+        if len(data) < PROBE.size:
+            return
+        token, seq, _t = PROBE.unpack_from(data)
+        if token == self.token and seq not in self.recv:
+            self.recv[seq] = time.monotonic()
+
+    def close(self) -> None:
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        self.sel.close()
+
+
+def send(ip: str, proto: str, port: int, interval: float, fresh: bool, linger: float,
+         duration: float | None, sports: range) -> int:
+    stop = _stop_flag()
+    sender = _Sender(ip, proto, port, fresh, sports)
+    print("ready", flush=True)
+    start = time.monotonic()
+    seq = 0
+    next_at = start
+    while not stop and (duration is None or time.monotonic() - start < duration):
+        now = time.monotonic()
+        if now >= next_at:
+            sender.send(seq)
+            seq += 1
+            # A fixed schedule, not sleep(interval): a late probe does not shift the rest.
+            next_at += interval
+            if next_at < now:
+                next_at = now + interval
+        sender.receive(next_at - time.monotonic())
+    end = time.monotonic() + linger
+    while time.monotonic() < end:
+        sender.receive(end - time.monotonic())
+    sender.close()
+    json.dump({"interval": interval, "sent": sender.sent,
+               "recv": sorted(sender.recv.items())}, sys.stdout)
+    print(flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamer.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("echo")
+    e.add_argument("--port", type=int, required=True)
+    s = sub.add_parser("send")
+    s.add_argument("--ip", required=True)
+    s.add_argument("--proto", choices=["udp", "icmp"], default="udp")
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--interval", type=float, default=0.01)
+    s.add_argument("--fresh", action="store_true", help="a new connection per probe")
+    s.add_argument("--linger", type=float, default=0.5, help="wait for late answers")
+    s.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    s.add_argument("--sports", default="20000-29999",
+                   help="source ports a --fresh UDP stream cycles through (LO-HI)")
+    args = parser.parse_args(argv)
+    if args.command == "echo":
+        return echo(args.port)
+    lo, _, hi = args.sports.partition("-")
+    return send(args.ip, args.proto, args.port, args.interval, args.fresh, args.linger,
+                args.duration, range(int(lo), int(hi or lo) + 1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
