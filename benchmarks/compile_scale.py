@@ -3,6 +3,13 @@
     .venv/bin/python benchmarks/compile_scale.py            # 1k, 5k, 20k VMs
     .venv/bin/python benchmarks/compile_scale.py 5000 --json out.json
 
+Besides the full compile, a one-rule edit (tenant t0's web->app rule gains
+tcp/9090) is measured three ways (see `measure_edit`): what the daemon does today
+(recompile every switch, normalise, diff), a compile scoped to the hypervisors
+that host the edited tenant (what an incremental compiler would need to do), and
+the flow-mods the edit costs (sdnctl.diff over every switch). JSON goes to
+benchmarks/results/compile.json unless --json says otherwise.
+
 Each data centre: 25 VMs per hypervisor, 20 hypervisors per leaf pair (every
 hypervisor dual-homed), 4 spines; tenants of 50 VMs, each with routed web/app
 segments and an unrouted db segment, label groups and four rules; a tenant's VMs
@@ -17,8 +24,8 @@ asserted: this is a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
-import json
 import statistics
 import sys
 import time
@@ -29,8 +36,11 @@ from types import MappingProxyType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdnctl.bindings import planned_bindings  # noqa: E402
-from sdnctl.compile.compiler import compile_network  # noqa: E402
+from sdnctl.bench.report import median, write_json  # noqa: E402
+from sdnctl.bindings import Bindings, planned_bindings  # noqa: E402
+from sdnctl.compile.compiler import compile_network, compile_view  # noqa: E402
+from sdnctl.compile.context import NetworkView  # noqa: E402
+from sdnctl.diff import diff_flowsets  # noqa: E402
 from sdnctl.policy.model import (  # noqa: E402
     ANY,
     VM,
@@ -108,6 +118,93 @@ def datacentre(n_vms: int) -> tuple[Policy, Topology]:
     return Policy(MappingProxyType(tenants), MappingProxyType(vms)), topo
 
 
+EDIT_REPEATS = 3
+
+
+def edit_rule(policy: Policy, tenant: str, extra: Service) -> Policy:
+    """The one-rule edit: the tenant's web->app rule also allows `extra`."""
+    t = policy.tenants[tenant]
+    rules = tuple(
+        dataclasses.replace(r, services=(*r.services, extra)) if (r.src, r.dst) == ("web", "app")
+        else r for r in t.rules
+    )
+    tenants = dict(policy.tenants)
+    tenants[tenant] = dataclasses.replace(t, rules=rules)
+    return Policy(MappingProxyType(tenants), policy.vms)
+
+
+def measure_edit(policy: Policy, topo: Topology, bindings: Bindings) -> dict[str, object]:
+    """Time, memory and flow-mods of a one-rule edit, medians of EDIT_REPEATS.
+
+    `daemon`: what `ControllerState.recompile` + the app's diff do today: compile
+    every switch, normalise each FlowSet, compare it with what the switch should
+    hold, diff the changed ones. `scoped`: compile only the hypervisors hosting
+    the edited tenant's VMs (a rule is enforced where its sources live) and diff
+    those: the cost an incremental compiler would have. Wall clock, one core.
+    """
+    from sdnctl.southbound.ofp import normalize_flowset  # the daemon's normalisation
+
+    tenant = "t0"
+    edits = [edit_rule(policy, tenant, Service(Proto.TCP, 9090, 9090)), policy]
+    current = {n: normalize_flowset(fs)
+               for n, fs in compile_network(policy, topo, bindings).items()}
+    hosts = sorted({bindings.ports[v.name].switch for v in policy.vms_of(tenant)
+                    if v.name in bindings.ports})
+    daemon_s: list[float] = []
+    parts: dict[str, list[float]] = {"compile": [], "normalize": [], "compare_diff": []}
+    scoped_s: list[float] = []
+    mods: list[int] = []
+    touched: list[int] = []
+    peak = 0
+    for i in range(EDIT_REPEATS * 2):
+        new_policy = edits[i % 2]  # edit, then undo: every round is a real change
+        gc.collect()
+        t0 = time.perf_counter()
+        if i == 0:
+            tracemalloc.start()
+        compiled = compile_network(new_policy, topo, bindings)
+        t1 = time.perf_counter()
+        new = {n: normalize_flowset(fs) for n, fs in compiled.items()}
+        t2 = time.perf_counter()
+        changed = [n for n, fs in new.items() if fs != current[n]]
+        diffs = {n: diff_flowsets(current[n], new[n]) for n in changed}
+        t3 = time.perf_counter()
+        if i == 0:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        else:
+            daemon_s.append(t3 - t0)
+            for key, took in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                parts[key].append(took)
+        mods.append(sum(len(d) for d in diffs.values()))
+        touched.append(len(changed))
+
+        gc.collect()
+        t0 = time.perf_counter()
+        view = NetworkView(new_policy, topo, bindings)
+        scoped = {n: normalize_flowset(compile_view(view, n)) for n in hosts}
+        scoped_diffs = {n: diff_flowsets(current[n], fs) for n, fs in scoped.items()}
+        scoped_s.append(time.perf_counter() - t0)
+        if sum(len(d) for d in scoped_diffs.values()) != mods[-1]:
+            raise AssertionError("scoped compile missed a switch the edit changes")
+        current = new
+    return {
+        "edit": f"{tenant}: rule web->app gains tcp/9090 (then reverted), median of "
+                f"{len(daemon_s)}",
+        "daemon_recompile_ms": round(_ms(median(daemon_s)), 1),
+        "daemon_parts_ms": {k: round(_ms(median(v)), 1) for k, v in parts.items()},
+        "scoped_compile_ms": round(_ms(median(scoped_s)), 1),
+        "edit_peak_mem_mb": round(peak / 2**20, 1),
+        "switches_changed": max(touched),
+        "tenant_hypervisors": len(hosts),
+        "flow_mods": median(mods),
+    }
+
+
+def _ms(seconds: float | None) -> float:
+    return (seconds or 0.0) * 1000
+
+
 def measure(n_vms: int) -> dict[str, object]:
     policy, topo = datacentre(n_vms)
     bindings = planned_bindings(policy, topo)
@@ -123,6 +220,8 @@ def measure(n_vms: int) -> dict[str, object]:
     tracemalloc.stop()
     hv = [len(fs.flows) for n, fs in flowsets.items() if topo.switches[n].role is Role.HYPERVISOR]
     fab = [len(fs.flows) for n, fs in flowsets.items() if topo.switches[n].role is Role.FABRIC]
+    del flowsets
+    edit = measure_edit(policy, topo, bindings)
     return {
         "vms": len(policy.vms), "hypervisors": len(hv), "fabric_switches": len(fab),
         "tenants": len(policy.tenants), "compile_cpu_s": round(cpu, 3),
@@ -134,13 +233,14 @@ def measure(n_vms: int) -> dict[str, object]:
                                  "max": max(hv)},
         "flows_per_fabric_switch": {"min": min(fab), "median": int(statistics.median(fab)),
                                     "max": max(fab)},
+        "one_rule_edit": edit,
     }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sizes", nargs="*", type=int, default=[1000, 5000, 20000])
-    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--json", help="write the results here (default benchmarks/results/)")
     args = ap.parse_args()
     rows = [measure(n) for n in args.sizes]
     print(f"{'VMs':>6} {'HVs':>5} {'cpu s':>7} {'us/VM':>7} {'peak MB':>8} {'flows':>9} "
@@ -159,8 +259,19 @@ def main() -> int:
             print(f"{r['vms']} VMs vs {base['vms']}: {vm_ratio:.0f}x the VMs, "
                   f"{flow_ratio:.1f}x the flows, {ratio:.1f}x the time "
                   f"({ratio / vm_ratio:.2f}x per VM)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+    print()
+    print("one-rule edit (daemon = compile all + normalise + compare/diff; scoped = only the "
+          "tenant's hypervisors)")
+    print(f"{'VMs':>6} {'daemon ms':>10} {'(compile/normalise/diff)':>26} {'scoped ms':>10} "
+          f"{'switches changed':>17} {'flow-mods':>10} {'edit peak MB':>13}")
+    for r in rows:
+        e = r["one_rule_edit"]
+        p = e["daemon_parts_ms"]
+        split = f"{p['compile']:.0f}/{p['normalize']:.0f}/{p['compare_diff']:.0f}"
+        print(f"{r['vms']:>6} {e['daemon_recompile_ms']:>10} {split:>26} "
+              f"{e['scoped_compile_ms']:>10} {e['switches_changed']:>17} {e['flow_mods']:>10} "
+              f"{e['edit_peak_mem_mb']:>13}")
+    write_json("compile", {"rows": rows}, args.json)
     return 0
 
 
