@@ -12,3 +12,7 @@ lint:
 	.venv/bin/ruff check .
 bench:
 	.venv/bin/python benchmarks/compile_scale.py
+	.venv/bin/python benchmarks/flow_growth.py
+	.venv/bin/python benchmarks/dataplane.py
+	.venv/bin/python benchmarks/convergence.py
+	.venv/bin/python benchmarks/failover.py
