@@ -40,7 +40,7 @@ PROGRAM_TIMEOUT = 60.0  # seconds for the daemon to program every switch
 LOCALHOST = "127.0.0.1"
 
 
-class _Stopped(BaseException):
+class Stopped(BaseException):
     """Raised from a signal handler so that `finally` blocks tear the lab down."""
 
     def __init__(self, signum: int) -> None:
@@ -154,11 +154,11 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
+def signals_raise() -> Iterator[None]:
     """SIGTERM (and SIGHUP) unwind like Ctrl-C does, so `finally` tears down."""
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        raise _Stopped(signum)
+        raise Stopped(signum)
 
     saved = {}
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
@@ -260,13 +260,13 @@ def run_lab(
 
     session = _Session(Path(tempfile.mkdtemp(prefix="sdnctl-lab-")))
     try:
-        with _signals_raise():
+        with signals_raise():
             return _run(session, plan, policy, topology_path, policy_path, report_path,
                         controller_port, api_port, keep_going)
     except KeyboardInterrupt:
         _say("interrupted")
         return 128 + signal.SIGINT
-    except _Stopped as exc:
+    except Stopped as exc:
         _say(f"stopped by {exc}")
         return 128 + exc.signum
     except Exception:  # a bug or a surprise: say so, but still tear down and exit 3

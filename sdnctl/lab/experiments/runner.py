@@ -8,50 +8,25 @@ Whatever happens, everything the lab made is removed before returning.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY, NAMES, experiment
 from sdnctl.lab.experiments.result import ExperimentResult, format_table
 from sdnctl.lab.experiments.session import open_session, say
 from sdnctl.lab.plan import LabError
+from sdnctl.lab.run import Stopped, signals_raise
 from sdnctl.policy.load import load_policy
 from sdnctl.topology.load import load_topology
 from sdnctl.yamlsrc import LoadError
 
 ALL = "all"
-
-
-class _Stopped(BaseException):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so the lab is torn down."""
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        raise _Stopped(signum)
-
-    saved = {}
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            saved[sig] = signal.signal(sig, stop)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def resolve_names(names: Sequence[str]) -> list[str]:
@@ -92,7 +67,7 @@ def run_experiments(
     failed: list[str] = []
     started = time.time()
     try:
-        with _signals_raise(), open_session(topology, policy, prefix) as session:
+        with signals_raise(), open_session(topology, policy, prefix) as session:
             for name in chosen:
                 try:
                     result = experiment(name)(session, runs)
@@ -112,7 +87,7 @@ def run_experiments(
     except KeyboardInterrupt:
         say("interrupted")
         return 128 + signal.SIGINT
-    except _Stopped as exc:
+    except Stopped as exc:
         say(f"stopped by {exc}")
         return 128 + exc.signum
     except Exception:  # a bug or a surprise: say so; the lab is already torn down
