@@ -14,6 +14,7 @@ import time
 from types import MappingProxyType
 
 import pytest
+from netdata import POLICY
 
 from sdnctl.bindings import Bindings
 from sdnctl.compile.compiler import compile_network
@@ -29,28 +30,6 @@ from sdnctl.southbound.ofp import normalize_flowset
 from sdnctl.topology.load import load_topology
 from sdnctl.topology.model import PortRef
 
-POLICY = """\
-version: 1
-tenants:
-  t1:
-    default: deny
-    segments:
-      web: {vlan: 10, subnet: 10.9.10.0/24, gateway: 10.9.10.1}
-      db:  {vlan: 20, subnet: 10.9.20.0/24, gateway: 10.9.20.1}
-    groups:
-      web: {labels: {tier: web}}
-      db:  {labels: {tier: db}}
-    rules:
-      - {from: any, to: web, allow: [tcp/80, icmp]}
-      - {from: web, to: db, allow: [tcp/5432]}
-vms:
-  w1: {tenant: t1, segment: web, mac: "02:00:00:09:10:11", ip: 10.9.10.11,
-       labels: {tier: web}, host: hv1}
-  w2: {tenant: t1, segment: web, mac: "02:00:00:09:10:12", ip: 10.9.10.12,
-       labels: {tier: web}, host: hv1}
-  d1: {tenant: t1, segment: db, mac: "02:00:00:09:20:11", ip: 10.9.20.11,
-       labels: {tier: db}, host: hv1}
-"""
 NEW_RULE = "      - {from: db, to: web, allow: [tcp/22]}\n"
 WITH_SSH = POLICY.replace("vms:\n", NEW_RULE + "vms:\n")
 BAD_VLAN = POLICY.replace("vlan: 20", "vlan: 5000")  # line 7
