@@ -43,6 +43,7 @@ from os_ken.controller.handler import (
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from apps.observe import ObserverMixin
+from apps.replica import ReplicaMixin
 from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
@@ -93,7 +94,7 @@ class EventRelink(event.EventBase):
     """The link debounce window closed: recompute paths if the down links changed."""
 
 
-class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
+class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -104,6 +105,7 @@ class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
         self._relink_timer: threading.Timer | None = None
         self._relink_since: float | None = None  # first link change not yet recompiled
         self._relinked_at = float("-inf")  # monotonic, last recompile for links
+        self._ha_seen = None  # the election's view as last acted on (replicas only)
         self.state.recompile()
 
     # ---- inputs from the daemon (callable from any thread: queued for the app) ---
@@ -174,9 +176,11 @@ class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
             st.counters.reload("unchanged")
             return
         st.counters.reload("ok")
+        start = st.edit_started()  # what the edit replaces: the dashboard's "last edits"
         for sw in st.set_topology(src.topology) if topology_changed else []:
             # Read what it holds first: the recompile below must not push to it blind.
             st.record("connect", f"{sw.name} (dpid {sw.dpid:#x}) joined the topology")
+            self._claim_role(sw)
             sw.datapath.send_msg(port_desc_request(sw.datapath))
             self._start_dump(sw)
         now = time.time()
@@ -191,9 +195,11 @@ class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
             if new.bindings != old.bindings:
                 st.record("bindings", "bindings: " + _binding_change(old.bindings, new.bindings))
         changed = st.recompile(since=change.detected_at)
+        st.edit_enforced(start, change.describe(), changed)
         st.start_rollout(pol.sha256, change.detected_at, changed)
         st.record("policy", f"{change.describe()}: enforcing policy {pol.sha256[:12]}, "
                   f"{len(changed)} switches to update")
+        self._publish_revision()
         for sw in changed:
             self._push(sw)
 
@@ -217,7 +223,9 @@ class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
         sw.ports_down, sw.ports_known, sw.port_replies, sw.await_ports = set(), False, [], False
         sw.connected_at = sw.pending_since = time.monotonic()
         sw.connected_since, sw.address = time.time(), f"{dp.address[0]}:{dp.address[1]}"
+        sw.role, sw.role_xid = None, None
         self.state.record("connect", f"{sw.name} (dpid {dp.id:#x}) connected from {dp.address[0]}")
+        self._claim_role(sw)  # before anything else (replicas only)
         self._start_dump(sw)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
@@ -232,6 +240,7 @@ class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
         self._fail_reads(sw, f"{sw.name} disconnected")
         sw.datapath, sw.programmed, sw.dump, sw.batch, sw.dirty = None, False, None, None, False
         sw.ports_known = sw.await_ports = False
+        sw.role = sw.role_xid = None
         # Not a link failure: the switch forwards on (fail_mode=secure) and its
         # neighbours report their own ports if its links really died.
         self.state.record("disconnect", f"{sw.name} disconnected", logging.WARNING)
@@ -375,6 +384,8 @@ class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
         """Send the switch the difference between what it holds and what it should hold."""
         if sw.datapath is None or sw.dump is not None or sw.await_ports:
             return  # not connected, or still reading: the read's end pushes
+        if not self._may_write(sw):
+            return  # a follower, or not yet MASTER of this switch (replicas only)
         if not self.state.bindings_ready:
             return  # OVSDB has not answered: "no VM bound" would delete every VM's flows
         if sw.desired is None:
@@ -465,6 +476,8 @@ class ControllerApp(ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
         where = sw.name if sw else f"dpid {msg.datapath.id}"
         label = sw.batch.labels.get(msg.xid, "") if sw and sw.batch else ""
         text = f"{where}: switch error {_error_name(msg)}" + (f" for {label}" if label else "")
+        if sw and self._role_refused(sw, msg):
+            return
         if sw and self._fail_read(sw, msg.xid, text):
             log.warning("%s", text)  # a refused read is the reader's problem, not an event
             return

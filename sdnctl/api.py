@@ -7,12 +7,16 @@ Routes (GET or HEAD only; every answer but /policy, /topology and /metrics is JS
     /flows/SWITCH?source=switch what SWITCH holds now, read from it and parsed into IR
     /policy, /topology          the files enforced, as they were loaded
     /metrics                    Prometheus text format (sdnctl.metrics)
+    /, /dashboard               the web dashboard (HTML; sdnctl.dashboard), and the JSON it
+    /network, /matrix, /explain, /edits   reads: topology and VMs, the reachability
+                                matrix, `explain` of one cell, the last edits
 
 A request never gets a traceback: an unknown path is 404, another method 405, an
 unknown or malformed query 400, a body over MAX_BODY 413, a missing or wrong token
 401 (when a token is configured; compared in constant time, checked before
-anything else so that paths are not probed for free). Standard library only: the
-WSGI server runs in its own threads, beside os-ken's.
+anything else so that paths are not probed for free; the dashboard page alone is
+served without it: fixed bytes, no state, its script sends the token). Standard
+library only: the WSGI server runs in its own threads, beside os-ken's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from sdnctl.dashboard import HTML, BadQuery, Dashboard, page
 from sdnctl.flows import flowset_to_json
 
 if TYPE_CHECKING:
@@ -41,6 +46,7 @@ REQUEST_TIMEOUT_S = 10.0  # a client that stalls mid-request loses its thread af
 JSON = "application/json"
 YAML = "application/yaml; charset=utf-8"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+PUBLIC = frozenset({"/", "/dashboard"})  # the dashboard page: no token (it holds no data)
 
 StartResponse = Callable[..., object]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -75,7 +81,8 @@ def _error(status: str, message: str, headers: tuple[tuple[str, str], ...] = ())
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A known path: the query keys it accepts (with their allowed values) and its answer."""
+    """A known path: the query keys it accepts (with their allowed values; `()`: any
+    value, checked by the answer) and its answer."""
 
     query: dict[str, tuple[str, ...]]
     answer: Callable[[dict[str, str]], Answer]
@@ -144,6 +151,20 @@ def make_api(
     if metrics is not None:
         fixed["/metrics"] = Route({}, prometheus)
 
+    def board_doc(doc: Callable[[dict[str, str]], object]) -> Callable[[dict[str, str]], Answer]:
+        def run(q: dict[str, str]) -> Answer:
+            try:
+                return _json("200 OK", doc(q))
+            except BadQuery as exc:
+                return _error("400 Bad Request", str(exc))
+        return run
+
+    board = Dashboard(state)
+    for path, (keys, doc) in board.routes().items():
+        fixed[path] = Route({k: () for k in keys}, board_doc(doc))
+    for path in PUBLIC:
+        fixed[path] = Route({}, lambda _q: Answer("200 OK", page().body, HTML, page().headers))
+
     def route(path: str) -> Route | None:
         if path in fixed:
             return fixed[path]
@@ -153,7 +174,8 @@ def make_api(
         return None
 
     def answer(environ: dict[str, Any]) -> Answer:
-        if not check_token(token, environ.get("HTTP_AUTHORIZATION")):
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        if path not in PUBLIC and not check_token(token, environ.get("HTTP_AUTHORIZATION")):
             return _error("401 Unauthorized", "a valid 'Authorization: Bearer TOKEN' is needed",
                           (("WWW-Authenticate", 'Bearer realm="sdnctl"'),))
         length = environ.get("CONTENT_LENGTH") or "0"
@@ -163,7 +185,6 @@ def make_api(
             return _error("413 Content Too Large", f"body over {MAX_BODY} bytes")
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return _error("411 Length Required", "chunked bodies are not accepted")
-        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         found = route(path)
         if found is None:
             return _error("404 Not Found", f"no such path {path!r}")
@@ -206,7 +227,7 @@ def _parse_query(text: str, allowed: dict[str, tuple[str, ...]]) -> tuple[dict[s
             return {}, f"unknown query parameter {key!r} (known: {known})"
         if key in query:
             return {}, f"query parameter {key!r} given twice"
-        if value not in allowed[key]:
+        if allowed[key] and value not in allowed[key]:
             return {}, f"{key}={value!r}: expected one of {', '.join(allowed[key])}"
         query[key] = value
     return query, ""

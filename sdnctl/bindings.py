@@ -42,7 +42,7 @@ def planned_bindings(policy: Policy, topology: Topology) -> Bindings:
             continue
         if topology.switches[host].role is not Role.HYPERVISOR:
             continue
-        used = topology.link_ports(host)
+        used = topology.link_ports(host) | {topology.switches[host].tunnel_port}
         port = next_port.get(host, VM_PORT_BASE)
         while port in used:
             port += 1

@@ -30,6 +30,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     policy, topology = _load(args.policy, args.topology)
     warnings = lint_policy(policy)
+    if args.live:
+        from sdnctl.policy.sprawl import sprawl_warnings
+        from sdnctl.southbound.api_client import ApiError, get_status
+
+        try:
+            status = get_status(args.api, timeout=5.0, token=_api_token(args))
+        except ApiError as exc:
+            print(f"sdnctl check --live: {exc}", file=sys.stderr)
+            return 1
+        warnings += sprawl_warnings(policy, status, args.stale_after)
     for w in warnings:
         print(f"{w} (warning)")
     n_rules = sum(len(t.rules) for t in policy.tenants.values())
@@ -149,7 +159,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     return run_daemon(args.policy, args.topology, listen=args.listen, ovsdb=args.ovsdb,
                       api=args.api, api_token_file=args.api_token_file, tls=tls_files(args),
-                      stats_interval_s=args.stats_interval or None)
+                      stats_interval_s=args.stats_interval or None, etcd=args.etcd,
+                      etcd_prefix=args.etcd_prefix, replica_id=args.replica_id)
+
+
+def _duration(text: str) -> float:
+    from sdnctl.policy.sprawl import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 30m, 12h, 7d)")\
+            from None
 
 
 def _api_token(args: argparse.Namespace) -> str | None:
@@ -407,8 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("-p", "--policy", required=True, help="policy file (YAML, version 1)")
         sp.add_argument("-t", "--topology", required=True, help="topology file (YAML, version 1)")
 
-    sp = sub.add_parser("check", help="validate and lint a policy against a topology")
+    sp = sub.add_parser("check", help="validate and lint a policy against a topology",
+                        description="Validate and lint. With --live, also ask the running "
+                        "daemon about sprawl: VMs of the policy not bound for longer than "
+                        "--stale-after, and hypervisor ports bound to no VM.")
     files(sp)
+    sp.add_argument("--live", action="store_true",
+                    help="add the sprawl warnings from the running daemon (--api)")
+    sp.add_argument("--stale-after", type=_duration, default="7d", metavar="DURATION",
+                    help="a VM unbound for longer than this is reported (90s, 30m, 12h, "
+                    "7d; default 7d)")
+    _add_api_client_arguments(sp)
     sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("compile", help="print the flows each switch would get")

@@ -41,6 +41,9 @@ from typing import TYPE_CHECKING
 from sdnctl.api import start_api
 from sdnctl.apitoken import ENV as TOKEN_ENV
 from sdnctl.apitoken import TokenError, is_loopback, loosely_protected, read_token
+from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
+from sdnctl.ha.etcd import parse_etcd_url
+from sdnctl.ha.model import Revision
 from sdnctl.live.sources import Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
@@ -57,6 +60,7 @@ from sdnctl.yamlsrc import LoadError
 
 if TYPE_CHECKING:
     from apps.controller import ControllerApp
+    from sdnctl.ha.election import Election
 
 log = logging.getLogger("daemon")
 
@@ -164,6 +168,9 @@ def run_daemon(
     api_token_file: str | None = None,
     tls: TlsFiles | None = None,
     stats_interval_s: float | None = DEFAULT_STATS_INTERVAL_S,
+    etcd: str | None = None,
+    etcd_prefix: str = DEFAULT_ETCD_PREFIX,
+    replica_id: str | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (exit 0); bad input exits 2, an unusable address 1.
 
@@ -171,6 +178,8 @@ def run_daemon(
     `api_token_file`: the API token (else $SDNCTL_API_TOKEN); needed to serve the API
     beyond loopback. `tls`: key, certificate and CA for `listen="ssl:HOST:PORT"`.
     `stats_interval_s`: how often to read flow stats for the drop counters (None: never).
+    `etcd`: `http://HOST:PORT` of etcd, to run as one of several replicas (sdnctl/ha/);
+    `replica_id` names this one there (default HOSTNAME:API-PORT).
     """
     setup_logging()
     started_at = time.monotonic()
@@ -192,6 +201,8 @@ def run_daemon(
     policy, topology = sources.policy, sources.topology
     try:
         ends = check_endpoints(listen, api, api_token_file, tls)
+        if etcd is not None:
+            parse_etcd_url(etcd)
     except ValueError as exc:
         print(f"sdnctl run: {exc}", file=sys.stderr)
         return 2
@@ -243,6 +254,14 @@ def run_daemon(
         "api": f"{ends.api_host}:{ends.api_port}", "api_token": ends.api_token is not None,
         "ovsdb": ovsdb,
     }
+    election = None
+    if etcd is not None:  # campaign from now on: the app asks for roles from the start
+        election = start_election(etcd, etcd_prefix,
+                                  replica_id or f"{socket.gethostname()}:{ends.api_port}",
+                                  f"{ends.api_host}:{ends.api_port}",
+                                  Revision(policy_file.sha256, topology_file.sha256))
+        state.ha = election
+        state.daemon_info["etcd"] = etcd
     if ends.tls is not None:  # os-ken refuses a bad certificate silently: count, log
         watch_handshakes(HandshakeWatch(on_refused=state.counters.tls_refusal))
 
@@ -262,6 +281,8 @@ def run_daemon(
         return 1
     app = manager.applications["sdnctl"]
     monitor.subscribe(app.post_bindings)
+    if election is not None:
+        election.subscribe(app.post_ha)
     if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
         app.post_bindings(monitor.snapshot())  # came or changed while the app was starting
     api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
@@ -286,6 +307,8 @@ def run_daemon(
             time.sleep(0.2)
     finally:
         log.info("stopping")
+        if election is not None:  # resign first: a follower takes over at once
+            election.stop(resign=True)
         if poller is not None:
             poller.stop()
         watcher.stop()
@@ -297,6 +320,19 @@ def run_daemon(
         closer.join(3.0)  # os-ken's app threads end on close; do not hang if one does not
     log.info("stopped")
     return 0
+
+
+def start_election(etcd: str, prefix: str, replica: str, api: str,
+                   revision: Revision) -> Election:
+    """This replica's campaign, running (sdnctl/ha/election.py)."""
+    from sdnctl.ha.election import Election
+    from sdnctl.ha.etcd import EtcdStore
+
+    election = Election(EtcdStore(etcd, prefix), replica, api)
+    election.set_local(revision)
+    election.start()
+    log.info("replica %s: campaigning through etcd %s (prefix %s)", replica, etcd, prefix)
+    return election
 
 
 class Ticker:
@@ -339,6 +375,14 @@ def add_run_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--stats-interval", type=float, default=DEFAULT_STATS_INTERVAL_S,
                     metavar="S", help="seconds between flow-stats reads for the drop "
                     "counters (default %(default)s; 0: never)")
+    ap.add_argument("--etcd", metavar="http://HOST:PORT",
+                    help="run as one of several replicas: leadership through a lease in "
+                    "this etcd; only the leader writes to the switches (default: the only "
+                    "replica)")
+    ap.add_argument("--etcd-prefix", default=DEFAULT_ETCD_PREFIX, metavar="PREFIX",
+                    help="etcd keys of this group of replicas (default %(default)s)")
+    ap.add_argument("--replica-id", metavar="NAME",
+                    help="this replica's name in etcd and /status (default HOSTNAME:API-PORT)")
 
 
 def tls_files(args: argparse.Namespace) -> TlsFiles | None:
@@ -361,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     interval = None if args.no_watch else args.watch_interval
     return run_daemon(args.policy, args.topology, args.listen, args.ovsdb, args.api, interval,
                       api_token_file=args.api_token_file, tls=tls_files(args),
-                      stats_interval_s=args.stats_interval or None)
+                      stats_interval_s=args.stats_interval or None, etcd=args.etcd,
+                      etcd_prefix=args.etcd_prefix, replica_id=args.replica_id)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ def parse_ct_state(text: str) -> tuple[int, int]:
 
 
 # Fields a match may name; anything else is a compiler bug caught at build time.
+# `tun_id` is the VNI of a frame that arrived through a tunnel (0 otherwise); the
+# tunnel's far end is chosen with the action `SetField("tun_dst", ip)`.
 MATCH_FIELDS = (
-    "in_port", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state",
+    "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state",
     "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
     "ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst", "icmpv4_type",
@@ -317,7 +319,7 @@ _NXM_NAME = {
     "reg6": "NXM_NX_REG6[]",
     "reg7": "NXM_NX_REG7[]",
 }
-_HEX_FIELDS = {"metadata", "reg5", "reg6", "reg7", "eth_type"}
+_HEX_FIELDS = {"metadata", "reg5", "reg6", "reg7", "eth_type", "tun_id"}
 
 
 def _render_value(name: str, value: MatchValue) -> str:
@@ -360,6 +362,8 @@ def render_action_ofctl(act: Action, named: bool = False) -> str:
         case SetField(field=f, value=v):
             if f in _NXM_NAME and isinstance(v, int):
                 return f"load:{hex(v)}->{_NXM_NAME[f]}"
+            if isinstance(v, int) and f in _HEX_FIELDS:
+                return f"set_field:{hex(v)}->{f}"
             return f"set_field:{v}->{f}"
         case Move(src=s, dst=d):
             return f"move:{_NXM_NAME[s]}->{_NXM_NAME[d]}"

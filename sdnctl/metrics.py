@@ -70,6 +70,9 @@ def _collect(state: ControllerState) -> Iterable[Family]:
     yield Family("sdnctl_up", "gauge", "The daemon answers.").add(1)
     yield Family("sdnctl_uptime_seconds", "gauge", "Seconds since the daemon started.").add(
         state.since_start())
+    yield Family("sdnctl_leader", "gauge",
+                 "1 if this replica writes to the switches (the leader, or the only "
+                 "replica), else 0.").add(1 if state.ha is None or state.ha.leading() else 0)
     yield Family("sdnctl_switches_configured", "gauge", "Switches in the topology.").add(
         len(switches))
     yield Family("sdnctl_switches_connected", "gauge", "Switches connected over OpenFlow.").add(

@@ -8,7 +8,7 @@ Registers (ovs-fields(7)) carried between stages:
 
 - `metadata`: tenant id (`tenant_id()`), so overlapping subnets never meet.
 - `reg5`: conntrack zone of the VM the packet came from (its OpenFlow port number).
-- `reg6`: the segment (VLAN id) the packet currently lives in.
+- `reg6`: the segment (`Segment.id`: its VLAN, or 2**24 + its VNI) the packet lives in.
 - `reg7`: the local VM port a packet is being delivered to.
 """
 
@@ -86,13 +86,17 @@ def tenant_id(tenant: str) -> int:
     return zlib.crc32(tenant.encode()) or 1
 
 
-def gateway_mac(vlan: int) -> str:
+def gateway_mac(segment_id: int) -> str:
     """The MAC the distributed router answers with for a segment's gateway.
 
-    `0e:` is locally administered unicast; the VLAN id makes it unique per segment.
-    The policy loader refuses VM MACs in the `0e:00:00:00` range.
+    `0e:` is locally administered unicast; `0e:00` then the 32-bit segment id
+    (`Segment.id`) makes it unique per segment: a VLAN segment's gateway is
+    `0e:00:00:00:` + its VLAN, an overlay-only segment's `0e:00:01:` + its VNI.
+    The policy loader refuses VM MACs in both ranges.
     """
-    return f"0e:00:00:00:{vlan >> 8:02x}:{vlan & 0xFF:02x}"
+    raw = f"{segment_id:08x}"
+    return "0e:00:" + ":".join(raw[i:i + 2] for i in range(0, 8, 2))
 
 
-GATEWAY_MAC_PREFIX = "0e:00:00:00:"
+GATEWAY_MAC_PREFIX = "0e:00:00:00:"  # gateways of VLAN segments
+OVERLAY_GATEWAY_MAC_PREFIX = "0e:00:01:"  # gateways of overlay-only segments

@@ -44,16 +44,16 @@ def compile_arp(view: NetworkView, switch: str) -> Iterator[Flow]:
             Match.of(in_port=lv.port, eth_type=ETH_ARP, arp_tpa=str(lv.vm.ip)),
             (), f"vm:{lv.vm.name}",
         )
-    segments = {lv.segment.vlan: lv.segment for lv in local}
-    for vlan in sorted(segments):
-        seg = segments[vlan]
-        request = {REG_SEGMENT: vlan, "eth_type": ETH_ARP, "arp_op": ARP_REQUEST}
+    segments = {lv.segment.id: lv.segment for lv in local}
+    for seg_id in sorted(segments):
+        seg = segments[seg_id]
+        request = {REG_SEGMENT: seg_id, "eth_type": ETH_ARP, "arp_op": ARP_REQUEST}
         if seg.gateway is not None:
             yield Flow(
                 "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(seg.gateway)),
-                arp_reply_actions(gateway_mac(vlan), str(seg.gateway)), f"segment:{vlan}",
+                arp_reply_actions(gateway_mac(seg_id), str(seg.gateway)), f"segment:{seg_id}",
             )
-        for vm in view.vms_by_segment.get(vlan, ()):
+        for vm in view.vms_by_segment.get(seg_id, ()):
             if vm.name in view.where:  # answer only for VMs that are really there
                 yield Flow(
                     "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(vm.ip)),

@@ -38,12 +38,12 @@ def compile_network(
     links (the fast-failover groups carry traffic until this recompile lands).
     """
     view = NetworkView(policy, topology, bindings, down_ports)
-    with _gc_paused():
+    with gc_paused():
         return {name: compile_view(view, name) for name in sorted(topology.switches)}
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Compiling allocates hundreds of thousands of small acyclic objects; the cyclic
     collector would rescan all of them over and over (cost growing with the size of
     the network) while finding nothing to free. Pause it for the duration."""

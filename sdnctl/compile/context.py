@@ -53,6 +53,15 @@ class NetworkView:
             local[ref.switch].append(LocalVM(vm, self.policy.segment_of(vm), ref.port))
         self.local = dict(local)
 
+    def reusing(self, policy: Policy, bindings: Bindings) -> NetworkView:
+        """A view of the same topology and down ports with another policy and bindings,
+        keeping what depends on those two alone (paths, labels, tunnels) if computed."""
+        view = NetworkView(policy, self.topology, bindings, self.down_ports)
+        for name in ("paths", "fabric_labels", "tunnel_ips"):
+            if name in self.__dict__:  # a cached_property that was computed
+                view.__dict__[name] = self.__dict__[name]
+        return view
+
     @cached_property
     def paths(self) -> PathFinder:
         """Next hops towards hypervisors, over the graph less the links that are down."""
@@ -89,11 +98,11 @@ class NetworkView:
 
     @cached_property
     def vms_by_segment(self) -> dict[int, list[VM]]:
-        """VLAN -> the VMs of that segment, by name."""
+        """Segment id (`Segment.id`) -> the VMs of that segment, by name."""
         out: dict[int, list[VM]] = defaultdict(list)
         for name in sorted(self.policy.vms):
             vm = self.policy.vms[name]
-            out[self.policy.segment_of(vm).vlan].append(vm)
+            out[self.policy.segment_of(vm).id].append(vm)
         return dict(out)
 
     @cached_property
@@ -124,11 +133,11 @@ class NetworkView:
         segment of their tenants (routing happens here, at the first hop)."""
         segs: dict[int, Segment] = {}
         for lv in self.local_vms(switch):
-            segs[lv.segment.vlan] = lv.segment
+            segs[lv.segment.id] = lv.segment
             if lv.segment.routed:
                 for seg in self.policy.tenants[lv.vm.tenant].segments.values():
                     if seg.routed:
-                        segs[seg.vlan] = seg
+                        segs[seg.id] = seg
         return [segs[v] for v in sorted(segs)]
 
     def trunk_ports(self, switch: str) -> list[int]:
@@ -137,5 +146,14 @@ class NetworkView:
     def ingress_segments(self, switch: str) -> list[Segment]:
         """Segments whose frames a hypervisor accepts from its trunks: those of its
         own VMs (the only ones it delivers to)."""
-        segs = {lv.segment.vlan: lv.segment for lv in self.local_vms(switch)}
+        segs = {lv.segment.id: lv.segment for lv in self.local_vms(switch)}
         return [segs[v] for v in sorted(segs)]
+
+    @cached_property
+    def tunnel_ips(self) -> dict[str, str]:
+        """Hypervisor -> its overlay tunnel endpoint address, for those that have one."""
+        return {name: str(ip) for name, ip in self.topology.tunnel_endpoints().items()}
+
+    def tunnels_between(self, a: str, b: str) -> bool:
+        """Both hypervisors have a tunnel endpoint: overlay segments may travel a->b."""
+        return a in self.tunnel_ips and b in self.tunnel_ips

@@ -1,7 +1,10 @@
 """Stage `l2_forward`: by segment and destination MAC, to the VM wherever it is.
 
 A local VM: hand over to `ct_in` with its port in reg7. A VM on another
-hypervisor: tag with the segment's VLAN, push an MPLS label naming that
+hypervisor, in an overlay segment, when both hypervisors have a tunnel endpoint:
+set the tunnel key to the segment's VNI and the tunnel's far end to that
+hypervisor's address, and output to the local VXLAN port. Otherwise (a VLAN
+segment): tag with the segment's VLAN, push an MPLS label naming that
 hypervisor, and send along the shortest path, through a fast-failover group where
 the fabric offers a loop-free backup. Fabric switches forward by label alone.
 Unknown destinations are dropped; nothing is flooded.
@@ -51,18 +54,28 @@ def compile_l2(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]
                 ))
         return flows, list(groups.values())
     for seg in view.carried_segments(switch):
-        for vm in view.vms_by_segment.get(seg.vlan, ()):
+        for vm in view.vms_by_segment.get(seg.id, ()):
             ref = view.where.get(vm.name)
             if ref is None:
                 continue  # not bound anywhere: nothing to forward to
             owner = f"vm:{vm.name}"
-            match = Match.of({REG_SEGMENT: seg.vlan}, eth_dst=vm.mac)
+            match = Match.of({REG_SEGMENT: seg.id}, eth_dst=vm.mac)
             if ref.switch == switch:
                 flows.append(Flow(
                     "l2_forward", 100, match,
                     (SetField(REG_OUT_PORT, ref.port), Goto("ct_in")), owner,
                 ))
                 continue
+            if seg.vni is not None and view.tunnels_between(switch, ref.switch):
+                # Overlay: one VXLAN hop to the hypervisor; the fabric never sees the VNI.
+                flows.append(Flow(
+                    "l2_forward", 100, match,
+                    (SetField("tun_id", seg.vni), SetField("tun_dst", view.tunnel_ips[ref.switch]),
+                     Output(view.topology.switches[switch].tunnel_port)), owner,
+                ))
+                continue
+            if seg.vlan is None:
+                continue  # overlay only, and no tunnel between the two: unreachable
             hop = view.paths.next_hop(switch, ref.switch)
             if hop is None:
                 continue  # no path: the fabric is partitioned

@@ -3,8 +3,10 @@
 From a VM port only the bound VM's own untagged IPv4 and ARP pass (source MAC,
 source IP, ARP sender MAC and IP all checked); everything else from that port is
 dropped. From a trunk, frames tagged with a carried segment are untagged and
-handed to `l2_forward`. Each accepted frame leaves with the tenant in
-`metadata`, the segment in reg6 and, from a VM, the VM's conntrack zone in reg5.
+handed to `l2_forward`; from the VXLAN port, IPv4 frames whose tunnel key is the
+VNI of a segment with a VM here are handed to `l2_forward` the same way. Each
+accepted frame leaves with the tenant in `metadata`, the segment (`Segment.id`) in
+reg6 and, from a VM, the VM's conntrack zone in reg5.
 """
 
 from __future__ import annotations
@@ -47,14 +49,14 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
         yield Flow(
             "port_security", PRIO_ALLOW,
             Match.of(untagged_from_vm, eth_type=ETH_IP, ipv4_src=str(vm.ip)),
-            (*meter, SetField(REG_ZONE, port), SetField(REG_SEGMENT, seg.vlan),
+            (*meter, SetField(REG_ZONE, port), SetField(REG_SEGMENT, seg.id),
              tenant_metadata(view, vm.tenant, seg.routed), Goto("ct_out")),
             owner,
         )
         yield Flow(
             "port_security", PRIO_ALLOW,
             Match.of(untagged_from_vm, eth_type=ETH_ARP, arp_spa=str(vm.ip), arp_sha=vm.mac),
-            (*meter, SetField(REG_SEGMENT, seg.vlan),
+            (*meter, SetField(REG_SEGMENT, seg.id),
              tenant_metadata(view, vm.tenant, seg.routed), Goto("arp")),
             owner,
         )
@@ -75,13 +77,34 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
     label = view.fabric_labels[switch]
     for trunk in view.trunk_ports(switch):
         for seg in view.ingress_segments(switch):
+            if seg.vlan is None:
+                continue  # overlay only: never on a trunk
             yield Flow(
                 "port_security", PRIO_ALLOW,
                 Match.of(in_port=trunk, vlan_vid=seg.vlan, eth_type=ETH_MPLS, mpls_label=label),
                 (PopMpls(ETH_IP), PopVlan(), SetField(REG_SEGMENT, seg.vlan),
                  tenant_metadata(view, seg.tenant, seg.routed), Goto("l2_forward")),
-                f"segment:{seg.vlan}",
+                f"segment:{seg.id}",
             )
+    yield from _tunnel_ingress(view, switch)
+
+
+def _tunnel_ingress(view: NetworkView, switch: str) -> Iterator[Flow]:
+    """Frames from the VXLAN port: the key names the segment (VNIs are unique in a
+    policy, so the key alone names the tenant too). Only IPv4 crosses, as on trunks."""
+    if switch not in view.tunnel_ips:
+        return
+    port = view.topology.switches[switch].tunnel_port
+    for seg in view.ingress_segments(switch):
+        if seg.vni is None:
+            continue
+        yield Flow(
+            "port_security", PRIO_ALLOW,
+            Match.of(in_port=port, tun_id=seg.vni, eth_type=ETH_IP),
+            (SetField(REG_SEGMENT, seg.id), tenant_metadata(view, seg.tenant, seg.routed),
+             Goto("l2_forward")),
+            f"segment:{seg.id}",
+        )
 
 
 def compile_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:

@@ -13,30 +13,51 @@ from collections.abc import Iterator
 
 from sdnctl.compile.context import ROUTED_BIT, TENANT_MASK, NetworkView
 from sdnctl.flows import DecTtl, Flow, Goto, Match, SetField
-from sdnctl.pipeline import GATEWAY_MAC_PREFIX, REG_SEGMENT, gateway_mac
+from sdnctl.pipeline import (
+    GATEWAY_MAC_PREFIX,
+    OVERLAY_GATEWAY_MAC_PREFIX,
+    REG_SEGMENT,
+    gateway_mac,
+)
+from sdnctl.policy.model import Segment
 
 ETH_IP = 0x0800
+# Gateway MACs come in two ranges (sdnctl.pipeline.gateway_mac): a frame to a
+# gateway was sent to its source segment's gateway, so the routing flows match the
+# ranges of the tenant's routed segments; a VLAN-only policy needs only the first.
 GATEWAY_MAC_MATCH = (GATEWAY_MAC_PREFIX + "00:00", "ff:ff:ff:ff:00:00")
+OVERLAY_GATEWAY_MAC_MATCH = (OVERLAY_GATEWAY_MAC_PREFIX + "00:00:00", "ff:ff:ff:00:00:00")
+
+
+def gateway_range(seg: Segment) -> tuple[str, str]:
+    return GATEWAY_MAC_MATCH if seg.vlan is not None else OVERLAY_GATEWAY_MAC_MATCH
 
 
 def compile_route(view: NetworkView, switch: str) -> Iterator[Flow]:
     if not view.local_vms(switch):
         return
+    ranges: set[tuple[str, str]] = set()
     for tenant in view.local_tenants(switch):
         tid = view.tenant_ids[tenant]
+        segments = view.policy.tenants[tenant].segments.values()
+        tenant_ranges = sorted({gateway_range(seg) for seg in segments if seg.routed})
+        ranges |= {gateway_range(seg) for seg in segments}
         for vm in view.vms_by_tenant[tenant]:
             seg = view.policy.segment_of(vm)
             if not seg.routed:
                 continue
-            yield Flow(
-                "l3_route", 200,
-                Match.of(
-                    metadata=(tid | ROUTED_BIT, ROUTED_BIT | TENANT_MASK),
-                    eth_type=ETH_IP, eth_dst=GATEWAY_MAC_MATCH, ipv4_dst=str(vm.ip),
-                ),
-                (SetField("eth_src", gateway_mac(seg.vlan)), SetField("eth_dst", vm.mac),
-                 DecTtl(), SetField(REG_SEGMENT, seg.vlan), Goto("l2_forward")),
-                f"vm:{vm.name}",
-            )
+            for gateways in tenant_ranges:
+                yield Flow(
+                    "l3_route", 200,
+                    Match.of(
+                        metadata=(tid | ROUTED_BIT, ROUTED_BIT | TENANT_MASK),
+                        eth_type=ETH_IP, eth_dst=gateways, ipv4_dst=str(vm.ip),
+                    ),
+                    (SetField("eth_src", gateway_mac(seg.id)), SetField("eth_dst", vm.mac),
+                     DecTtl(), SetField(REG_SEGMENT, seg.id), Goto("l2_forward")),
+                    f"vm:{vm.name}",
+                )
     yield Flow("l3_route", 100, Match.of(eth_dst=GATEWAY_MAC_MATCH), (), "base")
+    if OVERLAY_GATEWAY_MAC_MATCH in ranges:
+        yield Flow("l3_route", 100, Match.of(eth_dst=OVERLAY_GATEWAY_MAC_MATCH), (), "base")
     yield Flow("l3_route", 50, Match.of(), (Goto("l2_forward"),), "base")

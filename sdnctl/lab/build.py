@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -23,6 +24,7 @@ from mininet.net import Mininet
 from mininet.node import Host, Node, OVSSwitch, RemoteController
 
 from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan
+from sdnctl.lab.underlay import build_underlay, underlay_bridges, underlay_clashes
 
 LAB_MARK = "sdnctl-lab"  # Bridge.external_ids key: which lab (prefix) made this bridge
 
@@ -64,7 +66,7 @@ def check_names_free(plan: LabPlan) -> list[str]:
     existing = set(vsctl("list-br").split())
     problems = [
         f"a bridge named {bridge!r} already exists (another lab? use another prefix)"
-        for bridge in plan.bridges.values()
+        for bridge in (*plan.bridges.values(), *underlay_bridges(plan))
         if bridge in existing
     ]
     problems += [
@@ -72,7 +74,7 @@ def check_names_free(plan: LabPlan) -> list[str]:
         for name in plan.interfaces
         if Path("/sys/class/net", name).exists() and name not in existing
     ]
-    return problems + _twin_vm_ports(plan)
+    return problems + underlay_clashes(plan) + _twin_vm_ports(plan)
 
 
 def _ovsdb_rows(table: str, *columns: str) -> list[dict[str, Any]]:
@@ -124,20 +126,25 @@ def _twin_vm_ports(plan: LabPlan) -> list[str]:
     return problems
 
 
-def build_lab(plan: LabPlan, controller: tuple[str, int]) -> Lab:
-    """Create, start and bind the lab; on any failure tear down what was made."""
+def build_lab(plan: LabPlan, controller: tuple[str, int],
+              more_controllers: Sequence[tuple[str, int]] = ()) -> Lab:
+    """Create, start and bind the lab; on any failure tear down what was made.
+
+    `more_controllers`: further controller addresses every switch also connects to
+    (replicas, sdnctl/ha/); set at creation, as changing them later flushes the tables."""
     problems = check_names_free(plan)
     if problems:
         raise LabError("refusing to build the lab:\n  " + "\n  ".join(problems))
     net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
     lab = Lab(plan, net)
     try:
-        _add_nodes(lab, controller)
+        _add_nodes(lab, controller, more_controllers)
         net.build()
         net.start()
         for h in plan.hosts:
             _configure_host(lab.hosts[h.vm], h.gateway)
         _configure_switch_ends(plan)
+        build_underlay(plan)  # overlay tunnel endpoints, if the topology has any
         _bind_vms(plan)
         _check_bridges(plan)
     except BaseException:
@@ -146,10 +153,12 @@ def build_lab(plan: LabPlan, controller: tuple[str, int]) -> Lab:
     return lab
 
 
-def _add_nodes(lab: Lab, controller: tuple[str, int]) -> None:
+def _add_nodes(lab: Lab, controller: tuple[str, int],
+               more_controllers: Sequence[tuple[str, int]] = ()) -> None:
     plan, net = lab.plan, lab.net
-    ip, port = controller
-    net.addController(plan.controller, controller=_DaemonController, ip=ip, port=port)
+    for i, (ip, port) in enumerate([controller, *more_controllers]):
+        net.addController(plan.controller + (f"r{i}" if i else ""),
+                          controller=_DaemonController, ip=ip, port=port)
     for sw, bridge in plan.bridges.items():
         lab.switches[sw] = net.addSwitch(
             bridge,
@@ -253,7 +262,7 @@ def stop_lab(lab: Lab) -> None:
     try:
         lab.net.stop()
     finally:
-        bridges = list(lab.plan.bridges.values())
+        bridges = list(lab.plan.bridges.values()) + underlay_bridges(lab.plan)
         with contextlib.suppress(LabError):
             vsctl(*[a for b in bridges for a in ("--", "--if-exists", "del-br", b)][1:])
         for name in lab.plan.interfaces:

@@ -54,6 +54,19 @@ class LinkPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class TunnelPlan:
+    """A hypervisor's overlay tunnel endpoint: its VXLAN port and the underlay bridge
+    whose LOCAL interface holds the tunnel address (sdnctl.lab.underlay)."""
+
+    switch: str
+    bridge: str  # the hypervisor's bridge, which gets the VXLAN port
+    port: int  # OpenFlow port of the VXLAN port (the topology's tunnel_port)
+    intf: str  # the VXLAN port's name
+    underlay: str  # the underlay bridge's name
+    ip: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
 class LabPlan:
     prefix: str
     bridges: Mapping[str, str]  # topology switch -> bridge name
@@ -62,6 +75,7 @@ class LabPlan:
     hosts: tuple[HostPlan, ...]
     unplaced: tuple[str, ...]  # VMs with no hypervisor to plug into: not probed
     controller: str  # name of the Mininet controller node
+    tunnels: tuple[TunnelPlan, ...] = ()  # hypervisors with a tunnel_ip
 
     @property
     def interfaces(self) -> tuple[str, ...]:
@@ -69,7 +83,7 @@ class LabPlan:
         names = [h.intf for h in self.hosts]
         for link in self.links:
             names += [link.a_intf, link.b_intf]
-        return tuple(names)
+        return tuple(names + [t.underlay for t in self.tunnels])
 
     def host(self, vm: str) -> HostPlan:
         for h in self.hosts:
@@ -119,6 +133,11 @@ def plan_lab(policy: Policy, topology: Topology, prefix: str = "") -> LabPlan:
         hosts=tuple(hosts),
         unplaced=tuple(vm for vm in policy.vms if vm not in bindings.ports),
         controller=prefix + "ctl",
+        tunnels=tuple(
+            TunnelPlan(sw, bridges[sw], topology.switches[sw].tunnel_port,
+                       bridges[sw] + "-vx", bridges[sw] + "-ul", ip)
+            for sw, ip in sorted(topology.tunnel_endpoints().items())
+        ),
     )
     problems += _name_problems(plan)
     if problems:
@@ -138,6 +157,7 @@ def _name_problems(plan: LabPlan) -> list[str]:
     seen: dict[str, str] = {}
     nodes = [(b, "switch") for b in plan.bridges.values()]
     nodes += [(h.name, "VM") for h in plan.hosts] + [(plan.controller, "controller")]
+    nodes += [(t.underlay, "underlay bridge") for t in plan.tunnels]
     for name, kind in nodes:
         if name in seen:
             problems.append(f"{kind} {name!r} has the same Mininet name as a {seen[name]}")

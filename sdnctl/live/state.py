@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sdnctl.bindings import Bindings
-from sdnctl.compile.compiler import compile_network
-from sdnctl.flows import FlowSet
+from sdnctl.compile.incremental import IncrementalCompiler
+from sdnctl.flows import Flow, FlowSet
+from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
 from sdnctl.live.links import LinkState
 from sdnctl.live.reads import Read
@@ -38,6 +39,7 @@ from sdnctl.topology.model import PortRef, Topology
 log = logging.getLogger("controller")
 
 MAX_EVENTS = 50
+MAX_EDITS = 8  # enforced edits remembered for the dashboard (each holds two policies)
 
 
 class CompileFn(Protocol):
@@ -103,6 +105,12 @@ class SwitchState:
     updates: int = 0  # updates acknowledged (barrier replies of error-free updates)
     last_flow_mods: int = 0  # flow-mods of the last update sent
     packet_ins: int = 0
+    # OpenFlow role, with replicas (sdnctl.ha): as the switch last acknowledged it
+    role: str | None = None  # "master" | "slave" | "equal" | "refused"; None: not asked
+    role_generation: int | None = None
+    role_at: float | None = None  # wall clock of that acknowledgement
+    role_xid: int | None = None  # the role request in flight (its reply or error)
+    role_asked: Any = None  # sdnctl.ha.model.RoleAsk of that request
 
     @property
     def connected(self) -> bool:
@@ -132,6 +140,8 @@ class SwitchState:
             "last_flow_mods": self.last_flow_mods,
             "ports_down": sorted(self.ports_down),
             "packet_ins": self.packet_ins,
+            "role": self.role,
+            "role_at": self.role_at,
         }
 
 
@@ -166,6 +176,31 @@ class Rollout:
         self.done_at = time.time()
 
 
+@dataclass(frozen=True, slots=True)
+class EditStart:
+    """What an edit is about to replace (`ControllerState.edit_started`)."""
+
+    policy: Policy
+    sha256: str
+    desired: dict[str, FlowSet | None]
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcedEdit:
+    """A reload the daemon enforced, kept for the dashboard's "last edits": the
+    dashboard (sdnctl.dashboard) works out its reachability and flow-mod effect on
+    demand, so the app only keeps references here."""
+
+    time: float  # wall clock
+    what: str  # the change, as the events say it
+    before: Policy
+    after: Policy
+    before_sha: str
+    after_sha: str
+    topology: Topology
+    flowsets: dict[str, tuple[FlowSet | None, FlowSet | None]]  # changed switch -> (old, new)
+
+
 class ControllerState:
     """Everything the daemon knows, shared by the app and the status API."""
 
@@ -176,7 +211,7 @@ class ControllerState:
         policy_info: PolicyInfo,
         snapshot: BindingSnapshot | None = None,
         started_at: float | None = None,
-        compile_fn: CompileFn = compile_network,
+        compile_fn: CompileFn | None = None,
         use_bundles: bool = True,
         topology_info: PolicyInfo | None = None,
     ) -> None:
@@ -186,7 +221,17 @@ class ControllerState:
         self.topology_info = topology_info
         self.snapshot = snapshot or BindingSnapshot(Bindings())
         self.started_at = time.monotonic() if started_at is None else started_at
-        self.compile_fn = compile_fn
+        # Its own incremental compiler by default: unchanged switches come back as the
+        # same FlowSet objects, which are then neither re-normalised nor compared.
+        self.compile_fn: CompileFn = compile_fn or IncrementalCompiler()
+        self._compiled: dict[str, FlowSet] = {}  # compile_fn's last output, as returned
+        self.last_compile: dict[str, object] | None = None  # scope and time, for /status
+        # Per switch, compiled flow -> its normalized form: an edit changes few flows of
+        # the switches it reaches, and the rest need not be normalized again.
+        self._normalized: dict[str, dict[Flow, Flow]] = {}
+        # VM -> wall clock since when it has been unbound, as far as this daemon has
+        # seen (the clock starts with the daemon): the sprawl lint reads it.
+        self.unbound_since: dict[str, float] = {}
         self.use_bundles = use_bundles
         self.switches = {
             sw.name: SwitchState(sw.name, sw.dpid) for sw in topology.switches.values()
@@ -200,13 +245,27 @@ class ControllerState:
         self.last_refused: dict[str, object] | None = None
         self.rollout: Rollout | None = None
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
+        self.edits: collections.deque[EnforcedEdit] = collections.deque(maxlen=MAX_EDITS)
         self.counters = Counters()
         self.daemon_info: dict[str, object] = {}  # listen, api, tls: set by the daemon
+        self.ha: Election | None = None  # with replicas (`--etcd`); None: the only one
         self.lock = threading.RLock()
 
     def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
         log.log(level, message)
         self.events.append({"time": time.time(), "kind": kind, "message": message})
+
+    def edit_started(self) -> EditStart:
+        """Call before adopting a reload; hand the result to `edit_enforced` after recompiling."""
+        desired = {name: sw.desired for name, sw in self.switches.items()}
+        return EditStart(self.policy, self.policy_info.sha256, desired)
+
+    def edit_enforced(self, start: EditStart, what: str, changed: list[SwitchState]) -> None:
+        """Remember an enforced reload (bounded: MAX_EDITS) for the dashboard."""
+        flowsets = {sw.name: (start.desired.get(sw.name), sw.desired) for sw in changed}
+        self.edits.append(EnforcedEdit(time.time(), what, start.policy, self.policy,
+                                       start.sha256, self.policy_info.sha256, self.topology,
+                                       flowsets))
 
     def tenant_of(self, owner: str) -> str:
         """The tenant a flow owner belongs to ("" for shared flows such as `base`)."""
@@ -218,7 +277,7 @@ class ControllerState:
             return rest.partition(":")[0]
         if kind == "segment" and rest.isdigit():
             for tenant in self.policy.tenants.values():
-                if any(seg.vlan == int(rest) for seg in tenant.segments.values()):
+                if any(seg.id == int(rest) for seg in tenant.segments.values()):
                     return tenant.name
         return ""
 
@@ -231,16 +290,26 @@ class ControllerState:
 
         A compiler failure keeps the last good FlowSets (and is reported)."""
         down = self.links.down_ports(self.topology)
+        started = time.perf_counter()
         try:
             compiled = self.compile_fn(
                 self.policy, self.topology, self.snapshot.bindings, down_ports=down)
-            normalized = {name: sb.normalize_flowset(fs) for name, fs in compiled.items()}
+            normalized = {name: self._normalize(name, fs) for name, fs in compiled.items()
+                          if fs is not self._compiled.get(name)}
         except Exception as exc:
             log.exception("compile failed")
             self.record("compile-error", f"compile failed, keeping the last flows: {exc}",
                         logging.ERROR)
             return []
         self.down_ports = down
+        self._compiled = compiled
+        self._note_unbound()
+        scope = getattr(self.compile_fn, "last_scope", None)
+        self.last_compile = {
+            "took_ms": round((time.perf_counter() - started) * 1000, 1),
+            "scope": scope.describe() if scope is not None else "full compile",
+            "switches_recompiled": len(scope.switches) if scope is not None else len(compiled),
+        }
         when = time.monotonic() if since is None else since
         changed = []
         for name, fs in normalized.items():
@@ -250,6 +319,20 @@ class ControllerState:
                 sw.mark_changed(when)
                 changed.append(sw)
         return changed
+
+    def _note_unbound(self) -> None:
+        bound, now = self.snapshot.bindings.ports, time.time()
+        self.unbound_since = {
+            name: self.unbound_since.get(name, now)
+            for name in self.policy.vms if name not in bound
+        }
+
+    def _normalize(self, switch: str, fs: FlowSet) -> FlowSet:
+        known = self._normalized.get(switch, {})
+        cache = {f: known.get(f) or sb.normalize_flow(f) for f in fs.flows}
+        self._normalized[switch] = cache
+        return FlowSet.build(fs.switch, cache.values(),
+                             (sb.normalize_group(g) for g in fs.groups), fs.meters)
 
     def set_topology(self, topology: Topology) -> list[SwitchState]:
         """Adopt a reloaded topology; the switches that are connected but were strangers.
@@ -311,7 +394,8 @@ class ControllerState:
             policy["enforced_at"] = self.rollout.done_at
         vms = {
             name: {"tenant": vm.tenant, "segment": vm.segment,
-                   "at": str(bindings[name]) if name in bindings else None}
+                   "at": str(bindings[name]) if name in bindings else None,
+                   "unbound_since": self.unbound_since.get(name)}
             for name, vm in sorted(self.policy.vms.items())
         }
         return {
@@ -325,7 +409,10 @@ class ControllerState:
             "unbound": [name for name, vm in vms.items() if vm["at"] is None],
             "bindings_ready": self.bindings_ready,
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
+            "last_compile": self.last_compile,
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],
+            "unclaimed_ports": [p.as_json() for p in self.snapshot.unclaimed],
             "counters": self.counters.snapshot(),
             "events": list(self.events),
+            "ha": self.ha.status() if self.ha is not None else {"enabled": False},
         }

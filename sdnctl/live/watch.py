@@ -1,6 +1,6 @@
 """Watch the daemon's input files: poll their stat, hash what changed, report it.
 
-Polling a stat every 50 ms costs next to nothing and works on every filesystem
+Polling a stat every 20 ms costs next to nothing and works on every filesystem
 (inotify misses edits through bind mounts and network filesystems, and needs a
 library). A file counts as changed when its (mtime, ctime, size, inode) moves *and*
 its sha256 differs from the version last reported: a `touch` or a save of the same
@@ -30,7 +30,7 @@ from sdnctl.live.sources import FileVersion, read_version
 
 log = logging.getLogger("watch")
 
-DEFAULT_INTERVAL_S = 0.05
+DEFAULT_INTERVAL_S = 0.02
 SETTLE_S = 0.05
 MISSING_S = 0.5
 

@@ -20,6 +20,7 @@ class SegmentDraft:
     name: str
     line: int
     vlan: int | None = None
+    vni: int | None = None
     subnet: IPv4Network | None = None
     gateway: IPv4Address | None = None
 
@@ -64,8 +65,8 @@ def build_tenant(t: TenantDraft) -> Tenant:
 
 
 def build_segment(s: SegmentDraft) -> Segment:
-    assert s.vlan is not None and s.subnet is not None
-    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line)
+    assert (s.vlan is not None or s.vni is not None) and s.subnet is not None
+    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line, s.vni)
 
 
 def build_vm(vm: VMDraft) -> VM:

@@ -29,6 +29,7 @@ from sdnctl.policy.drafts import (
 )
 from sdnctl.policy.model import (
     ANY,
+    MAX_VNI,
     Default,
     Group,
     Policy,
@@ -56,7 +57,7 @@ from sdnctl.yamlsrc import (
 
 TOP_KEYS = ("version", "tenants", "vms")
 TENANT_KEYS = ("default", "segments", "groups", "rules")
-SEGMENT_KEYS = ("vlan", "subnet", "gateway")
+SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway")
 GROUP_KEYS = ("labels", "vms")
 RULE_KEYS = ("from", "to", "allow")
 VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps")
@@ -86,6 +87,7 @@ class _PolicyReader:
         self.tenants: dict[str, TenantDraft] = {}
         self.vms: dict[str, VMDraft] = {}
         self.vlans: dict[int, SegmentDraft] = {}
+        self.vnis: dict[int, SegmentDraft] = {}
         self.macs: dict[str, VMDraft] = {}
 
     def read(self, data: Any) -> Policy | None:
@@ -159,9 +161,14 @@ class _PolicyReader:
             self.r.add(line, f"{seg.where}: must be a mapping with keys "
                              f"{', '.join(SEGMENT_KEYS)}, got {describe(body)}")
             return
-        self.r.check_keys(body, seg.where, SEGMENT_KEYS, ("vlan", "subnet"), line)
+        self.r.check_keys(body, seg.where, SEGMENT_KEYS, ("subnet",), line)
+        if "vlan" not in body and "vni" not in body:
+            self.r.add(line, f"{seg.where}: missing required key 'vlan' or 'vni' "
+                             "(a VLAN segment, an overlay segment, or both)")
         if "vlan" in body:
             seg.vlan = self._vlan(seg, body["vlan"], body.key_line("vlan"))
+        if "vni" in body:
+            seg.vni = self._vni(seg, body["vni"], body.key_line("vni"))
         if "subnet" in body:
             seg.subnet = self._subnet(seg, body["subnet"], body.key_line("subnet"))
             self._check_overlap(tenant, seg, body.key_line("subnet"))
@@ -179,6 +186,20 @@ class _PolicyReader:
         first = self.vlans.setdefault(value, seg)
         if first is not seg:
             self.r.add(line, f"{seg.where}: vlan {value} is already used by "
+                             f"{first.where} (line {first.line})")
+        return int(value)
+
+    def _vni(self, seg: SegmentDraft, value: Any, line: int) -> int | None:
+        if not is_int(value):
+            self.r.add(line, f"{seg.where}: vni must be an integer 1..{MAX_VNI}, "
+                             f"got {describe(value)}")
+            return None
+        if not 1 <= value <= MAX_VNI:
+            self.r.add(line, f"{seg.where}: vni {value} is out of range 1..{MAX_VNI}")
+            return None
+        first = self.vnis.setdefault(value, seg)
+        if first is not seg:
+            self.r.add(line, f"{seg.where}: vni {value} is already used by "
                              f"{first.where} (line {first.line})")
         return int(value)
 
@@ -248,6 +269,7 @@ class _PolicyReader:
             vm.labels = read_labels(self.r, body["labels"], body.key_line("labels"), where)
         if "host" in body:
             vm.host = self._host(body["host"], body.key_line("host"), where)
+            self._check_tunnel(vm, body.key_line("host"), where)
         if "rate_limit_mbps" in body:
             vm.rate_limit_mbps = self._rate(body["rate_limit_mbps"],
                                             body.key_line("rate_limit_mbps"), where)
@@ -335,6 +357,29 @@ class _PolicyReader:
             self.r.add(line, f"{where}: host {value!r} is a {switch.role.value} switch, "
                              "not a hypervisor")
         return value
+
+    def _check_tunnel(self, vm: VMDraft, line: int, where: str) -> None:
+        """Overlay-only segments (vni, no vlan) cross between hypervisors in tunnels
+        alone: a VM's host needs a tunnel endpoint when the VM is in one, or when its
+        routed segment is routed to one (routing happens at the first hop, here)."""
+        seg = self._segment_of(vm)
+        if self.topology is None or seg is None or vm.host is None or vm.tenant is None:
+            return
+        switch = self.topology.switches.get(vm.host)
+        if switch is None or switch.role is not Role.HYPERVISOR or switch.tunnel_ip is not None:
+            return
+        if seg.vni is not None and seg.vlan is None:
+            self.r.add(line, f"{where}: host {vm.host!r} has no tunnel_ip, but {seg.where} "
+                             "is an overlay segment (vni, no vlan)")
+            return
+        if seg.gateway is None:
+            return
+        for other in self.tenants[vm.tenant].segments.values():
+            if other.vni is not None and other.vlan is None and other.gateway is not None:
+                self.r.add(line, f"{where}: host {vm.host!r} has no tunnel_ip, but {seg.where} "
+                                 f"is routed to {other.where}, an overlay segment "
+                                 "(vni, no vlan)")
+                return
 
     def _rate(self, value: Any, line: int, where: str) -> int | None:
         if not is_int(value) or value <= 0:

@@ -13,6 +13,10 @@ from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
 
 ANY = "any"  # the group name that means "every VM of the tenant"
+MAX_VNI = (1 << 24) - 1  # VXLAN network identifiers are 24 bits
+# Segment ids (reg6, flow owners) of overlay-only segments: above every VLAN id, so
+# the two kinds never collide, and the VNI is readable in the low 24 bits.
+OVERLAY_ID_BASE = 1 << 24
 
 
 class Proto(enum.StrEnum):
@@ -83,18 +87,38 @@ def parse_service(text: str) -> Service:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One VLAN / L2 domain of a tenant."""
+    """One L2 domain of a tenant: a VLAN, an overlay (VXLAN VNI), or both."""
 
     tenant: str
     name: str
-    vlan: int
+    vlan: int | None  # the 802.1Q tag on fabric trunks; None: overlay only
     subnet: IPv4Network
     gateway: IPv4Address | None  # None: the segment is never routed
     line: int = 0
+    vni: int | None = None  # the VXLAN key between hypervisors; None: VLAN only
+
+    def __post_init__(self) -> None:
+        if self.vlan is None and self.vni is None:
+            raise ValueError(f"segment {self.tenant}/{self.name} has neither vlan nor vni")
 
     @property
     def routed(self) -> bool:
         return self.gateway is not None
+
+    @property
+    def id(self) -> int:
+        """The segment's one identity inside the pipeline (reg6, owners, gateway MAC):
+        its VLAN when it has one, else OVERLAY_ID_BASE + its VNI. Unique in a policy,
+        since VLANs and VNIs each are."""
+        if self.vlan is not None:
+            return self.vlan
+        assert self.vni is not None
+        return OVERLAY_ID_BASE + self.vni
+
+    @property
+    def overlay(self) -> bool:
+        """Travels between hypervisors in VXLAN tunnels (where both ends have one)."""
+        return self.vni is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
 from typing import Any
 
-from sdnctl.pipeline import GATEWAY_MAC_PREFIX
+from sdnctl.pipeline import GATEWAY_MAC_PREFIX, OVERLAY_GATEWAY_MAC_PREFIX
 from sdnctl.yamlsrc import LineDict, Report, describe, show_key
 
 
@@ -38,6 +38,9 @@ def mac_trouble(mac: str) -> str:
         return "is all zeros"
     if mac.startswith(GATEWAY_MAC_PREFIX):
         return f"is in the range reserved for gateway MACs ({GATEWAY_MAC_PREFIX}xx:xx)"
+    if mac.startswith(OVERLAY_GATEWAY_MAC_PREFIX):
+        return ("is in the range reserved for overlay gateway MACs "
+                f"({OVERLAY_GATEWAY_MAC_PREFIX}xx:xx:xx)")
     return ""
 
 

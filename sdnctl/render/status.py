@@ -54,6 +54,23 @@ def _switch_state(sw: Mapping[str, Any]) -> str:
     return "connected" if sw.get("connected") else "DOWN"
 
 
+def _ha_line(ha: Mapping[str, Any], now: float) -> str:
+    """One of several replicas (sdnctl/ha/): who leads, and whether this one could."""
+    me = ha.get("replica", "?")
+    gen = ha.get("generation")
+    if ha.get("leading"):
+        since = when(ha.get("leading_since"), now)
+        text = f"replica   {me}: LEADER (generation {gen}) since {since}"
+    else:
+        text = f"replica   {me}: follower of {ha.get('leader') or 'nobody'}" + (
+            f" (generation {gen})" if gen else "")
+    if ha.get("refusal"):
+        text += f"; will not take over: {ha['refusal']}"
+    if not ha.get("etcd_ok"):
+        text += f"; etcd unreachable: {ha.get('last_error')}"
+    return text
+
+
 def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     out: list[str] = []
@@ -63,6 +80,9 @@ def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
                    f"{daemon.get('listen', '?')}{' (TLS)' if daemon.get('tls') else ''}, "
                    f"API {daemon.get('api', '?')}"
                    f"{' (token)' if daemon.get('api_token') else ''}")
+    ha = status.get("ha") or {}
+    if ha.get("enabled"):
+        out.append(_ha_line(ha, now))
     pol = status.get("policy") or {}
     out.append(f"policy    {pol.get('file')}  sha256 {str(pol.get('sha256'))[:12]}  "
                f"loaded {when(pol.get('loaded_at'), now)}")
@@ -116,6 +136,10 @@ def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
         out.append(table(["SWITCH:PORT", "INTERFACE", "VM-ID", "WHY REFUSED"], [
             [f"{p.get('switch')}:{p.get('port')}", p.get("interface"), p.get("vm"),
              p.get("reason")] for p in unknown]))
+    unclaimed = status.get("unclaimed_ports") or []
+    if unclaimed:
+        out.append("ports bound to no VM (no vm-id): " + ", ".join(
+            f"{p.get('switch')}:{p.get('port')} ({p.get('interface')})" for p in unclaimed))
     if status.get("down_ports"):
         out.append(f"link ports down: {', '.join(status['down_ports'])}")
 

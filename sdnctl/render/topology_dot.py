@@ -23,7 +23,7 @@ def _q(text: str) -> str:
 def topology_dot(topology: Topology, policy: Policy, bindings: Bindings) -> str:
     tenants = sorted(policy.tenants)
     tenant_fill = {t: TENANT_COLOURS[i % len(TENANT_COLOURS)] for i, t in enumerate(tenants)}
-    vlans = sorted(s.vlan for t in policy.tenants.values() for s in t.segments.values())
+    vlans = sorted(s.id for t in policy.tenants.values() for s in t.segments.values())
     seg_colour = {v: SEGMENT_COLOURS[i % len(SEGMENT_COLOURS)] for i, v in enumerate(vlans)}
 
     out = [
@@ -59,12 +59,13 @@ def topology_dot(topology: Topology, policy: Policy, bindings: Bindings) -> str:
         vm = policy.vms[name]
         seg = policy.segment_of(vm)
         routed = "routed" if seg.routed else "not routed"
-        label = f"{name}\\n{vm.ip}\\n{vm.tenant}/{seg.name} vlan {seg.vlan} ({routed})"
+        carried = " ".join(f"{k} {v}" for k, v in (("vlan", seg.vlan), ("vni", seg.vni)) if v)
+        label = f"{name}\\n{vm.ip}\\n{vm.tenant}/{seg.name} {carried} ({routed})"
         ref = bindings.ports.get(name)
         style = "filled" if ref else "filled,dashed"
         out.append(
             f"  {_q('vm:' + name)} [label={_q(label)}, shape=ellipse, style={_q(style)}, "
-            f"fillcolor={_q(tenant_fill[vm.tenant])}, color={_q(seg_colour[seg.vlan])}, "
+            f"fillcolor={_q(tenant_fill[vm.tenant])}, color={_q(seg_colour[seg.id])}, "
             "penwidth=2.5];"
         )
         if ref:

@@ -36,18 +36,20 @@ import ovs.stream
 
 from sdnctl.bindings import Bindings
 from sdnctl.policy.model import Policy
-from sdnctl.topology.model import PortRef, Topology
+from sdnctl.topology.model import PortRef, Role, Topology
 
 log = logging.getLogger("ovsdb")
 
 DEFAULT_REMOTE = "unix:/var/run/openvswitch/db.sock"
 VM_ID_KEY = "vm-id"
+OFPP_MAX = 0xFF00  # ports from here up are reserved (LOCAL is 0xfffe)
+VM_PORT_KINDS = ("", "system", "tap")  # what a VM NIC looks like; not tunnels, patches
 MAC_KEY = "attached-mac"
 
 _COLUMNS = {
     "Bridge": ["name", "datapath_id", "ports"],
     "Port": ["name", "interfaces"],
-    "Interface": ["name", "ofport", "external_ids"],
+    "Interface": ["name", "ofport", "external_ids", "type"],
 }
 
 
@@ -60,6 +62,7 @@ class InterfaceRecord:
     interface: str
     ofport: int | None
     external_ids: dict[str, str] = field(default_factory=dict)
+    kind: str = ""  # Interface.type: "" (system), "tap", "internal", "vxlan", "patch"...
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -86,6 +89,9 @@ class PortProblem:
 class BindingSnapshot:
     bindings: Bindings
     problems: tuple[PortProblem, ...] = ()
+    # VM-like ports (system or tap) of hypervisors that carry no vm-id at all: plugged,
+    # bound to nothing, dropping everything (sprawl, or a plug that half failed).
+    unclaimed: tuple[PortProblem, ...] = ()
     seq: int = field(default=0, compare=False)  # order of computation (monitor), 0: unknown
 
 
@@ -101,14 +107,21 @@ def compute_bindings(
     was bound if that port is among the claims (the others are reported)."""
     claims: dict[str, list[tuple[PortRef, str]]] = {}
     problems: list[PortProblem] = []
+    unclaimed: list[PortProblem] = []
     for rec in records:
         vm = rec.external_ids.get(VM_ID_KEY)
-        if not vm or rec.datapath_id is None or not rec.ofport or rec.ofport <= 0:
-            continue  # not a VM port, or not ready yet (no ofport)
+        if rec.datapath_id is None or not rec.ofport or not 0 < rec.ofport < OFPP_MAX:
+            continue  # not ready yet (no ofport), or the bridge's own LOCAL port
         sw = topology.by_dpid(rec.datapath_id)
         if sw is None:
             continue  # a bridge this controller does not manage
         ref = PortRef(sw.name, rec.ofport)
+        if not vm:
+            if (sw.role is Role.HYPERVISOR and rec.kind in VM_PORT_KINDS
+                    and ref.port not in topology.link_ports(sw.name)):
+                unclaimed.append(PortProblem(ref.switch, ref.port, rec.interface, "",
+                                             "no vm-id: bound to no VM"))
+            continue
 
         mac = rec.external_ids.get(MAC_KEY)
         if vm not in policy.vms:
@@ -136,7 +149,7 @@ def compute_bindings(
         reason = "vm-id claimed by several ports: " + ", ".join(sorted(str(r) for r, _ in where))
         problems += [PortProblem(r.switch, r.port, iface, vm, reason) for r, iface in where]
     bindings = Bindings(MappingProxyType(dict(sorted(ports.items()))))
-    return BindingSnapshot(bindings, tuple(sorted(problems)))
+    return BindingSnapshot(bindings, tuple(sorted(problems)), tuple(sorted(unclaimed)))
 
 
 def _one(value: Any) -> Any:
@@ -164,6 +177,7 @@ def records_from_idl(idl: ovs.db.idl.Idl) -> list[InterfaceRecord]:
                         interface=iface.name,
                         ofport=int(ofport) if ofport is not None else None,
                         external_ids=dict(iface.external_ids),
+                        kind=iface.type or "",
                     )
                 )
     return records

@@ -2,21 +2,28 @@
 
 Messages read `<object>: <problem>` where the object is `topology`, `switch S` or
 `link N` (N counts from 1 in file order).
+
+A hypervisor may name an overlay tunnel endpoint: `tunnel_ip` (its underlay
+address, unique) and optionally `tunnel_port` (the OpenFlow number of its VXLAN
+port, default TUNNEL_PORT), a port no link may use.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology
+from sdnctl.policy.values import parse_address
+from sdnctl.topology.model import TUNNEL_PORT, Link, PortRef, Role, Switch, Topology
 from sdnctl.yamlsrc import LineDict, LineList, Report, describe, is_int, load_yaml, read_source
 
 TOP_KEYS = ("version", "switches", "links")
-SWITCH_KEYS = ("dpid", "role")
+SWITCH_KEYS = ("dpid", "role", "tunnel_ip", "tunnel_port")
+REQUIRED_SWITCH_KEYS = ("dpid", "role")
 LINK_KEYS = ("a", "b")
 
 # Switch names become OVS bridge names: Linux caps interface names at 15 characters.
@@ -56,6 +63,7 @@ class _TopologyReader:
         self.dpids: dict[int, _Placed] = {}
         self.ports: dict[PortRef, _Placed] = {}
         self.pairs: dict[frozenset[str], _Placed] = {}
+        self.tunnel_ips: dict[IPv4Address, _Placed] = {}
 
     def read(self, data: Any) -> Topology | None:
         top = self._top(data)
@@ -99,17 +107,59 @@ class _TopologyReader:
         where = f"switch {name}"
         ok = self._check_name(name, line, where)
         if not isinstance(body, LineDict):
-            self.r.add(line, f"{where}: must be a mapping with keys {', '.join(SWITCH_KEYS)}, "
-                             f"got {describe(body)}")
+            self.r.add(line, f"{where}: must be a mapping with keys "
+                             f"{', '.join(REQUIRED_SWITCH_KEYS)}, got {describe(body)}")
             return None
-        self.r.check_keys(body, where, SWITCH_KEYS, SWITCH_KEYS, line)
+        self.r.check_keys(body, where, SWITCH_KEYS, REQUIRED_SWITCH_KEYS, line)
         dpid = self._dpid(body.get("dpid"), body.key_line("dpid"), where) \
             if "dpid" in body else None
         role = self._role(body.get("role"), body.key_line("role"), where) \
             if "role" in body else None
-        if not ok or dpid is None or role is None:
+        tunnel = self._tunnel(name, body, role, where)
+        if not ok or dpid is None or role is None or tunnel is None:
             return None
-        return Switch(name, dpid, role, line)
+        return Switch(name, dpid, role, line, *tunnel)
+
+    def _tunnel(self, name: str, body: LineDict, role: Role | None,
+                where: str) -> tuple[IPv4Address | None, int] | None:
+        """(tunnel_ip, tunnel_port), or None if either is wrong (reported)."""
+        ip: IPv4Address | None = None
+        port = TUNNEL_PORT
+        ok = True
+        if "tunnel_ip" in body:
+            line = body.key_line("tunnel_ip")
+            ip = parse_address(body["tunnel_ip"])
+            if ip is None or ip.is_multicast or ip.is_unspecified or ip.is_loopback \
+                    or ip == IPv4Address("255.255.255.255"):
+                self.r.add(line, f"{where}: tunnel_ip must be a unicast IPv4 address, "
+                                 f"got {describe(body['tunnel_ip'])}")
+                ok = False
+            elif role is Role.FABRIC:
+                self.r.add(line, f"{where}: tunnel_ip is for hypervisors; a fabric switch "
+                                 "carries no tunnel endpoint")
+                ok = False
+            else:
+                first = self.tunnel_ips.setdefault(ip, _Placed(where, line))
+                if first.what != where:
+                    self.r.add(line, f"{where}: tunnel_ip {ip} is already used by "
+                                     f"{first.what} (line {first.line})")
+                    ok = False
+        if "tunnel_port" in body:
+            line = body.key_line("tunnel_port")
+            value = body["tunnel_port"]
+            if "tunnel_ip" not in body:
+                self.r.add(line, f"{where}: tunnel_port without tunnel_ip")
+                ok = False
+            elif not is_int(value) or not 1 <= value <= MAX_PORT:
+                self.r.add(line, f"{where}: tunnel_port must be an integer 1..{MAX_PORT}, "
+                                 f"got {describe(value)}")
+                ok = False
+            else:
+                port = int(value)
+        if ok and ip is not None:  # links may not use the tunnel's port
+            key = "tunnel_port" if "tunnel_port" in body else "tunnel_ip"
+            self.ports[PortRef(name, port)] = _Placed(f"{where}'s tunnel", body.key_line(key))
+        return (ip, port) if ok else None
 
     def _check_name(self, name: str, line: int, where: str) -> bool:
         if _SWITCH_NAME_RE.match(name):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from types import MappingProxyType
 
 import networkx as nx
@@ -15,12 +16,21 @@ class Role(enum.Enum):
     FABRIC = "fabric"
 
 
+# The OpenFlow port of a hypervisor's VXLAN port when the topology names none:
+# high, so it never meets planned VM ports (100, 101, ...) or usual trunk numbers.
+TUNNEL_PORT = 65000
+
+
 @dataclass(frozen=True, slots=True)
 class Switch:
     name: str
     dpid: int
     role: Role
     line: int = 0
+    # A hypervisor's overlay tunnel endpoint: the underlay address of its VXLAN
+    # port (None: it carries no overlay traffic) and that port's OpenFlow number.
+    tunnel_ip: IPv4Address | None = None
+    tunnel_port: int = TUNNEL_PORT
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -85,6 +95,13 @@ class Topology:
             if sw.dpid == dpid:
                 return sw
         return None
+
+    def tunnel_endpoints(self) -> dict[str, IPv4Address]:
+        """Hypervisor -> its tunnel IP, for those that have one."""
+        return {
+            name: sw.tunnel_ip for name, sw in self.switches.items()
+            if sw.tunnel_ip is not None and sw.role is Role.HYPERVISOR
+        }
 
     def link_ports(self, switch: str) -> frozenset[int]:
         """The ports of `switch` that are fabric links (trunks)."""

@@ -144,14 +144,46 @@ def check_pairs(
     by_tenant: dict[str, list[VmClass]] = {}
     for c in classes:
         by_tenant.setdefault(policy.vms[c.rep].tenant, []).append(c)
+    others = _OtherTenants(policy, bindings, classes)
     for a in classes:
         tenant = policy.vms[a.rep].tenant
         for b in by_tenant[tenant]:
             _probe_pair(sim, policy, bindings, a, b, report)
-        _sweep_other_tenants(sim, policy, bindings, a, classes, tenant, report)
+        _sweep_other_tenants(sim, policy, bindings, a, others, tenant, report)
     report.injections = sim.injections
     report.seconds = time.monotonic() - started
     return report
+
+
+class _OtherTenants:
+    """Indexes over every class, built once, so that sweeping the classes of the other
+    tenants costs O(distinct destination IPs) per source class, not O(classes): with
+    thousands of tenants reusing one address plan, that is the difference between
+    linear and quadratic."""
+
+    tenant_of: dict[str, str]  # class representative -> tenant
+    by_ip: dict[str, list[VmClass]]  # destination IP -> classes with it, all tenants
+    in_tenant: dict[tuple[str, str], int]  # (IP, tenant) -> how many of by_ip[IP]
+    rep_at: dict[PortRef, VmClass]  # representative's port -> class
+    n_classes: int
+    n_vms: int
+    tenant_classes: dict[str, int]
+    tenant_vms: dict[str, int]
+
+    def __init__(self, policy: Policy, bindings: Bindings, classes: Sequence[VmClass]) -> None:
+        self.tenant_of, self.by_ip, self.in_tenant, self.rep_at = {}, {}, {}, {}
+        self.tenant_classes, self.tenant_vms = {}, {}
+        self.n_classes, self.n_vms = len(classes), 0
+        for b in classes:
+            vm = policy.vms[b.rep]
+            ip = str(vm.ip)
+            self.tenant_of[b.rep] = vm.tenant
+            self.by_ip.setdefault(ip, []).append(b)
+            self.in_tenant[(ip, vm.tenant)] = self.in_tenant.get((ip, vm.tenant), 0) + 1
+            self.rep_at[bindings.ports[b.rep]] = b
+            self.n_vms += len(b.members)
+            self.tenant_classes[vm.tenant] = self.tenant_classes.get(vm.tenant, 0) + 1
+            self.tenant_vms[vm.tenant] = self.tenant_vms.get(vm.tenant, 0) + len(b.members)
 
 
 def _rep_pair(a: VmClass, b: VmClass) -> tuple[str, str]:
@@ -181,7 +213,7 @@ def _probe_pair(sim: Simulator, policy: Policy, bindings: Bindings, a: VmClass, 
 
 
 def _sweep_other_tenants(sim: Simulator, policy: Policy, bindings: Bindings, a: VmClass,
-                         classes: Sequence[VmClass], tenant: str, report: PairReport) -> None:
+                         others: _OtherTenants, tenant: str, report: PairReport) -> None:
     """Every class pair (a, b) with b in another tenant, exactly as `_probe_pair` would
     judge it, but sending each distinct first packet once.
 
@@ -192,24 +224,23 @@ def _sweep_other_tenants(sim: Simulator, policy: Policy, bindings: Bindings, a: 
     ports it reaches, and probe in full only the pairs whose destination is there."""
     src = policy.vms[a.rep]
     at = bindings.ports[a.rep]
-    others = [b for b in classes if policy.vms[b.rep].tenant != tenant]
-    by_ip: dict[str, list[VmClass]] = {}
-    for b in others:
-        by_ip.setdefault(str(policy.vms[b.rep].ip), []).append(b)
-        report.class_pairs += 1
-        report.vm_pairs += pair_count(a, b)
-    rep_at = {bindings.ports[b.rep]: b for b in others}
-    for ip in by_ip:
+    report.class_pairs += others.n_classes - others.tenant_classes[tenant]
+    report.vm_pairs += len(a.members) * (others.n_vms - others.tenant_vms[tenant])
+    for ip, holders in others.by_ip.items():
+        n_other = len(holders) - others.in_tenant.get((ip, tenant), 0)
+        if n_other == 0:
+            continue  # only this tenant has the address
         hop = _next_hop_ip(policy, src, ip)
         mac = resolve(sim, bindings, src, hop, Conntrack(), []) if hop is not None else None
         for service in report.services:
-            report.probes += len(by_ip[ip])
+            report.probes += n_other
             if mac is None:
                 continue  # no route, or ARP unanswered: no probe to this IP goes anywhere
             trace = sim.inject(at, service_packet(service, src, ip, src.mac, mac), Conntrack())
             for ref, pkt in trace.delivered:
-                b = rep_at.get(ref)
-                dst = policy.vms[b.rep] if b is not None else None
-                if (dst is not None and pkt.get("ipv4_dst") == str(dst.ip)
-                        and pkt.get("eth_dst") == dst.mac):
+                b = others.rep_at.get(ref)
+                if b is None or others.tenant_of[b.rep] == tenant:
+                    continue
+                dst = policy.vms[b.rep]
+                if pkt.get("ipv4_dst") == str(dst.ip) and pkt.get("eth_dst") == dst.mac:
                     _probe_pair(sim, policy, bindings, a, b, report, (service,))

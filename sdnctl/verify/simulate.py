@@ -5,6 +5,12 @@
 commits, fast-failover groups), follows links to the next switch, and reports
 every step it took and where copies of the packet ended up. It reads FlowSets
 only, so the same code checks compiled flows and flows dumped from a live switch.
+
+Tunnels: a packet output to a hypervisor's VXLAN port (the topology's
+`tunnel_port`) travels, keyed by its `tun_id`, to the hypervisor whose
+`tunnel_ip` is its `tun_dst`, and enters that one's VXLAN port with `tun_id`,
+`tun_src` and `tun_dst` set, as OVS does on decapsulation. The underlay is not
+modelled: two tunnel endpoints always reach each other.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ Packet = dict[str, int | str]
 MAX_HOPS = 32
 MAX_RECIRCULATIONS = 16
 _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
-_IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"}
+_IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
 
 
 def _to_int(name: str, value: int | str) -> int:
@@ -87,7 +93,7 @@ def _matches(conds: tuple[_Cond, ...], pkt: Packet) -> bool:
         raw = pkt.get(c.field)
         if raw is None:
             # Unset metadata/registers read as zero, as in OVS; absent header fields never match.
-            if c.field in ("metadata", "reg5", "reg6", "reg7", "vlan_vid"):
+            if c.field in ("metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id"):
                 raw = 0
             else:
                 return False
@@ -183,6 +189,15 @@ class Simulator:
         for link in topology.links:
             self._links[link.a] = link.b
             self._links[link.b] = link.a
+        endpoints = topology.tunnel_endpoints()
+        self._tunnel_ports = {
+            PortRef(name, topology.switches[name].tunnel_port): str(ip)
+            for name, ip in endpoints.items()
+        }
+        self._tunnel_at = {
+            str(ip): PortRef(name, topology.switches[name].tunnel_port)
+            for name, ip in endpoints.items()
+        }
 
     # -- one table --------------------------------------------------------------
 
@@ -289,6 +304,14 @@ class Simulator:
                     continue
                 peer = self._links.get(ref)
                 clean = {k: v for k, v in out.items() if k not in _PIPELINE_STATE}
+                if ref in self._tunnel_ports:
+                    far = self._tunnel_at.get(str(out.get("tun_dst", "")))
+                    if far is not None:  # decapsulated there with the tunnel's metadata
+                        queue.append((far, dict(
+                            clean, tun_id=int(out.get("tun_id", 0)),
+                            tun_src=self._tunnel_ports[ref], tun_dst=str(out["tun_dst"]),
+                        ), hops + 1))
+                    continue
                 if peer is None:
                     trace.delivered.append((ref, clean))
                 elif peer not in self.down_ports:
@@ -296,7 +319,10 @@ class Simulator:
         return trace
 
 
-_PIPELINE_STATE = {"in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id"}
+_PIPELINE_STATE = {
+    "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
+    "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
+}
 
 
 def _is_clause(flow: Flow) -> bool:

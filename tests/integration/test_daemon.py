@@ -319,3 +319,39 @@ def test_a_disconnect_forgets_the_connection_and_unknown_dpids_are_left_alone(tm
     sw = state.switches["hv1"]
     assert not sw.connected and not sw.programmed and sw.batch is None
     assert state.status()["switches"]["hv1"]["connected"] is False
+
+
+@pytest.mark.ovs
+def test_check_live_reports_sprawl_from_the_daemon(lab) -> None:
+    """`sdnctl check --live`: VMs of the policy that are not bound, ports bound to no VM
+    and ports claiming a VM the policy does not name, as the running daemon sees them."""
+    bridge, vms, policy, topo, of_port = setup_network(lab, bind=("w1",))
+    daemon = lab.daemon(policy, topo, of_port=of_port)
+    wait_programmed(daemon.api, ["hv1"], timeout=30)
+    lab.sh(["ovs-vsctl", "set", "Interface", vms["d1"].port, "external_ids:vm-id=ghost"])
+    lab.wait_for(lambda: get_status(daemon.api)["unknown_ports"], 3, "ghost reported")
+
+    def check(*extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "sdnctl.cli", "check", "-p", str(policy), "-t", str(topo),
+             "--live", "--api", daemon.api, *extra],
+            capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    status = get_status(daemon.api)
+    assert status["vms"]["w1"]["unbound_since"] is None
+    assert status["vms"]["w2"]["unbound_since"] is not None
+    assert [p["port"] for p in status["unclaimed_ports"]] == [101]
+
+    fresh = check()  # default --stale-after 7d: nothing has been unbound that long
+    assert "has not been bound" not in fresh
+    assert f"port hv1:101 ({vms['w2'].port}) is bound to no VM" in fresh
+    assert f"port hv1:102 ({vms['d1'].port}) claims vm-id=ghost" in fresh
+
+    stale = check("--stale-after", "0s")
+    unbound = sorted(n for n in status["vms"] if n != "w1")
+    for name in unbound:
+        assert f"VM {name} has not been bound for at least" in stale
+    assert "VM w1 " not in stale
+    assert daemon.stop() == 0

@@ -166,6 +166,7 @@ def test_policy_edits_apply_hot_and_a_refused_edit_changes_nothing(lab) -> None:
     wait_enforced(WITH_SSH, daemon.api)
     wait_probe(lab, d1, w1.ip, "tcp/22", True)
 
+    ping.wait_replies(110)  # a few more after the last edit: losses would show by now
     stats = ping.stop()
     figures.append(f"unaffected w2->w1 ping across 3 edits and a refusal: {stats}")
     print("\n".join(["", *figures]))

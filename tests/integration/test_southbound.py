@@ -139,6 +139,13 @@ def handmade() -> FlowSet:
               Goto("l2_forward")), owner="segment:20"),
         Flow("l2_forward", 100, Match.of(reg6=20, eth_dst="02:00:00:00:20:21"),
              (PushVlan(), SetField("vlan_vid", 20), GroupAction(3)), owner="vm:d1"),
+        # Overlay: out through the VXLAN port keyed by VNI, and back in by key.
+        Flow("l2_forward", 100, Match.of(reg6=0x1001389, eth_dst="02:00:00:00:50:01"),
+             (SetField("tun_id", 5001), SetField("tun_dst", "192.0.2.2"), Output(65000)),
+             owner="vm:ov1"),
+        Flow("port_security", 200, Match.of(in_port=65000, tun_id=5001, eth_type=0x0800),
+             (SetField("reg6", 0x1001389), WriteMetadata(0x1234, 0xFFFFFFFF),
+              Goto("l2_forward")), owner="segment:16782217"),
         Flow("ct_in", 100, Match.of(eth_type=0x0800, reg7=6), (Ct(zone=6, table="deliver"),)),
         Flow("deliver", 100, Match.of(eth_type=0x0800, reg7=6, ct_state="+new+trk"),
              (Ct(zone=6, commit=True), Output(6))),
@@ -180,6 +187,8 @@ def test_handmade_flowset_installs_and_dumps_back_equal(lab, session, bundle: bo
     assert "ct(commit,zone=6),output:6" in text
     assert "move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]" in text
     assert "meter:7" in text and "dec_ttl" in text
+    assert "tun_id=0x1389,in_port=65000" in text
+    assert "set_field:0x1389->tun_id,set_field:192.0.2.2->tun_dst,output:65000" in text
     assert "type=ff,bucket=watch_port:10" in lab.ofctl(bridge, "dump-groups")
     assert "rate=200000 burst_size=20000" in lab.ofctl(bridge, "dump-meters")
 

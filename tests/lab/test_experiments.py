@@ -44,7 +44,7 @@ def session() -> Iterator[Session]:
         pytest.skip("needs root, a running Open vSwitch and mnexec")
     from sdnctl.lab.experiments.session import open_session
 
-    with open_session() as s:
+    with open_session(replicas=2) as s:  # switches also dial a spare port: leader-kill
         prefix = s.plan.prefix
         interfaces = s.plan.interfaces
         yield s
@@ -99,6 +99,23 @@ def test_controller_sigkill_and_restart_lose_nothing(session: Session) -> None:
     assert result.figure("lost_new_connections") == 0
     # Reconciliation must leave a correct table as it is.
     assert result.figure("tables_unchanged") is True, result.notes
+
+
+@pytest.mark.lab
+def test_leader_kill_hands_over_without_loss(session: Session) -> None:
+    from sdnctl.ha.server import etcd_binary
+    from sdnctl.lab.experiments import leader_kill
+
+    if etcd_binary() is None:
+        pytest.skip("needs etcd (apt-get install etcd-server)")
+    result = leader_kill.run(session, runs=1)
+    _show(result)
+    assert result.figure("lost") == 0
+    assert result.figure("lost_new_connections") == 0
+    assert result.figure("flow_mods_by_new_leader") == 0
+    assert result.figure("tables_unchanged") is True, result.notes
+    takeover = result.figure("takeover_ms")
+    assert isinstance(takeover, float) and takeover < 20_000  # TTL 2 s; generous when busy
 
 
 # ---------------------------------------------------------------- pure: reading the log

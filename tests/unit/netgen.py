@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
 
@@ -77,11 +78,26 @@ def topology_of(shape: str) -> Topology:
     return Topology(MappingProxyType(sw), tuple(links))
 
 
+def with_tunnels(topo: Topology, skip: frozenset[str] = frozenset()) -> Topology:
+    """`topo` with a tunnel endpoint (198.51.100.N, port 200 + N) on every hypervisor
+    but those in `skip`: overlay segments cross those in VXLAN."""
+    sw = dict(topo.switches)
+    for name, s in topo.switches.items():
+        if s.role is Role.HYPERVISOR and name not in skip:
+            sw[name] = replace(s, tunnel_ip=IPv4Address(f"198.51.100.{s.dpid}"),
+                               tunnel_port=200 + s.dpid)
+    return Topology(MappingProxyType(sw), topo.links)
+
+
 @st.composite
 def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
     shape = draw(st.sampled_from(["single", "star", "leafspine", "ring"]))
-    topo = topology_of(shape)
+    # Overlay segments: tunnel endpoints on the hypervisors, maybe all but one (so a
+    # segment with both a VLAN and a VNI takes the fabric to that one).
+    skip = frozenset(draw(st.sampled_from([(), (), ("hv1",), ("hv3",)])))
+    topo = with_tunnels(topology_of(shape), skip)
     hosts = sorted(n for n, s in topo.switches.items() if s.role is Role.HYPERVISOR)
+    tunnel_hosts = sorted(topo.tunnel_endpoints())
     n_tenants = draw(st.integers(1, 2))
     tenants: dict[str, Tenant] = {}
     vms: dict[str, VM] = {}
@@ -95,17 +111,29 @@ def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
             net = IPv4Network(f"10.0.{s}.0/24")
             routed = draw(st.booleans())
             gw = IPv4Address(f"10.0.{s}.1") if routed else None
-            segments[f"s{s}"] = Segment(tname, f"s{s}", vlan, net, gw)
+            # VLAN only, VXLAN only (when some hypervisor has a tunnel), or both.
+            kinds = ["vlan", "vlan", "vni", "both"] if tunnel_hosts else ["vlan"]
+            kind = draw(st.sampled_from(kinds))
+            segments[f"s{s}"] = Segment(
+                tname, f"s{s}", None if kind == "vni" else vlan, net, gw,
+                vni=None if kind == "vlan" else 5000 + vlan,
+            )
             vlan += 1
+        # As the loader demands: a VM that may send into an overlay-only segment (it
+        # is in one, or routes into a routed one) sits on a tunnel endpoint.
+        routes_to_overlay = any(x.vlan is None and x.routed for x in segments.values())
         n_vms = draw(st.integers(1, 4))
         for v in range(n_vms):
             seg = draw(st.sampled_from(sorted(segments)))
+            overlay_only = segments[seg].vlan is None or (
+                routes_to_overlay and segments[seg].routed)
             name = f"{tname}v{v}"
             ip = segments[seg].subnet.network_address + 10 + v
             label = draw(st.sampled_from(LABELS))
             vms[name] = VM(
                 name, tname, seg, f"02:00:00:00:00:{mac:02x}", ip,
-                MappingProxyType({"tier": label}), draw(st.sampled_from(hosts)),
+                MappingProxyType({"tier": label}),
+                draw(st.sampled_from(tunnel_hosts if overlay_only else hosts)),
                 draw(st.sampled_from([None, None, 100])),
             )
             mac += 1

@@ -67,6 +67,13 @@ def sample_flowset(switch: str = "hv1") -> FlowSet:
               Goto("l2_forward")), owner="segment:20"),
         Flow("l2_forward", 100, Match.of(reg6=20, eth_dst="02:00:00:00:20:21"),
              (PushVlan(), SetField("vlan_vid", 20), GroupAction(3)), owner="vm:app1"),
+        # Overlay: out through the VXLAN port keyed by VNI, and back in by key.
+        Flow("l2_forward", 100, Match.of(reg6=0x1001389, eth_dst="02:00:00:00:50:01"),
+             (SetField("tun_id", 5001), SetField("tun_dst", "192.0.2.2"), Output(65000)),
+             owner="vm:ov1"),
+        Flow("port_security", 200, Match.of(in_port=65000, tun_id=5001, eth_type=0x0800),
+             (SetField("reg6", 0x1001389), WriteMetadata(0x1234, 0xFFFFFFFF),
+              Goto("l2_forward")), owner="segment:16782217"),
         Flow("l2_forward", 90, Match.of(reg6=10, eth_dst="02:00:00:00:10:12"),
              (SetField("reg7", 6), Goto("ct_in")), owner="vm:web2"),
         Flow("ct_in", 100, Match.of(eth_type=0x0800, reg7=6),

@@ -80,7 +80,7 @@ def build_scene(policy: Policy, topology: Topology, plan: LabPlan,
         gw = str(seg.gateway) if seg.gateway is not None else None
         vms[h.vm] = VmAddr(
             name=h.vm, tenant=vm.tenant, vlan=seg.vlan, mac=vm.mac, ip=str(vm.ip),
-            gateway_ip=gw, gateway_mac=gateway_mac(seg.vlan) if gw else None,
+            gateway_ip=gw, gateway_mac=gateway_mac(seg.id) if gw else None,
             hypervisor=h.switch, label=labels[h.switch],
         )
     if attacker not in vms:

@@ -7,6 +7,7 @@ policy-edit         edit the policy file under traffic; a refused edit changes n
 link-cut            cut a fabric link carrying a flow, with and without a backup path
 vm-migration        move a VM's binding to another hypervisor; its downtime
 controller-restart  SIGKILL the daemon and start it again; loss (expected: none)
+leader-kill         two replicas (etcd lease): SIGKILL the leader; takeover time, loss
 vswitchd-restart    restart ovs-vswitchd (machine-wide: only when nobody else uses it)
 
 Shared parts: `streamer` (the in-host probe agent), `stream` (runs it), `loss`
@@ -31,6 +32,7 @@ MODULES = {
     "link-cut": "link_cut",
     "vm-migration": "vm_migration",
     "controller-restart": "controller_restart",
+    "leader-kill": "leader_kill",
     "vswitchd-restart": "vswitchd_restart",
 }
 NAMES = tuple(MODULES)

@@ -67,7 +67,8 @@ def run_experiments(
     failed: list[str] = []
     started = time.time()
     try:
-        with signals_raise(), open_session(topology, policy, prefix) as session:
+        replicas = 2 if "leader-kill" in chosen else 1  # its switches dial two controllers
+        with signals_raise(), open_session(topology, policy, prefix, replicas) as session:
             for name in chosen:
                 try:
                     result = experiment(name)(session, runs)

@@ -128,6 +128,7 @@ class Session:
     daemon_starts: int = 0
     cleanups: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     keep_logs: bool = False  # an experiment saw something to look into: keep tmp
+    replica_ports: tuple[int, ...] = ()  # more controller addresses the switches dial
 
     def keep_for_inspection(self, why: str) -> str:
         """Keep the temp dir (daemon logs) at teardown; a note saying where and why."""
@@ -305,8 +306,12 @@ def open_session(
     topology_path: str | Path = DEFAULT_TOPOLOGY,
     policy_path: str | Path = DEFAULT_POLICY,
     prefix: str | None = None,
+    replicas: int = 1,
 ) -> Iterator[Session]:
-    """Build the lab, start the daemon, yield the session; tear everything down after."""
+    """Build the lab, start the daemon, yield the session; tear everything down after.
+
+    `replicas` > 1: every switch also dials that many more controller ports (set when
+    the bridges are created) for experiments that run replicas (leader-kill)."""
     from sdnctl.lab.build import build_lab
 
     tmp = Path(tempfile.mkdtemp(prefix="sdnctl-exp-"))
@@ -327,8 +332,15 @@ def open_session(
             api_port = free_port()
         session = Session(tmp, topo_copy, policy_copy, policy_text, policy, topology, plan,
                           listen_port, f"{LOCALHOST}:{api_port}")
+        taken = {listen_port, api_port}
+        while len(session.replica_ports) < replicas - 1:
+            port = free_port()
+            if port not in taken:
+                taken.add(port)
+                session.replica_ports += (port,)
         started = time.monotonic()
-        session.lab = build_lab(plan, (LOCALHOST, listen_port))
+        session.lab = build_lab(plan, (LOCALHOST, listen_port),
+                                [(LOCALHOST, p) for p in session.replica_ports])
         session.start_daemon()
         session.wait_programmed()
         say(f"lab {plan.prefix}: {len(plan.bridges)} switches, {len(plan.hosts)} VMs, daemon"

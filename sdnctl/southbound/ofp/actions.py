@@ -38,6 +38,8 @@ from sdnctl.southbound.ofp.fields import (
     _IP_FIELDS,
     _MAC_FIELDS,
     FIELD_BITS,
+    IR_NAME,
+    OFP_NAME,
     OfpMsg,
     Unrepresentable,
     normalize_match,
@@ -57,7 +59,7 @@ def action_to_ofp(act: Action) -> OfpMsg:
         case SetField(field="vlan_vid", value=v):
             return parser.OFPActionSetField(vlan_vid=int(v) | OFPVID_PRESENT)
         case SetField(field=f, value=v):
-            return parser.OFPActionSetField(**{f: v})
+            return parser.OFPActionSetField(**{OFP_NAME.get(f, f): v})
         case Move(src=s, dst=d):
             if FIELD_BITS[s] != FIELD_BITS[d]:
                 raise ValueError(f"move {s}->{d}: fields differ in width")
@@ -119,6 +121,7 @@ def action_from_ofp(action: OfpMsg) -> Action:
         return GroupAction(action.group_id)
     if isinstance(action, parser.OFPActionSetField):
         name = action.key.removesuffix("_nxm")
+        name = IR_NAME.get(name, name)
         if name == "vlan_vid":
             return SetField("vlan_vid", int(action.value) & 0xFFF)
         if isinstance(action.value, tuple):

@@ -27,10 +27,14 @@ FIELD_BITS: dict[str, int] = {
     "ct_state": 32, "eth_type": 16, "eth_src": 48, "eth_dst": 48, "vlan_vid": 13,
     "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
     "ip_proto": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_dst": 16,
-    "icmpv4_type": 8, "mpls_label": 20,
+    "icmpv4_type": 8, "mpls_label": 20, "tun_id": 64, "tun_dst": 32,
 }
+# IR name -> os-ken OXM name where they differ (ovs-fields(7) says tun_id, OpenFlow
+# 1.3 calls it tunnel_id; tun_dst is Nicira's tun_ipv4_dst).
+OFP_NAME: dict[str, str] = {"tun_id": "tunnel_id", "tun_dst": "tun_ipv4_dst"}
+IR_NAME: dict[str, str] = {v: k for k, v in OFP_NAME.items()}
 _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
-_IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"}
+_IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_dst"}
 
 # ct_state bits (ovs-fields(7)), in the order flags are printed; one table for the
 # simulator and the southbound.
@@ -134,7 +138,7 @@ def match_to_ofp(match: Match) -> OfpMsg:
         elif name == "vlan_vid":
             fields[name] = _vlan_to_ofp(value)
         else:
-            fields[name] = value
+            fields[OFP_NAME.get(name, name)] = value
     return parser.OFPMatch(**fields)
 
 
@@ -163,6 +167,7 @@ def match_from_ofp(ofp_match: OfpMsg) -> Match:
     fields: dict[str, MatchValue] = {}
     for raw_name, value in ofp_match.items():
         name = raw_name.removesuffix("_nxm")
+        name = IR_NAME.get(name, name)
         if name not in MATCH_FIELDS:
             raise Unrepresentable(f"match field {raw_name}")
         if name == "ct_state":
