@@ -92,7 +92,8 @@ def network_doc(view: View) -> Doc:
         ref = ports.get(name)
         seg = policy.segment_of(vm)
         vms.append({
-            "name": name, "tenant": vm.tenant, "segment": vm.segment, "vlan": seg.vlan, "vni": seg.vni,
+            "name": name, "tenant": vm.tenant, "segment": vm.segment,
+            "vlan": seg.vlan, "vni": seg.vni,
             "ip": str(vm.ip), "mac": vm.mac, "host": vm.host,
             "at": str(ref) if ref else None, "switch": ref.switch if ref else None,
             "labels": dict(vm.labels),
