@@ -303,6 +303,8 @@ class ControllerState:
             return []
         self.down_ports = down
         self._compiled = compiled
+        for gone in self._normalized.keys() - compiled.keys():  # switches that left
+            del self._normalized[gone]
         self._note_unbound()
         scope = getattr(self.compile_fn, "last_scope", None)
         self.last_compile = {
