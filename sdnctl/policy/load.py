@@ -176,30 +176,24 @@ class _PolicyReader:
             seg.gateway = self._gateway(seg, body["gateway"], body.key_line("gateway"))
 
     def _vlan(self, seg: SegmentDraft, value: Any, line: int) -> int | None:
-        if not is_int(value):
-            self.r.add(line, f"{seg.where}: vlan must be an integer 1..4094, "
-                             f"got {describe(value)}")
-            return None
-        if not 1 <= value <= 4094:
-            self.r.add(line, f"{seg.where}: vlan {value} is out of range 1..4094")
-            return None
-        first = self.vlans.setdefault(value, seg)
-        if first is not seg:
-            self.r.add(line, f"{seg.where}: vlan {value} is already used by "
-                             f"{first.where} (line {first.line})")
-        return int(value)
+        return self._segment_number(seg, "vlan", 4094, self.vlans, value, line)
 
     def _vni(self, seg: SegmentDraft, value: Any, line: int) -> int | None:
+        return self._segment_number(seg, "vni", MAX_VNI, self.vnis, value, line)
+
+    def _segment_number(self, seg: SegmentDraft, key: str, most: int,
+                        used: dict[int, SegmentDraft], value: Any, line: int) -> int | None:
+        """A vlan or vni: an integer 1..most that no other segment of the policy has."""
         if not is_int(value):
-            self.r.add(line, f"{seg.where}: vni must be an integer 1..{MAX_VNI}, "
+            self.r.add(line, f"{seg.where}: {key} must be an integer 1..{most}, "
                              f"got {describe(value)}")
             return None
-        if not 1 <= value <= MAX_VNI:
-            self.r.add(line, f"{seg.where}: vni {value} is out of range 1..{MAX_VNI}")
+        if not 1 <= value <= most:
+            self.r.add(line, f"{seg.where}: {key} {value} is out of range 1..{most}")
             return None
-        first = self.vnis.setdefault(value, seg)
+        first = used.setdefault(value, seg)
         if first is not seg:
-            self.r.add(line, f"{seg.where}: vni {value} is already used by "
+            self.r.add(line, f"{seg.where}: {key} {value} is already used by "
                              f"{first.where} (line {first.line})")
         return int(value)
 

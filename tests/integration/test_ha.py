@@ -24,6 +24,7 @@ from pathlib import Path
 
 import daemon_cmd
 import pytest
+from netdata import POLICY
 
 from sdnctl.ha.etcd import EtcdStore
 from sdnctl.ha.model import is_newer
@@ -35,23 +36,6 @@ pytestmark = [
     pytest.mark.skipif(etcd_binary() is None, reason="needs etcd (apt-get install etcd-server)"),
 ]
 
-POLICY = """\
-version: 1
-tenants:
-  t1:
-    default: deny
-    segments:
-      web: {vlan: 10, subnet: 10.8.10.0/24, gateway: 10.8.10.1}
-    groups:
-      web: {labels: {tier: web}}
-    rules:
-      - {from: any, to: web, allow: [tcp/80, icmp]}
-vms:
-  w1: {tenant: t1, segment: web, mac: "02:00:00:08:10:11", ip: 10.8.10.11,
-       labels: {tier: web}, host: hv1}
-  w2: {tenant: t1, segment: web, mac: "02:00:00:08:10:12", ip: 10.8.10.12,
-       labels: {tier: web}, host: hv1}
-"""
 EDITED = POLICY.replace("allow: [tcp/80, icmp]", "allow: [tcp/80, icmp, udp/53]")
 TAKEOVER_TIMEOUT_S = 20.0  # generous: the lease TTL is 2 s, the machine is shared
 
@@ -96,8 +80,8 @@ def pair(lab) -> Iterator[Pair]:
             "max_backoff=1000", "--", "--id=@b", "create", "Controller",
             f"target=\"{targets[1]}\"", "max_backoff=1000", "--", "set", "Bridge", bridge,
             "controller=@a,@b"])
-    w1 = lab.vm(bridge, 100, "02:00:00:08:10:11", "10.8.10.11/24", "10.8.10.1", vm_id="w1")
-    w2 = lab.vm(bridge, 101, "02:00:00:08:10:12", "10.8.10.12/24", "10.8.10.1", vm_id="w2")
+    w1 = lab.vm(bridge, 100, "02:00:00:09:10:11", "10.9.10.11/24", "10.9.10.1", vm_id="w1")
+    w2 = lab.vm(bridge, 101, "02:00:00:09:10:12", "10.9.10.12/24", "10.9.10.1", vm_id="w2")
     yield Pair(lab, etcd, bridge, ports, topology, policy, w1, w2)
 
 

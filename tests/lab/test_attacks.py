@@ -8,13 +8,11 @@ docs/threat-model.md. The table of attacks is printed at the end of the module.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
+from labkit import skip_without_ovs
 
 from sdnctl.lab.attacks.catalogue import ATTACKS, CONTROL, Kind
 from sdnctl.lab.attacks.suite import AttackResult, SuiteReport
@@ -28,12 +26,7 @@ RSS_GROWTH_KB = 20 * 1024  # "bounded": a storm must not grow the daemon by more
 
 
 def _needs_ovs() -> None:
-    if os.geteuid() != 0 or shutil.which("ovs-vsctl") is None or shutil.which("mnexec") is None:
-        pytest.skip("needs root, Open vSwitch and mnexec")
-    if shutil.which("tcpdump") is None:
-        pytest.skip("needs tcpdump")
-    if subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True).returncode:
-        pytest.skip("Open vSwitch is not running")
+    skip_without_ovs("tcpdump")
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from labkit import assert_nothing_left, bridges, skip_without_ovs, unique_prefix
 
 from sdnctl.lab.plan import plan_lab
 from sdnctl.policy.load import load_policy
@@ -32,32 +31,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(autouse=True)
 def _needs_ovs() -> None:
-    if os.geteuid() != 0 or shutil.which("ovs-vsctl") is None or shutil.which("mnexec") is None:
-        pytest.skip("needs root, Open vSwitch and mnexec")
-    if subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True).returncode:
-        pytest.skip("Open vSwitch is not running")
-
-
-def _bridges() -> set[str]:
-    out = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
-
-
-def _unique_prefix() -> str:
-    """Three characters: the longest names (`spine1-eth10`) must stay within 15."""
-    taken = _bridges()
-    for _ in range(200):
-        prefix = f"t{random.randrange(256):02x}"
-        if not any(b.startswith(prefix) for b in taken):
-            return prefix
-    raise AssertionError("no free prefix")
-
-
-def _assert_nothing_left(prefix: str, interfaces: tuple[str, ...]) -> None:
-    assert not [b for b in _bridges() if b.startswith(prefix)]
-    shells = subprocess.run(["pgrep", "-f", f"mininet:{prefix}"], capture_output=True, text=True)
-    assert shells.stdout == "", f"host shells left: {shells.stdout}"
-    assert not [i for i in interfaces if Path("/sys/class/net", i).exists()]
+    skip_without_ovs()
 
 
 def _pair_id(path: Path) -> str:
@@ -71,13 +45,13 @@ def test_lab_matches_policy(topology_path: Path, tmp_path: Path) -> None:
     policy_path = topology_path.with_name(_pair_id(topology_path) + ".policy.yaml")
     topology = load_topology(topology_path)
     policy = load_policy(policy_path, topology)
-    prefix = _unique_prefix()
+    prefix = unique_prefix("t")
     plan = plan_lab(policy, topology, prefix)
     report_path = tmp_path / "report.json"
 
     code = run_lab(topology_path, policy_path, report_path=report_path, prefix=prefix)
 
-    _assert_nothing_left(prefix, plan.interfaces)
+    assert_nothing_left(prefix, plan.interfaces)
     report = json.loads(report_path.read_text())
     probed = {(p["src"], p["dst"], p["service"]) for p in report["probes"]}
     vms = [h.vm for h in plan.hosts]
@@ -98,7 +72,7 @@ def test_signal_tears_everything_down(signum: int, tmp_path: Path) -> None:
     """
     topology_path = TOPOLOGIES / "three-tier.topology.yaml"
     policy_path = TOPOLOGIES / "three-tier.policy.yaml"
-    prefix = _unique_prefix()
+    prefix = unique_prefix("t")
     marker = f"sleeper-{prefix}-{os.getpid()}"
     # The marker is glued together at run time so that only the sleeper's command
     # line contains it, not this script's.
@@ -120,7 +94,7 @@ sys.exit(run.run_lab({str(topology_path)!r}, {str(policy_path)!r}, prefix={prefi
             time.sleep(0.2)
         else:
             pytest.fail("the lab never started its daemon")
-        assert {f"{prefix}hv1", f"{prefix}hv2", f"{prefix}leaf"} <= _bridges()
+        assert {f"{prefix}hv1", f"{prefix}hv2", f"{prefix}leaf"} <= bridges()
         proc.send_signal(signum)
         code = proc.wait(timeout=30)
     finally:
@@ -130,5 +104,5 @@ sys.exit(run.run_lab({str(topology_path)!r}, {str(policy_path)!r}, prefix={prefi
     assert code == 128 + signum
     topology = load_topology(topology_path)
     plan = plan_lab(load_policy(policy_path, topology), topology, prefix)
-    _assert_nothing_left(prefix, plan.interfaces)
+    assert_nothing_left(prefix, plan.interfaces)
     assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1

@@ -3,13 +3,11 @@ and the lab's fabric links carry them (a 1500-byte IP packet between hypervisors
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
+from labkit import skip_without_ovs
 
 from sdnctl.lab.build import build_lab, stop_lab
 from sdnctl.lab.plan import plan_lab
@@ -29,10 +27,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(autouse=True)
 def _needs_ovs() -> None:
-    if os.geteuid() != 0 or shutil.which("mnexec") is None:
-        pytest.skip("needs root and mnexec")
-    if subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True).returncode:
-        pytest.skip("Open vSwitch is not running")
+    skip_without_ovs()
 
 
 def test_full_size_packets_cross_hypervisors(tmp_path):

@@ -13,14 +13,12 @@ equal the policy, and nothing may be left behind), and in addition:
 from __future__ import annotations
 
 import json
-import os
-import random
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from labkit import assert_nothing_left, skip_without_ovs, unique_prefix
 
 from sdnctl.lab.plan import plan_lab
 from sdnctl.policy.load import load_policy
@@ -35,31 +33,11 @@ POLICY = TOPOLOGIES / "overlay.policy.yaml"
 
 @pytest.fixture(autouse=True)
 def _needs_ovs() -> None:
-    if os.geteuid() != 0 or shutil.which("ovs-vsctl") is None or shutil.which("mnexec") is None:
-        pytest.skip("needs root, Open vSwitch and mnexec")
-    if subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True).returncode:
-        pytest.skip("Open vSwitch is not running")
-
-
-def _bridges() -> set[str]:
-    out = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
-
-
-def _unique_prefix() -> str:
-    taken = _bridges()
-    for _ in range(200):
-        prefix = f"v{random.randrange(256):02x}"
-        if not any(b.startswith(prefix) for b in taken):
-            return prefix
-    raise AssertionError("no free prefix")
+    skip_without_ovs()
 
 
 def _assert_nothing_left(prefix: str, interfaces: tuple[str, ...]) -> None:
-    assert not [b for b in _bridges() if b.startswith(prefix)]
-    shells = subprocess.run(["pgrep", "-f", f"mininet:{prefix}"], capture_output=True, text=True)
-    assert shells.stdout == "", f"host shells left: {shells.stdout}"
-    assert not [i for i in interfaces if Path("/sys/class/net", i).exists()]
+    assert_nothing_left(prefix, interfaces)
     routes = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
     assert "198.51.100." not in routes, "a tunnel address was left behind"
 
@@ -76,7 +54,7 @@ def test_overlay_lab_matches_policy_through_vxlan(tmp_path: Path, monkeypatch) -
 
     topology = load_topology(TOPOLOGY)
     policy = load_policy(POLICY, topology)
-    prefix = _unique_prefix()
+    prefix = unique_prefix("v")
     plan = plan_lab(policy, topology, prefix)
     assert {t.switch for t in plan.tunnels} == {"hv1", "hv2"}
     counted: dict[str, int] = {}
