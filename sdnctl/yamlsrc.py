@@ -308,6 +308,25 @@ class Report:
         if self.problems:
             raise LoadError(self.problems)
 
+    def top_level(self, data: Any, what: str, keys: Sequence[str], required: Sequence[str],
+                  expected: str) -> LineDict | None:
+        """A file's top-level mapping (keys checked, `version: 1`), or None when the
+        file is empty or not a mapping (reported, naming what was `expected`)."""
+        if data is None:
+            self.add(1, f"{what}: the file is empty (expected {expected})")
+            return None
+        if not isinstance(data, LineDict):
+            line = data.line if isinstance(data, LineList) else 1
+            self.add(line, f"{what}: must be a mapping with keys {', '.join(keys)}, "
+                           f"got {describe(data)}")
+            return None
+        self.check_keys(data, what, keys, required, 1)
+        version = data.get("version")
+        if "version" in data and (not is_int(version) or version != 1):
+            self.add(data.key_line("version"),
+                     f"{what}: version must be 1, got {describe(version)}")
+        return data
+
     def check_keys(
         self,
         mapping: LineDict,

@@ -91,10 +91,10 @@ class _PolicyReader:
         self.macs: dict[str, VMDraft] = {}
 
     def read(self, data: Any) -> Policy | None:
-        top = self._top(data)
+        top = self.r.top_level(data, "policy", TOP_KEYS, ("version", "tenants"),
+                               "version: 1, tenants and vms")
         if top is None:
             return None
-        self._version(top)
         tenants = self.r.mapping(top.get("tenants"), top.key_line("tenants"), "policy", "tenants")
         for name, body, line in self.r.names(tenants or LineDict(), "policy", "tenant"):
             self._tenant(name, body, line)
@@ -108,25 +108,6 @@ class _PolicyReader:
                 self._rules(tenant)
         self._check_tenant_ids()
         return None if self.r.problems else self._build()
-
-    # -- top level ------------------------------------------------------------------
-
-    def _top(self, data: Any) -> LineDict | None:
-        if data is None:
-            self.r.add(1, "policy: the file is empty (expected version: 1, tenants and vms)")
-            return None
-        if not isinstance(data, LineDict):
-            line = data.line if isinstance(data, LineList) else 1
-            self.r.add(line, f"policy: must be a mapping with keys "
-                             f"{', '.join(TOP_KEYS)}, got {describe(data)}")
-            return None
-        self.r.check_keys(data, "policy", TOP_KEYS, ("version", "tenants"), 1)
-        return data
-
-    def _version(self, top: LineDict) -> None:
-        if "version" in top and (not is_int(top["version"]) or top["version"] != 1):
-            self.r.add(top.key_line("version"),
-                       f"policy: version must be 1, got {describe(top['version'])}")
 
     # -- tenants and segments -------------------------------------------------------
 

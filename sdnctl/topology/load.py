@@ -19,7 +19,7 @@ from typing import Any
 
 from sdnctl.policy.values import parse_address
 from sdnctl.topology.model import TUNNEL_PORT, Link, PortRef, Role, Switch, Topology
-from sdnctl.yamlsrc import LineDict, LineList, Report, describe, is_int, load_yaml, read_source
+from sdnctl.yamlsrc import LineDict, Report, describe, is_int, load_yaml, read_source
 
 TOP_KEYS = ("version", "switches", "links")
 SWITCH_KEYS = ("dpid", "role", "tunnel_ip", "tunnel_port")
@@ -66,7 +66,8 @@ class _TopologyReader:
         self.tunnel_ips: dict[IPv4Address, _Placed] = {}
 
     def read(self, data: Any) -> Topology | None:
-        top = self._top(data)
+        top = self.r.top_level(data, "topology", TOP_KEYS, ("version", "switches"),
+                               "version: 1, switches, links")
         if top is None:
             return None
         switches = self.r.mapping(top.get("switches"), top.key_line("switches"), "topology",
@@ -85,21 +86,6 @@ class _TopologyReader:
             MappingProxyType(good), tuple(b for b in built if b is not None), self.r.source
         )
 
-    def _top(self, data: Any) -> LineDict | None:
-        if data is None:
-            self.r.add(1, "topology: the file is empty (expected version: 1, switches, links)")
-            return None
-        if not isinstance(data, LineDict):
-            line = data.line if isinstance(data, LineList) else 1
-            self.r.add(line, f"topology: must be a mapping with keys {', '.join(TOP_KEYS)}, "
-                             f"got {describe(data)}")
-            return None
-        self.r.check_keys(data, "topology", TOP_KEYS, ("version", "switches"), 1)
-        version = data.get("version")
-        if "version" in data and (not is_int(version) or version != 1):
-            self.r.add(data.key_line("version"),
-                       f"topology: version must be 1, got {describe(version)}")
-        return data
 
     # -- switches -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from fakeswitch import Ev, FakeDatapath
 from netdata import POLICY
 
 from sdnctl.southbound.api_client import get_flows, get_policy_text, get_status, wait_programmed
@@ -183,37 +184,6 @@ def test_status_json_shape_is_stable() -> None:
 
 
 # ---- the app's bookkeeping, driven by hand (no switch, no os-ken event loop) ----------
-
-
-class FakeDatapath:
-    """Records what the app sends; xids as os-ken's Datapath assigns them."""
-
-    def __init__(self, dpid: int) -> None:
-        from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
-
-        self.id = dpid
-        self.address = ("127.0.0.1", 1)
-        self.ofproto = ofproto_v1_3
-        self.ofproto_parser = ofproto_v1_3_parser
-        self.xid = 0
-        self.sent: list = []
-
-    def send_msg(self, msg) -> bool:
-        if msg.xid is None:
-            self.xid += 1
-            msg.set_xid(self.xid)
-        msg.serialize()
-        self.sent.append(msg)
-        return True
-
-    def take(self) -> list[str]:
-        names, self.sent = [type(m).__name__ for m in self.sent], []
-        return names
-
-
-class Ev:
-    def __init__(self, **kw) -> None:
-        self.__dict__.update(kw)
 
 
 def _app(tmp_path, bind: dict[str, int]):

@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from types import MappingProxyType
 
+from fakeswitch import Ev, FakeDatapath
 from os_ken.controller.handler import CONFIG_DISPATCHER
-from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+from os_ken.ofproto import ofproto_v1_3
 
 from apps.controller import ControllerApp, EventSources
 from sdnctl.bindings import Bindings
@@ -43,34 +44,6 @@ vms:
   b: {tenant: t1, segment: web, mac: "02:00:00:09:10:12", ip: 10.9.10.12, host: hv2}
 """
 WITH_TCP = POLICY.replace("[icmp]", "[icmp, tcp/80]")
-
-
-class FakeDatapath:
-    """Records what the app sends, numbering messages as os-ken does."""
-
-    def __init__(self, dpid: int, state: str | None = None) -> None:
-        self.id, self.address = dpid, ("127.0.0.1", 1)
-        self.ofproto, self.ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
-        self.state = state
-        self.xid = 0
-        self.sent: list = []
-
-    def send_msg(self, msg) -> bool:
-        if msg.xid is None:
-            self.xid += 1
-            msg.set_xid(self.xid)
-        msg.serialize()
-        self.sent.append(msg)
-        return True
-
-    def take(self) -> list[str]:
-        names, self.sent = [type(m).__name__ for m in self.sent], []
-        return names
-
-
-class Ev:
-    def __init__(self, **kw) -> None:
-        self.__dict__.update(kw)
 
 
 def version(path: str, text: str) -> FileVersion:
