@@ -358,7 +358,8 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         if sw.dump.pending:
             return
         dump, sw.dump = sw.dump, None
-        flow_owners, group_owners, meter_owners = sb.owners_of(sw.desired or FlowSet(sw.name, ()))
+        desired = sw.desired or FlowSet.of(sw.name, ())
+        flow_owners, group_owners, meter_owners = sb.owners_of(desired)
         flows, foreign = sb.parse_flow_stats(dump.flows, flow_owners)
         sw.installed = FlowSet.build(
             sw.name,
@@ -409,7 +410,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         if self.state.use_bundles:
             self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
             bundle_id = self._bundle_id
-        plan = sb.plan_update(sw.datapath, diff, sw.installed, foreign, bundle_id)
+        plan = sb.plan_update(sw.datapath, diff, foreign, bundle_id)
         labels: dict[int, str] = {}
         for out in plan:
             sw.datapath.send_msg(out.msg)

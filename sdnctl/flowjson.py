@@ -38,6 +38,7 @@ from sdnctl.flows import (
     SetField,
     WriteMetadata,
 )
+from sdnctl.pipeline import TABLE_ID
 
 ACTION_TYPES: dict[str, type] = {
     cls.__name__: cls
@@ -74,7 +75,9 @@ def lenient_flow(stage: str, priority: int, match: Match, actions: Sequence[Acti
             pass
     flow = object.__new__(Flow)
     for name, value in (("stage", stage), ("priority", priority), ("match", match),
-                        ("actions", tuple(actions)), ("owner", owner), ("cookie", cookie)):
+                        ("actions", tuple(actions)), ("owner", owner), ("cookie", cookie),
+                        ("key", (stage, priority, match)),
+                        ("sort_key", (TABLE_ID.get(stage, -1), -priority, repr(match)))):
         object.__setattr__(flow, name, value)
     return flow
 
@@ -108,7 +111,7 @@ def flowset_from_json(data: Mapping[str, Any]) -> FlowSet:
     so no check is needed (and `FlowSet.build`'s would refuse lenient flows)."""
     flows = sorted((flow_from_json(f) for f in data.get("flows", [])),
                    key=lambda f: (f.table, -f.priority, repr(f.match)))
-    return FlowSet(
+    return FlowSet.of(
         str(data["switch"]),
         tuple(flows),
         tuple(sorted((group_from_json(g) for g in data.get("groups", [])),

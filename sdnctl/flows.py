@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sdnctl.pipeline import STAGE_OF_TABLE, TABLE_ID, check_goto
 
@@ -189,10 +190,17 @@ class Flow:
     actions: tuple[Action, ...]
     owner: str = "base"
     cookie: int = field(default=0, compare=False)
+    # What identifies the flow in the switch (its table, priority and match), and its
+    # place in a FlowSet: computed once, since every diff and sort asks.
+    key: tuple[str, int, Match] = field(init=False, repr=False, compare=False)
+    sort_key: tuple[int, int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.stage not in TABLE_ID:
             raise ValueError(f"unknown stage {self.stage!r}")
+        object.__setattr__(self, "key", (self.stage, self.priority, self.match))
+        object.__setattr__(self, "sort_key",
+                           (TABLE_ID[self.stage], -self.priority, repr(self.match)))
         if not self.cookie:
             object.__setattr__(self, "cookie", cookie_of(self.owner))
         _check_instruction_order(self.actions)
@@ -211,11 +219,6 @@ class Flow:
     @property
     def table(self) -> int:
         return TABLE_ID[self.stage]
-
-    @property
-    def key(self) -> tuple[str, int, Match]:
-        """What identifies the flow in the switch: its table, priority and match."""
-        return (self.stage, self.priority, self.match)
 
 
 def _check_instruction_order(actions: tuple[Action, ...]) -> None:
@@ -259,14 +262,72 @@ class MeterBand:
     owner: str = "base"
 
 
-@dataclass(frozen=True, slots=True)
-class FlowSet:
-    """Everything one switch should hold: flows, groups and meters, in a fixed order."""
+FlowKey = tuple[str, int, Match]
 
-    switch: str
+
+def _check_unique(where: str, flows: list[Flow]) -> None:
+    for before, after in zip(flows, flows[1:], strict=False):
+        if before.key == after.key:
+            raise ValueError(f"{where}: two flows share table/priority/match: {before.key}")
+
+
+@dataclass(frozen=True, eq=False)
+class Fragment:
+    """A piece of a switch's tables, computed once and shared by every switch that
+    holds the same content (a segment's ARP answers, a tenant's routes, ...).
+
+    `key` names what it is (`("arp", 10)`, `("acl", "acme", (3, 7))`); identity is
+    what callers compare: an unchanged fragment is the very same object.
+    """
+
+    key: tuple[object, ...]
     flows: tuple[Flow, ...]
     groups: tuple[Group, ...] = ()
     meters: tuple[MeterBand, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        key: tuple[object, ...],
+        flows: Iterable[Flow],
+        groups: Iterable[Group] = (),
+        meters: Iterable[MeterBand] = (),
+    ) -> Fragment:
+        """Sort deterministically and refuse two flows with the same identity."""
+        ordered = sorted(flows, key=_flow_sort_key)
+        _check_unique(str(key), ordered)
+        return cls(
+            key,
+            tuple(ordered),
+            tuple(sorted(groups, key=lambda g: g.group_id)),
+            tuple(sorted(meters, key=lambda m: m.meter_id)),
+        )
+
+    @cached_property
+    def by_key(self) -> dict[FlowKey, Flow]:
+        return {f.key: f for f in self.flows}
+
+
+class FlowSet:
+    """Everything one switch should hold: flows, groups and meters.
+
+    A composition: `local` (what only this switch holds) and `parts` (fragments,
+    most of them shared with other switches). A flow of `local` replaces a flow
+    of a part with the same table, priority and match (a VM delivered here rather
+    than sent towards its hypervisor); parts never overlap each other. `flows` is
+    the flat, sorted view, made on first use.
+    """
+
+    __slots__ = ("switch", "local", "parts", "masked", "__dict__")
+
+    def __init__(self, switch: str, local: Fragment, parts: tuple[Fragment, ...] = (),
+                 masked: int = 0) -> None:
+        self.switch = switch
+        self.local = local
+        self.parts = parts
+        self.masked = masked  # flows of `parts` that a `local` flow replaces
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def build(
@@ -276,24 +337,97 @@ class FlowSet:
         groups: Iterable[Group] = (),
         meters: Iterable[MeterBand] = (),
     ) -> FlowSet:
-        """Sort deterministically and refuse two flows with the same identity."""
-        ordered = sorted(flows, key=_flow_sort_key)
-        for before, after in zip(ordered, ordered[1:], strict=False):
-            if before.key == after.key:
-                raise ValueError(f"{switch}: two flows share table/priority/match: {before.key}")
-        return cls(
-            switch,
-            tuple(ordered),
-            tuple(sorted(groups, key=lambda g: g.group_id)),
-            tuple(sorted(meters, key=lambda m: m.meter_id)),
-        )
+        """A FlowSet of one fragment; sorted, and two flows with the same identity refused."""
+        return cls(switch, Fragment.build(("local", switch), flows, groups, meters))
+
+    @classmethod
+    def of(
+        cls,
+        switch: str,
+        flows: Iterable[Flow],
+        groups: Iterable[Group] = (),
+        meters: Iterable[MeterBand] = (),
+    ) -> FlowSet:
+        """As given (read back from a switch, which cannot hold duplicates): no check."""
+        return cls(switch, Fragment(("local", switch), tuple(flows), tuple(groups),
+                                    tuple(meters)))
+
+    def fragments(self) -> tuple[Fragment, ...]:
+        return (self.local, *self.parts)
+
+    @cached_property
+    def flows(self) -> tuple[Flow, ...]:
+        if not self.parts:
+            return self.local.flows
+        out = list(self.local.flows)
+        if self.masked:
+            mine = self.local.by_key
+            for part in self.parts:
+                out += [f for f in part.flows if f.key not in mine]
+        else:
+            for part in self.parts:
+                out += part.flows
+        out.sort(key=_flow_sort_key)
+        return tuple(out)
+
+    @cached_property
+    def groups(self) -> tuple[Group, ...]:
+        if not self.parts:
+            return self.local.groups
+        return tuple(sorted((g for frag in self.fragments() for g in frag.groups),
+                            key=lambda g: g.group_id))
+
+    @cached_property
+    def meters(self) -> tuple[MeterBand, ...]:
+        if not self.parts:
+            return self.local.meters
+        return tuple(sorted((m for frag in self.fragments() for m in frag.meters),
+                            key=lambda m: m.meter_id))
+
+    @property
+    def n_flows(self) -> int:
+        """len(flows), without flattening."""
+        return sum(len(frag.flows) for frag in self.fragments()) - self.masked
+
+    def same_parts(self, other: FlowSet) -> bool:
+        """Made of the very same fragments: equal without looking at a flow."""
+        return (self.local is other.local and len(self.parts) == len(other.parts)
+                and all(a is b for a, b in zip(self.parts, other.parts, strict=True)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FlowSet):
+            return NotImplemented
+        if self is other or (self.switch == other.switch and self.same_parts(other)):
+            return True
+        return (self.switch == other.switch and self.flows == other.flows
+                and self.groups == other.groups and self.meters == other.meters)
+
+    def __repr__(self) -> str:
+        return (f"FlowSet({self.switch!r}, {self.n_flows} flows, {len(self.parts)} parts, "
+                f"{len(self.groups)} groups, {len(self.meters)} meters)")
 
     def in_stage(self, stage: str) -> list[Flow]:
         return [f for f in self.flows if f.stage == stage]
 
+    def check(self) -> None:
+        """Raise unless parts never overlap, and `masked` counts what `local` replaces
+        (tests call this on every compiled FlowSet)."""
+        seen: dict[FlowKey, tuple[object, ...]] = {}
+        for part in self.parts:
+            for f in part.flows:
+                if f.key in seen:
+                    raise ValueError(f"{self.switch}: {f.key} in both {seen[f.key]} and {part.key}")
+                seen[f.key] = part.key
+        masked = sum(1 for k in self.local.by_key if k in seen)
+        if masked != self.masked:
+            raise ValueError(f"{self.switch}: local replaces {masked} flows, says {self.masked}")
+        ids = [g.group_id for frag in self.fragments() for g in frag.groups]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"{self.switch}: a group id in two fragments")
+
 
 def _flow_sort_key(f: Flow) -> tuple[int, int, str]:
-    return (f.table, -f.priority, repr(f.match))
+    return f.sort_key
 
 
 # ---- rendering -------------------------------------------------------------------

@@ -95,60 +95,123 @@ def rule_owner(rule: Rule) -> str:
     return f"rule:{rule.tenant}:{rule.src}->{rule.dst}"
 
 
-def compile_acl(view: NetworkView, switch: str) -> Iterator[Flow]:
-    local = view.local_vms(switch)
-    if not local:
+def rule_ids(view: NetworkView) -> dict[Rule, int]:
+    """Conjunction ids of every rule of the policy, unique network-wide: a tenant's
+    ACL part is shared by switches that host different other tenants."""
+    ids = view.memo.get("rule_ids")
+    if ids is None:
+        ids = conjunction_ids([r for t in view.policy.tenants.values() for r in t.rules])
+        view.memo["rule_ids"] = ids
+    return ids  # type: ignore[return-value]
+
+
+def tenant_rules(view: NetworkView, tenant: str) -> list[Rule]:
+    key = f"rules:{tenant}"
+    rules = view.memo.get(key)
+    if rules is None:
+        rules = unique_rules(list(view.policy.tenants[tenant].rules))
+        view.memo[key] = rules
+    return rules  # type: ignore[return-value]
+
+
+def acl_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
+    """Local: established and related pass, invalid drops (where VMs are)."""
+    if not view.local_vms(switch):
         return
-    commit = (Ct(zone=REG_ZONE, commit=True), Goto("l3_route"))
     yield Flow("acl", PRIO_INVALID, Match.of(ct_state="+inv+trk"), (), "base")
     yield Flow("acl", PRIO_TRACKED, Match.of(ct_state="+est+trk"), (Goto("l3_route"),), "base")
     yield Flow("acl", PRIO_TRACKED, Match.of(ct_state="+rel+trk"), (Goto("l3_route"),), "base")
 
-    local_names = {lv.vm.name for lv in local}
-    rules: list[Rule] = []
-    for tenant_name in view.local_tenants(switch):
-        tenant = view.policy.tenants[tenant_name]
-        tid = view.tenant_ids[tenant_name]
-        if tenant.default is Default.ALLOW:
-            yield Flow(
-                "acl", PRIO_TENANT_DEFAULT,
-                Match.of(metadata=(tid, 0xFFFF_FFFF), eth_type=ETH_IP, ct_state="+new+trk"),
-                commit, f"tenant:{tenant_name}",
-            )
-            continue  # its rules allow nothing the default does not
-        # What no rule allows ends here rather than in the shared priority-0 drop: the
-        # tenant owns the flow, so its counters are the tenant's dropped-by-policy figure.
-        yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(metadata=(tid, 0xFFFF_FFFF)), (),
-                   f"tenant:{tenant_name}")
-        rules.extend(tenant.rules)
 
-    # Clause flows with the same match are one flow carrying several conjunctions.
-    clauses: dict[Match, list[Conjunction]] = defaultdict(list)
-    owners: dict[Match, set[str]] = defaultdict(set)
-    ids = conjunction_ids(rules)
-    for rule in unique_rules(rules):
-        tid = view.tenant_ids[rule.tenant]
-        srcs = sorted(view.members(rule.tenant, rule.src) & local_names)
-        dsts = sorted(view.members(rule.tenant, rule.dst))
-        if not srcs or not dsts:
-            continue  # nobody here can open such a connection
-        cid = ids[rule]
-        tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
-        # (match, owner): a VM's clause belongs to the VM, a service clause to the rule.
-        dims: list[list[tuple[Match, str]]] = [
-            [(Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip)), f"vm:{n}")
-             for n in srcs],
-            [(Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip)), f"vm:{n}")
-             for n in dsts],
-            [(Match.of(m), rule_owner(rule)) for s in rule.services for m in service_matches(s)],
-        ]
-        for clause, matches in enumerate(dims, start=1):
-            for m, owner in dict.fromkeys(matches):
-                clauses[m].append(Conjunction(cid, clause, len(dims)))
-                owners[m].add(owner)
+def active_rules(view: NetworkView, switch: str, tenant: str) -> tuple[int, ...]:
+    """Ids of the tenant's rules that a VM bound on `switch` may open connections
+    by (a source here, some destination anywhere). Which of a tenant's shared ACL
+    parts a switch holds depends on nothing else."""
+    if view.policy.tenants[tenant].default is Default.ALLOW:
+        return ()
+    here = {lv.vm.name for lv in view.local_tenant_vms(switch, tenant)}
+    ids = rule_ids(view)
+    return tuple(sorted(
+        ids[rule] for rule in tenant_rules(view, tenant)
+        if not here.isdisjoint(view.members(tenant, rule.src))
+        and view.members(tenant, rule.dst)
+    ))
+
+
+def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) -> Iterator[Flow]:
+    """Shared by every switch where the same rules of `tenant` are active: the
+    tenant's default, and per active rule its conjunction flow and its destination
+    and service clauses (clause flows with the same match are one flow carrying
+    several conjunctions). The source clauses are each switch's own
+    (`acl_source_flows`). Every match names the tenant, so tenants never share a
+    flow and a tenant's part is the same whoever else a switch hosts."""
+    tid = view.tenant_ids[tenant]
+    tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    if view.policy.tenants[tenant].default is Default.ALLOW:
         yield Flow(
-            "acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP), commit, rule_owner(rule)
+            "acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match, ct_state="+new+trk"),
+            _COMMIT, f"tenant:{tenant}",
         )
-    for m, conjs in clauses.items():
-        # A service clause shared by several rules is named after the first of them.
-        yield Flow("acl", PRIO_RULE, m, tuple(conjs), sorted(owners[m])[0])
+        return  # its rules allow nothing the default does not
+    # What no rule allows ends here rather than in the shared priority-0 drop: the
+    # tenant owns the flow, so its counters are the tenant's dropped-by-policy figure.
+    yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(metadata=(tid, 0xFFFF_FFFF)), (),
+               f"tenant:{tenant}")
+    clauses = _Clauses()
+    ids = rule_ids(view)
+    wanted = set(active)
+    for rule in tenant_rules(view, tenant):
+        cid = ids[rule]
+        if cid not in wanted:
+            continue
+        for n in sorted(view.members(tenant, rule.dst)):
+            clauses.add(Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip)),
+                        Conjunction(cid, 2, 3), f"vm:{n}")
+        for s in rule.services:
+            for m in service_matches(s):
+                clauses.add(Match.of(m, metadata=(tid, 0xFFFF_FFFF)), Conjunction(cid, 3, 3),
+                            rule_owner(rule))
+        yield Flow(
+            "acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP), _COMMIT, rule_owner(rule)
+        )
+    yield from clauses.flows()
+
+
+def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Flow]:
+    """Per switch: the source clauses of the tenant's active rules, one per VM of the
+    tenant bound here."""
+    if view.policy.tenants[tenant].default is Default.ALLOW:
+        return
+    tid = view.tenant_ids[tenant]
+    tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    here = {lv.vm.name for lv in view.local_tenant_vms(switch, tenant)}
+    clauses = _Clauses()
+    ids = rule_ids(view)
+    for rule in tenant_rules(view, tenant):
+        if not view.members(tenant, rule.dst):
+            continue  # nobody to open a connection to
+        for n in sorted(view.members(tenant, rule.src) & here):
+            clauses.add(Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip)),
+                        Conjunction(ids[rule], 1, 3), f"vm:{n}")
+    yield from clauses.flows()
+
+
+_COMMIT = (Ct(zone=REG_ZONE, commit=True), Goto("l3_route"))
+
+
+class _Clauses:
+    """Clause flows by match; several conjunctions share one flow, named after the
+    first of its owners."""
+
+    def __init__(self) -> None:
+        self._conj: dict[Match, list[Conjunction]] = defaultdict(list)
+        self._owners: dict[Match, set[str]] = defaultdict(set)
+
+    def add(self, match: Match, conj: Conjunction, owner: str) -> None:
+        if conj not in self._conj[match]:
+            self._conj[match].append(conj)
+        self._owners[match].add(owner)
+
+    def flows(self) -> Iterator[Flow]:
+        for m, conjs in self._conj.items():
+            yield Flow("acl", PRIO_RULE, m, tuple(conjs), sorted(self._owners[m])[0])

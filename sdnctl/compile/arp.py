@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from sdnctl.compile.context import NetworkView
 from sdnctl.flows import OFPP_IN_PORT, Flow, Match, Move, Output, SetField
 from sdnctl.pipeline import REG_SEGMENT, gateway_mac
+from sdnctl.policy.model import Segment
 
 ETH_ARP = 0x0806
 ARP_REQUEST = 1
@@ -35,27 +36,27 @@ def arp_reply_actions(mac: str, ip: str) -> tuple[Move | SetField | Output, ...]
     )
 
 
-def compile_arp(view: NetworkView, switch: str) -> Iterator[Flow]:
-    local = view.local_vms(switch)
-    for lv in local:
-        # A VM probing its own address (duplicate-address detection) must hear nothing.
+def arp_self_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
+    """Local: a VM probing its own address (duplicate-address detection) must hear
+    nothing."""
+    for lv in view.local_vms(switch):
         yield Flow(
             "arp", PRIO_SELF,
             Match.of(in_port=lv.port, eth_type=ETH_ARP, arp_tpa=str(lv.vm.ip)),
             (), f"vm:{lv.vm.name}",
         )
-    segments = {lv.segment.id: lv.segment for lv in local}
-    for seg_id in sorted(segments):
-        seg = segments[seg_id]
-        request = {REG_SEGMENT: seg_id, "eth_type": ETH_ARP, "arp_op": ARP_REQUEST}
-        if seg.gateway is not None:
-            yield Flow(
-                "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(seg.gateway)),
-                arp_reply_actions(gateway_mac(seg_id), str(seg.gateway)), f"segment:{seg_id}",
-            )
-        for vm in view.vms_by_segment.get(seg_id, ()):
-            if vm.name in view.where:  # answer only for VMs that are really there
-                yield Flow(
-                    "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(vm.ip)),
-                    arp_reply_actions(vm.mac, str(vm.ip)), f"vm:{vm.name}",
-                )
+
+
+def arp_segment_flows(view: NetworkView, seg: Segment) -> Iterator[Flow]:
+    """Shared by every hypervisor with a VM of `seg`: its gateway and its bound VMs."""
+    request = {REG_SEGMENT: seg.id, "eth_type": ETH_ARP, "arp_op": ARP_REQUEST}
+    if seg.gateway is not None:
+        yield Flow(
+            "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(seg.gateway)),
+            arp_reply_actions(gateway_mac(seg.id), str(seg.gateway)), f"segment:{seg.id}",
+        )
+    for vm in view.bound_by_segment.get(seg.id, ()):  # only VMs that are really there
+        yield Flow(
+            "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(vm.ip)),
+            arp_reply_actions(vm.mac, str(vm.ip)), f"vm:{vm.name}",
+        )

@@ -21,6 +21,7 @@ from sdnctl.topology.paths import PathFinder
 ROUTED_BIT = 1 << 32
 TENANT_MASK = 0xFFFF_FFFF
 MPLS_LABELS = 1 << 20
+SITE_GROUP_BASE = 0xFFF0_0000  # group ids of racks (below OpenFlow's OFPG_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class NetworkView:
     local: dict[str, list[LocalVM]] = field(default_factory=dict)
     where: dict[str, PortRef] = field(default_factory=dict)
     _members: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # What stage modules work out once per compile and share (their own keys).
+    memo: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         local: dict[str, list[LocalVM]] = defaultdict(list)
@@ -57,9 +60,117 @@ class NetworkView:
         """A view of the same topology and down ports with another policy and bindings,
         keeping what depends on those two alone (paths, labels, tunnels) if computed."""
         view = NetworkView(policy, self.topology, bindings, self.down_ports)
-        for name in ("paths", "fabric_labels", "tunnel_ips"):
+        for name in ("paths", "fabric_labels", "tunnel_ips", "path_groups", "group_members",
+                     "group_sites"):
             if name in self.__dict__:  # a cached_property that was computed
                 view.__dict__[name] = self.__dict__[name]
+        return view
+
+    def updated(self, policy: Policy, bindings: Bindings, vms: set[str],
+                tenants: set[str], reseg: set[str]) -> NetworkView:
+        """This view after an edit that changed only the VMs `vms` (in the policy or
+        their binding) and the definitions of `tenants` (`reseg`: those whose
+        segments changed): what depends on nothing else is patched, not recomputed,
+        so the cost follows the edit. Same topology and down ports.
+        """
+        view = NetworkView.__new__(NetworkView)
+        view.policy, view.topology, view.bindings = policy, self.topology, bindings
+        view.down_ports = self.down_ports
+        view.memo = {}
+        where = dict(self.where)
+        switches: set[str] = set()
+        for name in vms:
+            old = where.pop(name, None)
+            if old is not None:
+                switches.add(old.switch)
+            ref = bindings.ports.get(name)
+            if name in policy.vms and ref is not None and ref.switch in self.topology.switches:
+                where[name] = ref
+                switches.add(ref.switch)
+        vm_tenants = {p.vms[n].tenant for n in vms for p in (self.policy, policy) if n in p.vms}
+        # Group members of other tenants are as they were.
+        view._members = {k: v for k, v in self._members.items()
+                         if k[0] not in tenants and k[0] not in vm_tenants}
+        if reseg:  # LocalVM holds the segment: re-read the VMs of those tenants
+            for switch, local in self.local.items():
+                if any(lv.vm.tenant in reseg for lv in local):
+                    switches.add(switch)
+        view.where = where
+        local = dict(self.local)
+        arrived: dict[str, set[str]] = defaultdict(set)
+        for n in vms:
+            if n in where:
+                arrived[where[n].switch].add(n)
+        for switch in switches:
+            names = {lv.vm.name for lv in local.get(switch, ())} - vms
+            names |= arrived.get(switch, set())
+            fresh = [LocalVM(policy.vms[n], policy.segment_of(policy.vms[n]), where[n].port)
+                     for n in sorted(names)]  # (a VM of `reseg` is re-read with its tenant)
+            if fresh:
+                local[switch] = fresh
+            else:
+                local.pop(switch, None)
+        view.local = local
+        for name in ("paths", "fabric_labels", "tunnel_ips", "path_groups", "group_members",
+                     "group_sites"):
+            if name in self.__dict__:
+                view.__dict__[name] = self.__dict__[name]
+        if not reseg and self.policy.tenants.keys() == policy.tenants.keys():
+            for name in ("tenant_ids", "segments_by_id"):
+                if name in self.__dict__:
+                    view.__dict__[name] = self.__dict__[name]
+        view._patch_indexes(self, reseg | vm_tenants, switches)
+        return view
+
+    def _patch_indexes(self, old: NetworkView, tenants: set[str], switches: set[str]) -> None:
+        """The by-segment, by-tenant and by-switch indexes of `old`, redone only
+        for the segments, tenants and switches an edit touched."""
+        policy = self.policy
+        segs = {seg.id for t in tenants for p in (old.policy, policy) if t in p.tenants
+                for seg in p.tenants[t].segments.values()}
+        if "vms_by_segment" in old.__dict__:
+            by_seg = dict(old.vms_by_segment)
+            for seg in segs:
+                by_seg.pop(seg, None)
+            for t in tenants:
+                for vm in policy.vms_of(t):
+                    by_seg.setdefault(policy.segment_of(vm).id, []).append(vm)
+            for seg in segs:
+                if seg in by_seg:
+                    by_seg[seg].sort(key=lambda vm: vm.name)
+            self.__dict__["vms_by_segment"] = by_seg
+            if "bound_by_segment" in old.__dict__:
+                bound = dict(old.bound_by_segment)
+                for seg in segs:
+                    bound.pop(seg, None)
+                    mine = [vm for vm in by_seg.get(seg, ()) if vm.name in self.where]
+                    if mine:
+                        bound[seg] = mine
+                self.__dict__["bound_by_segment"] = bound
+        if "vms_by_tenant" in old.__dict__:
+            by_tenant = dict(old.vms_by_tenant)
+            for t in tenants:
+                by_tenant.pop(t, None)
+                mine = sorted(policy.vms_of(t), key=lambda vm: vm.name)
+                if mine:
+                    by_tenant[t] = mine
+            self.__dict__["vms_by_tenant"] = by_tenant
+        if "local_by_tenant" in old.__dict__:
+            per_switch = dict(old.local_by_tenant)
+            for switch in switches:
+                per: dict[str, list[LocalVM]] = defaultdict(list)
+                for lv in self.local.get(switch, ()):
+                    per[lv.vm.tenant].append(lv)
+                per_switch[switch] = dict(per)
+            self.__dict__["local_by_tenant"] = per_switch
+
+    def with_down(self, down_ports: frozenset[PortRef]) -> NetworkView:
+        """This view with other links down: everything but the paths is kept."""
+        view = NetworkView.__new__(NetworkView)
+        view.__dict__.update(self.__dict__)
+        view.down_ports = down_ports
+        view.memo = dict(self.memo)
+        view.__dict__.pop("paths", None)
         return view
 
     @cached_property
@@ -93,6 +204,48 @@ class NetworkView:
         return labels
 
     @cached_property
+    def path_groups(self) -> dict[str, int]:
+        """Hypervisor -> the id of the group other hypervisors send it frames through.
+
+        Hypervisors attached to the same fabric switches (a rack) share one group:
+        the way there is the same for all of them, so a hypervisor holds a group per
+        rack, not per hypervisor. One with a direct link to another hypervisor gets a
+        group of its own (the neighbour takes the direct link). Ids are stable while
+        the topology is: sites in name order from SITE_GROUP_BASE.
+        """
+        fabric = {n for n, s in self.topology.switches.items() if s.role is not Role.HYPERVISOR}
+        graph = self.topology.graph()
+        sites: dict[frozenset[str], list[str]] = defaultdict(list)
+        out: dict[str, int] = {}
+        for name in sorted(self.fabric_labels):
+            neighbours = set(graph.neighbors(name))
+            if neighbours - fabric:  # a hypervisor neighbour: a group of its own
+                dpid = self.topology.switches[name].dpid
+                out[name] = dpid if dpid < SITE_GROUP_BASE else (
+                    zlib.crc32(name.encode()) & 0x7FFF_FFFF)
+            else:
+                sites[frozenset(neighbours)].append(name)
+        for i, site in enumerate(sorted(sites, key=lambda s: sorted(s))):
+            for name in sites[site]:
+                out[name] = SITE_GROUP_BASE + i
+        return out
+
+    @cached_property
+    def group_sites(self) -> dict[int, frozenset[str]]:
+        """Group id of a rack -> the fabric switches its hypervisors attach to."""
+        graph = self.topology.graph()
+        return {gid: frozenset(graph.neighbors(members[0]))
+                for gid, members in self.group_members.items() if gid >= SITE_GROUP_BASE}
+
+    @cached_property
+    def group_members(self) -> dict[int, list[str]]:
+        """Group id (`path_groups`) -> the hypervisors it leads to, by name."""
+        out: dict[int, list[str]] = defaultdict(list)
+        for name, gid in sorted(self.path_groups.items()):
+            out[gid].append(name)
+        return dict(out)
+
+    @cached_property
     def tenant_ids(self) -> dict[str, int]:
         return {t: tenant_id(t) for t in self.policy.tenants}
 
@@ -104,6 +257,34 @@ class NetworkView:
             vm = self.policy.vms[name]
             out[self.policy.segment_of(vm).id].append(vm)
         return dict(out)
+
+    @cached_property
+    def bound_by_segment(self) -> dict[int, list[VM]]:
+        """Segment id -> the VMs of that segment bound to a switch, by name."""
+        return {seg: bound for seg, vms in self.vms_by_segment.items()
+                if (bound := [vm for vm in vms if vm.name in self.where])}
+
+    @cached_property
+    def segments_by_id(self) -> dict[int, Segment]:
+        return {seg.id: seg for t in self.policy.tenants.values() for seg in t.segments.values()}
+
+    @cached_property
+    def local_by_tenant(self) -> dict[str, dict[str, list[LocalVM]]]:
+        """Switch -> tenant -> its VMs bound there."""
+        out: dict[str, dict[str, list[LocalVM]]] = {}
+        for switch, local in self.local.items():
+            per: dict[str, list[LocalVM]] = defaultdict(list)
+            for lv in local:
+                per[lv.vm.tenant].append(lv)
+            out[switch] = dict(per)
+        return out
+
+    def local_tenant_vms(self, switch: str, tenant: str) -> list[LocalVM]:
+        return self.local_by_tenant.get(switch, {}).get(tenant, [])
+
+    def tunnel_port_of(self, switch: str) -> int | None:
+        """The VXLAN port of a hypervisor with a tunnel endpoint, else None."""
+        return self.topology.switches[switch].tunnel_port if switch in self.tunnel_ips else None
 
     @cached_property
     def vms_by_tenant(self) -> dict[str, list[VM]]:

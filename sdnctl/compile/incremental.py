@@ -1,31 +1,47 @@
-"""compile_network with a memory: recompile only the switches an input change can reach.
+"""compile_network with a memory: an edit recomputes what it changed, once.
 
-What a switch holds depends on (see the stage modules):
-- every switch: the topology and the ports that are down (paths, labels, trunks);
-- a hypervisor, besides: for each tenant with a VM bound on it, that tenant's
-  definition (segments, groups, rules) and its VMs with their bindings (ARP
-  answers, forwarding, routing and ACL members name VMs anywhere in the tenant).
+A switch's FlowSet is its local part plus shared parts (`sdnctl.compile.parts`),
+each named by what it depends on. When the topology and the down ports are
+unchanged, an edit is a set of changed VMs (in the policy or in their binding)
+and changed tenant definitions, and it invalidates exactly:
 
-So when the topology and the down ports are unchanged, an edit changes at most
-the hypervisors hosting a VM of a "touched" tenant, before or after the edit: a
-tenant whose definition changed, or one of whose VMs was added, removed,
-changed or moved. Every other switch keeps the very FlowSet object it had,
-which lets callers skip re-normalising and comparing it (identity says
-"unchanged"). Anything else (topology, down ports, first call) compiles all.
+- a tenant's rules, groups or default: its "acl" parts and its source clauses
+  ("acl-src"), and the plans of the switches hosting it (which rules are active
+  there);
+- a tenant's segments: everything about the tenant, and the local parts of the
+  switches hosting it;
+- a VM (added, removed, changed or moved): its segments' "arp" and "l2" parts;
+  when the policy's VM changed, its tenant's "route" and "acl" parts too; the
+  local part, source clauses and plan of the switches it left and joined.
 
-`tests/unit/test_incremental.py` checks, over random edit sequences, that the
-result always equals a full compile.
+Each invalidated part is rebuilt once, however many switches hold it, and kept
+as the old object when its content is unchanged; only switches holding a
+replaced part (or replanned) get a new FlowSet, and every other switch keeps the
+very FlowSet object it had (identity says "unchanged"). Anything else (topology,
+down ports, first call) compiles all; a link event needs only the "paths" parts,
+which depend on the topology alone.
+
+`tests/unit/test_incremental.py` checks, over random edit sequences on packed
+and scattered placements, that the result always equals a full compile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from sdnctl.bindings import Bindings
-from sdnctl.compile.compiler import compile_view, gc_paused
+from sdnctl.compile.acl import rule_ids
+from sdnctl.compile.compiler import compile_all, gc_paused
 from sdnctl.compile.context import NetworkView
-from sdnctl.flows import FlowSet
+from sdnctl.compile.parts import (
+    PartKey,
+    PartStore,
+    build_local,
+    build_part,
+    plan_switch,
+)
+from sdnctl.flows import FlowSet, Fragment
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import PortRef, Topology
 
@@ -37,26 +53,70 @@ class Scope:
     full: bool
     switches: tuple[str, ...]
     reason: str
+    parts_rebuilt: int = 0
 
     def describe(self) -> str:
         if self.full:
             return f"full compile ({self.reason})"
-        return f"{len(self.switches)} switches recompiled ({self.reason})"
+        return (f"{len(self.switches)} switches recomposed, {self.parts_rebuilt} parts "
+                f"rebuilt ({self.reason})")
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    view: NetworkView
-    flowsets: Mapping[str, FlowSet]
+@dataclass
+class Edit:
+    """What changed between two inputs of the same topology."""
+
+    vms: set[str] = field(default_factory=set)  # in the policy or in their binding
+    policy_vms: set[str] = field(default_factory=set)  # of those, changed in the policy
+    tenants: set[str] = field(default_factory=set)  # definition changed in any way
+    reseg: set[str] = field(default_factory=set)  # of those, segments changed (or new/gone)
+
+    def describe(self) -> str:
+        parts = []
+        if self.tenants:
+            parts.append("tenants " + ", ".join(sorted(self.tenants)))
+        if self.vms:
+            names = sorted(self.vms)
+            parts.append(f"{len(names)} VMs ({', '.join(names[:3])}"
+                         f"{', ...' if len(names) > 3 else ''})")
+        return "; ".join(parts) or "nothing"
+
+
+def find_edit(old: Policy, new: Policy, old_bindings: Bindings,
+              new_bindings: Bindings) -> Edit:
+    edit = Edit()
+    if old.tenants is not new.tenants:
+        for name in old.tenants.keys() | new.tenants.keys():
+            a, b = old.tenants.get(name), new.tenants.get(name)
+            if a is b or a == b:
+                continue
+            edit.tenants.add(name)
+            if a is None or b is None or a.segments != b.segments:
+                edit.reseg.add(name)
+    if old.vms is not new.vms:
+        edit.policy_vms = set(_differing(old.vms, new.vms))
+        edit.vms |= edit.policy_vms
+    if old_bindings.ports is not new_bindings.ports:
+        edit.vms |= set(_differing(old_bindings.ports, new_bindings.ports))
+    return edit
+
+
+def _differing(old: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
+    out = [name for name, value in new.items()
+           if (was := old.get(name)) is not value and was != value]
+    out += [name for name in old if name not in new]
+    return out
 
 
 class IncrementalCompiler:
-    """Callable like `compile_network`; keeps the last inputs and outputs.
+    """Callable like `compile_network`; keeps the last inputs, parts and outputs.
 
-    Not thread-safe: one owner (the controller state, under its lock)."""
+    Not thread-safe: one owner at a time."""
 
     def __init__(self) -> None:
-        self._last: _Compiled | None = None
+        self._view: NetworkView | None = None
+        self._store = PartStore()
+        self._out: dict[str, FlowSet] = {}
         self.last_scope: Scope | None = None
 
     def __call__(
@@ -66,71 +126,147 @@ class IncrementalCompiler:
         bindings: Bindings,
         down_ports: frozenset[PortRef] = frozenset(),
     ) -> dict[str, FlowSet]:
-        last = self._last
-        reason = _full_reason(last, topology, down_ports)
-        if last is None or reason:
+        reason = self._full_reason(topology, down_ports)
+        relinked: tuple[str, ...] = ()
+        if reason == "links changed":
+            relinked = self._relink(down_ports)
+            reason = ""
+        if reason:
             view = NetworkView(policy, topology, bindings, down_ports)
-            with gc_paused():
-                out = {name: compile_view(view, name) for name in sorted(topology.switches)}
-            scope = Scope(True, tuple(sorted(out)), reason or "first compile")
+            store = PartStore()
+            out = compile_all(view, store)  # raises before anything is kept
+            self._store = store
+            scope = Scope(True, tuple(sorted(out)), reason)
         else:
-            view = last.view.reusing(policy, bindings)
-            touched = touched_tenants(last.view.policy, policy,
-                                      last.view.bindings, bindings)
-            switches = sorted(hosting(last.view, touched) | hosting(view, touched))
-            out = dict(last.flowsets)
-            with gc_paused():
-                for name in switches:
-                    out[name] = compile_view(view, name)
-            scope = Scope(False, tuple(switches),
-                          f"tenants touched: {', '.join(sorted(touched)) or 'none'}")
-        # Only now: a compile that raised leaves the last good state in place.
-        self._last = _Compiled(view, out)
-        self.last_scope = scope
+            view, out, scope = self._apply(policy, bindings)
+            if relinked:
+                scope = Scope(False, tuple(sorted({*relinked, *scope.switches})),
+                              f"links changed; {scope.reason}",
+                              scope.parts_rebuilt + len(relinked))
+        self._view, self._out, self.last_scope = view, out, scope
         return dict(out)
 
+    def _full_reason(self, topology: Topology, down_ports: frozenset[PortRef]) -> str:
+        last = self._view
+        if last is None:
+            return "first compile"
+        if last.topology is not topology and last.topology != topology:
+            return "topology changed"
+        if last.down_ports != down_ports:
+            return "links changed"
+        return ""
 
-def _full_reason(last: _Compiled | None, topology: Topology,
-                 down_ports: frozenset[PortRef]) -> str:
-    if last is None:
-        return "first compile"
-    if last.view.topology is not topology and last.view.topology != topology:
-        return "topology changed"
-    if last.view.down_ports != down_ports:
-        return "links changed"
-    return ""
+    def _relink(self, down_ports: frozenset[PortRef]) -> tuple[str, ...]:
+        """Links went down or up: only the "paths" parts depend on them. The
+        switches whose paths changed get a new FlowSet; the edit, if any, follows."""
+        last = self._view
+        assert last is not None
+        view = last.with_down(down_ports)
+        store = self._store
+        with gc_paused():
+            new_parts = self._rebuild(view, {("paths", s) for s in self._out})
+        store.parts.update(new_parts)
+        out = dict(self._out)
+        for key in new_parts:
+            switch = str(key[1])
+            out[switch] = store.compose(switch)
+        self._view, self._out = view, out
+        return tuple(sorted(str(k[1]) for k in new_parts))
+
+    def _apply(self, policy: Policy, bindings: Bindings
+               ) -> tuple[NetworkView, dict[str, FlowSet], Scope]:
+        last = self._view
+        assert last is not None
+        edit = find_edit(last.policy, policy, last.bindings, bindings)
+        if not edit.vms and not edit.tenants:
+            view = last.updated(policy, bindings, set(), set(), set())
+            return view, self._out, Scope(False, (), "nothing changed")
+        view = last.updated(policy, bindings, edit.vms, edit.tenants, edit.reseg)
+        store = self._store
+        stale: set[PartKey] = set()
+        replan: set[str] = set()
+        relocal: set[str] = set()
+
+        acl_tenants = set(edit.tenants)
+        if edit.tenants:
+            acl_tenants |= _renumbered(last, view)
+        for tenant in edit.reseg:
+            segs = _segment_ids(last, tenant) | _segment_ids(view, tenant)
+            for seg in segs:
+                stale |= store.keys_about("arp", seg) | store.keys_about("l2", seg)
+            stale |= store.keys_about("route", tenant)
+            hosts = _hosts(store, tenant)
+            replan |= hosts
+            relocal |= hosts
+        for name in edit.vms:
+            tenants = {p.vms[name].tenant for p in (last.policy, policy) if name in p.vms}
+            for p in (last.policy, policy):
+                if name in p.vms:
+                    seg = p.segment_of(p.vms[name]).id
+                    stale |= store.keys_about("arp", seg) | store.keys_about("l2", seg)
+            if name in edit.policy_vms:
+                acl_tenants |= tenants
+                for tenant in tenants:
+                    stale |= store.keys_about("route", tenant)
+            for where in (last.where.get(name), view.where.get(name)):
+                if where is not None:
+                    replan.add(where.switch)
+                    relocal.add(where.switch)
+                    for tenant in tenants:
+                        stale.add(("acl-src", where.switch, tenant))
+        for tenant in acl_tenants:
+            stale |= store.keys_about("acl", tenant) | store.keys_about("acl-src", tenant)
+            replan |= _hosts(store, tenant)
+
+        # Everything is built before the store changes: a failure leaves it as it was.
+        with gc_paused():
+            new_parts = self._rebuild(view, stale)
+            touched = store.holders_of(new_parts) | replan | relocal
+            touched &= self._out.keys()
+            plans = {s: plan_switch(view, s) for s in touched & replan}
+            locals_ = {s: build_local(view, s) for s in touched & relocal}
+            for plan in plans.values():
+                for key in plan:
+                    if key not in store.parts and key not in new_parts:
+                        new_parts[key] = build_part(view, key)
+        store.parts.update(new_parts)
+        store.set_plans(plans)
+        store.locals.update(locals_)
+        out = dict(self._out)
+        for switch in touched:
+            fs = store.compose(switch)
+            # A switch recomposed into the very same parts keeps its old FlowSet.
+            out[switch] = self._out[switch] if fs.same_parts(self._out[switch]) else fs
+        changed = tuple(sorted(s for s in touched if out[s] is not self._out[s]))
+        return view, out, Scope(False, changed, edit.describe(), len(new_parts))
+
+    def _rebuild(self, view: NetworkView, stale: set[PartKey]) -> dict[PartKey, Fragment]:
+        """The stale parts still held, rebuilt; a part whose content did not change
+        is left out (its holders keep the old object)."""
+        store = self._store
+        rebuilt: dict[PartKey, Fragment] = {}
+        for key in stale:
+            old = store.parts.get(key)
+            if old is None:
+                continue  # nobody holds it: built on demand if a plan names it
+            new = build_part(view, key)
+            if new.flows != old.flows or new.groups != old.groups or new.meters != old.meters:
+                rebuilt[key] = new
+        return rebuilt
 
 
-def touched_tenants(old: Policy, new: Policy, old_bindings: Bindings,
-                    new_bindings: Bindings) -> set[str]:
-    """Tenants whose definition, VMs or VM bindings differ between old and new."""
-    touched: set[str] = set()
-    if old.tenants is not new.tenants:
-        for name in old.tenants.keys() | new.tenants.keys():
-            if old.tenants.get(name) != new.tenants.get(name):
-                touched.add(name)
-    if old.vms is not new.vms:
-        for name in _differing(old.vms, new.vms):
-            touched.update(_tenants_of(name, old, new))
-    if old_bindings.ports is not new_bindings.ports:
-        for name in _differing(old_bindings.ports, new_bindings.ports):
-            touched.update(_tenants_of(name, old, new))
-    return touched
+def _renumbered(old: NetworkView, new: NetworkView) -> set[str]:
+    """Tenants whose rules' conjunction ids moved (an id collision resolved anew)."""
+    before = {(r.tenant, r.src, r.dst, r.services): cid for r, cid in rule_ids(old).items()}
+    after = {(r.tenant, r.src, r.dst, r.services): cid for r, cid in rule_ids(new).items()}
+    return {key[0] for key in before.keys() & after.keys() if before[key] != after[key]}
 
 
-def _differing(old: Mapping[str, object], new: Mapping[str, object]) -> Iterable[str]:
-    for name in old.keys() | new.keys():
-        if old.get(name) != new.get(name):
-            yield name
+def _segment_ids(view: NetworkView, tenant: str) -> set[int]:
+    t = view.policy.tenants.get(tenant)
+    return {seg.id for seg in t.segments.values()} if t is not None else set()
 
 
-def _tenants_of(vm: str, *policies: Policy) -> set[str]:
-    return {p.vms[vm].tenant for p in policies if vm in p.vms}
-
-
-def hosting(view: NetworkView, tenants: set[str]) -> set[str]:
-    """Switches where a VM of one of `tenants` is bound, as `view` sees it."""
-    if not tenants:
-        return set()
-    return {ref.switch for name, ref in view.where.items()
-            if view.policy.vms[name].tenant in tenants}
+def _hosts(store: PartStore, tenant: str) -> set[str]:
+    """Switches holding the tenant's routes: every hypervisor with a VM of it."""
+    return set(store.holders.get(("route", tenant), set()))

@@ -12,7 +12,9 @@ Unknown destinations are dropped; nothing is flooded.
 
 from __future__ import annotations
 
+import functools
 import zlib
+from collections.abc import Iterator
 
 from sdnctl.compile.context import NetworkView
 from sdnctl.flows import (
@@ -28,6 +30,7 @@ from sdnctl.flows import (
     SetField,
 )
 from sdnctl.pipeline import REG_OUT_PORT, REG_SEGMENT
+from sdnctl.policy.model import Segment
 from sdnctl.topology.paths import NextHop
 
 ETH_MPLS = 0x8847
@@ -39,67 +42,92 @@ def group_id_for(view: NetworkView, dest_switch: str) -> int:
     return dpid if dpid <= 0xFFFF_FF00 else zlib.crc32(dest_switch.encode()) & 0x7FFF_FFFF
 
 
-def compile_l2(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]:
-    flows: list[Flow] = []
-    groups: dict[int, Group] = {}
-    if not view.is_hypervisor(switch):
-        # Fabric: one flow per destination hypervisor, by its label. Independent of
-        # VMs and bindings, so a fabric switch holds O(hypervisors) flows.
-        for dest, label in sorted(view.fabric_labels.items()):
-            hop = view.paths.next_hop(switch, dest)
-            if hop is not None:
-                flows.append(Flow(
-                    "l2_forward", 100, Match.of(eth_type=ETH_MPLS, mpls_label=label),
-                    (_towards(view, dest, hop, groups),), f"path:{dest}",
-                ))
-        return flows, list(groups.values())
-    for seg in view.carried_segments(switch):
-        for vm in view.vms_by_segment.get(seg.id, ()):
-            ref = view.where.get(vm.name)
-            if ref is None:
-                continue  # not bound anywhere: nothing to forward to
-            owner = f"vm:{vm.name}"
-            match = Match.of({REG_SEGMENT: seg.id}, eth_dst=vm.mac)
-            if ref.switch == switch:
-                flows.append(Flow(
-                    "l2_forward", 100, match,
-                    (SetField(REG_OUT_PORT, ref.port), Goto("ct_in")), owner,
-                ))
-                continue
-            if seg.vni is not None and view.tunnels_between(switch, ref.switch):
-                # Overlay: one VXLAN hop to the hypervisor; the fabric never sees the VNI.
-                flows.append(Flow(
-                    "l2_forward", 100, match,
-                    (SetField("tun_id", seg.vni), SetField("tun_dst", view.tunnel_ips[ref.switch]),
-                     Output(view.topology.switches[switch].tunnel_port)), owner,
-                ))
-                continue
-            if seg.vlan is None:
-                continue  # overlay only, and no tunnel between the two: unreachable
-            hop = view.paths.next_hop(switch, ref.switch)
-            if hop is None:
-                continue  # no path: the fabric is partitioned
+def l2_local_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
+    """Local: a VM bound here is delivered here. Each replaces the entry of the
+    segment's shared part that would send it towards its hypervisor."""
+    for lv in view.local_vms(switch):
+        yield Flow(
+            "l2_forward", 100, Match.of({REG_SEGMENT: lv.segment.id}, eth_dst=lv.vm.mac),
+            (SetField(REG_OUT_PORT, lv.port), Goto("ct_in")), f"vm:{lv.vm.name}",
+        )
+
+
+def l2_segment_flows(view: NetworkView, seg: Segment, tunnel_port: int | None) -> Iterator[Flow]:
+    """Shared by every hypervisor that carries `seg` (and, for an overlay segment, has
+    the same tunnel port, or none): how to reach each bound VM of the segment.
+
+    Nothing here depends on where the frame starts: the path is the group named
+    after the destination hypervisor, which each switch defines for itself.
+    """
+    for vm in view.bound_by_segment.get(seg.id, ()):
+        dest = view.where[vm.name].switch
+        owner = f"vm:{vm.name}"
+        match = Match.of({REG_SEGMENT: seg.id}, eth_dst=vm.mac)
+        if seg.vni is not None and tunnel_port is not None and dest in view.tunnel_ips:
+            # Overlay: one VXLAN hop to the hypervisor; the fabric never sees the VNI.
+            yield Flow(
+                "l2_forward", 100, match,
+                (SetField("tun_id", seg.vni), SetField("tun_dst", view.tunnel_ips[dest]),
+                 Output(tunnel_port)), owner,
+            )
+        elif seg.vlan is not None and dest in view.fabric_labels:
             # On the wire: the segment's VLAN tag, then a label naming the hypervisor.
-            encap = (PushVlan(), SetField("vlan_vid", seg.vlan),
-                     PushMpls(), SetField("mpls_label", view.fabric_labels[ref.switch]))
+            yield Flow(
+                "l2_forward", 100, match,
+                (PushVlan(), SetField("vlan_vid", seg.vlan),
+                 PushMpls(), SetField("mpls_label", view.fabric_labels[dest]),
+                 GroupAction(view.path_groups[dest])), owner,
+            )
+        # else: overlay only, and no tunnel between the two: unreachable
+
+
+def paths_part(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]:
+    """Per switch: how to reach each hypervisor from here.
+
+    A hypervisor: one group per rack of other hypervisors (`NetworkView.path_groups`),
+    fast failover where the fabric offers a loop-free backup, empty (so dropping)
+    where no path is left. A fabric switch: one flow per destination hypervisor,
+    by its label. Both depend on the topology alone, so a link event changes these
+    and nothing else.
+    """
+    groups: dict[int, Group] = {}
+    if view.is_hypervisor(switch):
+        for gid, members in view.group_members.items():
+            if members == [switch]:
+                continue  # its own group: nobody sends to it from here
+            owner = f"path:{members[0]}" + (f"+{len(members) - 1}" if members[1:] else "")
+            site = view.group_sites.get(gid)
+            hop = (view.paths.next_hop(switch, members[0]) if site is None
+                   else view.paths.next_hop_to_rack(switch, site, owner))
+            groups[gid] = _group(gid, owner, hop)
+        return [], list(groups.values())
+    # Fabric: O(hypervisors) flows, independent of VMs and bindings.
+    flows = []
+    for dest, label in sorted(view.fabric_labels.items()):
+        hop = view.paths.next_hop(switch, dest)
+        if hop is not None:
+            action: Output | GroupAction = Output(hop.port)
+            if hop.backup_port is not None:
+                gid = group_id_for(view, dest)
+                groups[gid] = _group(gid, f"path:{dest}", hop)
+                action = GroupAction(gid)
             flows.append(Flow(
-                "l2_forward", 100, match, (*encap, _towards(view, ref.switch, hop, groups)), owner
+                "l2_forward", 100, Match.of(eth_type=ETH_MPLS, mpls_label=label),
+                (action,), f"path:{dest}",
             ))
     return flows, list(groups.values())
 
 
-def _towards(
-    view: NetworkView, dest: str, hop: NextHop, groups: dict[int, Group]
-) -> Output | GroupAction:
-    """Output to the next hop, or to a fast-failover group when there is a backup."""
+@functools.lru_cache(maxsize=1 << 16)
+def _group(gid: int, owner: str, hop: NextHop | None) -> Group:
+    """Fast failover when there is a backup, a single output when not, empty (drop)
+    when the fabric offers no path at all. Groups are values: switches that reach
+    a destination the same way share one."""
+    if hop is None:
+        return Group(gid, "all", (), owner)
     if hop.backup_port is None:
-        return Output(hop.port)
-    gid = group_id_for(view, dest)
-    if gid in groups:
-        return GroupAction(gid)
-    buckets = (
+        return Group(gid, "indirect", (Bucket((Output(hop.port),)),), owner)
+    return Group(gid, "ff", (
         Bucket((Output(hop.port),), hop.port),
         Bucket((Output(hop.backup_port),), hop.backup_port),
-    )
-    groups[gid] = Group(gid, "ff", buckets, f"path:{dest}")
-    return GroupAction(gid)
+    ), owner)

@@ -33,30 +33,35 @@ def gateway_range(seg: Segment) -> tuple[str, str]:
     return GATEWAY_MAC_MATCH if seg.vlan is not None else OVERLAY_GATEWAY_MAC_MATCH
 
 
-def compile_route(view: NetworkView, switch: str) -> Iterator[Flow]:
+def route_tenant_flows(view: NetworkView, tenant: str) -> Iterator[Flow]:
+    """Shared by every hypervisor with a VM of `tenant`: a route to each of its VMs
+    in a routed segment (bound or not: the route is the tenant's, not the VM's)."""
+    tid = view.tenant_ids[tenant]
+    segments = view.policy.tenants[tenant].segments.values()
+    tenant_ranges = sorted({gateway_range(seg) for seg in segments if seg.routed})
+    for vm in view.vms_by_tenant.get(tenant, ()):
+        seg = view.policy.segment_of(vm)
+        if not seg.routed:
+            continue
+        for gateways in tenant_ranges:
+            yield Flow(
+                "l3_route", 200,
+                Match.of(
+                    metadata=(tid | ROUTED_BIT, ROUTED_BIT | TENANT_MASK),
+                    eth_type=ETH_IP, eth_dst=gateways, ipv4_dst=str(vm.ip),
+                ),
+                (SetField("eth_src", gateway_mac(seg.id)), SetField("eth_dst", vm.mac),
+                 DecTtl(), SetField(REG_SEGMENT, seg.id), Goto("l2_forward")),
+                f"vm:{vm.name}",
+            )
+
+
+def route_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
+    """Local: frames to a gateway that no route took are dropped; others go on."""
     if not view.local_vms(switch):
         return
-    ranges: set[tuple[str, str]] = set()
-    for tenant in view.local_tenants(switch):
-        tid = view.tenant_ids[tenant]
-        segments = view.policy.tenants[tenant].segments.values()
-        tenant_ranges = sorted({gateway_range(seg) for seg in segments if seg.routed})
-        ranges |= {gateway_range(seg) for seg in segments}
-        for vm in view.vms_by_tenant[tenant]:
-            seg = view.policy.segment_of(vm)
-            if not seg.routed:
-                continue
-            for gateways in tenant_ranges:
-                yield Flow(
-                    "l3_route", 200,
-                    Match.of(
-                        metadata=(tid | ROUTED_BIT, ROUTED_BIT | TENANT_MASK),
-                        eth_type=ETH_IP, eth_dst=gateways, ipv4_dst=str(vm.ip),
-                    ),
-                    (SetField("eth_src", gateway_mac(seg.id)), SetField("eth_dst", vm.mac),
-                     DecTtl(), SetField(REG_SEGMENT, seg.id), Goto("l2_forward")),
-                    f"vm:{vm.name}",
-                )
+    ranges = {gateway_range(seg) for tenant in view.local_tenants(switch)
+              for seg in view.policy.tenants[tenant].segments.values()}
     yield Flow("l3_route", 100, Match.of(eth_dst=GATEWAY_MAC_MATCH), (), "base")
     if OVERLAY_GATEWAY_MAC_MATCH in ranges:
         yield Flow("l3_route", 100, Match.of(eth_dst=OVERLAY_GATEWAY_MAC_MATCH), (), "base")

@@ -40,7 +40,7 @@ def dump_to_json(
 ) -> dict[str, object]:
     """Stats bodies -> {"switch", "flows", "groups", "meters", "unparsed"}; owners come
     from the desired FlowSet's cookies (a cookie it does not know reads `cookie:0x...`)."""
-    flow_owners, group_owners, meter_owners = sb.owners_of(desired or FlowSet(switch, ()))
+    flow_owners, group_owners, meter_owners = sb.owners_of(desired or FlowSet.of(switch, ()))
     flows: list[dict[str, object]] = []
     unparsed: list[dict[str, object]] = []
     for st in flow_stats:
@@ -63,7 +63,7 @@ def dump_to_json(
         entry["n_packets"] = int(st.packet_count)
         entry["n_bytes"] = int(st.byte_count)
         flows.append(entry)
-    groups = FlowSet(switch, (), tuple(sb.parse_group_desc(group_descs, group_owners)),
+    groups = FlowSet.of(switch, (), tuple(sb.parse_group_desc(group_descs, group_owners)),
                      tuple(sb.parse_meter_config(meter_configs, meter_owners)))
     out = flowset_to_json(groups)
     out["flows"] = flows

@@ -56,7 +56,22 @@ class PathFinder:
 
     def _dist(self, dest: str) -> dict[str, int]:
         """Hop count from each fabric switch (and dest itself) to hypervisor `dest`."""
-        attach = frozenset(n for n in self.graph.neighbors(dest) if n in self._fabric)
+        return self._dist_to(frozenset(n for n in self.graph.neighbors(dest) if n in self._fabric))
+
+    def next_hop_to_rack(self, node: str, attach: frozenset[str], key: str) -> NextHop | None:
+        """How hypervisor `node` sends towards the fabric switches `attach` (a rack's
+        leaves): the nearest of its fabric neighbours, ties spread by `key`, and
+        another as backup (a hypervisor is never transit, so any is loop-free)."""
+        dist = self._dist_to(frozenset(attach & self._fabric))
+        ranked = sorted((n for n in self._fabric_neighbours[node] if n in dist),
+                        key=lambda n: (dist[n], _spread(node, key, n), n))
+        if not ranked:
+            return None
+        ports = [self.graph.edges[node, n]["ports"][node] for n in ranked[:2]]
+        return NextHop(ports[0], ports[1] if len(ports) > 1 else None)
+
+    def _dist_to(self, attach: frozenset[str]) -> dict[str, int]:
+        """Hop count from each fabric switch to the nearest of `attach`."""
         if attach not in self._dist_by_attachment:
             dist = {n: 1 for n in attach}
             queue = deque(sorted(attach))

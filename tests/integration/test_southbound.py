@@ -174,7 +174,7 @@ def session(lab):
 def test_handmade_flowset_installs_and_dumps_back_equal(lab, session, bundle: bool) -> None:
     bridge, s = session
     fs = handmade()
-    plan = sb.plan_update(s.dp, diff_flowsets(None, fs), None, bundle_id=1 if bundle else None)
+    plan = sb.plan_update(s.dp, diff_flowsets(None, fs), bundle_id=1 if bundle else None)
     assert s.apply(plan) == []
     got, foreign = s.dump(fs)
     assert foreign == []
@@ -196,7 +196,7 @@ def test_handmade_flowset_installs_and_dumps_back_equal(lab, session, bundle: bo
 def test_diff_brings_the_switch_to_the_new_flowset(lab, session) -> None:
     bridge, s = session
     old = handmade()
-    assert s.apply(sb.plan_update(s.dp, diff_flowsets(None, old), None, bundle_id=1)) == []
+    assert s.apply(sb.plan_update(s.dp, diff_flowsets(None, old), bundle_id=1)) == []
     flows = list(old.flows)
     flows[0] = dataclasses.replace(flows[0], actions=(Meter(8),) + flows[0].actions[1:])
     flows[1] = Flow(flows[1].stage, flows[1].priority, flows[1].match, flows[1].actions,
@@ -210,7 +210,7 @@ def test_diff_brings_the_switch_to_the_new_flowset(lab, session) -> None:
     ))
     diff = diff_flowsets(old, new)
     assert (len(diff.add), len(diff.modify), len(diff.delete)) == (1, 2, 1)
-    plan = sb.plan_update(s.dp, diff, old, bundle_id=2)
+    plan = sb.plan_update(s.dp, diff, bundle_id=2)
     assert s.apply(plan) == []
     got, _ = s.dump(new)
     assert got == new
@@ -221,12 +221,12 @@ def test_diff_brings_the_switch_to_the_new_flowset(lab, session) -> None:
 def test_a_refused_bundle_changes_nothing(lab, session) -> None:
     bridge, s = session
     fs = handmade()
-    assert s.apply(sb.plan_update(s.dp, diff_flowsets(None, fs), None, bundle_id=1)) == []
+    assert s.apply(sb.plan_update(s.dp, diff_flowsets(None, fs), bundle_id=1)) == []
     bad = sb.normalize_flowset(FlowSet.build("sw", list(fs.flows[1:]) + [
         Flow("deliver", 60, Match.of(reg7=7), (Output(7),), owner="ok"),
         Flow("deliver", 61, Match.of(reg7=8), (GroupAction(999),), owner="no such group"),
     ], fs.groups, fs.meters))
-    errors = s.apply(sb.plan_update(s.dp, diff_flowsets(fs, bad), fs, bundle_id=2))
+    errors = s.apply(sb.plan_update(s.dp, diff_flowsets(fs, bad), bundle_id=2))
     assert errors, "the switch accepted output to a missing group"
     got, _ = s.dump(fs)
     assert got == fs  # all or nothing: not even the valid add or the delete happened
@@ -235,7 +235,7 @@ def test_a_refused_bundle_changes_nothing(lab, session) -> None:
 def test_flows_the_ir_cannot_express_are_found_and_deleted(lab, session) -> None:
     bridge, s = session
     fs = handmade()
-    assert s.apply(sb.plan_update(s.dp, diff_flowsets(None, fs), None, bundle_id=1)) == []
+    assert s.apply(sb.plan_update(s.dp, diff_flowsets(None, fs), bundle_id=1)) == []
     lab.ofctl(bridge, "add-flow", "table=50,priority=5,in_port=1,actions=drop")
     lab.ofctl(bridge, "add-flow", "table=7,priority=9,cookie=0x0,reg7=3,actions=output:3")
     lab.ofctl(bridge, "add-flow", "table=7,priority=9,cookie=0x99,reg7=4,actions=learn(table=1)")
@@ -243,7 +243,7 @@ def test_flows_the_ir_cannot_express_are_found_and_deleted(lab, session) -> None
     assert got == fs
     assert sorted((f.table_id, f.priority) for f in foreign) == [(7, 9), (7, 9), (50, 5)]
     doomed = sb.foreign_to_delete(foreign, fs)
-    assert s.apply(sb.plan_update(s.dp, diff_flowsets(got, fs), got, doomed, bundle_id=2)) == []
+    assert s.apply(sb.plan_update(s.dp, diff_flowsets(got, fs), doomed, bundle_id=2)) == []
     got, foreign = s.dump(fs)
     assert foreign == [] and got == fs
     assert lab.flow_count(bridge) == len(fs.flows)

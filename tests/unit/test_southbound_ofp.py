@@ -174,7 +174,7 @@ def test_plan_is_make_before_break_and_bundled() -> None:
         Flow("deliver", 7, Match.of(reg7=99), (Output(99),), owner="vm:gone"),),
         groups=[Group(9, "all", (Bucket((Output(1),)),))],
         meters=[MeterBand(8, 1000, 100)])
-    plan = sb.plan_update(DP, diff_flowsets(old, new), old, bundle_id=4)
+    plan = sb.plan_update(DP, diff_flowsets(old, new), bundle_id=4)
     assert _kinds(plan) == (
         ["add-meter", "bundle"] + ["add-group"] * 3 + ["add-flow", "del-flow", "del-group",
                                                        "bundle", "del-meter", "barrier"]
@@ -191,15 +191,15 @@ def test_modify_with_new_cookie_is_an_add() -> None:
     g = Flow("deliver", 5, Match.of(reg7=6), (Output(7),), owner="vm:a")
     h = Flow("deliver", 5, Match.of(reg7=6), (Output(7),), owner="vm:b")
     old = FlowSet.build("s", [f])
-    same_cookie = sb.plan_update(DP, diff_flowsets(old, FlowSet.build("s", [g])), old)
-    new_cookie = sb.plan_update(DP, diff_flowsets(old, FlowSet.build("s", [h])), old)
+    same_cookie = sb.plan_update(DP, diff_flowsets(old, FlowSet.build("s", [g])))
+    new_cookie = sb.plan_update(DP, diff_flowsets(old, FlowSet.build("s", [h])))
     assert same_cookie[0].msg.command == ofp.OFPFC_MODIFY_STRICT
     assert new_cookie[0].msg.command == ofp.OFPFC_ADD
 
 
 def test_empty_diff_is_just_a_barrier() -> None:
     fs = sample_flowset()
-    plan = sb.plan_update(DP, diff_flowsets(fs, fs), fs, bundle_id=1)
+    plan = sb.plan_update(DP, diff_flowsets(fs, fs), bundle_id=1)
     assert _kinds(plan) == ["barrier"]
 
 

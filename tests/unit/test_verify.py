@@ -41,7 +41,7 @@ def network(name: str):
 def with_flows(fs: FlowSet, *flows, drop=()) -> FlowSet:
     kept = [f for f in fs.flows if f.key not in {d.key for d in drop}]
     ordered = sorted([*kept, *flows], key=lambda f: (f.table, -f.priority, repr(f.match)))
-    return dataclasses.replace(fs, flows=tuple(ordered))
+    return FlowSet.of(fs.switch, ordered, fs.groups, fs.meters)
 
 
 def brute_force(live, policy, topo, bindings, services) -> set[tuple[str, str, str]]:

@@ -47,7 +47,6 @@ class Outgoing:
 def plan_update(
     dp: Datapath,
     diff: FlowSetDiff,
-    installed: FlowSet | None = None,
     foreign: Sequence[ForeignFlow] = (),
     bundle_id: int | None = None,
 ) -> list[Outgoing]:
@@ -60,7 +59,6 @@ def plan_update(
     A modify whose cookie changed is sent as an add, which replaces the entry: a
     strict modify keeps the old cookie in OpenFlow 1.3.
     """
-    old_cookies = {f.key: f.cookie for f in installed.flows} if installed else {}
     before = [
         Outgoing(meter_mod(dp, m, "add"), "add-meter " + render_meter_ofctl(m))
         for m in diff.add_meters
@@ -80,7 +78,7 @@ def plan_update(
         for f in diff.add
     ]
     for f in diff.modify:
-        command = "modify" if old_cookies.get(f.key, f.cookie) == f.cookie else "add"
+        command = "add" if f.key in diff.recookied else "modify"
         body.append(Outgoing(flow_mod(dp, f, command), "mod-flow " + render_flow_ofctl(f), True))
     # A delete whose entry the adds re-create would remove the new flow (strict
     # delete matches table, priority and match only): never send one.
