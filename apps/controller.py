@@ -455,7 +455,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
             sw.programmed = True
             self.state.record(
                 "programmed",
-                f"{sw.name} programmed: {len(batch.target.flows)} flows "
+                f"{sw.name} programmed: {batch.target.n_flows} flows "
                 f"({batch.summary}) in {took * 1000:.0f} ms, "
                 f"{self.state.since_start():.2f} s after daemon start",
             )

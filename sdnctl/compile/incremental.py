@@ -40,6 +40,7 @@ from sdnctl.compile.parts import (
     build_local,
     build_part,
     plan_switch,
+    replan_acl,
 )
 from sdnctl.flows import FlowSet, Fragment
 from sdnctl.policy.model import Policy
@@ -169,7 +170,7 @@ class IncrementalCompiler:
         out = dict(self._out)
         for key in new_parts:
             switch = str(key[1])
-            out[switch] = store.compose(switch)
+            out[switch] = store.compose(switch, self._out[switch])
         self._view, self._out = view, out
         return tuple(sorted(str(k[1]) for k in new_parts))
 
@@ -214,17 +215,26 @@ class IncrementalCompiler:
                     relocal.add(where.switch)
                     for tenant in tenants:
                         stale.add(("acl-src", where.switch, tenant))
+        reacl: dict[str, set[str]] = {}  # switch -> tenants whose active rules may move
         for tenant in acl_tenants:
             stale |= store.keys_about("acl", tenant) | store.keys_about("acl-src", tenant)
-            replan |= _hosts(store, tenant)
+            for host in _hosts(store, tenant):
+                reacl.setdefault(host, set()).add(tenant)
 
         # Everything is built before the store changes: a failure leaves it as it was.
         with gc_paused():
             new_parts = self._rebuild(view, stale)
-            touched = store.holders_of(new_parts) | replan | relocal
+            touched = store.holders_of(new_parts) | replan | relocal | reacl.keys()
             touched &= self._out.keys()
             plans = {s: plan_switch(view, s) for s in touched & replan}
+            for s in touched & reacl.keys() - replan:
+                plan = replan_acl(view, store.plans[s], s, reacl[s])
+                if plan != store.plans[s]:
+                    plans[s] = plan
             locals_ = {s: build_local(view, s) for s in touched & relocal}
+            for s, local in list(locals_.items()):
+                if _same_content(local, store.locals[s]):
+                    del locals_[s]  # the old object says "unchanged" downstream
             for plan in plans.values():
                 for key in plan:
                     if key not in store.parts and key not in new_parts:
@@ -234,7 +244,7 @@ class IncrementalCompiler:
         store.locals.update(locals_)
         out = dict(self._out)
         for switch in touched:
-            fs = store.compose(switch)
+            fs = store.compose(switch, self._out[switch])
             # A switch recomposed into the very same parts keeps its old FlowSet.
             out[switch] = self._out[switch] if fs.same_parts(self._out[switch]) else fs
         changed = tuple(sorted(s for s in touched if out[s] is not self._out[s]))
@@ -250,9 +260,13 @@ class IncrementalCompiler:
             if old is None:
                 continue  # nobody holds it: built on demand if a plan names it
             new = build_part(view, key)
-            if new.flows != old.flows or new.groups != old.groups or new.meters != old.meters:
+            if not _same_content(new, old):
                 rebuilt[key] = new
         return rebuilt
+
+
+def _same_content(a: Fragment, b: Fragment) -> bool:
+    return a.flows == b.flows and a.groups == b.groups and a.meters == b.meters
 
 
 def _renumbered(old: NetworkView, new: NetworkView) -> set[str]:

@@ -62,6 +62,17 @@ def plan_switch(view: NetworkView, switch: str) -> tuple[PartKey, ...]:
     return tuple(keys)
 
 
+def replan_acl(view: NetworkView, plan: tuple[PartKey, ...], switch: str,
+               tenants: set[str]) -> tuple[PartKey, ...]:
+    """`plan` with the "acl" parts of `tenants` chosen anew (their rules or members
+    changed, not what is bound here)."""
+    return tuple(
+        ("acl", key[1], active_rules(view, switch, str(key[1])))
+        if key[0] == "acl" and key[1] in tenants else key
+        for key in plan
+    )
+
+
 def build_part(view: NetworkView, key: PartKey) -> Fragment:
     kind = key[0]
     if kind == "arp":
@@ -159,10 +170,15 @@ class PartStore:
                 self.parts.pop(key, None)
                 self.by_subject[subject_of(key)].discard(key)
 
-    def compose(self, switch: str) -> FlowSet:
-        """The FlowSet of `switch` from its local part and its plan's parts (all built)."""
+    def compose(self, switch: str, previous: FlowSet | None = None) -> FlowSet:
+        """The FlowSet of `switch` from its local part and its plan's parts (all built).
+
+        With `previous` (its last FlowSet): what the local part replaces is counted
+        again only if the local part or a segment's "l2" part changed."""
         local = self.locals[switch]
         parts = tuple(self.parts[key] for key in self.plans[switch])
+        if previous is not None and previous.local is local and _same_l2(previous.parts, parts):
+            return FlowSet(switch, local, parts, previous.masked)
         return FlowSet(switch, local, parts, _masked(local, parts))
 
     def keys_about(self, kind: str, subject: object) -> set[PartKey]:
@@ -183,6 +199,12 @@ def compose_switch(view: NetworkView, store: PartStore, switch: str) -> FlowSet:
     store.set_plans({switch: plan})
     store.locals[switch] = build_local(view, switch)
     return store.compose(switch)
+
+
+def _same_l2(old: tuple[Fragment, ...], new: tuple[Fragment, ...]) -> bool:
+    a = [p for p in old if p.key[0] == "l2"]
+    b = [p for p in new if p.key[0] == "l2"]
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _masked(local: Fragment, parts: tuple[Fragment, ...]) -> int:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from sdnctl.bindings import Bindings
 from sdnctl.compile.incremental import IncrementalCompiler
-from sdnctl.flows import Flow, FlowSet
+from sdnctl.flows import FlowSet, Fragment
 from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
 from sdnctl.live.links import LinkState
@@ -129,8 +129,8 @@ class SwitchState:
             "programmed": self.programmed,
             "address": self.address if self.connected else None,
             "connected_since": self.connected_since if self.connected else None,
-            "flows": len(fs.flows) if fs else 0,  # what it should hold
-            "flows_installed": len(self.installed.flows) if self.installed else None,
+            "flows": fs.n_flows if fs else 0,  # what it should hold
+            "flows_installed": self.installed.n_flows if self.installed else None,
             "groups": len(fs.groups) if fs else 0,
             "meters": len(fs.meters) if fs else 0,
             "last_update": self.last_update,
@@ -226,9 +226,10 @@ class ControllerState:
         self.compile_fn: CompileFn = compile_fn or IncrementalCompiler()
         self._compiled: dict[str, FlowSet] = {}  # compile_fn's last output, as returned
         self.last_compile: dict[str, object] | None = None  # scope and time, for /status
-        # Per switch, compiled flow -> its normalized form: an edit changes few flows of
-        # the switches it reaches, and the rest need not be normalized again.
-        self._normalized: dict[str, dict[Flow, Flow]] = {}
+        # Compiled fragment -> its normalized form, by identity: a fragment shared by
+        # many switches is normalized once, and an edit normalizes only what it rebuilt.
+        self._normalized: dict[int, tuple[Fragment, Fragment]] = {}
+        self._live_fragments = 0  # fragments in use at the last pruning
         # VM -> wall clock since when it has been unbound, as far as this daemon has
         # seen (the clock starts with the daemon): the sprawl lint reads it.
         self.unbound_since: dict[str, float] = {}
@@ -294,7 +295,8 @@ class ControllerState:
         try:
             compiled = self.compile_fn(
                 self.policy, self.topology, self.snapshot.bindings, down_ports=down)
-            normalized = {name: self._normalize(name, fs) for name, fs in compiled.items()
+            normalized = {name: self._normalize(fs, self._compiled.get(name), name)
+                          for name, fs in compiled.items()
                           if fs is not self._compiled.get(name)}
         except Exception as exc:
             log.exception("compile failed")
@@ -303,8 +305,7 @@ class ControllerState:
             return []
         self.down_ports = down
         self._compiled = compiled
-        for gone in self._normalized.keys() - compiled.keys():  # switches that left
-            del self._normalized[gone]
+        self._prune_normalized()
         self._note_unbound()
         scope = getattr(self.compile_fn, "last_scope", None)
         self.last_compile = {
@@ -316,7 +317,8 @@ class ControllerState:
         changed = []
         for name, fs in normalized.items():
             sw = self.switches.get(name)
-            if sw is not None and fs != sw.desired:
+            # Parts are rebuilt only when their content changed: other parts, other tables.
+            if sw is not None and (sw.desired is None or not fs.same_parts(sw.desired)):
                 sw.desired = fs
                 sw.mark_changed(when)
                 changed.append(sw)
@@ -329,12 +331,39 @@ class ControllerState:
             for name in self.policy.vms if name not in bound
         }
 
-    def _normalize(self, switch: str, fs: FlowSet) -> FlowSet:
-        known = self._normalized.get(switch, {})
-        cache = {f: known.get(f) or sb.normalize_flow(f) for f in fs.flows}
-        self._normalized[switch] = cache
-        return FlowSet.build(fs.switch, cache.values(),
-                             (sb.normalize_group(g) for g in fs.groups), fs.meters)
+    def _normalize(self, fs: FlowSet, before: FlowSet | None = None, name: str = "") -> FlowSet:
+        """`fs` as the switch will read it back, fragment by fragment; the parts it
+        shares, position for position, with `before` (the switch's last compiled
+        FlowSet) are taken from what the switch should hold now."""
+        sw = self.switches.get(name)
+        was = sw.desired if sw is not None else None
+        if (before is not None and was is not None and len(before.parts) == len(fs.parts)
+                and len(was.parts) == len(fs.parts)):
+            parts = tuple(w if b is p else self._normalize_fragment(p)
+                          for p, b, w in zip(fs.parts, before.parts, was.parts, strict=True))
+        else:
+            parts = tuple(self._normalize_fragment(p) for p in fs.parts)
+        local = was.local if was is not None and before is not None and \
+            before.local is fs.local else self._normalize_fragment(fs.local)
+        return FlowSet(fs.switch, local, parts, fs.masked)
+
+    def _normalize_fragment(self, frag: Fragment) -> Fragment:
+        hit = self._normalized.get(id(frag))
+        if hit is not None and hit[0] is frag:
+            return hit[1]
+        norm = Fragment(frag.key, tuple(sb.normalize_flow(f) for f in frag.flows),
+                        tuple(sb.normalize_group(g) for g in frag.groups), frag.meters)
+        self._normalized[id(frag)] = (frag, norm)
+        return norm
+
+    def _prune_normalized(self) -> None:
+        """Forget fragments no switch holds any more (checked when the cache has
+        doubled, so an edit does not pay for walking every switch)."""
+        if len(self._normalized) <= 2 * self._live_fragments + 1024:
+            return
+        live = {id(p) for fs in self._compiled.values() for p in fs.fragments()}
+        self._normalized = {k: v for k, v in self._normalized.items() if k in live}
+        self._live_fragments = len(live)
 
     def set_topology(self, topology: Topology) -> list[SwitchState]:
         """Adopt a reloaded topology; the switches that are connected but were strangers.

@@ -94,7 +94,7 @@ class Segment:
     vlan: int | None  # the 802.1Q tag on fabric trunks; None: overlay only
     subnet: IPv4Network
     gateway: IPv4Address | None  # None: the segment is never routed
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, not what it is
     vni: int | None = None  # the VXLAN key between hypervisors; None: VLAN only
 
     def __post_init__(self) -> None:
@@ -129,7 +129,7 @@ class Group:
     name: str
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     vms: tuple[str, ...] = ()
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, not what it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +140,7 @@ class Rule:
     src: str  # a group name of the tenant, or ANY
     dst: str
     services: tuple[Service, ...]
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, not what it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +150,7 @@ class Tenant:
     segments: Mapping[str, Segment]
     groups: Mapping[str, Group]
     rules: tuple[Rule, ...]
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, not what it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ class VM:
     labels: Mapping[str, str]
     host: str | None  # the placement used by the lab and `vm plug`; None if unplaced
     rate_limit_mbps: int | None
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, not what it is
 
 
 @dataclass(frozen=True, slots=True)
