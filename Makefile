@@ -7,7 +7,7 @@ lab:
 test:
 	./dev test
 unit:
-	.venv/bin/pytest -q tests/unit
+	.venv/bin/pytest -q -rfEs tests/unit
 lint:
 	.venv/bin/ruff check .
 bench:

@@ -65,6 +65,7 @@ from sdnctl.lab.experiments.stream import Flow, Stream, Streams, streams  # noqa
 from sdnctl.lab.plan import LabError, plan_lab  # noqa: E402
 from sdnctl.policy.model import Proto, Service  # noqa: E402
 from sdnctl.southbound.api_client import ApiError  # noqa: E402
+from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 
 N_HV, N_VMS = 8, 50
 AFTER_EDIT_S = 3.0  # probes watched after an edit is applied
@@ -424,6 +425,7 @@ def main() -> int:
                          "a busy Faucet is disconnected when it misses it")
     ap.add_argument("--json")
     args = ap.parse_args()
+    require_or_exit(*LAB_TOOLS, "ping", what="benchmarks/convergence.py")
     kinds = ["sdnctl", "faucet"] if args.controller == "both" else [args.controller]
     skipped: dict[str, str] = {}
     if "faucet" in kinds and (why := faucet_available()):

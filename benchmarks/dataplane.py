@@ -33,6 +33,7 @@ from sdnctl.bench import netgen  # noqa: E402
 from sdnctl.bench.labnet import Net, iperf_tcp, open_net, ping_rtt_ms, wait_ping  # noqa: E402
 from sdnctl.bench.report import median, print_table, ratio, write_json  # noqa: E402
 from sdnctl.lab.plan import plan_lab  # noqa: E402
+from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 
 PAIRS = (("a1", "a2", "same hypervisor"), ("a1", "b1", "across the fabric"))
 
@@ -54,6 +55,7 @@ def main() -> int:
                     help="MTU of the fabric links on both nets (0: leave at 1500)")
     ap.add_argument("--json")
     args = ap.parse_args()
+    require_or_exit(*LAB_TOOLS, "iperf3", "ping", what="benchmarks/dataplane.py")
 
     topo_doc = netgen.rebase_dpids(netgen.three_tier_topology())
     pol_doc = netgen.pair_policy({"a1": "hv1", "a2": "hv1", "b1": "hv2"}, ["tcp/5201", "icmp"])

@@ -41,6 +41,7 @@ from sdnctl.bench.report import median, print_table, write_json  # noqa: E402
 from sdnctl.bindings import planned_bindings  # noqa: E402
 from sdnctl.compile.compiler import compile_network  # noqa: E402
 from sdnctl.lab.plan import plan_lab  # noqa: E402
+from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 
 SIZES = (10, 100, 1000)
 KS = (1, 10)
@@ -185,6 +186,7 @@ def main() -> int:
     why_not = "--no-lab" if args.no_lab else (
         "not root" if os.geteuid() != 0 else faucet_available())
     if why_not is None:
+        require_or_exit(*LAB_TOOLS, "ping", what="benchmarks/flow_growth.py's lab (--no-lab: not)")
         tmp = Path(tempfile.mkdtemp(prefix="sdnctl-bench-growth-"))
         for n, m, k in LAB_SIZES:
             lab_rows.append(lab_row(n, m, k, tmp))

@@ -27,6 +27,7 @@ from sdnctl.lab.attacks.catalogue import BY_NAME, STORM_RATE, STORM_SECONDS  # n
 from sdnctl.lab.attacks.measure import controller_outputs  # noqa: E402
 from sdnctl.lab.attacks.session import attack_lab  # noqa: E402
 from sdnctl.lab.attacks.suite import format_storm, run_attack  # noqa: E402
+from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=STORM_SECONDS)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
+    require_or_exit(*LAB_TOOLS, "tcpdump", "ping", what="benchmarks/storm.py")
     rates = args.rate or [STORM_RATE]
     storm = BY_NAME["packet-in-storm"]
     rows = []

@@ -25,6 +25,7 @@ from mininet.node import Host, Node, OVSSwitch, RemoteController
 
 from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan
 from sdnctl.lab.underlay import build_underlay, underlay_bridges, underlay_clashes
+from sdnctl.tools import LAB_TOOLS, require
 
 LAB_MARK = "sdnctl-lab"  # Bridge.external_ids key: which lab (prefix) made this bridge
 
@@ -62,7 +63,10 @@ def check_names_free(plan: LabPlan) -> list[str]:
     Mininet deletes a bridge or interface of the same name before creating its own,
     which would silently destroy someone else's: refuse instead. Also refuse when
     another bridge would make the daemon's VM bindings ambiguous (_twin_vm_ports).
+    Every lab builder asks this first, so it also checks that the programs a lab runs
+    are here: LabError naming each missing one and its Debian package.
     """
+    require(*LAB_TOOLS, what="the Mininet lab", error=LabError)
     existing = set(vsctl("list-br").split())
     problems = [
         f"a bridge named {bridge!r} already exists (another lab? use another prefix)"

@@ -312,7 +312,11 @@ def _run(
     services = probe_services(policy)
     timings: dict[str, float] = {}
 
-    clashes = check_names_free(plan)
+    try:
+        clashes = check_names_free(plan)
+    except LabError as exc:  # a program the lab runs is missing
+        _say(str(exc))
+        return 3
     if clashes:
         _say("refusing to build the lab:\n  " + "\n  ".join(clashes))
         return 2

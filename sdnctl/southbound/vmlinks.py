@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 from pyroute2.netlink.rtnl.ndmsg import NUD_FAILED, NUD_INCOMPLETE, NUD_NOARP, NUD_STALE
+
+from sdnctl.tools import require
 
 STANDBY_METRIC = 1  # a new interface's default route while the old one still exists
 _IFF_UP = 1
@@ -261,6 +262,4 @@ def drop_strays(ipr: IPRoute, names: tuple[str, ...], keep: str, changes: list[s
 def require_tools() -> None:
     """Namespaces need `ip` (for `ip netns exec`) and `ethtool`: check before touching
     anything rather than fail half-way."""
-    missing = [tool for tool in ("ip", "ethtool") if shutil.which(tool) is None]
-    if missing:
-        raise WireError(f"{' and '.join(missing)} not found: needed inside the namespace")
+    require("ip", "ethtool", what="a VM in a namespace", error=WireError)

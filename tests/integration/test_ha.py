@@ -28,13 +28,10 @@ from netdata import POLICY
 
 from sdnctl.ha.etcd import EtcdStore
 from sdnctl.ha.model import is_newer
-from sdnctl.ha.server import EtcdServer, etcd_binary, start_etcd
+from sdnctl.ha.server import EtcdServer, start_etcd
 from sdnctl.southbound.api_client import ApiError, get_status, wait_programmed
 
-pytestmark = [
-    pytest.mark.ovs,
-    pytest.mark.skipif(etcd_binary() is None, reason="needs etcd (apt-get install etcd-server)"),
-]
+pytestmark = [pytest.mark.ovs, pytest.mark.needs("etcd")]
 
 EDITED = POLICY.replace("allow: [tcp/80, icmp]", "allow: [tcp/80, icmp, udp/53]")
 TAKEOVER_TIMEOUT_S = 20.0  # generous: the lease TTL is 2 s, the machine is shared

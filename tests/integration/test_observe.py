@@ -103,6 +103,7 @@ def test_status_metrics_packet_ins_and_drops_with_a_token(lab) -> None:
     assert daemon.stop() == 0
 
 
+@pytest.mark.needs("tcpdump")  # _arrives: is the leak real?
 def test_verify_passes_then_names_a_hand_added_flow_and_the_pairs_it_opens(lab) -> None:
     bridge, vms, daemon = setup(lab)
     wait_programmed(daemon.api, ["hv1"], timeout=30)

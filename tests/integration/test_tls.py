@@ -11,7 +11,6 @@ there before (plain-TCP controllers of other bridges never read it).
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -80,9 +79,8 @@ def keep_ssl_settings(lab) -> None:
     lab.cleanup.add("ovs ssl settings", restore)
 
 
+@pytest.mark.needs("openssl")
 def test_a_switch_connects_over_tls_only_with_a_certificate_from_the_ca(lab) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
     pki = make_pki(lab, lab.tmp / "pki")
     dpid, of_port = lab.random_dpid(), lab.free_port()
     topo = lab.write("topology.yaml", f"""\

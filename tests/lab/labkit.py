@@ -1,26 +1,12 @@
-"""What the lab tests share: skip without root/OVS, unique name prefixes, and the
-check that a lab left nothing of its prefix behind."""
+"""What the lab tests share: unique name prefixes, and the check that a lab left
+nothing of its prefix behind. (Root, OVS and Mininet: the `lab` marker, checked by
+tests/conftest.py.)"""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
-
-
-def skip_without_ovs(*tools: str) -> None:
-    """Skip unless root, Open vSwitch (running) and mnexec, plus `tools`, are here."""
-    if os.geteuid() != 0 or shutil.which("ovs-vsctl") is None or shutil.which("mnexec") is None:
-        pytest.skip("needs root, Open vSwitch and mnexec")
-    for tool in tools:
-        if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool}")
-    if subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True).returncode:
-        pytest.skip("Open vSwitch is not running")
 
 
 def bridges() -> set[str]:

@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from labkit import skip_without_ovs
 
 from sdnctl.lab.attacks.catalogue import ATTACKS, CONTROL, Kind
 from sdnctl.lab.attacks.suite import AttackResult, SuiteReport
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.needs("tcpdump")]  # captures
 
 STORM = next(a for a in ATTACKS if a.kind is Kind.STORM)
 FUZZ = next(a for a in ATTACKS if a.kind is Kind.FUZZ)
@@ -25,13 +24,8 @@ API_BUDGET_MS = 100.0  # issue 5: the status API answers within 100 ms under a s
 RSS_GROWTH_KB = 20 * 1024  # "bounded": a storm must not grow the daemon by more than this
 
 
-def _needs_ovs() -> None:
-    skip_without_ovs("tcpdump")
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[object]:
-    _needs_ovs()
     from sdnctl.lab.attacks.session import attack_lab
 
     with attack_lab() as running:

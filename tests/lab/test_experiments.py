@@ -15,8 +15,6 @@ The pure tests at the end check how loss is read from a probe log, without a lab
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,16 +30,9 @@ if TYPE_CHECKING:
     from sdnctl.lab.experiments.session import Session
 
 
-def _ovs_usable() -> bool:
-    if os.geteuid() != 0 or shutil.which("ovs-vsctl") is None or shutil.which("mnexec") is None:
-        return False
-    return subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def session() -> Iterator[Session]:
-    if not _ovs_usable():
-        pytest.skip("needs root, a running Open vSwitch and mnexec")
+    # Only `lab` tests use it: tests/conftest.py has checked root, OVS and Mininet.
     from sdnctl.lab.experiments.session import open_session
 
     with open_session(replicas=2) as s:  # switches also dial a spare port: leader-kill
@@ -102,12 +93,10 @@ def test_controller_sigkill_and_restart_lose_nothing(session: Session) -> None:
 
 
 @pytest.mark.lab
+@pytest.mark.needs("etcd")
 def test_leader_kill_hands_over_without_loss(session: Session) -> None:
-    from sdnctl.ha.server import etcd_binary
     from sdnctl.lab.experiments import leader_kill
 
-    if etcd_binary() is None:
-        pytest.skip("needs etcd (apt-get install etcd-server)")
     result = leader_kill.run(session, runs=1)
     _show(result)
     assert result.figure("lost") == 0

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import assert_nothing_left, bridges, skip_without_ovs, unique_prefix
+from labkit import assert_nothing_left, bridges, unique_prefix
 
 from sdnctl.lab.plan import plan_lab
 from sdnctl.policy.load import load_policy
@@ -27,11 +27,6 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 PAIRS = sorted(TOPOLOGIES.glob("*.topology.yaml"))
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(autouse=True)
-def _needs_ovs() -> None:
-    skip_without_ovs()
 
 
 def _pair_id(path: Path) -> str:

@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from labkit import skip_without_ovs
 
 from sdnctl.lab.build import build_lab, stop_lab
 from sdnctl.lab.plan import plan_lab
@@ -23,11 +22,6 @@ from sdnctl.topology.load import load_topology
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(autouse=True)
-def _needs_ovs() -> None:
-    skip_without_ovs()
 
 
 def test_full_size_packets_cross_hypervisors(tmp_path):

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from labkit import assert_nothing_left, skip_without_ovs, unique_prefix
+from labkit import assert_nothing_left, unique_prefix
 
 from sdnctl.lab.plan import plan_lab
 from sdnctl.policy.load import load_policy
@@ -29,11 +29,6 @@ pytestmark = pytest.mark.lab
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 TOPOLOGY = TOPOLOGIES / "overlay.topology.yaml"
 POLICY = TOPOLOGIES / "overlay.policy.yaml"
-
-
-@pytest.fixture(autouse=True)
-def _needs_ovs() -> None:
-    skip_without_ovs()
 
 
 def _assert_nothing_left(prefix: str, interfaces: tuple[str, ...]) -> None:

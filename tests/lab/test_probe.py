@@ -8,9 +8,7 @@ would prove nothing about the lab's matrix.
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,12 +25,6 @@ from sdnctl.topology.load import parse_topology
 SERVICES = tuple(parse_service(s) for s in ("icmp", "tcp/80", "tcp/5432", "udp/53"))
 
 
-def _ovs_usable() -> bool:
-    if os.geteuid() != 0 or shutil.which("ovs-vsctl") is None or shutil.which("mnexec") is None:
-        return False
-    return subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True).returncode == 0
-
-
 def _ofctl(bridge: str, *args: str) -> None:
     subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args[:1], bridge, *args[1:]], check=True)
 
@@ -46,8 +38,7 @@ class Tiny:
 
 @pytest.fixture
 def tiny() -> Iterator[Tiny]:
-    if not _ovs_usable():
-        pytest.skip("needs root, a running Open vSwitch and mnexec")
+    # Only `lab` tests use it: tests/conftest.py has checked root, OVS and Mininet.
     from mininet.net import Mininet
     from mininet.node import OVSSwitch
 

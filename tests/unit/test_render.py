@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ def test_dot_names_every_switch_link_and_vm():
     assert "red/mgmt vlan 103 (not routed)" in dot
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz not installed")
+@pytest.mark.needs("dot")
 @pytest.mark.parametrize("suffix", ["png", "svg"])
 def test_graph_command_writes_a_picture(tmp_path, suffix, capsys):
     out = tmp_path / f"t.{suffix}"

@@ -37,6 +37,7 @@ from sdnctl.lab.run import (
 )
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Policy, parse_service
+from sdnctl.tools import require
 from sdnctl.topology.load import load_topology
 from sdnctl.topology.model import Topology
 
@@ -169,6 +170,9 @@ def free_prefix() -> str:
 def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
                policy_path: Path = POLICY) -> Iterator[AttackLab]:
     """Build and start the lab; yield it; tear everything down on the way out."""
+    # Captures (capture.py), canaries and neighbour checks (checks.py); the lab's own
+    # programs are checked by check_names_free.
+    require("tcpdump", "ping", what="the hostile-VM suite", error=LabError)
     from sdnctl.lab.build import build_lab, check_names_free
     from sdnctl.lab.probe import start_servers
 
