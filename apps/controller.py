@@ -48,7 +48,14 @@ from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
 from sdnctl.live.sources import Sources
-from sdnctl.live.state import Batch, ControllerState, Dump, PolicyInfo, SwitchState
+from sdnctl.live.state import (
+    Batch,
+    CompileFailed,
+    ControllerState,
+    Dump,
+    PolicyInfo,
+    SwitchState,
+)
 from sdnctl.live.watch import Change
 from sdnctl.southbound import ofp as sb
 from sdnctl.southbound.ovsdb import BindingSnapshot
@@ -175,26 +182,40 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
                       "enforced, nothing to send")
             st.counters.reload("unchanged")
             return
-        st.counters.reload("ok")
         start = st.edit_started()  # what the edit replaces: the dashboard's "last edits"
-        for sw in st.set_topology(src.topology) if topology_changed else []:
-            # Read what it holds first: the recompile below must not push to it blind.
-            st.record("connect", f"{sw.name} (dpid {sw.dpid:#x}) joined the topology")
-            self._claim_role(sw)
-            sw.datapath.send_msg(port_desc_request(sw.datapath))
-            self._start_dump(sw)
+        kept = (st.policy, st.policy_info, st.topology, st.topology_info, st.snapshot)
+        adopted = st.set_topology(src.topology) if topology_changed else []
         now = time.time()
         st.policy = src.policy
         st.policy_info = PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime)
         if topology_changed:
             st.topology_info = PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+        new_snapshot = None
         if st.rebind is not None:  # the new policy may bind or refuse other ports
-            old, new = st.snapshot, st.rebind(src.policy, src.topology)
-            st.snapshot = new
-            self._report_problems(old, new)
-            if new.bindings != old.bindings:
-                st.record("bindings", "bindings: " + _binding_change(old.bindings, new.bindings))
-        changed = st.recompile(since=change.detected_at)
+            new_snapshot = st.rebind(src.policy, src.topology)
+            st.snapshot = new_snapshot
+        try:
+            changed = st.recompile(since=change.detected_at, strict=True)
+        except CompileFailed as exc:
+            # Valid files the compiler cannot turn into flows: refused like a bad edit,
+            # the last good policy still enforced, nothing published.
+            st.policy, st.policy_info, topology, st.topology_info, st.snapshot = kept
+            if topology_changed:
+                st.set_topology(topology)
+            self._refuse([str(exc)], change)
+            return
+        st.counters.reload("ok")
+        for sw in adopted:
+            # Read what it holds first: it is pushed only once its tables are known.
+            st.record("connect", f"{sw.name} (dpid {sw.dpid:#x}) joined the topology")
+            self._claim_role(sw)
+            sw.datapath.send_msg(port_desc_request(sw.datapath))
+            self._start_dump(sw)
+        if new_snapshot is not None:
+            self._report_problems(kept[4], new_snapshot)
+            if new_snapshot.bindings != kept[4].bindings:
+                st.record("bindings", "bindings: "
+                          + _binding_change(kept[4].bindings, new_snapshot.bindings))
         st.edit_enforced(start, change.describe(), changed)
         st.start_rollout(pol.sha256, change.detected_at, changed)
         st.record("policy", f"{change.describe()}: enforcing policy {pol.sha256[:12]}, "

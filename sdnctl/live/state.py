@@ -17,10 +17,11 @@ API has its own: every reader and writer holds `lock`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +41,10 @@ log = logging.getLogger("controller")
 
 MAX_EVENTS = 50
 MAX_EDITS = 8  # enforced edits remembered for the dashboard (each holds two policies)
+
+
+class CompileFailed(Exception):
+    """The compiler raised: nothing of that compile was adopted."""
 
 
 class CompileFn(Protocol):
@@ -251,6 +256,7 @@ class ControllerState:
         self.daemon_info: dict[str, object] = {}  # listen, api, tls: set by the daemon
         self.ha: Election | None = None  # with replicas (`--etcd`); None: the only one
         self.lock = threading.RLock()
+        self.compile_lock = threading.Lock()  # one compile at a time, the lock released
 
     def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
         log.log(level, message)
@@ -285,23 +291,35 @@ class ControllerState:
     def since_start(self) -> float:
         return time.monotonic() - self.started_at
 
-    def recompile(self, since: float | None = None) -> list[SwitchState]:
+    def recompile(self, since: float | None = None, *, strict: bool = False) -> list[SwitchState]:
         """Compile for the current policy, topology, bindings and down links; the
         switches whose FlowSet changed, marked as changed at `since` (default now).
 
-        A compiler failure keeps the last good FlowSets (and is reported)."""
+        The compile runs with `lock` released (called by a handler that holds it),
+        so the status API and the dashboard keep answering from the last state; its
+        result is swapped in under the lock. A compiler failure keeps the last good
+        FlowSets and is reported; with `strict` it raises CompileFailed instead, for
+        a caller that must not adopt what it was compiling (a reload)."""
         down = self.links.down_ports(self.topology)
+        policy, topology, bindings = self.policy, self.topology, self.snapshot.bindings
         started = time.perf_counter()
         try:
-            compiled = self.compile_fn(
-                self.policy, self.topology, self.snapshot.bindings, down_ports=down)
-            normalized = {name: self._normalize(fs, self._compiled.get(name), name)
-                          for name, fs in compiled.items()
-                          if fs is not self._compiled.get(name)}
+            with self._unlocked(), self.compile_lock:
+                compiled = self.compile_fn(policy, topology, bindings, down_ports=down)
+                # Only recompile writes `desired` and the caches: the compile lock
+                # keeps them still while this reads them.
+                normalized = {name: self._normalize(fs, self._compiled.get(name), name)
+                              for name, fs in compiled.items()
+                              if fs is not self._compiled.get(name)}
         except Exception as exc:
             log.exception("compile failed")
+            if strict:
+                raise CompileFailed(f"compile failed: {exc}") from exc
             self.record("compile-error", f"compile failed, keeping the last flows: {exc}",
                         logging.ERROR)
+            return []
+        if self.topology is not topology:
+            # A topology reload landed while this compiled: its own recompile follows.
             return []
         self.down_ports = down
         self._compiled = compiled
@@ -324,11 +342,24 @@ class ControllerState:
                 changed.append(sw)
         return changed
 
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Release `lock` for the duration if this thread holds it (however deeply)."""
+        try:
+            saved = self.lock._release_save()  # type: ignore[attr-defined]
+        except RuntimeError:  # not held here: nothing to release
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.lock._acquire_restore(saved)  # type: ignore[attr-defined]
+
     def _note_unbound(self) -> None:
         bound, now = self.snapshot.bindings.ports, time.time()
         self.unbound_since = {
             name: self.unbound_since.get(name, now)
-            for name in self.policy.vms if name not in bound
+            for name in self.policy.vms.keys() - bound.keys()
         }
 
     def _normalize(self, fs: FlowSet, before: FlowSet | None = None, name: str = "") -> FlowSet:

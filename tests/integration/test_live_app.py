@@ -211,3 +211,30 @@ def test_a_topology_reload_adopts_a_connected_stranger() -> None:
     assert stranger.take() == ["OFPPortDescStatsRequest", "OFPFlowStatsRequest",
                                "OFPGroupDescStatsRequest", "OFPMeterConfigStatsRequest"]
     assert state.status()["topology"]["sha256"] == ch.files[1].sha256
+
+
+def test_a_reload_whose_compile_fails_is_refused_and_the_last_policy_stays() -> None:
+    app, state = make_app()
+    dps = program_all(app)
+    enforced, sha = state.policy, state.policy_info.sha256
+    compile_fn = state.compile_fn
+
+    def broken(policy, *args, **kwargs):
+        if "tcp" in str(policy.tenants["t1"].rules):
+            raise RuntimeError("no room for this rule")
+        return compile_fn(policy, *args, **kwargs)
+
+    state.compile_fn = broken
+    ch = change(WITH_TCP)
+    app._sources_changed(EventSources(load_sources(*ch.files), [], ch))
+    assert state.policy is enforced and state.policy_info.sha256 == sha
+    refused = state.status()["policy"]["last_refused"]
+    assert refused is not None and "no room for this rule" in refused["problems"][0]
+    assert "enforced_in_s" not in state.status()["policy"] or \
+        state.rollout is None or state.rollout.sha256 == sha
+    assert all(dp.take() == [] for dp in dps.values())  # nothing sent anywhere
+    # The compiler fixed, the same edit goes through.
+    state.compile_fn = compile_fn
+    app._sources_changed(EventSources(load_sources(*ch.files), [], ch))
+    assert state.policy_info.text == WITH_TCP
+    assert dps["hv2"].take()[-1] == "OFPBarrierRequest"
