@@ -125,10 +125,17 @@ def _diff_parts(old: FlowSet, new: FlowSet) -> FlowSetDiff:
     move from one fragment to another (a VM's groups changed which rules apply
     here): adds and deletes of the same key are netted into a modify, or nothing.
     """
-    old_ids = {id(p) for p in old.parts}
-    new_ids = {id(p) for p in new.parts}
-    gone = {p.key: p for p in old.parts if id(p) not in new_ids}
-    came = {p.key: p for p in new.parts if id(p) not in old_ids}
+    if len(old.parts) == len(new.parts) and all(
+            a is b or a.key == b.key for a, b in zip(old.parts, new.parts, strict=True)):
+        # The same plan (the usual edit): compare position by position.
+        pairs = [(a, b) for a, b in zip(old.parts, new.parts, strict=True) if a is not b]
+        gone = {a.key: a for a, _ in pairs}
+        came = {b.key: b for _, b in pairs}
+    else:
+        old_ids = {id(p) for p in old.parts}
+        new_ids = {id(p) for p in new.parts}
+        gone = {p.key: p for p in old.parts if id(p) not in new_ids}
+        came = {p.key: p for p in new.parts if id(p) not in old_ids}
     flows: _Changes[Flow] = _Changes([], [], [])
     groups: _Changes[Group] = _Changes([], [], [])
     meters: _Changes[MeterBand] = _Changes([], [], [])

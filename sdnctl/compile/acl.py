@@ -141,10 +141,12 @@ def active_rules(view: NetworkView, switch: str, tenant: str) -> tuple[int, ...]
 def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) -> Iterator[Flow]:
     """Shared by every switch where the same rules of `tenant` are active: the
     tenant's default, and per active rule its conjunction flow and its destination
-    and service clauses (clause flows with the same match are one flow carrying
-    several conjunctions). The source clauses are each switch's own
-    (`acl_source_flows`). Every match names the tenant, so tenants never share a
-    flow and a tenant's part is the same whoever else a switch hosts."""
+    clauses (clause flows with the same match are one flow carrying several
+    conjunctions). The service clauses are a part of their own
+    (`acl_service_flows`: a change of services rebuilds only those), the source
+    clauses each switch's own (`acl_source_flows`). Every match names the tenant,
+    so tenants never share a flow and a tenant's part is the same whoever else a
+    switch hosts."""
     tid = view.tenant_ids[tenant]
     tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
     if view.policy.tenants[tenant].default is Default.ALLOW:
@@ -167,13 +169,29 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
         for n in sorted(view.members(tenant, rule.dst)):
             clauses.add(Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip)),
                         Conjunction(cid, 2, 3), f"vm:{n}")
+        yield Flow(
+            "acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP), _COMMIT, rule_owner(rule)
+        )
+    yield from clauses.flows()
+
+
+def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
+                      ) -> Iterator[Flow]:
+    """The service clauses of the tenant's active rules (shared like the rest)."""
+    if view.policy.tenants[tenant].default is Default.ALLOW:
+        return
+    tid = view.tenant_ids[tenant]
+    clauses = _Clauses()
+    ids = rule_ids(view)
+    wanted = set(active)
+    for rule in tenant_rules(view, tenant):
+        cid = ids[rule]
+        if cid not in wanted:
+            continue
         for s in rule.services:
             for m in service_matches(s):
                 clauses.add(Match.of(m, metadata=(tid, 0xFFFF_FFFF)), Conjunction(cid, 3, 3),
                             rule_owner(rule))
-        yield Flow(
-            "acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP), _COMMIT, rule_owner(rule)
-        )
     yield from clauses.flows()
 
 

@@ -5,9 +5,10 @@ each named by what it depends on. When the topology and the down ports are
 unchanged, an edit is a set of changed VMs (in the policy or in their binding)
 and changed tenant definitions, and it invalidates exactly:
 
-- a tenant's rules, groups or default: its "acl" parts and its source clauses
-  ("acl-src"), and the plans of the switches hosting it (which rules are active
-  there);
+- a tenant's rules' services only: its "acl-svc" parts (service clauses);
+- a tenant's rules, groups or default: its "acl" and "acl-svc" parts and its
+  source clauses ("acl-src"), and which of its rules are active on the switches
+  hosting it;
 - a tenant's segments: everything about the tenant, and the local parts of the
   switches hosting it;
 - a VM (added, removed, changed or moved): its segments' "arp" and "l2" parts;
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sdnctl.bindings import Bindings
-from sdnctl.compile.acl import rule_ids
+from sdnctl.compile.acl import rule_ids, tenant_rules
 from sdnctl.compile.compiler import compile_all, gc_paused
 from sdnctl.compile.context import NetworkView
 from sdnctl.compile.parts import (
@@ -170,7 +171,7 @@ class IncrementalCompiler:
         out = dict(self._out)
         for key in new_parts:
             switch = str(key[1])
-            out[switch] = store.compose(switch, self._out[switch])
+            out[switch] = store.compose(switch, self._out[switch], l2_replaced=set())
         self._view, self._out = view, out
         return tuple(sorted(str(k[1]) for k in new_parts))
 
@@ -191,6 +192,13 @@ class IncrementalCompiler:
         acl_tenants = set(edit.tenants)
         if edit.tenants:
             acl_tenants |= _renumbered(last, view)
+        # Only services changed: the same rules apply on the same switches with the
+        # same ids, so only the tenant's shared service clauses change.
+        services_only = {t for t in acl_tenants - edit.reseg
+                         if _acl_shape(last, t) == _acl_shape(view, t)}
+        for tenant in services_only:
+            stale |= store.keys_about("acl-svc", tenant)
+        acl_tenants -= services_only
         for tenant in edit.reseg:
             segs = _segment_ids(last, tenant) | _segment_ids(view, tenant)
             for seg in segs:
@@ -199,6 +207,7 @@ class IncrementalCompiler:
             hosts = _hosts(store, tenant)
             replan |= hosts
             relocal |= hosts
+        member_tenants: set[str] = set()  # a VM of theirs changed in the policy
         for name in edit.vms:
             tenants = {p.vms[name].tenant for p in (last.policy, policy) if name in p.vms}
             for p in (last.policy, policy):
@@ -206,7 +215,7 @@ class IncrementalCompiler:
                     seg = p.segment_of(p.vms[name]).id
                     stale |= store.keys_about("arp", seg) | store.keys_about("l2", seg)
             if name in edit.policy_vms:
-                acl_tenants |= tenants
+                member_tenants |= tenants
                 for tenant in tenants:
                     stale |= store.keys_about("route", tenant)
             for where in (last.where.get(name), view.where.get(name)):
@@ -215,9 +224,17 @@ class IncrementalCompiler:
                     relocal.add(where.switch)
                     for tenant in tenants:
                         stale.add(("acl-src", where.switch, tenant))
+        # A VM changed in the policy changes its tenant's destination clauses (its
+        # address, its groups); which rules apply on other switches moves only if a
+        # rule's destination group became empty or not.
+        for tenant in member_tenants - acl_tenants:
+            stale |= store.keys_about("acl", tenant)
+            if _open_rules(last, tenant) != _open_rules(view, tenant):
+                acl_tenants.add(tenant)
         reacl: dict[str, set[str]] = {}  # switch -> tenants whose active rules may move
         for tenant in acl_tenants:
-            stale |= store.keys_about("acl", tenant) | store.keys_about("acl-src", tenant)
+            stale |= (store.keys_about("acl", tenant) | store.keys_about("acl-svc", tenant)
+                      | store.keys_about("acl-src", tenant))
             for host in _hosts(store, tenant):
                 reacl.setdefault(host, set()).add(tenant)
 
@@ -243,8 +260,9 @@ class IncrementalCompiler:
         store.set_plans(plans)
         store.locals.update(locals_)
         out = dict(self._out)
+        l2_replaced = {key[1] for key in new_parts if key[0] == "l2"}
         for switch in touched:
-            fs = store.compose(switch, self._out[switch])
+            fs = store.compose(switch, self._out[switch], l2_replaced)
             # A switch recomposed into the very same parts keeps its old FlowSet.
             out[switch] = self._out[switch] if fs.same_parts(self._out[switch]) else fs
         changed = tuple(sorted(s for s in touched if out[s] is not self._out[s]))
@@ -263,6 +281,26 @@ class IncrementalCompiler:
             if not _same_content(new, old):
                 rebuilt[key] = new
         return rebuilt
+
+
+def _acl_shape(view: NetworkView, tenant: str) -> tuple[object, ...] | None:
+    """What decides which of a tenant's rules are active where, and their source
+    clauses: everything about its rules but their services."""
+    t = view.policy.tenants.get(tenant)
+    if t is None:
+        return None
+    ids = rule_ids(view)
+    return (t.default, t.groups,
+            tuple((r.src, r.dst, ids[r]) for r in tenant_rules(view, tenant)))
+
+
+def _open_rules(view: NetworkView, tenant: str) -> tuple[int, ...]:
+    """Ids of the tenant's rules whose destination names some VM (only those can
+    be active anywhere)."""
+    if tenant not in view.policy.tenants:
+        return ()
+    ids = rule_ids(view)
+    return tuple(ids[r] for r in tenant_rules(view, tenant) if view.members(tenant, r.dst))
 
 
 def _same_content(a: Fragment, b: Fragment) -> bool:

@@ -9,7 +9,8 @@ every switch whose plan names it:
     ("arp", segment id)                   ARP answers of a segment
     ("route", tenant)                     routes to the tenant's VMs
     ("l2", segment id, tunnel port|None)  how to reach each bound VM of a segment
-    ("acl", tenant, active rule ids)      default, conjunctions, dst/service clauses
+    ("acl", tenant, active rule ids)      default, conjunctions, destination clauses
+    ("acl-svc", tenant, active rule ids)  service clauses of those rules
     ("acl-src", switch, tenant)           source clauses of the tenant's VMs here
     ("paths", switch)                     groups (hypervisor) or label flows (fabric)
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 from sdnctl.compile.acl import (
     acl_base_flows,
+    acl_service_flows,
     acl_source_flows,
     acl_tenant_flows,
     active_rules,
@@ -57,7 +59,9 @@ def plan_switch(view: NetworkView, switch: str) -> tuple[PartKey, ...]:
         keys.append(("l2", seg.id, tunnel_port if seg.vni is not None else None))
     for tenant in view.local_tenants(switch):
         keys.append(("route", tenant))
-        keys.append(("acl", tenant, active_rules(view, switch, tenant)))
+        active = active_rules(view, switch, tenant)
+        keys.append(("acl", tenant, active))
+        keys.append(("acl-svc", tenant, active))
         keys.append(("acl-src", switch, tenant))
     return tuple(keys)
 
@@ -66,9 +70,10 @@ def replan_acl(view: NetworkView, plan: tuple[PartKey, ...], switch: str,
                tenants: set[str]) -> tuple[PartKey, ...]:
     """`plan` with the "acl" parts of `tenants` chosen anew (their rules or members
     changed, not what is bound here)."""
+    active = {t: active_rules(view, switch, t) for t in tenants}
     return tuple(
-        ("acl", key[1], active_rules(view, switch, str(key[1])))
-        if key[0] == "acl" and key[1] in tenants else key
+        (key[0], key[1], active[str(key[1])])
+        if key[0] in ("acl", "acl-svc") and key[1] in tenants else key
         for key in plan
     )
 
@@ -86,6 +91,10 @@ def build_part(view: NetworkView, key: PartKey) -> Fragment:
         active = key[2]
         assert isinstance(active, tuple)
         return Fragment.build(key, acl_tenant_flows(view, str(key[1]), active))
+    if kind == "acl-svc":
+        active = key[2]
+        assert isinstance(active, tuple)
+        return Fragment.build(key, acl_service_flows(view, str(key[1]), active))
     if kind == "acl-src":
         return Fragment.build(key, acl_source_flows(view, str(key[1]), str(key[2])))
     if kind == "paths":
@@ -170,14 +179,21 @@ class PartStore:
                 self.parts.pop(key, None)
                 self.by_subject[subject_of(key)].discard(key)
 
-    def compose(self, switch: str, previous: FlowSet | None = None) -> FlowSet:
+    def compose(self, switch: str, previous: FlowSet | None = None,
+                l2_replaced: set[object] | None = None) -> FlowSet:
         """The FlowSet of `switch` from its local part and its plan's parts (all built).
 
-        With `previous` (its last FlowSet): what the local part replaces is counted
-        again only if the local part or a segment's "l2" part changed."""
+        With `previous` (its last FlowSet) and the segments whose "l2" part was
+        replaced: what the local part replaces is counted again only if the local
+        part or the plan changed, or the "l2" part of a segment with a VM here."""
         local = self.locals[switch]
-        parts = tuple(self.parts[key] for key in self.plans[switch])
-        if previous is not None and previous.local is local and _same_l2(previous.parts, parts):
+        plan = self.plans[switch]
+        parts = tuple(self.parts[key] for key in plan)
+        if (previous is not None and l2_replaced is not None and previous.local is local
+                and len(previous.parts) == len(parts)
+                and all(p.key == k for p, k in zip(previous.parts, plan, strict=True))
+                # a VM's own segment is one of the switch's "arp" parts
+                and not any(k[0] == "arp" and k[1] in l2_replaced for k in plan)):
             return FlowSet(switch, local, parts, previous.masked)
         return FlowSet(switch, local, parts, _masked(local, parts))
 
@@ -199,12 +215,6 @@ def compose_switch(view: NetworkView, store: PartStore, switch: str) -> FlowSet:
     store.set_plans({switch: plan})
     store.locals[switch] = build_local(view, switch)
     return store.compose(switch)
-
-
-def _same_l2(old: tuple[Fragment, ...], new: tuple[Fragment, ...]) -> bool:
-    a = [p for p in old if p.key[0] == "l2"]
-    b = [p for p in new if p.key[0] == "l2"]
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _masked(local: Fragment, parts: tuple[Fragment, ...]) -> int:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from sdnctl.bindings import Bindings
 from sdnctl.compile.incremental import IncrementalCompiler
-from sdnctl.flows import FlowSet, Fragment
+from sdnctl.flows import Flow, FlowSet, Fragment
 from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
 from sdnctl.live.links import LinkState
@@ -235,6 +235,7 @@ class ControllerState:
         # many switches is normalized once, and an edit normalizes only what it rebuilt.
         self._normalized: dict[int, tuple[Fragment, Fragment]] = {}
         self._live_fragments = 0  # fragments in use at the last pruning
+        self._normalized_flows: dict[Flow, Flow] = {}  # compiled flow -> normalized
         # VM -> wall clock since when it has been unbound, as far as this daemon has
         # seen (the clock starts with the daemon): the sprawl lint reads it.
         self.unbound_since: dict[str, float] = {}
@@ -382,7 +383,14 @@ class ControllerState:
         hit = self._normalized.get(id(frag))
         if hit is not None and hit[0] is frag:
             return hit[1]
-        norm = Fragment(frag.key, tuple(sb.normalize_flow(f) for f in frag.flows),
+        memo = self._normalized_flows  # a rebuilt fragment keeps most of its flows
+        flows = []
+        for f in frag.flows:
+            n = memo.get(f)
+            if n is None:
+                n = memo[f] = sb.normalize_flow(f)
+            flows.append(n)
+        norm = Fragment(frag.key, tuple(flows),
                         tuple(sb.normalize_group(g) for g in frag.groups), frag.meters)
         self._normalized[id(frag)] = (frag, norm)
         return norm
@@ -394,6 +402,8 @@ class ControllerState:
             return
         live = {id(p) for fs in self._compiled.values() for p in fs.fragments()}
         self._normalized = {k: v for k, v in self._normalized.items() if k in live}
+        self._normalized_flows = {f: n for frag, norm in self._normalized.values()
+                                  for f, n in zip(frag.flows, norm.flows, strict=True)}
         self._live_fragments = len(live)
 
     def set_topology(self, topology: Topology) -> list[SwitchState]:

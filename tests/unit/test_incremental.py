@@ -289,3 +289,20 @@ def normalize(fs):
     from sdnctl.southbound.ofp import normalize_flowset
 
     return normalize_flowset(fs)
+
+
+def test_a_vm_filling_an_empty_group_activates_its_rules_where_the_sources_are():
+    """t0's only app VM leaves: web->app applies nowhere. An app VM joins on another
+    hypervisor: the rule must apply again on hv1, where the web VM is, although
+    nothing bound on hv1 changed."""
+    policy, topo, bindings = _two_tenants_apart()
+    compiler = IncrementalCompiler()
+    vms = {n: v for n, v in policy.vms.items() if n != "b"}
+    ports = {n: r for n, r in bindings.ports.items() if n != "b"}
+    no_app = _replace_vms(policy, vms)
+    compiler(no_app, topo, Bindings(MappingProxyType(ports)))
+    back = _replace_vms(policy, dict(vms, b=policy.vms["b"]))
+    elsewhere = Bindings(MappingProxyType(dict(ports, b=PortRef("hv3", 100))))
+    got = compiler(back, topo, elsewhere)
+    assert got == compile_network(back, topo, elsewhere)
+    assert any(f.match.get("conj_id") for f in got["hv1"].in_stage("acl"))
