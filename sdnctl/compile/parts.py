@@ -146,6 +146,7 @@ class PartStore:
 
     # (kind, segment or tenant) -> the keys held of that kind about it
     by_subject: dict[tuple[object, object], set[PartKey]] = field(default_factory=dict)
+    _composed: dict[str, tuple[PartKey, ...]] = field(default_factory=dict)  # plan composed
 
     def get(self, view: NetworkView, key: PartKey) -> Fragment:
         part = self.parts.get(key)
@@ -188,14 +189,16 @@ class PartStore:
         part or the plan changed, or the "l2" part of a segment with a VM here."""
         local = self.locals[switch]
         plan = self.plans[switch]
-        parts = tuple(self.parts[key] for key in plan)
+        parts = tuple(map(self.parts.__getitem__, plan))
         if (previous is not None and l2_replaced is not None and previous.local is local
-                and len(previous.parts) == len(parts)
-                and all(p.key == k for p, k in zip(previous.parts, plan, strict=True))
-                # a VM's own segment is one of the switch's "arp" parts
-                and not any(k[0] == "arp" and k[1] in l2_replaced for k in plan)):
-            return FlowSet(switch, local, parts, previous.masked)
-        return FlowSet(switch, local, parts, _masked(local, parts))
+                and self._composed.get(switch) is plan
+                # a local VM's own segment is one of the switch's "arp" parts
+                and not any(switch in self.holders.get(("arp", seg), ()) for seg in l2_replaced)):
+            fs = FlowSet(switch, local, parts, previous.masked)
+        else:
+            fs = FlowSet(switch, local, parts, _masked(local, parts))
+        self._composed[switch] = plan
+        return fs
 
     def keys_about(self, kind: str, subject: object) -> set[PartKey]:
         return self.by_subject.get((kind, subject), set())
