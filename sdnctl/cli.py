@@ -70,8 +70,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([flowset_to_json(fs) for fs in flowsets], indent=2))
     else:
+        rendered: dict[int, str] = {}  # a flow shared by many switches is rendered once
         for fs in flowsets:
-            sys.stdout.write(render_flowset_ofctl(fs))
+            sys.stdout.write(render_flowset_ofctl(fs, rendered))
     return 0
 
 

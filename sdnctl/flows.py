@@ -563,13 +563,22 @@ def render_meter_ofctl(meter: MeterBand) -> str:
     )
 
 
-def render_flowset_ofctl(fs: FlowSet) -> str:
+def render_flowset_ofctl(fs: FlowSet, cache: dict[int, str] | None = None) -> str:
     """Meters and groups as comments (ovs-ofctl adds them with add-meter/add-group),
-    then one flow per line."""
+    then one flow per line. `cache` (id of a flow -> its line), shared between the
+    switches of one network while their FlowSets are alive, renders a flow that
+    many switches hold once."""
     lines = [f"# switch {fs.switch}: {len(fs.flows)} flows"]
     lines += [f"# meter: {render_meter_ofctl(m)}" for m in fs.meters]
     lines += [f"# group: {render_group_ofctl(g)}" for g in fs.groups]
-    lines += [render_flow_ofctl(f) for f in fs.flows]
+    if cache is None:
+        lines += [render_flow_ofctl(f) for f in fs.flows]
+    else:
+        for f in fs.flows:
+            line = cache.get(id(f))
+            if line is None:
+                line = cache[id(f)] = render_flow_ofctl(f)
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 
