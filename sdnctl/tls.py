@@ -86,8 +86,20 @@ def check_tls(listen: Listen, tls: TlsFiles | None) -> None:
         raise ValueError(f"--ca-cert {tls.ca_cert}: {exc}") from None
 
 
+# Switch liveness: an OpenFlow echo every ECHO_INTERVAL_S; a switch that leaves
+# ECHO_MISSES + 1 of them unanswered is dropped (seen dead within
+# (ECHO_MISSES + 1) * ECHO_INTERVAL_S, whatever else the daemon is sending). The
+# echoes also end a connection whose peer went away: os-ken's send thread waits on
+# its queue until something is sent, and only then notices the closed socket and
+# lets the connection (and its two threads) go.
+ECHO_INTERVAL_S = 0.75
+ECHO_MISSES = 3
+
+
 def configure_os_ken(conf: Any, listen: Listen, tls: TlsFiles | None) -> None:
-    """Set os-ken's listener options (`conf`: os_ken.cfg.CONF, already parsed)."""
+    """Set os-ken's listener and liveness options (`conf`: os_ken.cfg.CONF, parsed)."""
+    conf.set_override("echo_request_interval", ECHO_INTERVAL_S)
+    conf.set_override("maximum_unreplied_echo_requests", ECHO_MISSES)
     conf.set_override("ofp_listen_host", listen.host)
     if listen.scheme == "ssl":
         assert tls is not None
