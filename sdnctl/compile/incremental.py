@@ -40,6 +40,7 @@ from sdnctl.compile.parts import (
     PartStore,
     build_local,
     build_part,
+    part_exists,
     plan_switch,
     replan_acl,
 )
@@ -275,8 +276,10 @@ class IncrementalCompiler:
         rebuilt: dict[PartKey, Fragment] = {}
         for key in stale:
             old = store.parts.get(key)
-            if old is None:
-                continue  # nobody holds it: built on demand if a plan names it
+            if old is None or not part_exists(view, key):
+                # Nobody holds it (built on demand if a plan names it), or what it was
+                # about is gone (its holders are replanned without it).
+                continue
             new = build_part(view, key)
             if not _same_content(new, old):
                 rebuilt[key] = new

@@ -78,6 +78,18 @@ def replan_acl(view: NetworkView, plan: tuple[PartKey, ...], switch: str,
     )
 
 
+def part_exists(view: NetworkView, key: PartKey) -> bool:
+    """Whether what `key` is about (a segment, a tenant, a switch) still exists."""
+    kind = key[0]
+    if kind in ("arp", "l2"):
+        return key[1] in view.segments_by_id
+    if kind in ("route", "acl", "acl-svc"):
+        return key[1] in view.policy.tenants
+    if kind == "acl-src":
+        return key[2] in view.policy.tenants and key[1] in view.topology.switches
+    return key[1] in view.topology.switches
+
+
 def build_part(view: NetworkView, key: PartKey) -> Fragment:
     kind = key[0]
     if kind == "arp":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
 
 from hypothesis import HealthCheck, given, settings
@@ -15,13 +15,13 @@ from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
 from sdnctl.policy.load import parse_policy
-from sdnctl.policy.model import ANY, VM, Default, Policy, Rule
+from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Segment, Tenant
 from sdnctl.topology.model import PortRef, Role, Topology
 from tests.unit.netgen import LABELS, SERVICES, networks, topology_of
 
 EDITS = ["rule", "drop_rule", "default", "labels", "group_list", "move", "unbind", "stranger",
-         "gateway", "drop_vm", "add_vm", "vm_ip", "vm_segment", "link_down", "links_up",
-         "nothing"]
+         "gateway", "vlan", "drop_vm", "add_vm", "vm_ip", "vm_segment", "new_tenant",
+         "drop_tenant", "link_down", "links_up", "nothing"]
 
 
 def _replace_tenant(policy: Policy, name: str, **changes: object) -> Policy:
@@ -79,12 +79,26 @@ def edited(draw: st.DrawFn, policy: Policy, topo: Topology, bindings: Bindings,
             del vms[vm]
             policy = _replace_vms(policy, vms)
             ports.pop(vm, None)
+    elif kind == "vlan":  # a segment renumbered
+        segs = dict(policy.tenants[tenant].segments)
+        name = draw(st.sampled_from(sorted(segs)))
+        if segs[name].vlan is not None:
+            used = {s.vlan for t in policy.tenants.values() for s in t.segments.values()}
+            segs[name] = dataclasses.replace(segs[name], vlan=max(v or 0 for v in used) + 1)
+            policy = _replace_tenant(policy, tenant, segments=MappingProxyType(segs))
+    elif kind == "new_tenant":
+        policy, ports = _new_tenant(draw, policy, topo, ports)
+    elif kind == "drop_tenant" and len(policy.tenants) > 1:
+        gone = {n for n, v in policy.vms.items() if v.tenant == tenant}
+        policy = Policy(MappingProxyType({n: t for n, t in policy.tenants.items() if n != tenant}),
+                        MappingProxyType({n: v for n, v in policy.vms.items() if n not in gone}))
+        ports = {n: r for n, r in ports.items() if n not in gone}
     elif kind == "drop_rule" and policy.tenants[tenant].rules:
         rules = policy.tenants[tenant].rules
         gone = draw(st.integers(0, len(rules) - 1))
         policy = _replace_tenant(policy, tenant, rules=rules[:gone] + rules[gone + 1:])
-    elif kind == "group_list":  # an explicit member list changes
-        groups = dict(policy.tenants[tenant].groups)
+    elif kind == "group_list" and "picked" in policy.tenants[tenant].groups:
+        groups = dict(policy.tenants[tenant].groups)  # an explicit member list changes
         members = tuple(sorted(v.name for v in policy.vms_of(tenant)))
         picked = tuple(draw(st.lists(st.sampled_from(members), max_size=2, unique=True)))
         groups["picked"] = dataclasses.replace(groups["picked"], vms=picked)
@@ -146,6 +160,31 @@ def _vm_edit(draw: st.DrawFn, kind: str, policy: Policy, topo: Topology,
         vms[vm] = dataclasses.replace(old, segment=seg,
                                       ip=_free_ip(policy, old.tenant, seg, 160))
     return _replace_vms(policy, vms), ports
+
+
+def _new_tenant(draw: st.DrawFn, policy: Policy, topo: Topology, ports: dict[str, PortRef]
+                ) -> tuple[Policy, dict[str, PortRef]]:
+    """A tenant with one routed VLAN segment, two VMs and a rule, bound somewhere."""
+    name = f"n{len(policy.tenants)}"
+    if name in policy.tenants:
+        return policy, ports
+    vlan = 1 + max((s.vlan or 0) for t in policy.tenants.values() for s in t.segments.values())
+    seg = Segment(name, "s", vlan, IPv4Network("10.0.0.0/24"), IPv4Address("10.0.0.1"))
+    groups = {"web": Group(name, "web", MappingProxyType({"tier": "web"}))}
+    tenant = Tenant(name, Default.DENY, MappingProxyType({"s": seg}), MappingProxyType(groups),
+                    (Rule(name, ANY, "web", (draw(st.sampled_from(SERVICES)),)),))
+    hosts = sorted(n for n, s in topo.switches.items() if s.role is Role.HYPERVISOR)
+    vms = dict(policy.vms)
+    for i in range(2):
+        vm = VM(f"{name}v{i}", name, "s", f"02:00:00:00:ee:{len(policy.tenants) * 2 + i:02x}",
+                IPv4Address(f"10.0.0.{20 + i}"), MappingProxyType({"tier": "web"}), hosts[0],
+                None)
+        vms[vm.name] = vm
+        port = PortRef(draw(st.sampled_from(hosts)), 240 + len(vms))
+        if port not in ports.values():
+            ports[vm.name] = port
+    return Policy(MappingProxyType(dict(policy.tenants, **{name: tenant})),
+                  MappingProxyType(vms)), ports
 
 
 def flat(fs: FlowSet) -> FlowSet:
