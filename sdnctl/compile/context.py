@@ -56,16 +56,6 @@ class NetworkView:
             local[ref.switch].append(LocalVM(vm, self.policy.segment_of(vm), ref.port))
         self.local = dict(local)
 
-    def reusing(self, policy: Policy, bindings: Bindings) -> NetworkView:
-        """A view of the same topology and down ports with another policy and bindings,
-        keeping what depends on those two alone (paths, labels, tunnels) if computed."""
-        view = NetworkView(policy, self.topology, bindings, self.down_ports)
-        for name in ("paths", "fabric_labels", "tunnel_ips", "path_groups", "group_members",
-                     "group_sites"):
-            if name in self.__dict__:  # a cached_property that was computed
-                view.__dict__[name] = self.__dict__[name]
-        return view
-
     def updated(self, policy: Policy, bindings: Bindings, vms: set[str],
                 tenants: set[str], reseg: set[str]) -> NetworkView:
         """This view after an edit that changed only the VMs `vms` (in the policy or

@@ -1,12 +1,14 @@
 """Stage `l2_forward`: by segment and destination MAC, to the VM wherever it is.
 
-A local VM: hand over to `ct_in` with its port in reg7. A VM on another
-hypervisor, in an overlay segment, when both hypervisors have a tunnel endpoint:
-set the tunnel key to the segment's VNI and the tunnel's far end to that
-hypervisor's address, and output to the local VXLAN port. Otherwise (a VLAN
-segment): tag with the segment's VLAN, push an MPLS label naming that
-hypervisor, and send along the shortest path, through a fast-failover group where
-the fabric offers a loop-free backup. Fabric switches forward by label alone.
+A local VM: hand over to `ct_in` with its port in reg7 (the switch's own part).
+A VM on another hypervisor, in an overlay segment, when both hypervisors have a
+tunnel endpoint: set the tunnel key to the segment's VNI and the tunnel's far end
+to that hypervisor's address, and output to the local VXLAN port. Otherwise (a
+VLAN segment): tag with the segment's VLAN, push an MPLS label naming that
+hypervisor, and hand the frame to the group of the hypervisor's rack, which each
+switch defines with its own path (fast failover where the fabric offers a
+loop-free backup). Those entries are the same on every hypervisor carrying the
+segment: one shared part per segment. Fabric switches forward by label alone.
 Unknown destinations are dropped; nothing is flooded.
 """
 
