@@ -9,6 +9,12 @@ switch; one that does not is refused (each `file:line: message` in the log and i
 SIGHUP reloads both files at once (also with the watch off, `--no-watch`).
 SIGTERM or SIGINT stops it cleanly with exit code 0.
 
+Start-up has no time limit a big network can exceed: the status API answers first,
+then the daemon reads OVSDB (waited for as long as it takes once OVSDB answered;
+5 s for it to answer at all), compiles every switch (34 s for 20,000 VMs on the
+benchmark machine) and only then starts os-ken, waiting for it without a deadline.
+`/status` shows the phase and when each step ended (`daemon.startup`).
+
 The API (sdnctl/api.py) listens on 127.0.0.1 unless told otherwise; any other
 address needs a token, and with a token every request must carry it
 (sdnctl/apitoken.py). OpenFlow may run over TLS (`--listen ssl:HOST:PORT` with the
@@ -37,8 +43,9 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIServer
 
-from sdnctl.api import start_api
+from sdnctl.api import SwitchReader, SwitchReadError, start_api
 from sdnctl.apitoken import ENV as TOKEN_ENV
 from sdnctl.apitoken import TokenError, is_loopback, loosely_protected, read_token
 from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
@@ -61,6 +68,7 @@ from sdnctl.yamlsrc import LoadError
 if TYPE_CHECKING:
     from apps.controller import ControllerApp
     from sdnctl.ha.election import Election
+    from sdnctl.southbound.ovsdb import OvsdbMonitor
 
 log = logging.getLogger("daemon")
 
@@ -68,7 +76,11 @@ DEFAULT_LISTEN = "0.0.0.0:6653"
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 DEFAULT_API = "127.0.0.1:8680"
 DEFAULT_STATS_INTERVAL_S = 10.0  # flow-stats reads for the drop counters
-OVSDB_WAIT_S = 5.0  # how long to wait for the first bindings before programming switches
+# How long to wait for OVSDB to answer at all before starting without bindings (the
+# switches are then held until it does). Once it has answered, its first full read is
+# waited for however long it takes: nothing at start-up has a limit a big network can
+# exceed.
+OVSDB_WAIT_S = 5.0
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -182,7 +194,7 @@ def run_daemon(
     `replica_id` names this one there (default HOSTNAME:API-PORT).
     """
     setup_logging()
-    started_at = time.monotonic()
+    started_at, started_wall = time.monotonic(), time.time()
     # First thing: SIGHUP's default action kills. Until the watcher exists a SIGHUP is
     # only remembered (its baseline is the versions read below, so an edit made
     # meanwhile is picked up anyway).
@@ -236,73 +248,108 @@ def run_daemon(
     signal.signal(signal.SIGINT, lambda signum, _f: stopping.append(signum))
     monitor = OvsdbMonitor(ovsdb, policy, topology)
     monitor.start()
-    ready = monitor.wait_ready(OVSDB_WAIT_S)
-    if not ready:
-        log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
-                    "answers", ovsdb)
     now = time.time()
     info = PolicyInfo(policy_file.path, policy_file.sha256, now, policy_file.text(),
                       policy_file.mtime)
     topo_info = PolicyInfo(topology_file.path, topology_file.sha256, now, topology_file.text(),
                            topology_file.mtime)
-    state = ControllerState(policy, topology, info, monitor.snapshot(), started_at,
-                            topology_info=topo_info)
-    state.bindings_ready = ready
+    # No binding known and nothing compiled yet: /status says so (bindings_ready false,
+    # daemon.startup.phase) from the first second, however long the start-up takes.
+    state = ControllerState(policy, topology, info, None, started_at, topology_info=topo_info)
+    state.bindings_ready = False
     state.rebind = monitor.rebind
+    startup = Startup(started_at)
     state.daemon_info = {
-        "started_at": now, "listen": str(ends.listen), "tls": ends.tls is not None,
+        "started_at": started_wall, "listen": str(ends.listen), "tls": ends.tls is not None,
         "api": f"{ends.api_host}:{ends.api_port}", "api_token": ends.api_token is not None,
-        "ovsdb": ovsdb,
+        "ovsdb": ovsdb, "startup": startup.doc,
     }
     election = None
-    if etcd is not None:  # campaign from now on: the app asks for roles from the start
-        election = start_election(etcd, etcd_prefix,
-                                  replica_id or f"{socket.gethostname()}:{ends.api_port}",
-                                  f"{ends.api_host}:{ends.api_port}",
-                                  Revision(policy_file.sha256, topology_file.sha256))
-        state.ha = election
-        state.daemon_info["etcd"] = etcd
-    if ends.tls is not None:  # os-ken refuses a bad certificate silently: count, log
-        watch_handshakes(HandshakeWatch(on_refused=state.counters.tls_refusal))
-
     manager = AppManager.get_instance()
-    started = threading.Event()
-
-    def start_apps() -> None:
-        # Threads inherit daemon-ness: started from here, os-ken's never outlive a stop.
-        manager.load_apps(["apps.controller"])
-        contexts = manager.create_contexts()
-        manager.instantiate_apps(sdnctl_state=state, **contexts)
-        started.set()
-
-    threading.Thread(target=start_apps, name="os-ken-start", daemon=True).start()
-    if not started.wait(10.0):
-        print("sdnctl run: os-ken did not start", file=sys.stderr)
-        return 1
-    app = manager.applications["sdnctl"]
-    monitor.subscribe(app.post_bindings)
-    if election is not None:
-        election.subscribe(app.post_ha)
-    if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
-        app.post_bindings(monitor.snapshot())  # came or changed while the app was starting
-    api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
-                           read_switch=app.read_switch, metrics=lambda: render_metrics(state))
-    watcher = FileWatcher([policy_file, topology_file], reload_handler(app), watch_interval_s)
-    watcher.start()
-    if hup:
-        watcher.trigger()
-    poller = Ticker(stats_interval_s, app.poll_stats) if stats_interval_s else None
-    watching = (f"watching the files every {watch_interval_s * 1000:.0f} ms"
-                if watch_interval_s else "reloading on SIGHUP only")
-    scheme = "http" if ends.api_token is None else "http (token required)"
-    state.record(
-        "start",
-        f"listening for OpenFlow on {ends.listen}, "
-        f"status API on {scheme}://{ends.api_host}:{ends.api_port}, "
-        f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
-        f"{len(state.snapshot.bindings.ports)} bound, {watching}",
-    )
+    apps: list[ControllerApp] = []  # the app, once os-ken has started it
+    api_server: WSGIServer | None = None
+    poller: Ticker | None = None
     try:
+        if etcd is not None:  # campaign from now on: the app asks for roles from the start
+            election = start_election(etcd, etcd_prefix,
+                                      replica_id or f"{socket.gethostname()}:{ends.api_port}",
+                                      f"{ends.api_host}:{ends.api_port}",
+                                      Revision(policy_file.sha256, topology_file.sha256))
+            state.ha = election
+            state.daemon_info["etcd"] = etcd
+        if ends.tls is not None:  # os-ken refuses a bad certificate silently: count, log
+            watch_handshakes(HandshakeWatch(on_refused=state.counters.tls_refusal))
+        api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
+                               read_switch=late_reader(apps),
+                               metrics=lambda: render_metrics(state))
+
+        ready = wait_for_bindings(monitor, stopping)
+        if stopping:
+            return 0
+        if not ready:
+            log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
+                        "answers", ovsdb)
+        with state.lock:
+            state.snapshot = monitor.snapshot()
+            state.bindings_ready = ready
+        startup.reached("compiling", bindings_s=startup.since() if ready else None,
+                        bound=len(state.snapshot.bindings.ports))
+
+        # The start-up compile, before os-ken: nothing else writes to `state` until the
+        # app exists, so it runs without the lock and /status keeps answering meanwhile.
+        # The app's own first recompile then finds nothing changed.
+        if not run_until(lambda: state.recompile(), "startup-compile", stopping,
+                         f"compiling {len(topology.switches)} switches"):
+            return 0
+        compiled = state.last_compile or {}
+        startup.reached("starting OpenFlow", compiled_s=startup.since(),
+                        compile_ms=compiled.get("took_ms"),
+                        switches=len(topology.switches),
+                        flows=sum(sw.desired.n_flows for sw in state.switches.values()
+                                  if sw.desired is not None))
+        log.info("%d switches compiled in %.1f s (%d VMs bound)", len(topology.switches),
+                 (compiled.get("took_ms") or 0) / 1000, len(state.snapshot.bindings.ports))
+
+        def start_apps() -> None:
+            # Threads inherit daemon-ness: started from here, os-ken's never outlive a stop.
+            manager.load_apps(["apps.controller"])
+            contexts = manager.create_contexts()
+            manager.instantiate_apps(sdnctl_state=state, **contexts)
+
+        # No time limit: os-ken has started when instantiate_apps returns, or failed when
+        # it raises (a big network only makes the app's first recompile longer).
+        try:
+            if not run_until(start_apps, "os-ken-start", stopping, "starting os-ken"):
+                return 0
+        except Exception as exc:
+            log.error("os-ken did not start", exc_info=exc)
+            print(f"sdnctl run: os-ken did not start: {exc}", file=sys.stderr)
+            return 1
+        app = manager.applications["sdnctl"]
+        apps.append(app)
+        startup.reached("running", openflow_s=startup.since())
+        monitor.subscribe(app.post_bindings)
+        if election is not None:
+            election.subscribe(app.post_ha)
+        if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
+            app.post_bindings(monitor.snapshot())  # came or changed while starting
+        watcher = FileWatcher([policy_file, topology_file], reload_handler(app),
+                              watch_interval_s)
+        watcher.start()
+        if hup:
+            watcher.trigger()
+        poller = Ticker(stats_interval_s, app.poll_stats) if stats_interval_s else None
+        watching = (f"watching the files every {watch_interval_s * 1000:.0f} ms"
+                    if watch_interval_s else "reloading on SIGHUP only")
+        scheme = "http" if ends.api_token is None else "http (token required)"
+        state.record(
+            "start",
+            f"listening for OpenFlow on {ends.listen}, "
+            f"status API on {scheme}://{ends.api_host}:{ends.api_port}, "
+            f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
+            f"{len(state.snapshot.bindings.ports)} bound, {watching}, "
+            f"started in {startup.since():.1f} s",
+        )
         while not stopping:
             time.sleep(0.2)
     finally:
@@ -311,15 +358,100 @@ def run_daemon(
             election.stop(resign=True)
         if poller is not None:
             poller.stop()
-        watcher.stop()
+        if watcher is not None:
+            watcher.stop()
         monitor.stop()
-        api_server.shutdown()
-        api_server.server_close()
+        if api_server is not None:
+            api_server.shutdown()
+            api_server.server_close()
         closer = threading.Thread(target=manager.close, name="os-ken-stop", daemon=True)
         closer.start()
         closer.join(3.0)  # os-ken's app threads end on close; do not hang if one does not
     log.info("stopped")
     return 0
+
+
+# ---- start-up -----------------------------------------------------------------------
+
+
+class Startup:
+    """The start-up timeline, shown under `daemon.startup` in /status: the phase it is
+    in, and when (seconds since the daemon started) each step ended."""
+
+    def __init__(self, started_at: float) -> None:
+        self._t0 = started_at
+        # the files are read and validated by now (20,000 VMs: seconds, docs/benchmarks.md §6)
+        self.doc: dict[str, object] = {"phase": "reading OVSDB", "loaded_s": self.since()}
+
+    def since(self) -> float:
+        return round(time.monotonic() - self._t0, 3)
+
+    def reached(self, phase: str, **figures: object) -> None:
+        self.doc.update(figures)  # one dict, updated in place: /status reads it as is
+        self.doc["phase"] = phase
+        if phase == "running":
+            self.doc["running_s"] = self.since()
+
+
+def wait_for_bindings(monitor: OvsdbMonitor, stopping: list[int],
+                      connect_s: float = OVSDB_WAIT_S) -> bool:
+    """Wait for the first full read of OVSDB: True once it is in.
+
+    An OVSDB that does not answer within `connect_s` is not waited for (False: the
+    switches are held until it answers). One that answered is waited for as long as
+    it takes to send every row (thousands of interfaces take seconds), unless the
+    connection drops. A stop signal ends the wait (False)."""
+    deadline = time.monotonic() + connect_s
+    next_note = time.monotonic() + 10.0
+    while not monitor.wait_ready(0.1):
+        now = time.monotonic()
+        if stopping or (now > deadline and not monitor.connected):
+            return False
+        if now > next_note:
+            log.info("still reading OVSDB %s", monitor.remote)
+            next_note = now + 10.0
+    return True
+
+
+def run_until(fn: Callable[[], object], name: str, stopping: list[int], what: str) -> bool:
+    """Run `fn` in a daemon thread and wait for it without a time limit, watching for a
+    stop signal meanwhile: True when it returned, False on a stop (it is abandoned: the
+    process is about to exit). Its exception, if any, is raised here."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    began = next_note = time.monotonic()
+    while not done.wait(0.2):
+        if stopping:
+            log.info("stop requested while %s", what)
+            return False
+        if time.monotonic() > next_note + 30.0:
+            next_note = time.monotonic()
+            log.info("still %s (%.0f s)", what, next_note - began)
+    if failure:
+        raise failure[0]
+    return True
+
+
+def late_reader(apps: list[ControllerApp]) -> SwitchReader:
+    """The API's live read of a switch: through the app once os-ken has started it."""
+
+    def read(name: str, timeout_s: float) -> dict[str, object]:
+        if not apps:
+            raise SwitchReadError("503 Service Unavailable",
+                                  "the daemon is starting: OpenFlow is not up yet")
+        return apps[0].read_switch(name, timeout_s)
+
+    return read
 
 
 def start_election(etcd: str, prefix: str, replica: str, api: str,

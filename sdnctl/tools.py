@@ -19,6 +19,8 @@ PACKAGES: dict[str, str] = {
     "ovs-vsctl": "openvswitch-switch",
     "ovs-ofctl": "openvswitch-common",
     "ovs-appctl": "openvswitch-common",
+    "ovsdb-server": "openvswitch-common",  # a private OVSDB: sdnctl/bench/boundnet.py
+    "ovsdb-tool": "openvswitch-common",
     "mnexec": "mininet",  # Mininet's helper; the Python package comes from pip (.venv)
     "ip": "iproute2",
     "ss": "iproute2",

@@ -11,9 +11,15 @@ same VM. Of two claims, the one that already held the binding keeps it (a move
 plugs the new port before unplugging the old: the VM keeps working at the old place
 until then, and moves when the old port goes); with no such claim, neither binds.
 
-`compute_bindings` is the pure rule over plain records; `OvsdbMonitor` keeps an
-`ovs.db.idl` replica of the three tables it needs, polls it in its own daemon
+`compute_bindings` is the pure rule over plain records; `OvsdbMonitor` keeps a
+replica of the three tables it needs (the columns it reads, as plain dicts, kept
+current by an OVSDB `monitor` session of its own: `_Session`), in its own daemon
 thread, and calls back with a new `BindingSnapshot` whenever the result changes.
+Not `ovs.db.idl`: with thousands of interfaces its pure-Python JSON parser and
+per-row conversions made the first read take 6 s at 20,000 VMs and every later
+change 1.8 s (docs/benchmarks.md §9); with the standard library's parser and
+plain dicts the first read takes 1.2 s (mostly ovsdb-server sending it) and a
+change ~0.1 s.
 The callback runs in that thread: the daemon's hands the snapshot to the os-ken
 app's event queue, which is thread-safe (os-ken 4's default hub is real threads).
 Snapshots are numbered (`seq`), so the app can drop one that a policy reload's own
@@ -22,19 +28,23 @@ Snapshots are numbered (`seq`), so the app can drop one that a policy reload's o
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-import ovs.db.idl
 import ovs.jsonrpc
 import ovs.poller
 import ovs.stream
 
 from sdnctl.bindings import Bindings
+from sdnctl.compile.compiler import gc_paused
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import PortRef, Role, Topology
 
@@ -108,28 +118,35 @@ def compute_bindings(
     claims: dict[str, list[tuple[PortRef, str]]] = {}
     problems: list[PortProblem] = []
     unclaimed: list[PortProblem] = []
+    # Indexed once, not looked up per port: at 20,000 ports these lookups were most of it.
+    by_dpid = {sw.dpid: sw for sw in topology.switches.values()}
+    link_ports = {name: topology.link_ports(name) for name in topology.switches}
+    held_at = previous.ports if previous else {}
+    vms = policy.vms
     for rec in records:
-        vm = rec.external_ids.get(VM_ID_KEY)
-        if rec.datapath_id is None or not rec.ofport or not 0 < rec.ofport < OFPP_MAX:
+        ofport = rec.ofport
+        if rec.datapath_id is None or not ofport or not 0 < ofport < OFPP_MAX:
             continue  # not ready yet (no ofport), or the bridge's own LOCAL port
-        sw = topology.by_dpid(rec.datapath_id)
+        sw = by_dpid.get(rec.datapath_id)
         if sw is None:
             continue  # a bridge this controller does not manage
-        ref = PortRef(sw.name, rec.ofport)
+        vm = rec.external_ids.get(VM_ID_KEY)
         if not vm:
             if (sw.role is Role.HYPERVISOR and rec.kind in VM_PORT_KINDS
-                    and ref.port not in topology.link_ports(sw.name)):
-                unclaimed.append(PortProblem(ref.switch, ref.port, rec.interface, "",
+                    and ofport not in link_ports[sw.name]):
+                unclaimed.append(PortProblem(sw.name, ofport, rec.interface, "",
                                              "no vm-id: bound to no VM"))
             continue
-
+        held = held_at.get(vm)  # the same place keeps the same PortRef object
+        ref = held if held is not None and held.port == ofport and held.switch == sw.name \
+            else PortRef(sw.name, ofport)
         mac = rec.external_ids.get(MAC_KEY)
-        if vm not in policy.vms:
+        if vm not in vms:
             reason = "vm-id names no VM of the policy"
-        elif ref.port in topology.link_ports(sw.name):
+        elif ofport in link_ports[sw.name]:
             reason = "port is a fabric link in the topology"
-        elif mac and mac.lower() != policy.vms[vm].mac:
-            reason = f"attached-mac {mac} is not the policy's {policy.vms[vm].mac}"
+        elif mac and mac.lower() != vms[vm].mac:
+            reason = f"attached-mac {mac} is not the policy's {vms[vm].mac}"
         else:
             claims.setdefault(vm, []).append((ref, rec.interface))
             continue
@@ -152,35 +169,143 @@ def compute_bindings(
     return BindingSnapshot(bindings, tuple(sorted(problems)), tuple(sorted(unclaimed)))
 
 
+def _atoms(value: Any) -> list[Any]:
+    """An OVSDB set as JSON (`["set", [...]]`, or a lone atom) -> its atoms."""
+    if isinstance(value, list) and value and value[0] == "set":
+        return list(value[1])
+    return [value]
+
+
 def _one(value: Any) -> Any:
-    """An optional OVSDB column reads as [] or [x]."""
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
+    """An optional column (`["set", []]` or an atom) -> the atom or None."""
+    atoms = _atoms(value)
+    return atoms[0] if atoms else None
 
 
-def records_from_idl(idl: ovs.db.idl.Idl) -> list[InterfaceRecord]:
-    records = []
-    for bridge in idl.tables["Bridge"].rows.values():
-        dpid_text = _one(bridge.datapath_id)
-        try:
-            dpid = int(dpid_text, 16) if dpid_text else None
-        except ValueError:
-            dpid = None
-        for port in bridge.ports:
-            for iface in port.interfaces:
-                ofport = _one(iface.ofport)
-                records.append(
-                    InterfaceRecord(
-                        bridge=bridge.name,
-                        datapath_id=dpid,
-                        interface=iface.name,
-                        ofport=int(ofport) if ofport is not None else None,
-                        external_ids=dict(iface.external_ids),
-                        kind=iface.type or "",
-                    )
-                )
-    return records
+def _uuids(value: Any) -> list[str]:
+    """A set of references (`["uuid", U]` atoms) -> the uuids."""
+    return [a[1] for a in _atoms(value) if isinstance(a, list) and len(a) == 2]
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if isinstance(value, list) and value and value[0] == "map":
+        return {str(k): str(v) for k, v in value[1]}
+    return {}
+
+
+def _dpid(text: Any) -> int | None:
+    try:
+        return int(text, 16) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
+class Replica:
+    """The monitored columns of Bridge, Port and Interface, as OVSDB last sent them:
+    table -> row uuid -> column -> value (OVSDB's JSON notation).
+
+    The interface records are kept per bridge and rebuilt only for the bridges a
+    change touched (a row of theirs, or of one of their ports or interfaces): a VM
+    plugged or moved costs its bridges, not every interface of the machine."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in _COLUMNS}
+        self._bridge_of_port: dict[str, str] = {}
+        self._port_of_iface: dict[str, str] = {}
+        self._records: dict[str, list[InterfaceRecord]] = {}  # bridge uuid -> its records
+        self._dirty: set[str] = set()  # bridges whose records are stale
+
+    def clear(self) -> None:
+        for rows in self.tables.values():
+            rows.clear()
+        self._bridge_of_port.clear()
+        self._port_of_iface.clear()
+        self._records.clear()
+        self._dirty.clear()
+
+    def update(self, updates: Any) -> bool:
+        """Apply a `<table-updates>` object; True if any row changed."""
+        changed = False
+        if not isinstance(updates, dict):
+            return False
+        for table, rows in updates.items():
+            mine = self.tables.get(table)
+            if mine is None or not isinstance(rows, dict):
+                continue
+            for uuid, change in rows.items():
+                new = change.get("new") if isinstance(change, dict) else None
+                old = mine.get(uuid)
+                if new is None and old is None:
+                    continue
+                self._touch(table, uuid)  # where it was
+                if new is None:
+                    del mine[uuid]
+                    row = None
+                else:  # a modify may carry only some columns: merge
+                    row = mine[uuid] = {**old, **new} if old is not None else dict(new)
+                self._relink(table, uuid, old, row)
+                self._touch(table, uuid)  # where it is now
+                changed = True
+        return changed
+
+    def _touch(self, table: str, uuid: str) -> None:
+        if table == "Interface":
+            uuid = self._port_of_iface.get(uuid, "")
+            table = "Port"
+        if table == "Port":
+            uuid = self._bridge_of_port.get(uuid, "")
+        if uuid:
+            self._dirty.add(uuid)
+
+    def _relink(self, table: str, uuid: str, old: dict[str, Any] | None,
+                row: dict[str, Any] | None) -> None:
+        """Keep the reverse references (port -> bridge, interface -> port) current."""
+        if table == "Bridge":
+            column, owner_of = "ports", self._bridge_of_port
+        elif table == "Port":
+            column, owner_of = "interfaces", self._port_of_iface
+        else:
+            return
+        for child in _uuids(old.get(column)) if old is not None else []:
+            if owner_of.get(child) == uuid:
+                del owner_of[child]
+        for child in _uuids(row.get(column)) if row is not None else []:
+            owner_of[child] = uuid
+
+    def records(self) -> list[InterfaceRecord]:
+        bridges = self.tables["Bridge"]
+        for uuid in self._dirty:
+            bridge = bridges.get(uuid)
+            if bridge is None:
+                self._records.pop(uuid, None)
+            else:
+                self._records[uuid] = self._bridge_records(bridge)
+        self._dirty.clear()
+        return [rec for recs in self._records.values() for rec in recs]
+
+    def _bridge_records(self, bridge: dict[str, Any]) -> list[InterfaceRecord]:
+        ports, ifaces = self.tables["Port"], self.tables["Interface"]
+        dpid = _dpid(_one(bridge.get("datapath_id")))
+        name = str(bridge.get("name", ""))
+        records = []
+        for port_uuid in _uuids(bridge.get("ports")):
+            port = ports.get(port_uuid)
+            if port is None:
+                continue
+            for iface_uuid in _uuids(port.get("interfaces")):
+                iface = ifaces.get(iface_uuid)
+                if iface is None:
+                    continue
+                ofport = _one(iface.get("ofport"))
+                records.append(InterfaceRecord(
+                    bridge=name,
+                    datapath_id=dpid,
+                    interface=str(iface.get("name", "")),
+                    ofport=int(ofport) if isinstance(ofport, int) else None,
+                    external_ids=_string_map(iface.get("external_ids")),
+                    kind=str(iface.get("type") or ""),
+                ))
+        return records
 
 
 def fetch_schema(remote: str, timeout_s: float = 5.0) -> dict[str, Any]:
@@ -201,6 +326,153 @@ def fetch_schema(remote: str, timeout_s: float = 5.0) -> dict[str, Any]:
         raise ConnectionError(f"OVSDB {remote}: get_schema failed: {error or reply.error}")
     schema: dict[str, Any] = reply.result
     return schema
+
+
+PROBE_S = 5.0  # tcp/ssl: an echo after this long without a message; give up after twice
+RETRY_DECODE_S = 0.2  # a buffer not ending in "}" is still tried this often
+MAX_BUFFER = 1 << 30  # bytes of one unfinished message before the session is dropped
+
+
+def _ends_object(buf: bytearray) -> bool:
+    """True if the last byte but whitespace is `}` (without copying `buf`)."""
+    i = len(buf) - 1
+    while i >= 0 and buf[i] in b" \t\r\n":
+        i -= 1
+    return i >= 0 and buf[i] == ord("}")
+
+
+class _Session:
+    """One `monitor` session on OVSDB: connect, ask for the columns of `_COLUMNS`, then
+    keep `replica` current from the server's `update` notifications.
+
+    JSON-RPC messages follow each other on the stream with nothing between them. The
+    buffer is decoded (the standard library's C parser) when it ends with a `}`,
+    which every message does, or at least every RETRY_DECODE_S: a message split across
+    reads is therefore parsed about once, not once per read."""
+
+    def __init__(self, remote: str, timeout_s: float = 5.0) -> None:
+        error, stream = ovs.stream.Stream.open_block(
+            ovs.stream.Stream.open(remote), int(timeout_s * 1000))
+        if error:
+            raise ConnectionError(f"cannot connect to OVSDB at {remote}: "
+                                  f"{os.strerror(error)}")
+        self.remote = remote
+        self.stream = stream
+        self.replica = Replica()
+        self.ready = False  # the monitor's reply (every row) has been applied
+        self._buf = bytearray()
+        self._out = b""
+        self._decoder = json.JSONDecoder()
+        self._tried = 0.0
+        self._probes = bool(ovs.stream.stream_or_pstream_needs_probes(remote))
+        self._heard = time.monotonic()
+        self._echo_sent = False
+        columns = {table: {"columns": cols} for table, cols in _COLUMNS.items()}
+        self._send({"id": "monitor", "method": "monitor",
+                    "params": ["Open_vSwitch", None, columns]})
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        self._out += json.dumps(msg).encode()
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._out:
+            n = self.stream.send(self._out)
+            if n == -errno.EAGAIN:
+                return  # the rest goes when the stream can take it (`wait`)
+            if n < 0:
+                raise ConnectionError(f"OVSDB {self.remote}: send: {os.strerror(-n)}")
+            self._out = self._out[n:]
+
+    def run(self) -> bool:
+        """Read what has arrived, apply it; True if the replica changed."""
+        self.stream.run()
+        self._flush()
+        while True:
+            error, data = self.stream.recv(1 << 20)
+            if error == errno.EAGAIN:
+                break
+            if error:
+                raise ConnectionError(f"OVSDB {self.remote}: {os.strerror(error)}")
+            if not data:
+                raise ConnectionError(f"OVSDB {self.remote}: connection closed")
+            self._buf += data
+            self._heard, self._echo_sent = time.monotonic(), False
+            if len(self._buf) > MAX_BUFFER:
+                raise ConnectionError(f"OVSDB {self.remote}: a message over "
+                                      f"{MAX_BUFFER >> 20} MiB")
+        changed = False
+        for msg in self._messages():
+            changed |= self._handle(msg)
+        self._probe()
+        return changed
+
+    def _messages(self) -> list[Any]:
+        if not self._buf:
+            return []
+        now = time.monotonic()
+        if not _ends_object(self._buf) and now - self._tried < RETRY_DECODE_S:
+            return []
+        self._tried = now
+        try:
+            text = self._buf.decode()
+        except UnicodeDecodeError:
+            return []  # a character cut in two: the rest is on its way
+        msgs, pos, end = [], 0, len(text)
+        while True:
+            while pos < end and text[pos].isspace():
+                pos += 1
+            if pos == end:
+                break
+            try:
+                msg, pos = self._decoder.raw_decode(text, pos)
+            except json.JSONDecodeError:
+                break  # the rest of this message is on its way
+            msgs.append(msg)
+        if msgs:
+            self._buf = bytearray(text[pos:].encode())
+        return msgs
+
+    def _handle(self, msg: Any) -> bool:
+        if not isinstance(msg, dict):
+            return False
+        method = msg.get("method")
+        if method == "update":
+            params = msg.get("params") or [None, {}]
+            return self.replica.update(params[-1])
+        if method == "echo":
+            self._send({"id": msg.get("id"), "result": msg.get("params"), "error": None})
+            return False
+        if msg.get("id") == "monitor":
+            if msg.get("error") is not None:
+                raise ConnectionError(f"OVSDB {self.remote}: monitor refused: {msg['error']}")
+            self.replica.clear()
+            self.replica.update(msg.get("result"))
+            self.ready = True
+            return True
+        return False  # the answer to an echo of ours
+
+    def _probe(self) -> None:
+        if not self._probes:
+            return  # unix: a dead server closes the socket
+        idle = time.monotonic() - self._heard
+        if idle > 2 * PROBE_S:
+            raise ConnectionError(f"OVSDB {self.remote}: no answer for {idle:.0f} s")
+        if idle > PROBE_S and not self._echo_sent:
+            self._send({"id": "echo", "method": "echo", "params": []})
+            self._echo_sent = True
+
+    def wait(self, poller: ovs.poller.Poller) -> None:
+        self.stream.run_wait(poller)
+        self.stream.recv_wait(poller)
+        if self._out:
+            self.stream.send_wait(poller)
+        if self._buf:  # an undecoded tail: try again soon even if nothing more comes
+            poller.timer_wait(int(RETRY_DECODE_S * 1000))
+
 
 
 Callback = Callable[[BindingSnapshot], None]
@@ -232,6 +504,7 @@ class OvsdbMonitor:
         self._ready = threading.Event()
         self._force = False
         self._thread: threading.Thread | None = None
+        self.connected = False  # a session with OVSDB is open (it may still be reading)
 
     # -- public ------------------------------------------------------------------
     def start(self) -> None:
@@ -267,7 +540,8 @@ class OvsdbMonitor:
             self._policy, self._topology = policy, topology
             if self._records is None:
                 return self.snapshot()  # nothing read yet: the first read will publish
-            snap = compute_bindings(self._records, policy, topology, self._previous())
+            with gc_paused():
+                snap = compute_bindings(self._records, policy, topology, self._previous())
             self._seq += 1
             self._snapshot = replace(snap, seq=self._seq)
             return self._snapshot
@@ -277,36 +551,30 @@ class OvsdbMonitor:
 
     # -- the loop ----------------------------------------------------------------
     def _run(self) -> None:
-        idl = None
+        session = None
         while not self._stop.is_set():
             try:
-                if idl is None:
-                    idl = self._connect()
-                self._poll(idl)
+                if session is None:
+                    session = _Session(self.remote)
+                    self.connected = True
+                    log.info("monitoring OVSDB %s", self.remote)
+                self._poll(session)
             except Exception as exc:  # keep monitoring whatever one pass hit
                 log.error("OVSDB %s: %s; retrying", self.remote, exc)
-                if idl is not None:
-                    idl.close()
-                idl = None
+                if session is not None:
+                    session.close()
+                session, self.connected = None, False
                 self._stop.wait(1.0)
-        if idl is not None:
-            idl.close()
+        if session is not None:
+            session.close()
+        self.connected = False
 
-    def _connect(self) -> ovs.db.idl.Idl:
-        helper = ovs.db.idl.SchemaHelper(schema_json=fetch_schema(self.remote))
-        for table, columns in _COLUMNS.items():
-            helper.register_columns(table, columns)
-        log.info("monitoring OVSDB %s", self.remote)
-        return ovs.db.idl.Idl(self.remote, helper)
-
-    def _poll(self, idl: ovs.db.idl.Idl) -> None:
-        seqno = idl.change_seqno
-        idl.run()
-        if (idl.change_seqno != seqno or self._force) and idl.has_ever_connected():
+    def _poll(self, session: _Session) -> None:
+        changed = session.run()
+        if (changed or self._force) and session.ready:
             self._force = False
-            records = records_from_idl(idl)
-            with self._lock:
-                self._records = records
+            with self._lock, gc_paused():  # many small objects, none cyclic
+                records = self._records = session.replica.records()
                 snap = self._advance(compute_bindings(
                     records, self._policy, self._topology, self._previous()))
                 self._ready.set()  # before notifying: see `subscribe`
@@ -315,7 +583,7 @@ class OvsdbMonitor:
                 # thread that is waiting in rebind() for this lock.
                 self._notify(snap)
         poller = ovs.poller.Poller()
-        idl.wait(poller)
+        session.wait(poller)
         poller.timer_wait(self._poll_ms)
         poller.block()
 
