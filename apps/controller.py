@@ -432,10 +432,10 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
             self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
             bundle_id = self._bundle_id
         plan = sb.plan_update(sw.datapath, diff, foreign, bundle_id)
-        labels: dict[int, str] = {}
+        labels: dict[int, sb.Outgoing] = {}  # labelled only if the switch refuses one
         for out in plan:
             sw.datapath.send_msg(out.msg)
-            labels[out.msg.xid] = out.label
+            labels[out.msg.xid] = out
         n_mods = sum(o.is_flow_mod for o in plan)
         sw.flow_mods_sent += n_mods
         sw.last_flow_mods = n_mods
@@ -496,7 +496,8 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         msg = ev.msg
         sw = self._switch_of(msg.datapath)
         where = sw.name if sw else f"dpid {msg.datapath.id}"
-        label = sw.batch.labels.get(msg.xid, "") if sw and sw.batch else ""
+        out = sw.batch.labels.get(msg.xid) if sw and sw.batch else None
+        label = out.label if out is not None else ""
         text = f"{where}: switch error {_error_name(msg)}" + (f" for {label}" if label else "")
         if sw and self._role_refused(sw, msg):
             return

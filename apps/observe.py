@@ -157,6 +157,8 @@ class ObserverMixin:
             for sw in self.state.switches.values():
                 if sw.datapath is None or sw.polling:
                     continue  # a slow switch is not asked again before it answered
+                if not sw.programmed or sw.batch is not None:
+                    continue  # being programmed: its counters can wait for the next poll
                 sw.polling = True
                 self._start_read(sw, Read(sw.name, {"flows"}, functools.partial(self._polled, sw)))
 

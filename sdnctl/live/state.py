@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from sdnctl.bindings import Bindings
 from sdnctl.compile.incremental import IncrementalCompiler
-from sdnctl.flows import Flow, FlowSet, Fragment
+from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
 from sdnctl.live.links import LinkState
@@ -73,7 +73,7 @@ class Batch:
 
     before: FlowSet | None
     target: FlowSet
-    labels: dict[int, str]
+    labels: dict[int, sb.Outgoing]  # xid -> what it carried (its `label` names it)
     barrier_xid: int
     started: float  # monotonic, when sent
     summary: str
@@ -87,7 +87,7 @@ class SwitchState:
     dpid: int
     datapath: Any = None
     programmed: bool = False
-    desired: FlowSet | None = None  # normalized (sdnctl.southbound.ofp.normalize_flowset)
+    desired: FlowSet | None = None  # as compiled: already in normal form
     installed: FlowSet | None = None  # what the switch is known to hold, normalized
     foreign: list[sb.ForeignFlow] = field(default_factory=list)
     flow_mods_sent: int = 0
@@ -231,11 +231,6 @@ class ControllerState:
         self.compile_fn: CompileFn = compile_fn or IncrementalCompiler()
         self._compiled: dict[str, FlowSet] = {}  # compile_fn's last output, as returned
         self.last_compile: dict[str, object] | None = None  # scope and time, for /status
-        # Compiled fragment -> its normalized form, by identity: a fragment shared by
-        # many switches is normalized once, and an edit normalizes only what it rebuilt.
-        self._normalized: dict[int, tuple[Fragment, Fragment]] = {}
-        self._live_fragments = 0  # fragments in use at the last pruning
-        self._normalized_flows: dict[Flow, Flow] = {}  # compiled flow -> normalized
         # VM -> wall clock since when it has been unbound, as far as this daemon has
         # seen (the clock starts with the daemon): the sprawl lint reads it.
         self.unbound_since: dict[str, float] = {}
@@ -307,11 +302,11 @@ class ControllerState:
         try:
             with self._unlocked(), self.compile_lock:
                 compiled = self.compile_fn(policy, topology, bindings, down_ports=down)
-                # Only recompile writes `desired` and the caches: the compile lock
-                # keeps them still while this reads them.
-                normalized = {name: self._normalize(fs, self._compiled.get(name), name)
-                              for name, fs in compiled.items()
-                              if fs is not self._compiled.get(name)}
+                # The compiler spells every field as a switch reads it back
+                # (tests/unit/test_normal_form.py), so what it gives is what each
+                # switch should hold, as is: unchanged switches are the same objects.
+                moved = {name: fs for name, fs in compiled.items()
+                         if fs is not self._compiled.get(name)}
         except Exception as exc:
             log.exception("compile failed")
             if strict:
@@ -324,7 +319,6 @@ class ControllerState:
             return []
         self.down_ports = down
         self._compiled = compiled
-        self._prune_normalized()
         self._note_unbound()
         scope = getattr(self.compile_fn, "last_scope", None)
         self.last_compile = {
@@ -334,7 +328,7 @@ class ControllerState:
         }
         when = time.monotonic() if since is None else since
         changed = []
-        for name, fs in normalized.items():
+        for name, fs in moved.items():
             sw = self.switches.get(name)
             # Parts are rebuilt only when their content changed: other parts, other tables.
             if sw is not None and (sw.desired is None or not fs.same_parts(sw.desired)):
@@ -362,49 +356,6 @@ class ControllerState:
             name: self.unbound_since.get(name, now)
             for name in self.policy.vms.keys() - bound.keys()
         }
-
-    def _normalize(self, fs: FlowSet, before: FlowSet | None = None, name: str = "") -> FlowSet:
-        """`fs` as the switch will read it back, fragment by fragment; the parts it
-        shares, position for position, with `before` (the switch's last compiled
-        FlowSet) are taken from what the switch should hold now."""
-        sw = self.switches.get(name)
-        was = sw.desired if sw is not None else None
-        if (before is not None and was is not None and len(before.parts) == len(fs.parts)
-                and len(was.parts) == len(fs.parts)):
-            parts = tuple(w if b is p else self._normalize_fragment(p)
-                          for p, b, w in zip(fs.parts, before.parts, was.parts, strict=True))
-        else:
-            parts = tuple(self._normalize_fragment(p) for p in fs.parts)
-        local = was.local if was is not None and before is not None and \
-            before.local is fs.local else self._normalize_fragment(fs.local)
-        return FlowSet(fs.switch, local, parts, fs.masked)
-
-    def _normalize_fragment(self, frag: Fragment) -> Fragment:
-        hit = self._normalized.get(id(frag))
-        if hit is not None and hit[0] is frag:
-            return hit[1]
-        memo = self._normalized_flows  # a rebuilt fragment keeps most of its flows
-        flows = []
-        for f in frag.flows:
-            n = memo.get(f)
-            if n is None:
-                n = memo[f] = sb.normalize_flow(f)
-            flows.append(n)
-        norm = Fragment(frag.key, tuple(flows),
-                        tuple(sb.normalize_group(g) for g in frag.groups), frag.meters)
-        self._normalized[id(frag)] = (frag, norm)
-        return norm
-
-    def _prune_normalized(self) -> None:
-        """Forget fragments no switch holds any more (checked when the cache has
-        doubled, so an edit does not pay for walking every switch)."""
-        if len(self._normalized) <= 2 * self._live_fragments + 1024:
-            return
-        live = {id(p) for fs in self._compiled.values() for p in fs.fragments()}
-        self._normalized = {k: v for k, v in self._normalized.items() if k in live}
-        self._normalized_flows = {f: n for frag, norm in self._normalized.values()
-                                  for f, n in zip(frag.flows, norm.flows, strict=True)}
-        self._live_fragments = len(live)
 
     def set_topology(self, topology: Topology) -> list[SwitchState]:
         """Adopt a reloaded topology; the switches that are connected but were strangers.

@@ -229,9 +229,10 @@ def _normalize_action(act: Action) -> Action:
 
 
 def normalize_flow(flow: Flow) -> Flow:
-    return replace(
-        flow, match=normalize_match(flow.match), actions=normalize_actions(flow.actions)
-    )
+    match, actions = normalize_match(flow.match), normalize_actions(flow.actions)
+    if match == flow.match and actions == flow.actions:
+        return flow  # already as the switch spells it: most compiled flows are
+    return replace(flow, match=match, actions=actions)
 
 
 def normalize_group(group: Group) -> Group:

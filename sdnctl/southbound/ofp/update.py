@@ -10,7 +10,10 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from sdnctl.diff import FlowSetDiff
 from sdnctl.flows import (
+    Flow,
     FlowSet,
+    Group,
+    MeterBand,
     render_flow_ofctl,
     render_group_ofctl,
     render_meter_ofctl,
@@ -37,11 +40,26 @@ from sdnctl.southbound.ofp.messages import (
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message to send and a human label for it (errors from the switch name it)."""
+    """One message to send and a human label for it (errors from the switch name it).
+
+    The label is `verb` and, rendered only when asked (an error names it), `item`:
+    rendering every flow of a first update would cost more than encoding it."""
 
     msg: OfpMsg
-    label: str
+    verb: str
     is_flow_mod: bool = False
+    item: object = None  # a Flow, Group or MeterBand; None: the verb says it all
+
+    @property
+    def label(self) -> str:
+        match self.item:
+            case Flow():
+                return f"{self.verb} {render_flow_ofctl(self.item)}"
+            case Group():
+                return f"{self.verb} {render_group_ofctl(self.item)}"
+            case MeterBand():
+                return f"{self.verb} {render_meter_ofctl(self.item)}"
+        return self.verb
 
 
 def plan_update(
@@ -59,36 +77,18 @@ def plan_update(
     A modify whose cookie changed is sent as an add, which replaces the entry: a
     strict modify keeps the old cookie in OpenFlow 1.3.
     """
-    before = [
-        Outgoing(meter_mod(dp, m, "add"), "add-meter " + render_meter_ofctl(m))
-        for m in diff.add_meters
-    ] + [
-        Outgoing(meter_mod(dp, m, "modify"), "mod-meter " + render_meter_ofctl(m))
-        for m in diff.modify_meters
-    ]
-    body = [
-        Outgoing(group_mod(dp, g, "add"), "add-group " + render_group_ofctl(g))
-        for g in diff.add_groups
-    ] + [
-        Outgoing(group_mod(dp, g, "modify"), "mod-group " + render_group_ofctl(g))
-        for g in diff.modify_groups
-    ]
-    body += [
-        Outgoing(flow_mod(dp, f, "add"), "add-flow " + render_flow_ofctl(f), True)
-        for f in diff.add
-    ]
+    before = [Outgoing(meter_mod(dp, m, "add"), "add-meter", item=m) for m in diff.add_meters]
+    before += [Outgoing(meter_mod(dp, m, "modify"), "mod-meter", item=m)
+               for m in diff.modify_meters]
+    body = [Outgoing(group_mod(dp, g, "add"), "add-group", item=g) for g in diff.add_groups]
+    body += [Outgoing(group_mod(dp, g, "modify"), "mod-group", item=g)
+             for g in diff.modify_groups]
+    body += [Outgoing(flow_mod(dp, f, "add"), "add-flow", True, f) for f in diff.add]
     for f in diff.modify:
         command = "add" if f.key in diff.recookied else "modify"
-        body.append(Outgoing(flow_mod(dp, f, command), "mod-flow " + render_flow_ofctl(f), True))
-    # A delete whose entry the adds re-create would remove the new flow (strict
-    # delete matches table, priority and match only): never send one.
-    added = {(f.table, f.priority, match_to_ofp(f.match).to_jsondict().__repr__())
-             for f in (*diff.add, *diff.modify)}
-    body += [
-        Outgoing(flow_mod(dp, f, "delete"), "del-flow " + render_flow_ofctl(f), True)
-        for f in diff.delete
-        if (f.table, f.priority, match_to_ofp(f.match).to_jsondict().__repr__()) not in added
-    ]
+        body.append(Outgoing(flow_mod(dp, f, command), "mod-flow", True, f))
+    body += [Outgoing(flow_mod(dp, f, "delete"), "del-flow", True, f)
+             for f in _deletes_not_readded(diff)]
     body += [Outgoing(foreign_delete(dp, ff), "del-flow " + ff.describe(), True) for ff in foreign]
     body += [
         Outgoing(group_mod(dp, g, "delete"), f"del-group group_id={g.group_id}")
@@ -103,12 +103,29 @@ def plan_update(
             [Outgoing(bundle_ctrl(dp, bundle_id, "open"), f"bundle {bundle_id} open")]
             + [
                 Outgoing(parser.ONFBundleAddMsg(dp, bundle_id, BUNDLE_FLAGS, o.msg, []),
-                         o.label, o.is_flow_mod)
+                         o.verb, o.is_flow_mod, o.item)
                 for o in body
             ]
             + [Outgoing(bundle_ctrl(dp, bundle_id, "commit"), f"bundle {bundle_id} commit")]
         )
     return before + body + after + [Outgoing(barrier(dp), "barrier")]
+
+
+def _deletes_not_readded(diff: FlowSetDiff) -> list[Flow]:
+    """The deletes, less any whose entry the adds re-create: a strict delete matches
+    table, priority and match only, so it would remove the new flow. Two IR matches
+    that differ only in spelling can name one entry: compared as OpenFlow encodes
+    them, which is costly, so only when there are deletes."""
+    if not diff.delete:
+        return []
+    readded = {f.key for f in (*diff.add, *diff.modify)}
+    candidates = [f for f in diff.delete if f.key not in readded]
+    if not readded or not candidates:
+        return candidates
+    encoded = {(f.table, f.priority, repr(match_to_ofp(f.match).to_jsondict()))
+               for f in (*diff.add, *diff.modify)}
+    return [f for f in candidates
+            if (f.table, f.priority, repr(match_to_ofp(f.match).to_jsondict())) not in encoded]
 
 
 def bundle_ctrl(dp: Datapath, bundle_id: int, what: str) -> OfpMsg:
