@@ -335,7 +335,10 @@ def test_follower_with_another_policy_refuses_to_take_over(pair: Pair) -> None:
     st = lab.wait_for(lambda: (s := status_or_none(b)) and s["ha"]["refusal"] and s, 40,
                       "b says it would not take over")
     assert "policy" in st["ha"]["refusal"] and "differ" in st["ha"]["refusal"]
-    assert any(e["kind"] == "ha" and "will not take over" in e["message"] for e in st["events"])
+    # The status API answers from start-up on; the app logs the refusal once running.
+    lab.wait_for(lambda: any(e["kind"] == "ha" and "will not take over" in e["message"]
+                             for e in get_status(b.api)["events"]), 20,
+                 "b's events say it will not take over")
     table = lab.flow_table(pair.bridge)
 
     a.proc.kill()
