@@ -11,30 +11,37 @@ Routes (GET or HEAD only; every answer but /policy, /topology and /metrics is JS
     /network, /matrix, /explain, /edits   reads: topology and VMs, the reachability
                                 matrix, `explain` of one cell, the last edits
 
-A request never gets a traceback: an unknown path is 404, another method 405, an
-unknown or malformed query 400, a body over MAX_BODY 413, a missing or wrong token
-401 (when a token is configured; compared in constant time, checked before
-anything else so that paths are not probed for free; the dashboard page alone is
-served without it: fixed bytes, no state, its script sends the token). Standard
-library only: the WSGI server runs in its own threads, beside os-ken's.
+A request never gets a traceback, and a client's mistake never a 500: an unknown
+path is 404, another method 405, an unknown or malformed query 400, a bad
+Content-Length 400, a body over MAX_BODY 413, a missing or wrong token 401 (when a
+token is configured; compared in constant time, checked before anything else so
+that paths are not probed for free; the dashboard page alone is served without it:
+fixed bytes, no state, its script sends the token). Without a token (loopback
+only, see sdnctl/apitoken.py) the Host header must name the bind address or a
+loopback name with the bound port (421 otherwise) and an Origin header, if any,
+the same (403): a web page in a browser on the controller host cannot read the API
+by DNS rebinding. Every answer is marked `X-Content-Type-Options: nosniff`.
+
+The server (sdnctl/httpserver.py: h11 on an asyncio loop in its own thread, the app
+in a bounded pool of worker threads, beside os-ken's threads) bounds connections,
+work and the time a request may take, and answers what it refuses itself in JSON
+too.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
-import socket
-import socketserver
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sdnctl.dashboard import HTML, BadQuery, Dashboard, page
 from sdnctl.flows import flowset_to_json
+from sdnctl.httpserver import HttpServer, Limits
 
 if TYPE_CHECKING:
     from sdnctl.live.state import ControllerState
@@ -42,11 +49,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("api")
 
 MAX_BODY = 16 * 1024  # no route takes a body; anything larger is refused unread
-REQUEST_TIMEOUT_S = 10.0  # a client that stalls mid-request loses its thread after this
 JSON = "application/json"
 YAML = "application/yaml; charset=utf-8"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 PUBLIC = frozenset({"/", "/dashboard"})  # the dashboard page: no token (it holds no data)
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+LOCAL_NAMES = frozenset({"localhost"})
 
 StartResponse = Callable[..., object]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -72,7 +80,9 @@ class Answer:
 
 
 def _json(status: str, body: object, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
-    return Answer(status, json.dumps(body, indent=1).encode(), JSON, headers)
+    # Compact: json's C encoder serves only indent=None, and an indented /status
+    # took half of the server's time per request (sdnctl status --json, jq: pretty).
+    return Answer(status, json.dumps(body, separators=(",", ":")).encode(), JSON, headers)
 
 
 def _error(status: str, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
@@ -98,15 +108,67 @@ def check_token(expected: str | None, header: str | None) -> bool:
     return hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """`name`, `name:port`, `[v6]` or `[v6]:port` as (lowercase name, port or None);
+    None when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, closed, rest = value[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:] if rest else None
+    else:
+        host, colon, port_text = value.rpartition(":")
+        host, port = (host, port_text) if colon else (value, None)
+    if port is None:
+        return (host, None) if host else None
+    if not (host and port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    return host, int(port)
+
+
+def host_allowed(value: str, bind_host: str | None, bind_port: int) -> bool:
+    """Does a Host header (or an Origin's host:port) name this server as bound on
+    loopback: `localhost`, a loopback address or the bind name, with the bound port
+    (80 when it names none)? A DNS-rebound name is none of these."""
+    parsed = split_host(value)
+    if parsed is None:
+        return False
+    host, port = parsed
+    if (80 if port is None else port) != bind_port:
+        return False
+    if host in LOCAL_NAMES or (bind_host and host == bind_host.lower().strip("[]")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def content_length_problem(text: str) -> tuple[str, str] | None:
+    """(status, reason) for a Content-Length that is not a small count of bytes:
+    ASCII digits only (`²` is a digit to str.isdigit, not to HTTP) and no more than
+    MAX_BODY."""
+    if not (text.isascii() and text.isdigit()):
+        return "400 Bad Request", f"bad Content-Length {text[:40]!r}"
+    digits = text.lstrip("0")  # int() refuses over 4,300 digits, leading zeros too
+    if len(digits) > 12 or int(digits or "0") > MAX_BODY:
+        return "413 Content Too Large", f"body over {MAX_BODY} bytes"
+    return None
+
+
 def make_api(
     state: ControllerState,
     token: str | None = None,
     read_switch: SwitchReader | None = None,
     metrics: MetricsRenderer | None = None,
     read_timeout_s: float = 5.0,
+    bind: tuple[str, int] | None = None,
 ) -> WsgiApp:
     """The API as a WSGI app. Without `read_switch`, `?source=switch` answers 503;
-    without `metrics`, /metrics is 404."""
+    without `metrics`, /metrics is 404. `bind` is the (host, port) the server
+    listens on, which Host and Origin must name when there is no token (without it:
+    loopback names and the environ's SERVER_PORT)."""
 
     def status(_q: dict[str, str]) -> Answer:
         return _json("200 OK", state.status())
@@ -173,16 +235,34 @@ def make_api(
             return Route({"source": ("intent", "switch")}, lambda q: flows(name, q))
         return None
 
+    def misdirected(environ: dict[str, Any]) -> Answer | None:
+        """Without a token: a request whose Host or Origin is not this server."""
+        bind_host, bind_port = bind or (None, int(environ.get("SERVER_PORT") or 80))
+        host = environ.get("HTTP_HOST")
+        if host is not None and not host_allowed(host, bind_host, bind_port):
+            return _error("421 Misdirected Request",
+                          f"Host {host[:100]!r} is not this server: use "
+                          f"{bind_host or '127.0.0.1'}:{bind_port}")
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None:
+            parts = urllib.parse.urlsplit(origin) if origin.isascii() else None
+            if (parts is None or parts.scheme != "http"
+                    or not host_allowed(parts.netloc, bind_host, bind_port)):
+                return _error("403 Forbidden", "cross-origin requests are refused")
+        return None
+
     def answer(environ: dict[str, Any]) -> Answer:
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
-        if path not in PUBLIC and not check_token(token, environ.get("HTTP_AUTHORIZATION")):
+        if token is None:
+            refused = misdirected(environ)
+            if refused is not None:
+                return refused
+        elif path not in PUBLIC and not check_token(token, environ.get("HTTP_AUTHORIZATION")):
             return _error("401 Unauthorized", "a valid 'Authorization: Bearer TOKEN' is needed",
                           (("WWW-Authenticate", 'Bearer realm="sdnctl"'),))
-        length = environ.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit():
-            return _error("400 Bad Request", f"bad Content-Length {length!r}")
-        if int(length) > MAX_BODY:
-            return _error("413 Content Too Large", f"body over {MAX_BODY} bytes")
+        bad_length = content_length_problem(environ.get("CONTENT_LENGTH") or "0")
+        if bad_length is not None:
+            return _error(*bad_length)
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return _error("411 Length Required", "chunked bodies are not accepted")
         found = route(path)
@@ -204,7 +284,7 @@ def make_api(
             log.exception("API request %s failed", environ.get("PATH_INFO"))
             ans = _error("500 Internal Server Error", "internal error (see the daemon's log)")
         headers = [("Content-Type", ans.kind), ("Content-Length", str(len(ans.body))),
-                   ("Cache-Control", "no-store"), *ans.headers]
+                   ("Cache-Control", "no-store"), NOSNIFF, *ans.headers]
         start(ans.status, headers)
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [ans.body]
 
@@ -233,26 +313,6 @@ def _parse_query(text: str, allowed: dict[str, tuple[str, ...]]) -> tuple[dict[s
     return query, ""
 
 
-class _ApiServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client hanging up mid-answer is not worth a traceback on stderr.
-        log.debug("API connection from %s failed", client_address, exc_info=True)
-
-
-class _ApiServer6(_ApiServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    timeout = REQUEST_TIMEOUT_S
-    default_request_version = "HTTP/1.0"  # a garbled request line still gets a status line
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
-        log.debug(format, *args)
-
-
 def start_api(
     state: ControllerState,
     host: str,
@@ -260,10 +320,11 @@ def start_api(
     token: str | None = None,
     read_switch: SwitchReader | None = None,
     metrics: MetricsRenderer | None = None,
-) -> WSGIServer:
-    """Serve the API from a daemon thread; `shutdown()` + `server_close()` stop it."""
-    server_class = _ApiServer6 if ":" in host else _ApiServer
-    server = make_server(host, port, make_api(state, token, read_switch, metrics),
-                         server_class=server_class, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="status-api", daemon=True).start()
+    limits: Limits | None = None,
+) -> HttpServer:
+    """Serve the API from its own thread (sdnctl/httpserver.py); `shutdown()` +
+    `server_close()` stop it. Binding fails here, in the caller."""
+    server = HttpServer(host, port, limits)
+    app = make_api(state, token, read_switch, metrics, bind=(host, server.server_port))
+    server.start(app, name="status-api")
     return server

@@ -181,9 +181,11 @@ def test_the_server_answers_malformed_http_with_4xx(state) -> None:
 
         assert raw(b"GET /status HTTP/1.1 junk\r\n\r\n").split()[1] == b"400"
         assert raw(b"GET /status HTTP/7.0\r\n\r\n").split()[1] == b"505"
-        assert raw(b"BREW /status HTTP/1.1\r\n\r\n").split()[1] == b"401"
+        close = b"Host: x\r\nConnection: close\r\n\r\n"
+        assert raw(b"BREW /status HTTP/1.1\r\n" + close).split()[1] == b"401"
+        assert raw(b"GET /status HTTP/1.1\r\n\r\n").split()[1] == b"400"  # no Host
         assert raw(b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n").split()[1] == b"414"
-        assert raw(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").split()[1] == b"401"
+        assert raw(b"GET /status HTTP/1.1\r\n" + close).split()[1] == b"401"
         req = urllib.request.Request(f"http://{host}:{port}/status",
                                      headers={"Authorization": f"Bearer {TOKEN}"})
         with urllib.request.urlopen(req, timeout=5) as resp:
@@ -221,3 +223,80 @@ def test_status_renders_as_tables(state) -> None:
     assert "hv1:9" in text and "ghost" in text and "no such VM" in text
     for vm in state.policy.vms:
         assert f"  {vm} " in text
+
+
+BIND = ("127.0.0.1", 8680)
+
+
+@pytest.mark.parametrize(("host", "ok"), [
+    ("127.0.0.1:8680", True), ("localhost:8680", True), ("LocalHost:8680", True),
+    ("[::1]:8680", True), ("127.0.0.2:8680", True),
+    ("evil.example:8680", False),  # a DNS-rebound name
+    ("localhost.evil.example:8680", False), ("127.0.0.1.nip.io:8680", False),
+    ("127.0.0.1:8681", False), ("127.0.0.1", False),  # port 80 is not the bound one
+    ("127.0.0.1:", False), ("127.0.0.1:+8680", False), ("127.0.0.1:８６８０", False),
+    ("[::1", False), ("[::1]x", False), ("::1", False), ("", False), (":8680", False),
+])
+def test_without_a_token_the_host_must_be_this_server(state, host, ok) -> None:
+    app = make_api(state, bind=BIND)
+    for path in ("/status", "/", "/matrix", "/policy"):
+        code, hdrs, body = call(app, path, headers={"Host": host})
+        if ok:
+            assert code == 200, (path, host)
+        else:
+            assert code == 421 and json.loads(body)["error"].startswith("Host"), (path, host)
+            assert hdrs["Content-Type"] == "application/json"
+
+
+def test_the_host_check_follows_the_bind_name_and_the_servers_port(state) -> None:
+    app = make_api(state, bind=("ctl.internal", 9000))
+    assert call(app, headers={"Host": "ctl.internal:9000"})[0] == 200
+    assert call(app, headers={"Host": "ctl.internal:8680"})[0] == 421
+    app = make_api(state)  # no bind given: loopback names, the environ's SERVER_PORT
+    assert call(app, headers={"Host": "127.0.0.1"})[0] == 200  # SERVER_PORT 80
+    assert call(app, headers={"Host": "evil.example"})[0] == 421
+
+
+@pytest.mark.parametrize(("origin", "ok"), [
+    ("http://127.0.0.1:8680", True), ("http://localhost:8680", True),
+    ("http://evil.example:8680", False), ("https://127.0.0.1:8680", False),
+    ("null", False), ("http://127.0.0.1:8681", False), ("http://ünï.example:8680", False),
+])
+def test_without_a_token_a_cross_origin_request_is_refused(state, origin, ok) -> None:
+    code, _, body = call(make_api(state, bind=BIND), "/matrix",
+                         headers={"Host": "127.0.0.1:8680", "Origin": origin})
+    assert code == (200 if ok else 403)
+    if not ok:
+        assert "cross-origin" in json.loads(body)["error"]
+
+
+def test_with_a_token_the_host_is_not_checked_but_the_token_is(state) -> None:
+    app = make_api(state, token=TOKEN, bind=("0.0.0.0", 8680))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert call(app, headers={"Host": "10.0.0.5:8680", **auth})[0] == 200
+    assert call(app, headers={"Host": "evil.example:8680"})[0] == 401
+    assert call(app, "/", headers={"Host": "evil.example:8680"})[0] == 200  # the page
+
+
+@pytest.mark.parametrize(("length", "want"), [
+    ("²", 400), ("٣", 400), ("+5", 400), (" 5", 400), ("0x10", 400), ("1e3", 400),
+    ("0" * 5000, 200), ("0" * 4999 + "1", 200), ("9" * 5000, 413), ("1" * 13, 413),
+    (str(16 * 1024), 200), (str(16 * 1024 + 1), 413), ("", 200),
+])
+def test_a_bad_content_length_is_a_4xx_never_a_500(state, length, want) -> None:
+    code, hdrs, body = call(make_api(state), headers={"Content-Length": length})
+    assert code == want
+    if want != 200:
+        assert hdrs["Content-Type"] == "application/json" and json.loads(body)["error"]
+
+
+def test_every_answer_says_nosniff(state) -> None:
+    def broken() -> str:
+        raise RuntimeError("boom")
+
+    apps = [make_api(state, metrics=broken), make_api(state, token=TOKEN)]
+    for app in apps:
+        for path, method in (("/status", "GET"), ("/", "GET"), ("/nope", "GET"),
+                             ("/status", "POST"), ("/metrics", "GET"), ("/status", "HEAD")):
+            _, hdrs, _ = call(app, path, method)
+            assert hdrs["X-Content-Type-Options"] == "nosniff", (path, method)
