@@ -113,6 +113,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         self._relink_since: float | None = None  # first link change not yet recompiled
         self._relinked_at = float("-inf")  # monotonic, last recompile for links
         self._ha_seen = None  # the election's view as last acted on (replicas only)
+        self._poll_round: list[str] = []  # the stats poll's switches still to read
         self.state.recompile()
 
     # ---- inputs from the daemon (callable from any thread: queued for the app) ---

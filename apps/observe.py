@@ -55,6 +55,7 @@ class ObserverMixin:
     name: str
     send_event: Callable[[str, Any], Any]
     _switch_of: Callable[[Any], SwitchState | None]
+    _poll_round: list[str]  # switches still to read in this round of the stats poll
 
     # ---- packet-ins --------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -153,17 +154,30 @@ class ObserverMixin:
 
     @set_ev_cls(EventPoll)
     def _poll(self, ev: EventPoll) -> None:
+        """A round of flow-stats reads: one switch at a time. Thousands of switches'
+        replies at once would fill the app's event queue, stall os-ken's receive
+        threads behind it, and leave echoes unanswered until connections drop."""
         with self.state.lock:
-            for sw in self.state.switches.values():
-                if sw.datapath is None or sw.polling:
-                    continue  # a slow switch is not asked again before it answered
-                if not sw.programmed or sw.batch is not None:
-                    continue  # being programmed: its counters can wait for the next poll
-                sw.polling = True
-                self._start_read(sw, Read(sw.name, {"flows"}, functools.partial(self._polled, sw)))
+            queued = set(self._poll_round)
+            self._poll_round += [name for name in sorted(self.state.switches)
+                                 if name not in queued]
+            if not any(sw.polling for sw in self.state.switches.values()):
+                self._poll_next()
+
+    def _poll_next(self) -> None:
+        while self._poll_round:
+            sw = self.state.switches.get(self._poll_round.pop(0))
+            if sw is None or sw.datapath is None or sw.polling:
+                continue
+            if not sw.programmed or sw.batch is not None:
+                continue  # being programmed: its counters can wait for the next round
+            sw.polling = True
+            self._start_read(sw, Read(sw.name, {"flows"}, functools.partial(self._polled, sw)))
+            return
 
     def _polled(self, sw: SwitchState, read: Read) -> None:
         sw.polling = False
+        self._poll_next()
         if read.error:
             with self.state.counters.lock:
                 self.state.counters.poll_failures += 1

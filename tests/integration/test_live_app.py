@@ -238,3 +238,25 @@ def test_a_reload_whose_compile_fails_is_refused_and_the_last_policy_stays() -> 
     app._sources_changed(EventSources(load_sources(*ch.files), [], ch))
     assert state.policy_info.text == WITH_TCP
     assert dps["hv2"].take()[-1] == "OFPBarrierRequest"
+
+
+def test_the_stats_poll_reads_one_switch_at_a_time() -> None:
+    """Every switch's replies at once would fill the app's queue and stall os-ken's
+    receive threads (echoes unanswered, connections dropped): one read in flight."""
+    from apps.observe import EventPoll
+
+    app, state = make_app()
+    dps = program_all(app)
+    app._poll(EventPoll())
+    asked = [name for name, dp in dps.items() if dp.sent]
+    assert len(asked) == 1
+    first = dps[asked[0]]
+    req = first.sent[-1]
+    assert type(req).__name__ == "OFPFlowStatsRequest"
+    first.take()
+    app._poll(EventPoll())  # a new round while one read is in flight asks nobody more
+    assert all(not dp.sent for dp in dps.values())
+    app._flow_stats(Ev(msg=Ev(datapath=first, body=[], flags=0, xid=req.xid)))
+    now_asked = [name for name, dp in dps.items() if dp.sent]
+    assert len(now_asked) == 1 and now_asked[0] != asked[0]
+    assert state.switches[asked[0]].polling is False
