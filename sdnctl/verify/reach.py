@@ -51,15 +51,19 @@ def _next_hop_ip(policy: Policy, vm: VM, dst_ip: str) -> str | None:
     return str(seg.gateway) if seg.gateway is not None else None
 
 
+def arp_request(vm: VM, ip: str) -> Packet:
+    """`vm` asks who has `ip`."""
+    return {
+        "eth_src": vm.mac, "eth_dst": BROADCAST, "eth_type": 0x0806, "arp_op": 1,
+        "arp_sha": vm.mac, "arp_spa": str(vm.ip), "arp_tha": "00:00:00:00:00:00", "arp_tpa": ip,
+    }
+
+
 def resolve(sim: Simulator, bindings: Bindings, vm: VM, ip: str, ct: Conntrack,
             traces: list[tuple[str, Trace]]) -> str | None:
     """ARP for `ip` from `vm`; the MAC the network answers with, or None."""
     at = bindings.ports[vm.name]
-    request: Packet = {
-        "eth_src": vm.mac, "eth_dst": BROADCAST, "eth_type": 0x0806, "arp_op": 1,
-        "arp_sha": vm.mac, "arp_spa": str(vm.ip), "arp_tha": "00:00:00:00:00:00", "arp_tpa": ip,
-    }
-    trace = sim.inject(at, request, ct)
+    trace = sim.inject(at, arp_request(vm, ip), ct)
     traces.append((f"arp {vm.name} who-has {ip}", trace))
     for ref, pkt in trace.delivered:
         if ref == at and pkt.get("arp_op") == 2 and pkt.get("arp_spa") == ip:

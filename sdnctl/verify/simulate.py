@@ -11,12 +11,25 @@ Tunnels: a packet output to a hypervisor's VXLAN port (the topology's
 `tunnel_ip` is its `tun_dst`, and enters that one's VXLAN port with `tun_id`,
 `tun_src` and `tun_dst` set, as OVS does on decapsulation. The underlay is not
 modelled: two tunnel endpoints always reach each other.
+
+Tables are indexed (`_Table`): a lookup costs a dict probe per match *shape*, not
+a scan of every flow, so a packet's cost does not grow with the VMs a switch
+serves. A switch without conntrack (the fabric) is memoised on the fields its
+flows and groups read or write (`_Switch`).
+
+One field of an injected packet may be an `Unknown`: a value standing for every
+address no flow of the run singled out. Each lookup that compares it with
+values (`_Index.hits`) records them in the Unknown as exclusions instead of
+matching; for every concrete value outside the exclusions, the concrete run
+takes exactly the same steps (nothing else ever inspects the value: arithmetic
+or text conversion raises `Inconclusive`). `sdnctl.verify.pairs` uses one such
+run for all the addresses of other tenants that a source's flows never name.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from sdnctl.flows import (
@@ -53,13 +66,65 @@ _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
 
 
+_DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id"})
+_MAC_INT: dict[str, int] = {}  # conversions of text addresses, cached: probes repeat them
+_IP_INT: dict[str, int] = {}
+
+
+class Inconclusive(Exception):  # noqa: N818 - a verdict, not a failure
+    """A run with an `Unknown` did something the exclusion argument does not cover."""
+
+
+class Unknown:
+    """A packet field's value, standing for every value not excluded.
+
+    Lookups that compare it with flow values exclude those (`exclude`), so that a
+    run with an Unknown is the run of every concrete value outside `excluded`.
+    It equals only itself; any other use of it (arithmetic, text) is refused."""
+
+    __slots__ = ("field", "exact", "masked")
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.exact: list[Collection[int]] = []  # sets of excluded values
+        self.masked: list[tuple[int, Collection[int]]] = []  # (mask, values & mask)
+
+    def exclude(self, mask: int | None, values: Collection[int]) -> None:
+        if mask is None:
+            self.exact.append(values)
+        else:
+            self.masked.append((mask, values))
+
+    def exclude_value(self, value: int | str) -> None:
+        self.exact.append((_to_int(self.field, value),))
+
+    def excluded(self, value: int) -> bool:
+        return (any(value in vals for vals in self.exact)
+                or any(value & mask in vals for mask, vals in self.masked))
+
+    def __int__(self) -> int:
+        raise Inconclusive(f"{self.field}: an unknown value used as a number")
+
+    def __str__(self) -> str:
+        raise Inconclusive(f"{self.field}: an unknown value used as text")
+
+    def __repr__(self) -> str:
+        return f"Unknown({self.field})"
+
+
 def _to_int(name: str, value: int | str) -> int:
     if isinstance(value, int):
         return value
     if name in _MAC_FIELDS:
-        return int(value.replace(":", ""), 16)
+        got = _MAC_INT.get(value)
+        if got is None:
+            got = _MAC_INT[value] = int(value.replace(":", ""), 16)
+        return got
     if name in _IP_FIELDS:
-        return int(ipaddress.IPv4Address(value))
+        got = _IP_INT.get(value)
+        if got is None:
+            got = _IP_INT[value] = int(ipaddress.IPv4Address(value))
+        return got
     return int(value, 0)
 
 
@@ -88,23 +153,168 @@ def _compile_match(match: Match) -> tuple[_Cond, ...]:
     return tuple(conds)
 
 
-def _matches(conds: tuple[_Cond, ...], pkt: Packet) -> bool:
-    for c in conds:
-        raw = pkt.get(c.field)
-        if raw is None:
-            # Unset metadata/registers read as zero, as in OVS; absent header fields never match.
-            if c.field in ("metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id"):
-                raw = 0
+def _packet_value(pkt: Packet, name: str) -> int | Unknown | None:
+    """A packet field as a match compares it; None: absent (matches nothing)."""
+    raw = pkt.get(name)
+    if raw.__class__ is Unknown:
+        return raw  # type: ignore[return-value]
+    if raw is None:
+        # Unset metadata/registers read as zero, as in OVS; absent header fields never match.
+        return 0 if name in _DEFAULT_ZERO else None
+    got = _to_int(name, raw)
+    if name == "vlan_vid" and got:
+        got |= OFPVID_PRESENT  # packets carry the bare VID; OXM sets the present bit
+    return got
+
+
+# One table, indexed. Flows are grouped by *shape*: which fields they match and
+# with which masks. Within a shape a flow matches a packet exactly when the
+# packet's (masked) values equal the flow's, so one dict lookup per shape finds
+# every flow of that shape the packet matches. A table of thousands of flows has
+# a handful of shapes, so a lookup costs O(shapes), not O(flows), and the result
+# is the one the linear scan of OpenFlow's definition gives (see `lookup`).
+_Shape = tuple[tuple[str, int | None], ...]
+
+
+class _Index:
+    __slots__ = ("shapes", "buckets", "_partial")
+
+    def __init__(self) -> None:
+        self.shapes: list[_Shape] = []
+        self.buckets: list[dict[tuple[int, ...], list[tuple[int, Flow]]]] = []
+        # (shape, position) -> key without that position -> the values there
+        self._partial: dict[tuple[int, int], dict[tuple[int, ...], set[int]]] = {}
+
+    def add(self, order: int, flow: Flow, conds: tuple[_Cond, ...]) -> None:
+        ordered = sorted(conds, key=lambda c: c.field)
+        shape = tuple((c.field, c.mask) for c in ordered)
+        key = tuple(c.value if c.mask is None else c.value & c.mask for c in ordered)
+        try:
+            i = self.shapes.index(shape)
+        except ValueError:
+            i = len(self.shapes)
+            self.shapes.append(shape)
+            self.buckets.append({})
+        self.buckets[i].setdefault(key, []).append((order, flow))
+
+    def hits(self, values: dict[str, object], pkt: Packet, symbolic: bool = False
+             ) -> list[list[tuple[int, Flow]]]:
+        """The buckets of flows that match `pkt`, one per shape at most (each in
+        table order). With `symbolic`, a field of `pkt` may be an Unknown: a shape
+        that compares it matches nothing, and excludes the values it compares with."""
+        out = []
+        for i, (shape, buckets) in enumerate(zip(self.shapes, self.buckets, strict=True)):
+            key: list[int] = []
+            unknown = -1
+            for name, mask in shape:
+                if name in values:
+                    got = values[name]
+                else:
+                    got = values[name] = _packet_value(pkt, name)
+                if got is None:
+                    break
+                if symbolic and got.__class__ is Unknown:
+                    unknown = len(key)
+                    key.append(0)
+                    continue
+                key.append(got if mask is None else got & mask)  # type: ignore[operator]
             else:
+                if unknown < 0:
+                    bucket = buckets.get(tuple(key))
+                    if bucket:
+                        out.append(bucket)
+                    continue
+                name, mask = shape[unknown]
+                del key[unknown]
+                seen = self._partial_index(i, unknown).get(tuple(key))
+                if seen:
+                    values[name].exclude(mask, seen)  # type: ignore[union-attr]
+        return out
+
+    def _partial_index(self, i: int, pos: int) -> dict[tuple[int, ...], set[int]]:
+        index = self._partial.get((i, pos))
+        if index is None:
+            index = self._partial[(i, pos)] = {}
+            for key in self.buckets[i]:
+                index.setdefault(key[:pos] + key[pos + 1:], set()).add(key[pos])
+        return index
+
+
+class _Table:
+    """One switch table: plain flows, conjunction clauses, and flows on conj_id."""
+
+    __slots__ = ("plain", "clauses", "by_conj")
+
+    def __init__(self, flows: list[Flow]) -> None:
+        self.plain, self.clauses, self.by_conj = _Index(), _Index(), _Index()
+        for order, f in enumerate(flows):  # FlowSet order: priority, highest first
+            conds = _compile_match(f.match)
+            (self.clauses if _is_clause(f) else self.plain).add(order, f, conds)
+            if any(c.field == "conj_id" for c in conds):
+                self.by_conj.add(order, f, conds)
+
+    def lookup(self, pkt: Packet, symbolic: bool = False) -> Flow | None:
+        """OpenFlow's answer, as a scan of the table in priority order gives it: at each
+        priority, highest first, a plain flow that matches wins; else, if the packet
+        completes a conjunction at that priority (a matching flow in every clause),
+        the first flow matching conj_id = the smallest completed id wins, if any."""
+        values: dict[str, object] = {}
+        best: tuple[int, Flow] | None = None
+        for bucket in self.plain.hits(values, pkt, symbolic):
+            if best is None or bucket[0][0] < best[0]:
+                best = bucket[0]
+        floor = best[1].priority if best is not None else -1
+        if self.clauses.shapes:
+            levels: dict[int, list[tuple[int, Flow]]] = {}
+            for bucket in self.clauses.hits(values, pkt, symbolic):
+                for order, f in bucket:
+                    if f.priority > floor:  # at the plain winner's priority, it wins
+                        levels.setdefault(f.priority, []).append((order, f))
+            for prio in sorted(levels, reverse=True):
+                done = _complete_conjunctions(sorted(levels[prio], key=lambda e: e[0]))
+                if done:
+                    with_id = dict(pkt, conj_id=min(done))
+                    found = [b[0] for b in self.by_conj.hits({}, with_id, symbolic)]
+                    if found:
+                        return min(found, key=lambda e: e[0])[1]
+        return best[1] if best is not None else None
+
+
+@dataclass
+class _Switch:
+    """A switch's tables and groups, built on first use, and whether its pipeline
+    can be memoised: a switch without conntrack computes its outputs from the
+    packet's `keys` fields alone (every field its flows and groups match, read or
+    write), so one run stands for every packet that agrees on them."""
+
+    tables: dict[int, _Table]
+    groups: dict[int, object]
+    keys: tuple[str, ...] | None  # None: conntrack is used, no memo
+    keyset: frozenset[str]
+    memo: dict[tuple[object, ...], tuple[list[tuple[int, Packet]], list[Step], list[Step]]]
+
+
+_MISSING = object()
+
+
+def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
+    """Add the fields `actions` read or write to `out`; False if one is conntrack."""
+    for act in actions:
+        match act:
+            case Ct():
                 return False
-        got = _to_int(c.field, raw)
-        if c.field == "vlan_vid" and got:
-            got |= OFPVID_PRESENT  # packets carry the bare VID; OXM sets the present bit
-        if c.mask is None:
-            if got != c.value:
-                return False
-        elif got & c.mask != c.value & c.mask:
-            return False
+            case SetField(field=f):
+                out.add(f)
+            case Move(src=src, dst=dst):
+                out.update((src, dst))
+            case WriteMetadata():
+                out.add("metadata")
+            case PushVlan() | PopVlan():
+                out.add("vlan_vid")
+            case PushMpls() | PopMpls():
+                out.update(("eth_type", "mpls_label", "mpls_payload_type"))
+            case DecTtl():
+                out.add("ip_ttl")
     return True
 
 
@@ -150,9 +360,9 @@ class Conntrack:
             return CT_BITS["inv"] | CT_BITS["trk"]
         table = self.tables.get((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if t in table:
+        if _holds(t, table):
             return CT_BITS["est"] | CT_BITS["trk"]
-        if rev in table:
+        if _holds(rev, table):
             return CT_BITS["est"] | CT_BITS["rpl"] | CT_BITS["trk"]
         if t[0] == 6 and not int(pkt.get("tcp_syn", 1)):
             return CT_BITS["inv"] | CT_BITS["trk"]  # a TCP connection starts with SYN
@@ -164,8 +374,33 @@ class Conntrack:
             return
         table = self.tables.setdefault((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if rev not in table:
+        if not _holds(rev, table):
             table.add(t)
+
+
+def _holds(t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
+    """`t in table`, where an Unknown equals only itself: it differs from each
+    concrete value it is compared with, which is therefore excluded."""
+    if t in table:
+        return True
+    if not any(x.__class__ is Unknown for x in t) and not any(
+            x.__class__ is Unknown for e in table for x in e):
+        return False
+    for e in table:
+        for x, y in zip(t, e, strict=True):
+            if x is y:
+                continue
+            if x.__class__ is Unknown or y.__class__ is Unknown:
+                if x.__class__ is Unknown and y.__class__ is Unknown:
+                    raise Inconclusive("two unknown values compared")
+                u, c = (x, y) if x.__class__ is Unknown else (y, x)
+                u.exclude_value(c)  # type: ignore[union-attr,arg-type]
+                break
+            if x != y:
+                break
+        else:
+            return True
+    return False
 
 
 class Simulator:
@@ -180,11 +415,8 @@ class Simulator:
         self.flowsets = flowsets
         self.topology = topology
         self.down_ports = down_ports
-        self._tables: dict[tuple[str, int], list[tuple[Flow, tuple[_Cond, ...]]]] = {}
-        for name, fs in flowsets.items():
-            for f in fs.flows:  # FlowSet keeps flows sorted by table, then priority
-                self._tables.setdefault((name, f.table), []).append((f, _compile_match(f.match)))
-        self._groups = {(name, g.group_id): g for name, fs in flowsets.items() for g in fs.groups}
+        self._switches: dict[str, _Switch] = {}  # built on first use: a probe visits few
+        self._symbolic = False  # inside `inject_unknown`
         self._links: dict[PortRef, PortRef] = {}
         for link in topology.links:
             self._links[link.a] = link.b
@@ -201,26 +433,31 @@ class Simulator:
 
     # -- one table --------------------------------------------------------------
 
+    def _switch(self, name: str) -> _Switch:
+        sw = self._switches.get(name)
+        if sw is None:
+            fs = self.flowsets[name]
+            by_table: dict[int, list[Flow]] = {}
+            for f in fs.flows:  # FlowSet keeps flows sorted by table, then priority
+                by_table.setdefault(f.table, []).append(f)
+            keys: set[str] = {"in_port"}
+            memo = True
+            for f in fs.flows:
+                keys.update(name for name, _ in f.match)
+                memo = _fields_of(f.actions, keys) and memo
+            for g in fs.groups:
+                for bucket in g.buckets:
+                    memo = _fields_of(bucket.actions, keys) and memo
+            sw = self._switches[name] = _Switch(
+                {t: _Table(flows) for t, flows in by_table.items()},
+                {g.group_id: g for g in fs.groups},
+                tuple(sorted(keys)) if memo else None, frozenset(keys), {})
+        return sw
+
     def lookup(self, switch: str, table: int, pkt: Packet) -> Flow | None:
         """The flow a packet hits in one table, with OVS conjunction semantics."""
-        entries = self._tables.get((switch, table), [])
-        i = 0
-        while i < len(entries):
-            prio = entries[i][0].priority
-            level = []
-            while i < len(entries) and entries[i][0].priority == prio:
-                level.append(entries[i])
-                i += 1
-            plain = [f for f, c in level if not _is_clause(f) and _matches(c, pkt)]
-            if plain:
-                return plain[0]
-            done = _complete_conjunctions(level, pkt)
-            if done:
-                with_id = dict(pkt, conj_id=min(done))
-                for f, c in entries:
-                    if f.match.get("conj_id") is not None and _matches(c, with_id):
-                        return f
-        return None
+        t = self._switch(switch).tables.get(table)
+        return t.lookup(pkt, self._symbolic) if t is not None else None
 
     # -- one switch ---------------------------------------------------------------
 
@@ -228,8 +465,29 @@ class Simulator:
         self, switch: str, in_port: int, pkt: Packet, ct: Conntrack, trace: Trace
     ) -> list[tuple[int, Packet]]:
         """Run the pipeline from table 0; return (out_port, packet) copies."""
-        outputs: list[tuple[int, Packet]] = []
+        sw = self._switch(switch)
         pkt = dict(pkt, in_port=in_port)
+        if sw.keys is None or self._symbolic:
+            return self._pipeline(switch, pkt, ct, trace)
+        key = tuple(pkt.get(k, _MISSING) for k in sw.keys)
+        hit = sw.memo.get(key)
+        if hit is None:
+            sub = Trace()
+            outputs = self._pipeline(switch, pkt, ct, sub)
+            hit = sw.memo[key] = (
+                [(port, {k: v for k, v in out.items() if k in sw.keyset})
+                 for port, out in outputs],
+                sub.steps, sub.dropped_at)
+        outputs, steps, dropped = hit
+        trace.steps += steps
+        trace.dropped_at += dropped
+        # Fields outside `keys` were neither read nor written: they pass as they came.
+        rest = {k: v for k, v in pkt.items() if k not in sw.keyset}
+        return [(port, {**rest, **out}) for port, out in outputs]
+
+    def _pipeline(self, switch: str, pkt: Packet, ct: Conntrack, trace: Trace
+                  ) -> list[tuple[int, Packet]]:
+        outputs: list[tuple[int, Packet]] = []
         work: list[tuple[int, Packet]] = [(0, pkt)]
         recirculations = 0
         while work:
@@ -267,7 +525,7 @@ class Simulator:
         return outputs
 
     def _run_group(self, switch: str, gid: int, pkt: Packet) -> list[tuple[int, Packet]]:
-        group = self._groups.get((switch, gid))
+        group = self._switch(switch).groups.get(gid)
         if group is None:
             return []
         buckets = group.buckets
@@ -319,6 +577,17 @@ class Simulator:
         return trace
 
 
+    def inject_unknown(self, at: PortRef, pkt: Packet) -> Trace:
+        """`inject` with an `Unknown` in `pkt` (and a fresh conntrack): the trace of
+        every packet that puts a value outside the Unknown's exclusions there
+        (afterwards), or Inconclusive."""
+        self._symbolic = True
+        try:
+            return Simulator.inject(self, at, pkt, Conntrack())
+        finally:
+            self._symbolic = False
+
+
 _PIPELINE_STATE = {
     "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
     "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
@@ -329,15 +598,12 @@ def _is_clause(flow: Flow) -> bool:
     return bool(flow.actions) and isinstance(flow.actions[0], Conjunction)
 
 
-def _complete_conjunctions(
-    level: list[tuple[Flow, tuple[_Cond, ...]]], pkt: Packet
-) -> set[int]:
-    """Conjunction ids for which the packet matches a flow of every clause."""
+def _complete_conjunctions(level: list[tuple[int, Flow]]) -> set[int]:
+    """Conjunction ids for which `level` (matching clause flows of one priority, in
+    table order) holds a flow of every clause."""
     seen: dict[int, set[int]] = {}
     sizes: dict[int, int] = {}
-    for f, conds in level:
-        if not _is_clause(f) or not _matches(conds, pkt):
-            continue
+    for _, f in level:
         for act in f.actions:
             assert isinstance(act, Conjunction)
             seen.setdefault(act.id, set()).add(act.clause)
