@@ -50,6 +50,8 @@ from sdnctl.verify.reach import (
     ProbeResult,
     _next_hop_ip,
     arp_request,
+    in_subnet,
+    ip_text,
     probe,
     resolve,
     service_packet,
@@ -367,7 +369,7 @@ def _generic_sweep(sim: CachingSimulator, sem: Semantics, bindings: Bindings, sr
     if any(ref == at and pkt.get("arp_op") == 2 for ref, pkt in trace.delivered):
         raise Inconclusive("an ARP request for an unknown address was answered")
     for ip in others.excluded(unknown):
-        if ipaddress.IPv4Address(ip) in seg.subnet:
+        if in_subnet(ip, seg.subnet):
             by_address[ip] = set(services)
     # Beyond it: through the gateway, if there is one and it answers.
     reached: list[tuple[VmClass, Service]] = []
@@ -379,7 +381,7 @@ def _generic_sweep(sim: CachingSimulator, sem: Semantics, bindings: Bindings, sr
             trace = sim.inject_unknown(
                 at, service_packet(service, src, dst, src.mac, mac))  # type: ignore[arg-type]
             for ip in others.excluded(dst):
-                if ipaddress.IPv4Address(ip) not in seg.subnet:
+                if not in_subnet(ip, seg.subnet):
                     by_address.setdefault(ip, set()).add(service)
             for ref, pkt in trace.delivered:
                 b = others.rep_at.get(ref)
@@ -394,7 +396,7 @@ def _generic_sweep(sim: CachingSimulator, sem: Semantics, bindings: Bindings, sr
                 if got is dst:  # for the one address that is this VM's, if it is covered
                     if (vm.ip in seg.subnet or dst.excluded(int(vm.ip))):
                         continue  # not this run's: sent on its own above
-                elif got != str(vm.ip):
+                elif got != ip_text(vm.ip):
                     continue
                 reached.append((b, service))
     ordered = tuple(services)
@@ -419,6 +421,6 @@ def _sweep_address(sim: Simulator, sem: Semantics, bindings: Bindings, src: VM, 
             if b is None or others.tenant_of[b.rep] == tenant:
                 continue
             dst = sem.policy.vms[b.rep]
-            if pkt.get("ipv4_dst") == str(dst.ip) and pkt.get("eth_dst") == dst.mac:
+            if pkt.get("ipv4_dst") == ip_text(dst.ip) and pkt.get("eth_dst") == dst.mac:
                 reached.append((b, service))
     return reached

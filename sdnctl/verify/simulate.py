@@ -29,8 +29,9 @@ run for all the addresses of other tenants that a source's flows never name.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from sdnctl.flows import (
     CT_BITS,
@@ -156,12 +157,16 @@ def _compile_match(match: Match) -> tuple[_Cond, ...]:
 def _packet_value(pkt: Packet, name: str) -> int | Unknown | None:
     """A packet field as a match compares it; None: absent (matches nothing)."""
     raw = pkt.get(name)
-    if raw.__class__ is Unknown:
-        return raw  # type: ignore[return-value]
     if raw is None:
         # Unset metadata/registers read as zero, as in OVS; absent header fields never match.
         return 0 if name in _DEFAULT_ZERO else None
-    got = _to_int(name, raw)
+    kind = raw.__class__
+    if kind is int:
+        got = raw
+    elif kind is Unknown:
+        return raw  # type: ignore[return-value]
+    else:
+        got = _to_int(name, raw)
     if name == "vlan_vid" and got:
         got |= OFPVID_PRESENT  # packets carry the bare VID; OXM sets the present bit
     return got
@@ -177,25 +182,35 @@ _Shape = tuple[tuple[str, int | None], ...]
 
 
 class _Index:
-    __slots__ = ("shapes", "buckets", "_partial")
+    __slots__ = ("shapes", "buckets", "getters", "_partial")
 
     def __init__(self) -> None:
         self.shapes: list[_Shape] = []
         self.buckets: list[dict[tuple[int, ...], list[tuple[int, Flow]]]] = []
+        self.getters: list[Callable[[dict[object, object]], tuple[object, ...]]] = []
         # (shape, position) -> key without that position -> the values there
         self._partial: dict[tuple[int, int], dict[tuple[int, ...], set[int]]] = {}
 
-    def add(self, order: int, flow: Flow, conds: tuple[_Cond, ...]) -> None:
-        ordered = sorted(conds, key=lambda c: c.field)
-        shape = tuple((c.field, c.mask) for c in ordered)
-        key = tuple(c.value if c.mask is None else c.value & c.mask for c in ordered)
+    def add(self, order: int, flow: Flow, shape: _Shape, key: tuple[int, ...]) -> None:
         try:
             i = self.shapes.index(shape)
         except ValueError:
             i = len(self.shapes)
             self.shapes.append(shape)
             self.buckets.append({})
+            self.getters.append(_key_getter(shape))
         self.buckets[i].setdefault(key, []).append((order, flow))
+
+    def fast_hits(self, values: dict[object, object]) -> list[list[tuple[int, Flow]]]:
+        """`hits` for a packet without Unknowns, `values` holding every slot."""
+        out = []
+        for getter, buckets in zip(self.getters, self.buckets, strict=True):
+            key = getter(values)
+            if None not in key:
+                bucket = buckets.get(key)
+                if bucket:
+                    out.append(bucket)
+        return out
 
     def hits(self, values: dict[str, object], pkt: Packet, symbolic: bool = False
              ) -> list[list[tuple[int, Flow]]]:
@@ -240,33 +255,97 @@ class _Index:
         return index
 
 
+def _key_getter(shape: _Shape) -> Callable[[dict[object, object]], tuple[object, ...]]:
+    """A function from a packet's slot values (a field, or (field, mask) for a masked
+    one) to the key of `shape`."""
+    slots = tuple(name if mask is None else (name, mask) for name, mask in shape)
+    if not slots:
+        return lambda values: ()
+    if len(slots) == 1:
+        slot = slots[0]
+        return lambda values: (values[slot],)
+    return itemgetter(*slots)  # type: ignore[return-value]
+
+
+# What a flow is to an index: (flow, shape, key, is a clause, matches conj_id).
+_Entry = tuple[Flow, _Shape, tuple[int, ...], bool, bool]
+
+
+def _entry(flow: Flow) -> _Entry:
+    ordered = sorted(_compile_match(flow.match), key=lambda c: c.field)
+    shape = tuple((c.field, c.mask) for c in ordered)
+    key = tuple(c.value if c.mask is None else c.value & c.mask for c in ordered)
+    return flow, shape, key, _is_clause(flow), any(c.field == "conj_id" for c in ordered)
+
+
 class _Table:
     """One switch table: plain flows, conjunction clauses, and flows on conj_id."""
 
-    __slots__ = ("plain", "clauses", "by_conj")
+    __slots__ = ("plain", "clauses", "by_conj", "fields", "masked", "memo")
 
-    def __init__(self, flows: list[Flow]) -> None:
+    MAX_MEMO = 4096  # remembered answers per table; it starts afresh beyond
+
+    def __init__(self, entries: list[_Entry]) -> None:
         self.plain, self.clauses, self.by_conj = _Index(), _Index(), _Index()
-        for order, f in enumerate(flows):  # FlowSet order: priority, highest first
-            conds = _compile_match(f.match)
-            (self.clauses if _is_clause(f) else self.plain).add(order, f, conds)
-            if any(c.field == "conj_id" for c in conds):
-                self.by_conj.add(order, f, conds)
+        fields: set[str] = set()
+        masked: set[tuple[str, int]] = set()
+        for order, (f, shape, key, clause, on_conj) in enumerate(entries):  # table order
+            (self.clauses if clause else self.plain).add(order, f, shape, key)
+            if on_conj:
+                self.by_conj.add(order, f, shape, key)
+            for name, mask in shape:
+                fields.add(name)
+                if mask is not None:
+                    masked.add((name, mask))
+        self.fields = tuple(sorted(fields))
+        self.masked = tuple(sorted(masked))
+        # A lookup depends on the fields the table's flows match and nothing else:
+        # the same values (as the packet carries them) get the same answer.
+        self.memo: dict[tuple[object, ...], Flow | None] = {}
+
+    def _values(self, pkt: Packet) -> dict[object, object]:
+        values: dict[object, object] = {name: _packet_value(pkt, name) for name in self.fields}
+        for name, mask in self.masked:
+            got = values[name]
+            values[(name, mask)] = None if got is None else got & mask  # type: ignore[operator]
+        return values
 
     def lookup(self, pkt: Packet, symbolic: bool = False) -> Flow | None:
         """OpenFlow's answer, as a scan of the table in priority order gives it: at each
         priority, highest first, a plain flow that matches wins; else, if the packet
         completes a conjunction at that priority (a matching flow in every clause),
         the first flow matching conj_id = the smallest completed id wins, if any."""
-        values: dict[str, object] = {}
+        if symbolic:
+            values: dict[str, object] = {}
+            plain = self.plain.hits(values, pkt, True)
+            return self._decide(pkt, plain, values, None, True)
+        key = tuple([pkt.get(name) for name in self.fields])
+        try:
+            return self.memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: no memo
+            return self._decide(pkt, None, None, self._values(pkt), False)
+        if len(self.memo) >= self.MAX_MEMO:
+            self.memo.clear()
+        flow = self.memo[key] = self._decide(pkt, None, None, self._values(pkt), False)
+        return flow
+
+    def _decide(self, pkt: Packet, plain: list[list[tuple[int, Flow]]] | None,
+                values: dict[str, object] | None, fast: dict[object, object] | None,
+                symbolic: bool) -> Flow | None:
+        if not symbolic:
+            plain = self.plain.fast_hits(fast)
         best: tuple[int, Flow] | None = None
-        for bucket in self.plain.hits(values, pkt, symbolic):
+        for bucket in plain:
             if best is None or bucket[0][0] < best[0]:
                 best = bucket[0]
-        floor = best[1].priority if best is not None else -1
         if self.clauses.shapes:
+            floor = best[1].priority if best is not None else -1
             levels: dict[int, list[tuple[int, Flow]]] = {}
-            for bucket in self.clauses.hits(values, pkt, symbolic):
+            clauses = (self.clauses.hits(values, pkt, True)  # type: ignore[arg-type]
+                       if symbolic else self.clauses.fast_hits(fast))  # type: ignore[arg-type]
+            for bucket in clauses:
                 for order, f in bucket:
                     if f.priority > floor:  # at the plain winner's priority, it wins
                         levels.setdefault(f.priority, []).append((order, f))
@@ -340,6 +419,7 @@ class Conntrack:
     """Committed connections per (switch, zone), as original-direction 5-tuples."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
+    unknowns: bool = False  # may hold an Unknown (`Simulator.inject_unknown`)
 
     @staticmethod
     def _tuple(pkt: Packet) -> tuple[object, ...] | None:
@@ -360,9 +440,9 @@ class Conntrack:
             return CT_BITS["inv"] | CT_BITS["trk"]
         table = self.tables.get((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if _holds(t, table):
+        if self._holds(t, table):
             return CT_BITS["est"] | CT_BITS["trk"]
-        if _holds(rev, table):
+        if self._holds(rev, table):
             return CT_BITS["est"] | CT_BITS["rpl"] | CT_BITS["trk"]
         if t[0] == 6 and not int(pkt.get("tcp_syn", 1)):
             return CT_BITS["inv"] | CT_BITS["trk"]  # a TCP connection starts with SYN
@@ -374,8 +454,11 @@ class Conntrack:
             return
         table = self.tables.setdefault((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if not _holds(rev, table):
+        if not self._holds(rev, table):
             table.add(t)
+
+    def _holds(self, t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
+        return _holds(t, table) if self.unknowns else t in table
 
 
 def _holds(t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
@@ -416,6 +499,8 @@ class Simulator:
         self.topology = topology
         self.down_ports = down_ports
         self._switches: dict[str, _Switch] = {}  # built on first use: a probe visits few
+        self._entries: dict[int, _Entry] = {}  # id(flow) -> its entry (the flow keeps it)
+        self._steps: dict[tuple[str, int, int], Step] = {}  # steps are values (by id(flow))
         self._symbolic = False  # inside `inject_unknown`
         self._links: dict[PortRef, PortRef] = {}
         for link in topology.links:
@@ -437,21 +522,27 @@ class Simulator:
         sw = self._switches.get(name)
         if sw is None:
             fs = self.flowsets[name]
-            by_table: dict[int, list[Flow]] = {}
+            entries = self._entries
+            by_table: dict[int, list[_Entry]] = {}
             for f in fs.flows:  # FlowSet keeps flows sorted by table, then priority
-                by_table.setdefault(f.table, []).append(f)
-            keys: set[str] = {"in_port"}
-            memo = True
+                e = entries.get(id(f))
+                if e is None:  # a flow of a part shared by many switches: compiled once
+                    e = entries[id(f)] = _entry(f)
+                by_table.setdefault(f.table, []).append(e)
+            keys: set[str] | None = {"in_port"}
             for f in fs.flows:
+                if keys is None or not _fields_of(f.actions, keys):
+                    keys = None
+                    break
                 keys.update(name for name, _ in f.match)
-                memo = _fields_of(f.actions, keys) and memo
-            for g in fs.groups:
+            for g in fs.groups if keys is not None else ():
                 for bucket in g.buckets:
-                    memo = _fields_of(bucket.actions, keys) and memo
+                    if keys is not None and not _fields_of(bucket.actions, keys):
+                        keys = None
             sw = self._switches[name] = _Switch(
-                {t: _Table(flows) for t, flows in by_table.items()},
+                {t: _Table(es) for t, es in by_table.items()},
                 {g.group_id: g for g in fs.groups},
-                tuple(sorted(keys)) if memo else None, frozenset(keys), {})
+                tuple(sorted(keys)) if keys is not None else None, frozenset(keys or ()), {})
         return sw
 
     def lookup(self, switch: str, table: int, pkt: Packet) -> Flow | None:
@@ -490,37 +581,45 @@ class Simulator:
         outputs: list[tuple[int, Packet]] = []
         work: list[tuple[int, Packet]] = [(0, pkt)]
         recirculations = 0
+        steps = self._steps
         while work:
             table, p = work.pop(0)
             while table is not None:
                 flow = self.lookup(switch, table, p)
-                stage = PIPELINE[table].name
-                step = Step(switch, stage, flow)
+                key = (switch, table, id(flow))
+                step = steps.get(key)
+                if step is None:
+                    step = steps[key] = Step(switch, PIPELINE[table].name, flow)
                 trace.steps.append(step)
                 if flow is None or not flow.actions:
                     trace.dropped_at.append(step)
                     break
                 next_table: int | None = None
+                copied = False
                 for act in flow.actions:
-                    match act:
-                        case Goto(stage=s):
-                            next_table = TABLE_ID[s]
-                        case Ct(zone=z, commit=c, table=t):
-                            zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
-                            if c:
-                                ct.commit(switch, zone, p)
-                            if t is not None:
-                                recirculations += 1
-                                if recirculations <= MAX_RECIRCULATIONS:
-                                    state = ct.lookup(switch, zone, p)
-                                    work.append((TABLE_ID[t], dict(p, ct_state=state)))
-                        case Output(port=port):
-                            outputs.append((int(p["in_port"]) if port == OFPP_IN_PORT else port,
-                                            dict(p)))
-                        case GroupAction(group_id=gid):
-                            outputs.extend(self._run_group(switch, gid, p))
-                        case _:
-                            p = _apply(act, p)
+                    kind = act.__class__
+                    if kind is Goto:
+                        next_table = TABLE_ID[act.stage]
+                    elif kind is Output:
+                        port = act.port
+                        outputs.append((int(p["in_port"]) if port == OFPP_IN_PORT else port,
+                                        dict(p)))
+                    elif kind is Ct:
+                        z = act.zone
+                        zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
+                        if act.commit:
+                            ct.commit(switch, zone, p)
+                        if act.table is not None:
+                            recirculations += 1
+                            if recirculations <= MAX_RECIRCULATIONS:
+                                state = ct.lookup(switch, zone, p)
+                                work.append((TABLE_ID[act.table], dict(p, ct_state=state)))
+                    elif kind is GroupAction:
+                        outputs.extend(self._run_group(switch, act.group_id, p))
+                    elif kind is not Meter:
+                        if not copied:  # the packet as it came may be someone else's
+                            p, copied = dict(p), True
+                        _apply_in_place(act, p)
                 table = next_table
         return outputs
 
@@ -542,7 +641,7 @@ class Simulator:
                 if isinstance(act, Output):
                     out.append((act.port, dict(p)))
                 else:
-                    p = _apply(act, p)
+                    _apply_in_place(act, p)
         return out
 
     # -- the network -----------------------------------------------------------
@@ -583,7 +682,7 @@ class Simulator:
         (afterwards), or Inconclusive."""
         self._symbolic = True
         try:
-            return Simulator.inject(self, at, pkt, Conntrack())
+            return Simulator.inject(self, at, pkt, Conntrack(unknowns=True))
         finally:
             self._symbolic = False
 
@@ -611,26 +710,28 @@ def _complete_conjunctions(level: list[tuple[int, Flow]]) -> set[int]:
     return {cid for cid, clauses in seen.items() if len(clauses) == sizes[cid]}
 
 
-def _apply(act: object, p: Packet) -> Packet:
-    match act:
-        case SetField(field=f, value=v):
-            return dict(p, **{f: v})
-        case Move(src=s, dst=d):
-            return dict(p, **{d: p.get(s, 0)})
-        case WriteMetadata(value=v, mask=m):
-            old = int(p.get("metadata", 0))
-            return dict(p, metadata=(old & ~m) | (v & m))
-        case PushVlan():
-            return dict(p, vlan_vid=0)  # the VID is set by the following set_field
-        case PopVlan():
-            return {k: v for k, v in p.items() if k != "vlan_vid"}
-        case PushMpls():
-            return dict(p, eth_type=0x8847, mpls_label=0, mpls_payload_type=p.get("eth_type"))
-        case PopMpls(ethertype=e):
-            rest = {k: v for k, v in p.items() if k not in ("mpls_label", "mpls_payload_type")}
-            return dict(rest, eth_type=e)
-        case DecTtl():
-            return dict(p, ip_ttl=int(p.get("ip_ttl", 64)) - 1)
-        case Meter():
-            return p
-    raise TypeError(f"cannot simulate {act!r}")
+def _apply_in_place(act: object, p: Packet) -> None:
+    kind = act.__class__
+    if kind is SetField:
+        p[act.field] = act.value  # type: ignore[attr-defined]
+    elif kind is Move:
+        p[act.dst] = p.get(act.src, 0)  # type: ignore[attr-defined]
+    elif kind is WriteMetadata:
+        old = int(p.get("metadata", 0))
+        p["metadata"] = (old & ~act.mask) | (act.value & act.mask)  # type: ignore[attr-defined]
+    elif kind is PushVlan:
+        p["vlan_vid"] = 0  # the VID is set by the following set_field
+    elif kind is PopVlan:
+        p.pop("vlan_vid", None)
+    elif kind is PushMpls:
+        payload = p.get("eth_type")
+        p.update(eth_type=0x8847, mpls_label=0)
+        p["mpls_payload_type"] = payload  # type: ignore[assignment]
+    elif kind is PopMpls:
+        p.pop("mpls_label", None)
+        p.pop("mpls_payload_type", None)
+        p["eth_type"] = act.ethertype  # type: ignore[attr-defined]
+    elif kind is DecTtl:
+        p["ip_ttl"] = int(p.get("ip_ttl", 64)) - 1
+    elif kind is not Meter:
+        raise TypeError(f"cannot simulate {act!r}")
