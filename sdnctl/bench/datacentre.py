@@ -32,7 +32,7 @@ from sdnctl.policy.model import (
     Service,
     Tenant,
 )
-from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology
+from sdnctl.topology.model import TUNNEL_PORT, Link, PortRef, Role, Switch, Topology
 
 VMS_PER_HV = 25
 HVS_PER_LEAF_PAIR = 20
@@ -117,3 +117,97 @@ def datacentre(n_vms: int, placement: str = "packed") -> tuple[Policy, Topology]
             vm = vm_of(name, v, index, host_of(index, n_hv, placement))
             vms[vm.name] = vm
     return Policy(MappingProxyType(tenants), MappingProxyType(vms)), leaf_spine(n_hv)
+
+
+def two_vm_tenants(n_tenants: int, shared_plan: bool = True) -> tuple[Policy, Topology]:
+    """`n_tenants` tenants of two VMs, one on each of two hypervisors under one leaf:
+    the many-small-tenants case (scale issue). One routed segment per tenant, VMs .10
+    and .11 of it, one rule a -> b on tcp/80, default deny. With `shared_plan` every
+    tenant uses 10.0.0.0/24; without, tenant t has a /24 of its own in 10.0.0.0/8.
+    Segments are VLANs while they fit (up to 4,000 tenants), else VXLAN overlays (the
+    hypervisors then get tunnel endpoints)."""
+    overlay = n_tenants > 4000
+    tenants: dict[str, Tenant] = {}
+    vms: dict[str, VM] = {}
+    for t in range(n_tenants):
+        name = f"t{t}"
+        net = IPv4Network(f"10.{t >> 8 & 0xFF}.{t & 0xFF}.0/24" if not shared_plan
+                          else "10.0.0.0/24")
+        seg = Segment(name, "net", None if overlay else 1 + t, net, net.network_address + 1,
+                      vni=10_000 + t if overlay else None)
+        groups = {g: Group(name, g, MappingProxyType({"role": g})) for g in ("a", "b")}
+        rules = (Rule(name, "a", "b", (Service(Proto.TCP, 80, 80),)),)
+        tenants[name] = Tenant(name, Default.DENY, MappingProxyType({"net": seg}),
+                               MappingProxyType(groups), rules)
+        for i, role in enumerate(("a", "b")):
+            n = 2 * t + i
+            mac = (f"02:01:{n >> 24 & 0xFF:02x}:{n >> 16 & 0xFF:02x}:"
+                   f"{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}")
+            vm = VM(f"{name}{role}", name, "net", mac, net.network_address + 10 + i,
+                    MappingProxyType({"role": role}), f"hv{i}", None)
+            vms[vm.name] = vm
+    tunnel = (lambda h: IPv4Address(int(IPv4Address("198.18.0.1")) + h)) if overlay else (
+        lambda h: None)
+    switches = {f"hv{h}": Switch(f"hv{h}", 1 + h, Role.HYPERVISOR, tunnel_ip=tunnel(h))
+                for h in range(2)}
+    switches["leaf"] = Switch("leaf", 0x100, Role.FABRIC)
+    links = tuple(Link(PortRef(f"hv{h}", 1), PortRef("leaf", 1 + h)) for h in range(2))
+    return (Policy(MappingProxyType(tenants), MappingProxyType(vms)),
+            Topology(MappingProxyType(switches), links))
+
+
+def policy_doc(policy: Policy) -> dict[str, object]:
+    """`policy` as a YAML-ready policy file (version 1), for the CLI benchmarks."""
+    tenants: dict[str, object] = {}
+    for t in policy.tenants.values():
+        segments: dict[str, object] = {}
+        for s in t.segments.values():
+            seg: dict[str, object] = {}
+            if s.vlan is not None:
+                seg["vlan"] = s.vlan
+            if s.vni is not None:
+                seg["vni"] = s.vni
+            seg["subnet"] = str(s.subnet)
+            if s.gateway is not None:
+                seg["gateway"] = str(s.gateway)
+            segments[s.name] = seg
+        groups: dict[str, object] = {}
+        for g in t.groups.values():
+            group: dict[str, object] = {}
+            if g.labels:
+                group["labels"] = dict(g.labels)
+            if g.vms:
+                group["vms"] = list(g.vms)
+            groups[g.name] = group
+        tenants[t.name] = {
+            "default": t.default.value, "segments": segments, "groups": groups,
+            "rules": [{"from": r.src, "to": r.dst, "allow": [str(s) for s in r.services]}
+                      for r in t.rules],
+        }
+    vms: dict[str, object] = {}
+    for vm in policy.vms.values():
+        doc: dict[str, object] = {"tenant": vm.tenant, "segment": vm.segment, "mac": vm.mac,
+                                  "ip": str(vm.ip)}
+        if vm.labels:
+            doc["labels"] = dict(vm.labels)
+        if vm.host is not None:
+            doc["host"] = vm.host
+        if vm.rate_limit_mbps is not None:
+            doc["rate_limit_mbps"] = vm.rate_limit_mbps
+        vms[vm.name] = doc
+    return {"version": 1, "tenants": tenants, "vms": vms}
+
+
+def topology_doc(topology: Topology) -> dict[str, object]:
+    """`topology` as a YAML-ready topology file (version 1)."""
+    switches: dict[str, object] = {}
+    for sw in topology.switches.values():
+        doc: dict[str, object] = {"dpid": sw.dpid, "role": sw.role.value}
+        if sw.tunnel_ip is not None:
+            doc["tunnel_ip"] = str(sw.tunnel_ip)
+        if sw.tunnel_port != TUNNEL_PORT:
+            doc["tunnel_port"] = sw.tunnel_port
+        switches[sw.name] = doc
+    links = [{"a": f"{ln.a.switch}:{ln.a.port}", "b": f"{ln.b.switch}:{ln.b.port}"}
+             for ln in topology.links]
+    return {"version": 1, "switches": switches, "links": links}

@@ -34,9 +34,9 @@ def _lint_unreachable(policy: Policy, tenant: Tenant) -> list[Problem]:
         return []
     reachable: set[str] = set()
     for rule in tenant.rules:
-        src = policy.members(tenant.name, rule.src)
+        talkers = _Talkers(policy, policy.members(tenant.name, rule.src))
         for b in policy.members(tenant.name, rule.dst) - reachable:
-            if any(_may_talk(policy, policy.vms[a], policy.vms[b]) for a in src):
+            if talkers.reach(b):
                 reachable.add(b)
     return [
         Problem(policy.source, vm.line,
@@ -104,13 +104,38 @@ def _rule_trouble(policy: Policy, rule: Rule) -> str:
         return f"from {_group_text(rule.src)} matches no VM, so the rule has no effect"
     if not dst:
         return f"to {_group_text(rule.dst)} matches no VM, so the rule has no effect"
-    if any(_may_talk(policy, policy.vms[a], policy.vms[b]) for a in src for b in dst):
+    talkers = _Talkers(policy, src)
+    if any(talkers.reach(b) for b in dst):
         return ""
     return (
         f"can never take effect: no VM of {_group_text(rule.src, short=True)} shares a "
         f"segment with another VM of {_group_text(rule.dst, short=True)}, and no such pair "
         "is in two routed segments (a segment without a gateway is never routed)"
     )
+
+
+class _Talkers:
+    """A set of VMs of one tenant, counted by segment, so that "may one of them talk
+    to b" (`_may_talk`) costs O(1) rather than O(set): lint stays linear in the
+    size of a tenant instead of quadratic."""
+
+    def __init__(self, policy: Policy, names: frozenset[str] | set[str]) -> None:
+        self.policy, self.names = policy, names
+        self.by_segment: dict[str, int] = {}
+        self.routed = 0
+        for name in names:
+            vm = policy.vms[name]
+            self.by_segment[vm.segment] = self.by_segment.get(vm.segment, 0) + 1
+            self.routed += policy.segment_of(vm).routed
+
+    def reach(self, b: str) -> bool:
+        """Some VM of the set other than `b` may talk to `b` (`_may_talk`)."""
+        vm = self.policy.vms[b]
+        mine = b in self.names  # b itself is no partner
+        if self.by_segment.get(vm.segment, 0) - mine > 0:
+            return True
+        routed = self.policy.segment_of(vm).routed
+        return routed and self.routed - (mine and routed) > 0
 
 
 def _may_talk(policy: Policy, a: VM, b: VM) -> bool:

@@ -93,16 +93,15 @@ def deviation_signature(vm: VM, port: tuple[str, int], deviating: Iterable[tuple
     return tuple(sig)
 
 
-def vm_classes(policy: Policy, bindings: Bindings,
-               deviating: Iterable[tuple[str, Flow]] = ()) -> list[VmClass]:
-    """The bound VMs of `policy`, partitioned as the module docstring says; sorted by
-    their representative's name. Unbound VMs are in no class."""
+def class_keys(policy: Policy, bindings: Bindings,
+               deviating: Iterable[tuple[str, Flow]] = ()) -> dict[str, tuple[object, ...]]:
+    """Bound VM -> what its class is made of (the module docstring's list)."""
     devs = list(deviating)
     endpoints: dict[str, list[tuple[str, frozenset[str]]]] = {}
     for tenant in policy.tenants.values():
         names = sorted({r.src for r in tenant.rules} | {r.dst for r in tenant.rules})
         endpoints[tenant.name] = [(n, policy.members(tenant.name, n)) for n in names]
-    by_key: dict[tuple[object, ...], list[str]] = {}
+    keys: dict[str, tuple[object, ...]] = {}
     for name in sorted(policy.vms):
         ref = bindings.ports.get(name)
         if ref is None:
@@ -112,8 +111,23 @@ def vm_classes(policy: Policy, bindings: Bindings,
         key: tuple[object, ...] = (vm.tenant, vm.segment, groups, ref.switch)
         if devs:
             key += (deviation_signature(vm, (ref.switch, ref.port), devs),)
-        by_key.setdefault(key, []).append(name)
+        keys[name] = key
+    return keys
+
+
+def group_classes(keys: Mapping[str, tuple[object, ...]]) -> list[VmClass]:
+    """VMs with equal keys, as classes sorted by their representative's name."""
+    by_key: dict[tuple[object, ...], list[str]] = {}
+    for name in sorted(keys):
+        by_key.setdefault(keys[name], []).append(name)
     return sorted((VmClass(k, tuple(v)) for k, v in by_key.items()), key=lambda c: c.rep)
+
+
+def vm_classes(policy: Policy, bindings: Bindings,
+               deviating: Iterable[tuple[str, Flow]] = ()) -> list[VmClass]:
+    """The bound VMs of `policy`, partitioned as the module docstring says; sorted by
+    their representative's name. Unbound VMs are in no class."""
+    return group_classes(class_keys(policy, bindings, deviating))
 
 
 def pair_count(a: VmClass, b: VmClass) -> int:

@@ -1,39 +1,71 @@
 """Every class pair's verdict, simulated, against the policy's semantics.
 
-For each ordered pair of VM classes (sdnctl.verify.classes) one representative
-pair is probed (`sdnctl.verify.reach.probe`) for every service, and compared with
-`sdnctl.verify.semantics.reach`. Pairs across tenants are probed too: a leak
-between tenants is exactly what a hand-added flow can open.
+For each ordered pair of VM classes of one tenant (sdnctl.verify.classes) one
+representative pair is probed (`sdnctl.verify.reach.probe`) for every service,
+and compared with `sdnctl.verify.semantics.reach`. Pairs across tenants are
+judged too, by a sweep per source class (below): a leak between tenants is
+exactly what a hand-added flow can open.
 
-Two caches keep that affordable on a large data centre, both exact:
+The work is done source class by source class: its probes, then its sweep. What
+is cached about a source is dropped when the next one starts, so memory does not
+grow with the data centre. The shortcuts, all exact:
+
 - ARP answers: an ARP request's path through the pipeline depends on the packet
   alone (conntrack treats non-IP as invalid whatever it holds), so each (port,
   request) is simulated once.
 - First packets: a probe starts from an empty conntrack, so the request's trace
   and the connections it commits depend on (port, packet) alone. Across tenants
-  with overlapping addresses many class pairs send the very same packet.
+  with overlapping addresses the sweep sends the very packets the source's own
+  probes sent.
+- The sweep. The policy never lets tenants meet, so only a probe whose request
+  reaches the destination's port is news. The request depends on the source, the
+  service and the destination's IP alone (the MAC comes from ARP for that IP or
+  the gateway). Sending it to every address another tenant uses costs
+  O(classes x addresses): quadratic once tenants have address plans of their
+  own. Instead the sweep sends it once with the destination address `Unknown`
+  (sdnctl.verify.simulate): the run records every address a lookup compared it
+  with, and for every other address the concrete request takes exactly the same
+  steps. So an address of another tenant that the run never compared needs no
+  packet of its own: the one run says where its request goes, and a VM of
+  another tenant it reached is probed in full. An address that was compared (in
+  practice one of the source tenant's own, which other tenants may reuse) is
+  sent as before. Addresses in the source's subnet go the same way through one
+  ARP request for the unknown address. A run the argument does not cover
+  (`Inconclusive`) makes that source fall back to one request per address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sdnctl.bindings import Bindings
 from sdnctl.flows import FlowSet
-from sdnctl.policy.model import Policy, Service
+from sdnctl.policy.model import VM, Policy, Service
 from sdnctl.topology.model import PortRef, Topology
 from sdnctl.verify.classes import VmClass, pair_count
-from sdnctl.verify.reach import _next_hop_ip, probe, resolve, service_packet
-from sdnctl.verify.semantics import reach
-from sdnctl.verify.simulate import Conntrack, Packet, Simulator, Trace
+from sdnctl.verify.reach import (
+    ProbeResult,
+    _next_hop_ip,
+    arp_request,
+    in_subnet,
+    ip_text,
+    probe,
+    resolve,
+    service_packet,
+)
+from sdnctl.verify.semantics import Semantics
+from sdnctl.verify.simulate import Conntrack, Inconclusive, Packet, Simulator, Trace, Unknown
 
 MAX_LISTED_PAIRS = 50  # VM pairs listed per mismatching class pair in a report
 
 
 class CachingSimulator(Simulator):
     """The simulator, with the two exact caches of the module docstring."""
+
+    MAX_ARP = 50_000  # cached ARP traces; the cache starts afresh beyond (memory)
 
     def __init__(self, flowsets: Mapping[str, FlowSet], topology: Topology,
                  down_ports: frozenset[PortRef] = frozenset()) -> None:
@@ -43,12 +75,22 @@ class CachingSimulator(Simulator):
                           tuple[Trace, dict[tuple[str, int], set[tuple[object, ...]]]]] = {}
         self.injections = 0
 
+    def forget_first_packets(self) -> None:
+        """Drop the first-packet cache (its entries are keyed by the sender's port)."""
+        self._first.clear()
+
+    def inject_unknown(self, at: PortRef, pkt: Packet) -> Trace:
+        self.injections += 1
+        return super().inject_unknown(at, pkt)
+
     def inject(self, at: PortRef, pkt: Packet, ct: Conntrack | None = None) -> Trace:
         key = (at, tuple(sorted(pkt.items())))
         if pkt.get("eth_type") == 0x0806:
             trace = self._arp.get(key)
             if trace is None:
                 self.injections += 1
+                if len(self._arp) >= self.MAX_ARP:
+                    self._arp.clear()
                 trace = self._arp[key] = super().inject(at, pkt, Conntrack())
             return trace
         if ct is not None and not ct.tables:
@@ -107,6 +149,7 @@ class PairReport:
     probes: int = 0
     vm_pairs: int = 0  # ordered VM pairs covered
     injections: int = 0
+    sweep_fallbacks: int = 0  # source classes swept address by address (Inconclusive)
     seconds: float = 0.0
 
 
@@ -137,32 +180,109 @@ def check_pairs(
     services: Iterable[Service],
     down_ports: frozenset[PortRef] = frozenset(),
 ) -> PairReport:
-    """Probe one representative pair per ordered class pair, for every service."""
+    """Probe one representative pair per ordered class pair of a tenant, for every
+    service; sweep the other tenants from every class."""
     started = time.monotonic()
-    sim = CachingSimulator(flowsets, topology, down_ports)
-    report = PairReport(list(classes), tuple(services))
-    by_tenant: dict[str, list[VmClass]] = {}
-    for c in classes:
-        by_tenant.setdefault(policy.vms[c.rep].tenant, []).append(c)
-    others = _OtherTenants(policy, bindings, classes)
-    for a in classes:
-        tenant = policy.vms[a.rep].tenant
-        for b in by_tenant[tenant]:
-            _probe_pair(sim, policy, bindings, a, b, report)
-        _sweep_other_tenants(sim, policy, bindings, a, others, tenant, report)
-    report.injections = sim.injections
-    report.seconds = time.monotonic() - started
-    return report
+    walk = _Checker(CachingSimulator(flowsets, topology, down_ports), Semantics(policy),
+                    bindings, classes, PairReport(list(classes), tuple(services)))
+    walk.run()
+    walk.report.injections = walk.sim.injections
+    walk.report.seconds = time.monotonic() - started
+    return walk.report
+
+
+def reached_pairs(
+    flowsets: Mapping[str, FlowSet],
+    policy: Policy,
+    topology: Topology,
+    bindings: Bindings,
+    classes: Sequence[VmClass],
+    services: Iterable[Service],
+) -> dict[tuple[VmClass, VmClass], set[Service]]:
+    """For every ordered class pair whose representatives' probe opens a connection
+    (`ProbeResult.reached`), the services it opens for: what `check_pairs` simulates,
+    without the policy's verdicts (`sdnctl plan` compares two networks with it)."""
+    walk = _Recorder(CachingSimulator(flowsets, topology), Semantics(policy), bindings,
+                     classes, PairReport(list(classes), tuple(services)))
+    walk.run()
+    return walk.reached
+
+
+class _Walk:
+    """Every class pair, source class by source class: the probes within its tenant,
+    then the sweep of the others. What becomes of a probe is `judge`'s business."""
+
+    def __init__(self, sim: CachingSimulator, sem: Semantics, bindings: Bindings,
+                 classes: Sequence[VmClass], report: PairReport) -> None:
+        self.sim, self.sem, self.bindings, self.report = sim, sem, bindings, report
+        self.classes = classes
+
+    def run(self) -> None:
+        policy = self.sem.policy
+        by_tenant: dict[str, list[VmClass]] = {}
+        for c in self.classes:
+            by_tenant.setdefault(policy.vms[c.rep].tenant, []).append(c)
+        others = _OtherTenants(policy, self.bindings, self.classes)
+        for a in self.classes:
+            self.sim.forget_first_packets()
+            tenant = policy.vms[a.rep].tenant
+            for b in by_tenant[tenant]:
+                self.probe_pair(a, b)
+            _sweep_other_tenants(self, a, others, tenant)
+
+    def probe_pair(self, a: VmClass, b: VmClass,
+                   services: Iterable[Service] | None = None) -> None:
+        report = self.report
+        n = pair_count(a, b)
+        if n == 0:
+            return
+        src, dst = _rep_pair(a, b)
+        if services is None:
+            report.class_pairs += 1
+            report.vm_pairs += n
+        for service in report.services if services is None else services:
+            report.probes += 1
+            self.judge(a, b, src, dst, service,
+                       probe(self.sim, self.sem.policy, self.bindings, src, dst, service))
+
+    def judge(self, a: VmClass, b: VmClass, src: str, dst: str, service: Service,
+              result: ProbeResult) -> None:
+        raise NotImplementedError
+
+
+class _Checker(_Walk):
+    def judge(self, a: VmClass, b: VmClass, src: str, dst: str, service: Service,
+              result: ProbeResult) -> None:
+        allowed = self.sem.reach(src, dst, service)
+        real = verdict(result.reached, result.delivered, allowed)
+        if real != allowed:
+            listed = ((src, dst),) + tuple(p for p in _vm_pairs(a, b) if p != (src, dst))
+            reason = result.reason if allowed else (
+                "answered" if result.reached else "its first packet arrives, unanswered")
+            self.report.mismatches.append(Mismatch(
+                a, b, service, real, allowed, reason, listed[:MAX_LISTED_PAIRS],
+                pair_count(a, b)))
+
+
+class _Recorder(_Walk):
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.reached: dict[tuple[VmClass, VmClass], set[Service]] = {}
+
+    def judge(self, a: VmClass, b: VmClass, src: str, dst: str, service: Service,
+              result: ProbeResult) -> None:
+        if result.reached:
+            self.reached.setdefault((a, b), set()).add(service)
 
 
 class _OtherTenants:
     """Indexes over every class, built once, so that sweeping the classes of the other
-    tenants costs O(distinct destination IPs) per source class, not O(classes): with
-    thousands of tenants reusing one address plan, that is the difference between
-    linear and quadratic."""
+    tenants costs O(addresses the source's flows name) per source class, not
+    O(classes)."""
 
     tenant_of: dict[str, str]  # class representative -> tenant
     by_ip: dict[str, list[VmClass]]  # destination IP -> classes with it, all tenants
+    ip_of: dict[int, str]  # the keys of by_ip, as numbers
     in_tenant: dict[tuple[str, str], int]  # (IP, tenant) -> how many of by_ip[IP]
     rep_at: dict[PortRef, VmClass]  # representative's port -> class
     n_classes: int
@@ -184,63 +304,123 @@ class _OtherTenants:
             self.n_vms += len(b.members)
             self.tenant_classes[vm.tenant] = self.tenant_classes.get(vm.tenant, 0) + 1
             self.tenant_vms[vm.tenant] = self.tenant_vms.get(vm.tenant, 0) + len(b.members)
+        self.ip_of = {int(ipaddress.IPv4Address(ip)): ip for ip in self.by_ip}
+
+    def others_have(self, ip: str, tenant: str) -> bool:
+        return len(self.by_ip[ip]) > self.in_tenant.get((ip, tenant), 0)
+
+    def excluded(self, unknown: Unknown) -> set[str]:
+        """The addresses of by_ip that a run with `unknown` compared it with."""
+        if unknown.masked:
+            return {ip for n, ip in self.ip_of.items() if unknown.excluded(n)}
+        out: set[str] = set()
+        for values in unknown.exact:
+            if len(values) < len(self.ip_of):
+                out.update(self.ip_of[n] for n in values if n in self.ip_of)
+            else:
+                out.update(ip for n, ip in self.ip_of.items() if n in values)
+        return out
 
 
 def _rep_pair(a: VmClass, b: VmClass) -> tuple[str, str]:
     return a.rep, b.rep if b.rep != a.rep else b.members[1]
 
 
-def _probe_pair(sim: Simulator, policy: Policy, bindings: Bindings, a: VmClass, b: VmClass,
-                report: PairReport, services: Iterable[Service] | None = None) -> None:
-    n = pair_count(a, b)
-    if n == 0:
-        return
-    src, dst = _rep_pair(a, b)
-    if services is None:
-        report.class_pairs += 1
-        report.vm_pairs += n
-    for service in report.services if services is None else services:
-        report.probes += 1
-        result = probe(sim, policy, bindings, src, dst, service)
-        allowed = reach(policy, src, dst, service)
-        real = verdict(result.reached, result.delivered, allowed)
-        if real != allowed:
-            listed = ((src, dst),) + tuple(p for p in _vm_pairs(a, b) if p != (src, dst))
-            reason = result.reason if allowed else (
-                "answered" if result.reached else "its first packet arrives, unanswered")
-            report.mismatches.append(Mismatch(a, b, service, real, allowed, reason,
-                                              listed[:MAX_LISTED_PAIRS], n))
-
-
-def _sweep_other_tenants(sim: Simulator, policy: Policy, bindings: Bindings, a: VmClass,
-                         others: _OtherTenants, tenant: str, report: PairReport) -> None:
-    """Every class pair (a, b) with b in another tenant, exactly as `_probe_pair` would
-    judge it, but sending each distinct first packet once.
-
-    The policy never lets tenants meet, so only a probe that succeeds is news, and a
-    probe succeeds only if its request reaches the destination's port. The request
-    depends on the source, the service and the destination's IP alone (the MAC comes
-    from ARP for that IP or the gateway): send it once per distinct IP, see which
-    ports it reaches, and probe in full only the pairs whose destination is there."""
-    src = policy.vms[a.rep]
-    at = bindings.ports[a.rep]
-    report.class_pairs += others.n_classes - others.tenant_classes[tenant]
+def _sweep_other_tenants(walk: _Walk, a: VmClass, others: _OtherTenants, tenant: str
+                         ) -> None:
+    """Every class pair (a, b) with b in another tenant, judged as `_Walk.probe_pair`
+    would judge it, as the module docstring says."""
+    sim, sem, bindings, report = walk.sim, walk.sem, walk.bindings, walk.report
+    src = sem.policy.vms[a.rep]
+    n_other = others.n_classes - others.tenant_classes[tenant]
+    report.class_pairs += n_other
     report.vm_pairs += len(a.members) * (others.n_vms - others.tenant_vms[tenant])
-    for ip, holders in others.by_ip.items():
-        n_other = len(holders) - others.in_tenant.get((ip, tenant), 0)
-        if n_other == 0:
-            continue  # only this tenant has the address
-        hop = _next_hop_ip(policy, src, ip)
-        mac = resolve(sim, bindings, src, hop, Conntrack(), []) if hop is not None else None
-        for service in report.services:
-            report.probes += n_other
-            if mac is None:
-                continue  # no route, or ARP unanswered: no probe to this IP goes anywhere
-            trace = sim.inject(at, service_packet(service, src, ip, src.mac, mac), Conntrack())
+    report.probes += n_other * len(report.services)  # each stands for its class pairs
+    if n_other == 0:
+        return
+    try:
+        by_address, reached = _generic_sweep(sim, sem, bindings, src, others, tenant,
+                                             report.services)
+    except Inconclusive:
+        report.sweep_fallbacks += 1
+        by_address = {ip: report.services for ip in others.by_ip}
+        reached = []
+    done: set[tuple[str, Service]] = set()
+    for ip, services in by_address.items():
+        if others.others_have(ip, tenant):
+            reached += _sweep_address(sim, sem, bindings, src, ip, others, tenant, services)
+    for b, service in reached:
+        if (b.rep, service) not in done:
+            done.add((b.rep, service))
+            walk.probe_pair(a, b, (service,))
+
+
+def _generic_sweep(sim: CachingSimulator, sem: Semantics, bindings: Bindings, src: VM,
+                   others: _OtherTenants, tenant: str, services: tuple[Service, ...]
+                   ) -> tuple[dict[str, tuple[Service, ...]], list[tuple[VmClass, Service]]]:
+    """The runs with an unknown destination: (the addresses still to send to, with
+    the services to send them, and the other tenants' classes the runs reached)."""
+    at = bindings.ports[src.name]
+    seg = sem.policy.segment_of(src)
+    by_address: dict[str, set[Service]] = {}
+    # In the source's subnet: the address is ARPed for.
+    unknown = Unknown("arp_tpa")
+    trace = sim.inject_unknown(at, arp_request(src, unknown))  # type: ignore[arg-type]
+    if any(ref == at and pkt.get("arp_op") == 2 for ref, pkt in trace.delivered):
+        raise Inconclusive("an ARP request for an unknown address was answered")
+    for ip in others.excluded(unknown):
+        if in_subnet(ip, seg.subnet):
+            by_address[ip] = set(services)
+    # Beyond it: through the gateway, if there is one and it answers.
+    reached: list[tuple[VmClass, Service]] = []
+    mac = (resolve(sim, bindings, src, str(seg.gateway), Conntrack(), [])
+           if seg.gateway is not None else None)
+    if mac is not None:
+        for service in services:
+            dst = Unknown("ipv4_dst")
+            trace = sim.inject_unknown(
+                at, service_packet(service, src, dst, src.mac, mac))  # type: ignore[arg-type]
+            for ip in others.excluded(dst):
+                if not in_subnet(ip, seg.subnet):
+                    by_address.setdefault(ip, set()).add(service)
             for ref, pkt in trace.delivered:
                 b = others.rep_at.get(ref)
                 if b is None or others.tenant_of[b.rep] == tenant:
                     continue
-                dst = policy.vms[b.rep]
-                if pkt.get("ipv4_dst") == str(dst.ip) and pkt.get("eth_dst") == dst.mac:
-                    _probe_pair(sim, policy, bindings, a, b, report, (service,))
+                vm = sem.policy.vms[b.rep]
+                if pkt.get("eth_dst").__class__ is Unknown:
+                    raise Inconclusive("an unknown address became a MAC")
+                if pkt.get("eth_dst") != vm.mac:
+                    continue
+                got = pkt.get("ipv4_dst")
+                if got is dst:  # for the one address that is this VM's, if it is covered
+                    if (vm.ip in seg.subnet or dst.excluded(int(vm.ip))):
+                        continue  # not this run's: sent on its own above
+                elif got != ip_text(vm.ip):
+                    continue
+                reached.append((b, service))
+    ordered = tuple(services)
+    return ({ip: tuple(s for s in ordered if s in wanted)
+             for ip, wanted in sorted(by_address.items())}, reached)
+
+
+def _sweep_address(sim: Simulator, sem: Semantics, bindings: Bindings, src: VM, ip: str,
+                   others: _OtherTenants, tenant: str, services: Iterable[Service]
+                   ) -> list[tuple[VmClass, Service]]:
+    """Send the request to `ip` for each service; the other tenants' classes it reaches."""
+    at = bindings.ports[src.name]
+    hop = _next_hop_ip(sem.policy, src, ip)
+    mac = resolve(sim, bindings, src, hop, Conntrack(), []) if hop is not None else None
+    if mac is None:
+        return []  # no route, or ARP unanswered: no probe to this IP goes anywhere
+    reached = []
+    for service in services:
+        trace = sim.inject(at, service_packet(service, src, ip, src.mac, mac), Conntrack())
+        for ref, pkt in trace.delivered:
+            b = others.rep_at.get(ref)
+            if b is None or others.tenant_of[b.rep] == tenant:
+                continue
+            dst = sem.policy.vms[b.rep]
+            if pkt.get("ipv4_dst") == ip_text(dst.ip) and pkt.get("eth_dst") == dst.mac:
+                reached.append((b, service))
+    return reached

@@ -2,17 +2,25 @@
 
 Both policies are compiled over the same topology and simulated; the answer is
 what the compiled flows would do, not what the policy text seems to say.
+
+Simulated as `sdnctl verify` simulates (sdnctl.verify.pairs): one representative
+pair per class pair. The classes are those of both policies at once (two VMs are
+in one class when they are alike before the edit and alike after it), so that a
+class pair's representatives stand for all of its VM pairs in both networks.
+Pairs across tenants are swept as verify sweeps them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sdnctl.bindings import planned_bindings
+from sdnctl.bindings import Bindings, planned_bindings
 from sdnctl.compile.compiler import compile_network
 from sdnctl.policy.model import Policy, Service
 from sdnctl.topology.model import Topology
-from sdnctl.verify.reach import reachability
+from sdnctl.verify.classes import VmClass, class_keys, group_classes
+from sdnctl.verify.pairs import reached_pairs
 from sdnctl.verify.semantics import probe_services
 
 Triple = tuple[str, str, str]
@@ -36,19 +44,35 @@ class Plan:
         return "\n".join(lines)
 
 
-def _matrix(policy: Policy, topology: Topology, services: tuple[Service, ...]) -> set[Triple]:
-    bindings = planned_bindings(policy, topology)
+def _reached(policy: Policy, topology: Topology, bindings: Bindings,
+             classes: Sequence[VmClass], services: tuple[Service, ...]
+             ) -> dict[tuple[VmClass, VmClass], set[Service]]:
     flows = compile_network(policy, topology, bindings)
-    result = reachability(flows, policy, topology, bindings, services)
-    return {(a, b, str(s)) for (a, b, s), ok in result.items() if ok}
+    return reached_pairs(flows, policy, topology, bindings, classes, services)
+
+
+def _triples(a: VmClass, b: VmClass, services: set[Service]) -> list[Triple]:
+    return [(x, y, str(s)) for x in a.members for y in b.members if x != y for s in services]
 
 
 def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
     services = tuple(sorted(set(probe_services(old)) | set(probe_services(new))))
-    before = _matrix(old, topology, services)
-    after = _matrix(new, topology, services)
+    bound_old, bound_new = planned_bindings(old, topology), planned_bindings(new, topology)
+    keys_old, keys_new = class_keys(old, bound_old), class_keys(new, bound_new)
+    classes = group_classes({vm: (keys_old.get(vm), keys_new.get(vm))
+                             for vm in keys_old.keys() | keys_new.keys()})
+    before = _reached(old, topology, bound_old, [c for c in classes if c.key[0] is not None],
+                      services)
+    after = _reached(new, topology, bound_new, [c for c in classes if c.key[1] is not None],
+                     services)
+    added: list[Triple] = []
+    removed: list[Triple] = []
+    for pair in before.keys() | after.keys():
+        was, now = before.get(pair, set()), after.get(pair, set())
+        added += _triples(*pair, now - was)
+        removed += _triples(*pair, was - now)
     vms = set(old.vms) | set(new.vms)
     return Plan(
-        tuple(sorted(after - before)), tuple(sorted(before - after)),
+        tuple(sorted(added)), tuple(sorted(removed)),
         len(vms) * (len(vms) - 1) * len(services),
     )

@@ -8,6 +8,7 @@ come back. Both directions run through the simulator with one conntrack state.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,22 +45,37 @@ class ProbeResult:
     delivered: bool = False  # the first packet reached dst, whatever became of the reply
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def ip_text(ip: ipaddress.IPv4Address) -> str:
+    """str(ip), remembered: probes ask for the same few addresses millions of times."""
+    return str(ip)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def in_subnet(ip: str, subnet: ipaddress.IPv4Network) -> bool:
+    return ipaddress.IPv4Address(ip) in subnet
+
+
 def _next_hop_ip(policy: Policy, vm: VM, dst_ip: str) -> str | None:
     seg = policy.segment_of(vm)
-    if ipaddress.IPv4Address(dst_ip) in seg.subnet:
+    if in_subnet(dst_ip, seg.subnet):
         return dst_ip
-    return str(seg.gateway) if seg.gateway is not None else None
+    return ip_text(seg.gateway) if seg.gateway is not None else None
+
+
+def arp_request(vm: VM, ip: str) -> Packet:
+    """`vm` asks who has `ip`."""
+    return {
+        "eth_src": vm.mac, "eth_dst": BROADCAST, "eth_type": 0x0806, "arp_op": 1,
+        "arp_sha": vm.mac, "arp_spa": ip_text(vm.ip), "arp_tha": "00:00:00:00:00:00", "arp_tpa": ip,
+    }
 
 
 def resolve(sim: Simulator, bindings: Bindings, vm: VM, ip: str, ct: Conntrack,
             traces: list[tuple[str, Trace]]) -> str | None:
     """ARP for `ip` from `vm`; the MAC the network answers with, or None."""
     at = bindings.ports[vm.name]
-    request: Packet = {
-        "eth_src": vm.mac, "eth_dst": BROADCAST, "eth_type": 0x0806, "arp_op": 1,
-        "arp_sha": vm.mac, "arp_spa": str(vm.ip), "arp_tha": "00:00:00:00:00:00", "arp_tpa": ip,
-    }
-    trace = sim.inject(at, request, ct)
+    trace = sim.inject(at, arp_request(vm, ip), ct)
     traces.append((f"arp {vm.name} who-has {ip}", trace))
     for ref, pkt in trace.delivered:
         if ref == at and pkt.get("arp_op") == 2 and pkt.get("arp_spa") == ip:
@@ -70,7 +86,7 @@ def resolve(sim: Simulator, bindings: Bindings, vm: VM, ip: str, ct: Conntrack,
 def service_packet(service: Service, src: VM, dst_ip: str, src_mac: str, dst_mac: str) -> Packet:
     pkt: Packet = {
         "eth_src": src_mac, "eth_dst": dst_mac, "eth_type": 0x0800,
-        "ipv4_src": str(src.ip), "ipv4_dst": dst_ip, "ip_ttl": 64,
+        "ipv4_src": ip_text(src.ip), "ipv4_dst": dst_ip, "ip_ttl": 64,
     }
     if service.proto is Proto.TCP:
         pkt.update(ip_proto=6, tcp_src=CLIENT_PORT, tcp_dst=service.port_lo, tcp_syn=1)
@@ -101,7 +117,7 @@ def _send(
     pkt_of: Callable[[str], Packet], ct: Conntrack, traces: list[tuple[str, Trace]], what: str,
 ) -> tuple[bool, str, Packet]:
     """Resolve, send, and check delivery of one packet src -> dst."""
-    hop = _next_hop_ip(policy, src, str(dst.ip))
+    hop = _next_hop_ip(policy, src, ip_text(dst.ip))
     if hop is None:
         return False, f"{src.name} has no route to {dst.ip}", {}
     mac = resolve(sim, bindings, src, hop, ct, traces)
@@ -111,7 +127,7 @@ def _send(
     trace = sim.inject(bindings.ports[src.name], pkt, ct)
     traces.append((what, trace))
     for ref, out in trace.delivered:
-        if (ref == bindings.ports.get(dst.name) and out.get("ipv4_dst") == str(dst.ip)
+        if (ref == bindings.ports.get(dst.name) and out.get("ipv4_dst") == ip_text(dst.ip)
                 and out.get("eth_dst") == dst.mac):
             return True, "", pkt
     last = trace.dropped_at[-1] if trace.dropped_at else None
@@ -129,7 +145,7 @@ def probe(sim: Simulator, policy: Policy, bindings: Bindings, src: str, dst: str
         return ProbeResult(src, dst, service, False, "not bound", traces)
     ok, why, request = _send(
         sim, bindings, policy, a, b,
-        lambda mac: service_packet(service, a, str(b.ip), a.mac, mac), ct, traces, "request",
+        lambda mac: service_packet(service, a, ip_text(b.ip), a.mac, mac), ct, traces, "request",
     )
     if not ok:
         return ProbeResult(src, dst, service, False, why, traces)

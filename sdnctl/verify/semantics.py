@@ -30,6 +30,42 @@ def reach(policy: Policy, src: str, dst: str, service: Service) -> bool:
     )
 
 
+class Semantics:
+    """`reach` for many questions about one policy: the same answers, with each
+    group's members computed once (`reach` recomputes them, O(tenant) per rule, for
+    every question: fine for a test, quadratic for `verify` on a large tenant)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._members: dict[tuple[str, str], frozenset[str]] = {}
+
+    def members(self, tenant: str, group: str) -> frozenset[str]:
+        got = self._members.get((tenant, group))
+        if got is None:
+            got = self._members[(tenant, group)] = self.policy.members(tenant, group)
+        return got
+
+    def reach(self, src: str, dst: str, service: Service) -> bool:
+        policy = self.policy
+        if src == dst:
+            return False
+        a, b = policy.vms[src], policy.vms[dst]
+        if a.tenant != b.tenant:
+            return False
+        seg_a, seg_b = policy.segment_of(a), policy.segment_of(b)
+        if seg_a.name != seg_b.name and not (seg_a.routed and seg_b.routed):
+            return False
+        tenant = policy.tenants[a.tenant]
+        if tenant.default is Default.ALLOW:
+            return True
+        return any(
+            src in self.members(tenant.name, rule.src)
+            and dst in self.members(tenant.name, rule.dst)
+            and any(allowed.contains(service) for allowed in rule.services)
+            for rule in tenant.rules
+        )
+
+
 def probe_services(policy: Policy) -> tuple[Service, ...]:
     """The concrete services the lab and `plan` probe.
 

@@ -11,13 +11,27 @@ Tunnels: a packet output to a hypervisor's VXLAN port (the topology's
 `tunnel_ip` is its `tun_dst`, and enters that one's VXLAN port with `tun_id`,
 `tun_src` and `tun_dst` set, as OVS does on decapsulation. The underlay is not
 modelled: two tunnel endpoints always reach each other.
+
+Tables are indexed (`_Table`): a lookup costs a dict probe per match *shape*, not
+a scan of every flow, so a packet's cost does not grow with the VMs a switch
+serves. A switch without conntrack (the fabric) is memoised on the fields its
+flows and groups read or write (`_Switch`).
+
+One field of an injected packet may be an `Unknown`: a value standing for every
+address no flow of the run singled out. Each lookup that compares it with
+values (`_Index.hits`) records them in the Unknown as exclusions instead of
+matching; for every concrete value outside the exclusions, the concrete run
+takes exactly the same steps (nothing else ever inspects the value: arithmetic
+or text conversion raises `Inconclusive`). `sdnctl.verify.pairs` uses one such
+run for all the addresses of other tenants that a source's flows never name.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from sdnctl.flows import (
     CT_BITS,
@@ -53,13 +67,65 @@ _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
 
 
+_DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id"})
+_MAC_INT: dict[str, int] = {}  # conversions of text addresses, cached: probes repeat them
+_IP_INT: dict[str, int] = {}
+
+
+class Inconclusive(Exception):  # noqa: N818 - a verdict, not a failure
+    """A run with an `Unknown` did something the exclusion argument does not cover."""
+
+
+class Unknown:
+    """A packet field's value, standing for every value not excluded.
+
+    Lookups that compare it with flow values exclude those (`exclude`), so that a
+    run with an Unknown is the run of every concrete value outside `excluded`.
+    It equals only itself; any other use of it (arithmetic, text) is refused."""
+
+    __slots__ = ("field", "exact", "masked")
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.exact: list[Collection[int]] = []  # sets of excluded values
+        self.masked: list[tuple[int, Collection[int]]] = []  # (mask, values & mask)
+
+    def exclude(self, mask: int | None, values: Collection[int]) -> None:
+        if mask is None:
+            self.exact.append(values)
+        else:
+            self.masked.append((mask, values))
+
+    def exclude_value(self, value: int | str) -> None:
+        self.exact.append((_to_int(self.field, value),))
+
+    def excluded(self, value: int) -> bool:
+        return (any(value in vals for vals in self.exact)
+                or any(value & mask in vals for mask, vals in self.masked))
+
+    def __int__(self) -> int:
+        raise Inconclusive(f"{self.field}: an unknown value used as a number")
+
+    def __str__(self) -> str:
+        raise Inconclusive(f"{self.field}: an unknown value used as text")
+
+    def __repr__(self) -> str:
+        return f"Unknown({self.field})"
+
+
 def _to_int(name: str, value: int | str) -> int:
     if isinstance(value, int):
         return value
     if name in _MAC_FIELDS:
-        return int(value.replace(":", ""), 16)
+        got = _MAC_INT.get(value)
+        if got is None:
+            got = _MAC_INT[value] = int(value.replace(":", ""), 16)
+        return got
     if name in _IP_FIELDS:
-        return int(ipaddress.IPv4Address(value))
+        got = _IP_INT.get(value)
+        if got is None:
+            got = _IP_INT[value] = int(ipaddress.IPv4Address(value))
+        return got
     return int(value, 0)
 
 
@@ -88,23 +154,246 @@ def _compile_match(match: Match) -> tuple[_Cond, ...]:
     return tuple(conds)
 
 
-def _matches(conds: tuple[_Cond, ...], pkt: Packet) -> bool:
-    for c in conds:
-        raw = pkt.get(c.field)
-        if raw is None:
-            # Unset metadata/registers read as zero, as in OVS; absent header fields never match.
-            if c.field in ("metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id"):
-                raw = 0
+def _packet_value(pkt: Packet, name: str) -> int | Unknown | None:
+    """A packet field as a match compares it; None: absent (matches nothing)."""
+    raw = pkt.get(name)
+    if raw is None:
+        # Unset metadata/registers read as zero, as in OVS; absent header fields never match.
+        return 0 if name in _DEFAULT_ZERO else None
+    kind = raw.__class__
+    if kind is int:
+        got = raw
+    elif kind is Unknown:
+        return raw  # type: ignore[return-value]
+    else:
+        got = _to_int(name, raw)
+    if name == "vlan_vid" and got:
+        got |= OFPVID_PRESENT  # packets carry the bare VID; OXM sets the present bit
+    return got
+
+
+# One table, indexed. Flows are grouped by *shape*: which fields they match and
+# with which masks. Within a shape a flow matches a packet exactly when the
+# packet's (masked) values equal the flow's, so one dict lookup per shape finds
+# every flow of that shape the packet matches. A table of thousands of flows has
+# a handful of shapes, so a lookup costs O(shapes), not O(flows), and the result
+# is the one the linear scan of OpenFlow's definition gives (see `lookup`).
+_Shape = tuple[tuple[str, int | None], ...]
+
+
+class _Index:
+    __slots__ = ("shapes", "buckets", "getters", "_partial")
+
+    def __init__(self) -> None:
+        self.shapes: list[_Shape] = []
+        self.buckets: list[dict[tuple[int, ...], list[tuple[int, Flow]]]] = []
+        self.getters: list[Callable[[dict[object, object]], tuple[object, ...]]] = []
+        # (shape, position) -> key without that position -> the values there
+        self._partial: dict[tuple[int, int], dict[tuple[int, ...], set[int]]] = {}
+
+    def add(self, order: int, flow: Flow, shape: _Shape, key: tuple[int, ...]) -> None:
+        try:
+            i = self.shapes.index(shape)
+        except ValueError:
+            i = len(self.shapes)
+            self.shapes.append(shape)
+            self.buckets.append({})
+            self.getters.append(_key_getter(shape))
+        self.buckets[i].setdefault(key, []).append((order, flow))
+
+    def fast_hits(self, values: dict[object, object]) -> list[list[tuple[int, Flow]]]:
+        """`hits` for a packet without Unknowns, `values` holding every slot."""
+        out = []
+        for getter, buckets in zip(self.getters, self.buckets, strict=True):
+            key = getter(values)
+            if None not in key:
+                bucket = buckets.get(key)
+                if bucket:
+                    out.append(bucket)
+        return out
+
+    def hits(self, values: dict[str, object], pkt: Packet, symbolic: bool = False
+             ) -> list[list[tuple[int, Flow]]]:
+        """The buckets of flows that match `pkt`, one per shape at most (each in
+        table order). With `symbolic`, a field of `pkt` may be an Unknown: a shape
+        that compares it matches nothing, and excludes the values it compares with."""
+        out = []
+        for i, (shape, buckets) in enumerate(zip(self.shapes, self.buckets, strict=True)):
+            key: list[int] = []
+            unknown = -1
+            for name, mask in shape:
+                if name in values:
+                    got = values[name]
+                else:
+                    got = values[name] = _packet_value(pkt, name)
+                if got is None:
+                    break
+                if symbolic and got.__class__ is Unknown:
+                    unknown = len(key)
+                    key.append(0)
+                    continue
+                key.append(got if mask is None else got & mask)  # type: ignore[operator]
             else:
+                if unknown < 0:
+                    bucket = buckets.get(tuple(key))
+                    if bucket:
+                        out.append(bucket)
+                    continue
+                name, mask = shape[unknown]
+                del key[unknown]
+                seen = self._partial_index(i, unknown).get(tuple(key))
+                if seen:
+                    values[name].exclude(mask, seen)  # type: ignore[union-attr]
+        return out
+
+    def _partial_index(self, i: int, pos: int) -> dict[tuple[int, ...], set[int]]:
+        index = self._partial.get((i, pos))
+        if index is None:
+            index = self._partial[(i, pos)] = {}
+            for key in self.buckets[i]:
+                index.setdefault(key[:pos] + key[pos + 1:], set()).add(key[pos])
+        return index
+
+
+def _key_getter(shape: _Shape) -> Callable[[dict[object, object]], tuple[object, ...]]:
+    """A function from a packet's slot values (a field, or (field, mask) for a masked
+    one) to the key of `shape`."""
+    slots = tuple(name if mask is None else (name, mask) for name, mask in shape)
+    if not slots:
+        return lambda values: ()
+    if len(slots) == 1:
+        slot = slots[0]
+        return lambda values: (values[slot],)
+    return itemgetter(*slots)  # type: ignore[return-value]
+
+
+# What a flow is to an index: (flow, shape, key, is a clause, matches conj_id).
+_Entry = tuple[Flow, _Shape, tuple[int, ...], bool, bool]
+
+
+def _entry(flow: Flow) -> _Entry:
+    ordered = sorted(_compile_match(flow.match), key=lambda c: c.field)
+    shape = tuple((c.field, c.mask) for c in ordered)
+    key = tuple(c.value if c.mask is None else c.value & c.mask for c in ordered)
+    return flow, shape, key, _is_clause(flow), any(c.field == "conj_id" for c in ordered)
+
+
+class _Table:
+    """One switch table: plain flows, conjunction clauses, and flows on conj_id."""
+
+    __slots__ = ("plain", "clauses", "by_conj", "fields", "masked", "memo")
+
+    MAX_MEMO = 4096  # remembered answers per table; it starts afresh beyond
+
+    def __init__(self, entries: list[_Entry]) -> None:
+        self.plain, self.clauses, self.by_conj = _Index(), _Index(), _Index()
+        fields: set[str] = set()
+        masked: set[tuple[str, int]] = set()
+        for order, (f, shape, key, clause, on_conj) in enumerate(entries):  # table order
+            (self.clauses if clause else self.plain).add(order, f, shape, key)
+            if on_conj:
+                self.by_conj.add(order, f, shape, key)
+            for name, mask in shape:
+                fields.add(name)
+                if mask is not None:
+                    masked.add((name, mask))
+        self.fields = tuple(sorted(fields))
+        self.masked = tuple(sorted(masked))
+        # A lookup depends on the fields the table's flows match and nothing else:
+        # the same values (as the packet carries them) get the same answer.
+        self.memo: dict[tuple[object, ...], Flow | None] = {}
+
+    def _values(self, pkt: Packet) -> dict[object, object]:
+        values: dict[object, object] = {name: _packet_value(pkt, name) for name in self.fields}
+        for name, mask in self.masked:
+            got = values[name]
+            values[(name, mask)] = None if got is None else got & mask  # type: ignore[operator]
+        return values
+
+    def lookup(self, pkt: Packet, symbolic: bool = False) -> Flow | None:
+        """OpenFlow's answer, as a scan of the table in priority order gives it: at each
+        priority, highest first, a plain flow that matches wins; else, if the packet
+        completes a conjunction at that priority (a matching flow in every clause),
+        the first flow matching conj_id = the smallest completed id wins, if any."""
+        if symbolic:
+            values: dict[str, object] = {}
+            plain = self.plain.hits(values, pkt, True)
+            return self._decide(pkt, plain, values, None, True)
+        key = tuple([pkt.get(name) for name in self.fields])
+        try:
+            return self.memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: no memo
+            return self._decide(pkt, None, None, self._values(pkt), False)
+        if len(self.memo) >= self.MAX_MEMO:
+            self.memo.clear()
+        flow = self.memo[key] = self._decide(pkt, None, None, self._values(pkt), False)
+        return flow
+
+    def _decide(self, pkt: Packet, plain: list[list[tuple[int, Flow]]] | None,
+                values: dict[str, object] | None, fast: dict[object, object] | None,
+                symbolic: bool) -> Flow | None:
+        if not symbolic:
+            plain = self.plain.fast_hits(fast)
+        best: tuple[int, Flow] | None = None
+        for bucket in plain:
+            if best is None or bucket[0][0] < best[0]:
+                best = bucket[0]
+        if self.clauses.shapes:
+            floor = best[1].priority if best is not None else -1
+            levels: dict[int, list[tuple[int, Flow]]] = {}
+            clauses = (self.clauses.hits(values, pkt, True)  # type: ignore[arg-type]
+                       if symbolic else self.clauses.fast_hits(fast))  # type: ignore[arg-type]
+            for bucket in clauses:
+                for order, f in bucket:
+                    if f.priority > floor:  # at the plain winner's priority, it wins
+                        levels.setdefault(f.priority, []).append((order, f))
+            for prio in sorted(levels, reverse=True):
+                done = _complete_conjunctions(sorted(levels[prio], key=lambda e: e[0]))
+                if done:
+                    with_id = dict(pkt, conj_id=min(done))
+                    found = [b[0] for b in self.by_conj.hits({}, with_id, symbolic)]
+                    if found:
+                        return min(found, key=lambda e: e[0])[1]
+        return best[1] if best is not None else None
+
+
+@dataclass
+class _Switch:
+    """A switch's tables and groups, built on first use, and whether its pipeline
+    can be memoised: a switch without conntrack computes its outputs from the
+    packet's `keys` fields alone (every field its flows and groups match, read or
+    write), so one run stands for every packet that agrees on them."""
+
+    tables: dict[int, _Table]
+    groups: dict[int, object]
+    keys: tuple[str, ...] | None  # None: conntrack is used, no memo
+    keyset: frozenset[str]
+    memo: dict[tuple[object, ...], tuple[list[tuple[int, Packet]], list[Step], list[Step]]]
+
+
+_MISSING = object()
+
+
+def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
+    """Add the fields `actions` read or write to `out`; False if one is conntrack."""
+    for act in actions:
+        match act:
+            case Ct():
                 return False
-        got = _to_int(c.field, raw)
-        if c.field == "vlan_vid" and got:
-            got |= OFPVID_PRESENT  # packets carry the bare VID; OXM sets the present bit
-        if c.mask is None:
-            if got != c.value:
-                return False
-        elif got & c.mask != c.value & c.mask:
-            return False
+            case SetField(field=f):
+                out.add(f)
+            case Move(src=src, dst=dst):
+                out.update((src, dst))
+            case WriteMetadata():
+                out.add("metadata")
+            case PushVlan() | PopVlan():
+                out.add("vlan_vid")
+            case PushMpls() | PopMpls():
+                out.update(("eth_type", "mpls_label", "mpls_payload_type"))
+            case DecTtl():
+                out.add("ip_ttl")
     return True
 
 
@@ -130,6 +419,7 @@ class Conntrack:
     """Committed connections per (switch, zone), as original-direction 5-tuples."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
+    unknowns: bool = False  # may hold an Unknown (`Simulator.inject_unknown`)
 
     @staticmethod
     def _tuple(pkt: Packet) -> tuple[object, ...] | None:
@@ -150,9 +440,9 @@ class Conntrack:
             return CT_BITS["inv"] | CT_BITS["trk"]
         table = self.tables.get((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if t in table:
+        if self._holds(t, table):
             return CT_BITS["est"] | CT_BITS["trk"]
-        if rev in table:
+        if self._holds(rev, table):
             return CT_BITS["est"] | CT_BITS["rpl"] | CT_BITS["trk"]
         if t[0] == 6 and not int(pkt.get("tcp_syn", 1)):
             return CT_BITS["inv"] | CT_BITS["trk"]  # a TCP connection starts with SYN
@@ -164,8 +454,36 @@ class Conntrack:
             return
         table = self.tables.setdefault((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if rev not in table:
+        if not self._holds(rev, table):
             table.add(t)
+
+    def _holds(self, t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
+        return _holds(t, table) if self.unknowns else t in table
+
+
+def _holds(t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
+    """`t in table`, where an Unknown equals only itself: it differs from each
+    concrete value it is compared with, which is therefore excluded."""
+    if t in table:
+        return True
+    if not any(x.__class__ is Unknown for x in t) and not any(
+            x.__class__ is Unknown for e in table for x in e):
+        return False
+    for e in table:
+        for x, y in zip(t, e, strict=True):
+            if x is y:
+                continue
+            if x.__class__ is Unknown or y.__class__ is Unknown:
+                if x.__class__ is Unknown and y.__class__ is Unknown:
+                    raise Inconclusive("two unknown values compared")
+                u, c = (x, y) if x.__class__ is Unknown else (y, x)
+                u.exclude_value(c)  # type: ignore[union-attr,arg-type]
+                break
+            if x != y:
+                break
+        else:
+            return True
+    return False
 
 
 class Simulator:
@@ -180,11 +498,10 @@ class Simulator:
         self.flowsets = flowsets
         self.topology = topology
         self.down_ports = down_ports
-        self._tables: dict[tuple[str, int], list[tuple[Flow, tuple[_Cond, ...]]]] = {}
-        for name, fs in flowsets.items():
-            for f in fs.flows:  # FlowSet keeps flows sorted by table, then priority
-                self._tables.setdefault((name, f.table), []).append((f, _compile_match(f.match)))
-        self._groups = {(name, g.group_id): g for name, fs in flowsets.items() for g in fs.groups}
+        self._switches: dict[str, _Switch] = {}  # built on first use: a probe visits few
+        self._entries: dict[int, _Entry] = {}  # id(flow) -> its entry (the flow keeps it)
+        self._steps: dict[tuple[str, int, int], Step] = {}  # steps are values (by id(flow))
+        self._symbolic = False  # inside `inject_unknown`
         self._links: dict[PortRef, PortRef] = {}
         for link in topology.links:
             self._links[link.a] = link.b
@@ -201,26 +518,37 @@ class Simulator:
 
     # -- one table --------------------------------------------------------------
 
+    def _switch(self, name: str) -> _Switch:
+        sw = self._switches.get(name)
+        if sw is None:
+            fs = self.flowsets[name]
+            entries = self._entries
+            by_table: dict[int, list[_Entry]] = {}
+            for f in fs.flows:  # FlowSet keeps flows sorted by table, then priority
+                e = entries.get(id(f))
+                if e is None:  # a flow of a part shared by many switches: compiled once
+                    e = entries[id(f)] = _entry(f)
+                by_table.setdefault(f.table, []).append(e)
+            keys: set[str] | None = {"in_port"}
+            for f in fs.flows:
+                if keys is None or not _fields_of(f.actions, keys):
+                    keys = None
+                    break
+                keys.update(name for name, _ in f.match)
+            for g in fs.groups if keys is not None else ():
+                for bucket in g.buckets:
+                    if keys is not None and not _fields_of(bucket.actions, keys):
+                        keys = None
+            sw = self._switches[name] = _Switch(
+                {t: _Table(es) for t, es in by_table.items()},
+                {g.group_id: g for g in fs.groups},
+                tuple(sorted(keys)) if keys is not None else None, frozenset(keys or ()), {})
+        return sw
+
     def lookup(self, switch: str, table: int, pkt: Packet) -> Flow | None:
         """The flow a packet hits in one table, with OVS conjunction semantics."""
-        entries = self._tables.get((switch, table), [])
-        i = 0
-        while i < len(entries):
-            prio = entries[i][0].priority
-            level = []
-            while i < len(entries) and entries[i][0].priority == prio:
-                level.append(entries[i])
-                i += 1
-            plain = [f for f, c in level if not _is_clause(f) and _matches(c, pkt)]
-            if plain:
-                return plain[0]
-            done = _complete_conjunctions(level, pkt)
-            if done:
-                with_id = dict(pkt, conj_id=min(done))
-                for f, c in entries:
-                    if f.match.get("conj_id") is not None and _matches(c, with_id):
-                        return f
-        return None
+        t = self._switch(switch).tables.get(table)
+        return t.lookup(pkt, self._symbolic) if t is not None else None
 
     # -- one switch ---------------------------------------------------------------
 
@@ -228,46 +556,75 @@ class Simulator:
         self, switch: str, in_port: int, pkt: Packet, ct: Conntrack, trace: Trace
     ) -> list[tuple[int, Packet]]:
         """Run the pipeline from table 0; return (out_port, packet) copies."""
-        outputs: list[tuple[int, Packet]] = []
+        sw = self._switch(switch)
         pkt = dict(pkt, in_port=in_port)
+        if sw.keys is None or self._symbolic:
+            return self._pipeline(switch, pkt, ct, trace)
+        key = tuple(pkt.get(k, _MISSING) for k in sw.keys)
+        hit = sw.memo.get(key)
+        if hit is None:
+            sub = Trace()
+            outputs = self._pipeline(switch, pkt, ct, sub)
+            hit = sw.memo[key] = (
+                [(port, {k: v for k, v in out.items() if k in sw.keyset})
+                 for port, out in outputs],
+                sub.steps, sub.dropped_at)
+        outputs, steps, dropped = hit
+        trace.steps += steps
+        trace.dropped_at += dropped
+        # Fields outside `keys` were neither read nor written: they pass as they came.
+        rest = {k: v for k, v in pkt.items() if k not in sw.keyset}
+        return [(port, {**rest, **out}) for port, out in outputs]
+
+    def _pipeline(self, switch: str, pkt: Packet, ct: Conntrack, trace: Trace
+                  ) -> list[tuple[int, Packet]]:
+        outputs: list[tuple[int, Packet]] = []
         work: list[tuple[int, Packet]] = [(0, pkt)]
         recirculations = 0
+        steps = self._steps
         while work:
             table, p = work.pop(0)
             while table is not None:
                 flow = self.lookup(switch, table, p)
-                stage = PIPELINE[table].name
-                step = Step(switch, stage, flow)
+                key = (switch, table, id(flow))
+                step = steps.get(key)
+                if step is None:
+                    step = steps[key] = Step(switch, PIPELINE[table].name, flow)
                 trace.steps.append(step)
                 if flow is None or not flow.actions:
                     trace.dropped_at.append(step)
                     break
                 next_table: int | None = None
+                copied = False
                 for act in flow.actions:
-                    match act:
-                        case Goto(stage=s):
-                            next_table = TABLE_ID[s]
-                        case Ct(zone=z, commit=c, table=t):
-                            zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
-                            if c:
-                                ct.commit(switch, zone, p)
-                            if t is not None:
-                                recirculations += 1
-                                if recirculations <= MAX_RECIRCULATIONS:
-                                    state = ct.lookup(switch, zone, p)
-                                    work.append((TABLE_ID[t], dict(p, ct_state=state)))
-                        case Output(port=port):
-                            outputs.append((int(p["in_port"]) if port == OFPP_IN_PORT else port,
-                                            dict(p)))
-                        case GroupAction(group_id=gid):
-                            outputs.extend(self._run_group(switch, gid, p))
-                        case _:
-                            p = _apply(act, p)
+                    kind = act.__class__
+                    if kind is Goto:
+                        next_table = TABLE_ID[act.stage]
+                    elif kind is Output:
+                        port = act.port
+                        outputs.append((int(p["in_port"]) if port == OFPP_IN_PORT else port,
+                                        dict(p)))
+                    elif kind is Ct:
+                        z = act.zone
+                        zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
+                        if act.commit:
+                            ct.commit(switch, zone, p)
+                        if act.table is not None:
+                            recirculations += 1
+                            if recirculations <= MAX_RECIRCULATIONS:
+                                state = ct.lookup(switch, zone, p)
+                                work.append((TABLE_ID[act.table], dict(p, ct_state=state)))
+                    elif kind is GroupAction:
+                        outputs.extend(self._run_group(switch, act.group_id, p))
+                    elif kind is not Meter:
+                        if not copied:  # the packet as it came may be someone else's
+                            p, copied = dict(p), True
+                        _apply_in_place(act, p)
                 table = next_table
         return outputs
 
     def _run_group(self, switch: str, gid: int, pkt: Packet) -> list[tuple[int, Packet]]:
-        group = self._groups.get((switch, gid))
+        group = self._switch(switch).groups.get(gid)
         if group is None:
             return []
         buckets = group.buckets
@@ -284,7 +641,7 @@ class Simulator:
                 if isinstance(act, Output):
                     out.append((act.port, dict(p)))
                 else:
-                    p = _apply(act, p)
+                    _apply_in_place(act, p)
         return out
 
     # -- the network -----------------------------------------------------------
@@ -319,6 +676,17 @@ class Simulator:
         return trace
 
 
+    def inject_unknown(self, at: PortRef, pkt: Packet) -> Trace:
+        """`inject` with an `Unknown` in `pkt` (and a fresh conntrack): the trace of
+        every packet that puts a value outside the Unknown's exclusions there
+        (afterwards), or Inconclusive."""
+        self._symbolic = True
+        try:
+            return Simulator.inject(self, at, pkt, Conntrack(unknowns=True))
+        finally:
+            self._symbolic = False
+
+
 _PIPELINE_STATE = {
     "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
     "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
@@ -329,15 +697,12 @@ def _is_clause(flow: Flow) -> bool:
     return bool(flow.actions) and isinstance(flow.actions[0], Conjunction)
 
 
-def _complete_conjunctions(
-    level: list[tuple[Flow, tuple[_Cond, ...]]], pkt: Packet
-) -> set[int]:
-    """Conjunction ids for which the packet matches a flow of every clause."""
+def _complete_conjunctions(level: list[tuple[int, Flow]]) -> set[int]:
+    """Conjunction ids for which `level` (matching clause flows of one priority, in
+    table order) holds a flow of every clause."""
     seen: dict[int, set[int]] = {}
     sizes: dict[int, int] = {}
-    for f, conds in level:
-        if not _is_clause(f) or not _matches(conds, pkt):
-            continue
+    for _, f in level:
         for act in f.actions:
             assert isinstance(act, Conjunction)
             seen.setdefault(act.id, set()).add(act.clause)
@@ -345,26 +710,28 @@ def _complete_conjunctions(
     return {cid for cid, clauses in seen.items() if len(clauses) == sizes[cid]}
 
 
-def _apply(act: object, p: Packet) -> Packet:
-    match act:
-        case SetField(field=f, value=v):
-            return dict(p, **{f: v})
-        case Move(src=s, dst=d):
-            return dict(p, **{d: p.get(s, 0)})
-        case WriteMetadata(value=v, mask=m):
-            old = int(p.get("metadata", 0))
-            return dict(p, metadata=(old & ~m) | (v & m))
-        case PushVlan():
-            return dict(p, vlan_vid=0)  # the VID is set by the following set_field
-        case PopVlan():
-            return {k: v for k, v in p.items() if k != "vlan_vid"}
-        case PushMpls():
-            return dict(p, eth_type=0x8847, mpls_label=0, mpls_payload_type=p.get("eth_type"))
-        case PopMpls(ethertype=e):
-            rest = {k: v for k, v in p.items() if k not in ("mpls_label", "mpls_payload_type")}
-            return dict(rest, eth_type=e)
-        case DecTtl():
-            return dict(p, ip_ttl=int(p.get("ip_ttl", 64)) - 1)
-        case Meter():
-            return p
-    raise TypeError(f"cannot simulate {act!r}")
+def _apply_in_place(act: object, p: Packet) -> None:
+    kind = act.__class__
+    if kind is SetField:
+        p[act.field] = act.value  # type: ignore[attr-defined]
+    elif kind is Move:
+        p[act.dst] = p.get(act.src, 0)  # type: ignore[attr-defined]
+    elif kind is WriteMetadata:
+        old = int(p.get("metadata", 0))
+        p["metadata"] = (old & ~act.mask) | (act.value & act.mask)  # type: ignore[attr-defined]
+    elif kind is PushVlan:
+        p["vlan_vid"] = 0  # the VID is set by the following set_field
+    elif kind is PopVlan:
+        p.pop("vlan_vid", None)
+    elif kind is PushMpls:
+        payload = p.get("eth_type")
+        p.update(eth_type=0x8847, mpls_label=0)
+        p["mpls_payload_type"] = payload  # type: ignore[assignment]
+    elif kind is PopMpls:
+        p.pop("mpls_label", None)
+        p.pop("mpls_payload_type", None)
+        p["eth_type"] = act.ethertype  # type: ignore[attr-defined]
+    elif kind is DecTtl:
+        p["ip_ttl"] = int(p.get("ip_ttl", 64)) - 1
+    elif kind is not Meter:
+        raise TypeError(f"cannot simulate {act!r}")
