@@ -278,12 +278,26 @@ def _entry(flow: Flow) -> _Entry:
     return flow, shape, key, _is_clause(flow), any(c.field == "conj_id" for c in ordered)
 
 
+def _could_match(entry: _Entry, pkt: Packet) -> bool:
+    """Whether `pkt` matches the entry's flow, conj_id aside (a packet never carries
+    one; a flow on conj_id is taken to match whenever the rest does)."""
+    for (name, mask), want in zip(entry[1], entry[2], strict=True):
+        if name == "conj_id":
+            continue
+        got = _packet_value(pkt, name)
+        if got is None or got.__class__ is Unknown:
+            return got is not None  # an Unknown may be anything
+        if (got if mask is None else got & mask) != want:  # type: ignore[operator]
+            return False
+    return True
+
+
 class _Table:
     """One switch table: plain flows, conjunction clauses, and flows on conj_id."""
 
-    __slots__ = ("plain", "clauses", "by_conj", "fields", "masked", "memo")
+    __slots__ = ("plain", "clauses", "by_conj", "fields", "masked", "memo", "asked")
 
-    MAX_MEMO = 4096  # remembered answers per table; it starts afresh beyond
+    MAX_MEMO = 1024  # remembered answers per table; it starts afresh beyond
 
     def __init__(self, entries: list[_Entry]) -> None:
         self.plain, self.clauses, self.by_conj = _Index(), _Index(), _Index()
@@ -300,8 +314,11 @@ class _Table:
         self.fields = tuple(sorted(fields))
         self.masked = tuple(sorted(masked))
         # A lookup depends on the fields the table's flows match and nothing else:
-        # the same values (as the packet carries them) get the same answer.
-        self.memo: dict[tuple[object, ...], Flow | None] = {}
+        # the same values (as the packet carries them) get the same answer. A table
+        # whose answers do not repeat (the acl: one per source, destination and
+        # service) stops remembering them after a while.
+        self.memo: dict[tuple[object, ...], Flow | None] | None = {}
+        self.asked = 0  # lookups since the memo last started afresh
 
     def _values(self, pkt: Packet) -> dict[object, object]:
         values: dict[object, object] = {name: _packet_value(pkt, name) for name in self.fields}
@@ -319,16 +336,25 @@ class _Table:
             values: dict[str, object] = {}
             plain = self.plain.hits(values, pkt, True)
             return self._decide(pkt, plain, values, None, True)
+        memo = self.memo
+        if memo is None:
+            return self._decide(pkt, None, None, self._values(pkt), False)
         key = tuple([pkt.get(name) for name in self.fields])
+        self.asked += 1
         try:
-            return self.memo[key]
+            return memo[key]
         except KeyError:
             pass
         except TypeError:  # an unhashable value: no memo
             return self._decide(pkt, None, None, self._values(pkt), False)
-        if len(self.memo) >= self.MAX_MEMO:
-            self.memo.clear()
-        flow = self.memo[key] = self._decide(pkt, None, None, self._values(pkt), False)
+        if len(memo) >= self.MAX_MEMO:  # full: every entry a miss since the last start
+            if self.asked < 2 * self.MAX_MEMO:  # fewer hits than misses: not worth it
+                self.memo = None
+            memo.clear()
+            self.asked = 0
+        flow = self._decide(pkt, None, None, self._values(pkt), False)
+        if self.memo is not None:
+            memo[key] = flow
         return flow
 
     def _decide(self, pkt: Packet, plain: list[list[tuple[int, Flow]]] | None,
@@ -501,6 +527,12 @@ class Simulator:
         self._switches: dict[str, _Switch] = {}  # built on first use: a probe visits few
         self._entries: dict[int, _Entry] = {}  # id(flow) -> its entry (the flow keeps it)
         self._steps: dict[tuple[str, int, int], Step] = {}  # steps are values (by id(flow))
+        # `watch`: flows (switch -> table -> entries) whose presence or absence might
+        # change a lookup; a lookup that a packet could match one of them in sets
+        # `touched`. Switches in `watch_all` touch on every run (their groups differ).
+        self.watch: dict[str, dict[int, list[_Entry]]] = {}
+        self.watch_all: frozenset[str] = frozenset()
+        self.touched = False
         self._symbolic = False  # inside `inject_unknown`
         self._links: dict[PortRef, PortRef] = {}
         for link in topology.links:
@@ -548,7 +580,35 @@ class Simulator:
     def lookup(self, switch: str, table: int, pkt: Packet) -> Flow | None:
         """The flow a packet hits in one table, with OVS conjunction semantics."""
         t = self._switch(switch).tables.get(table)
+        if self.watch and not self.touched:
+            watched = self.watch.get(switch)
+            if watched and any(_could_match(e, pkt) for e in watched.get(table, ())):
+                self.touched = True
         return t.lookup(pkt, self._symbolic) if t is not None else None
+
+    def watch_changes(self, other: Mapping[str, FlowSet]) -> None:
+        """Watch every flow that differs between these FlowSets and `other`'s (either
+        version), and every switch whose groups differ. A run that leaves `touched`
+        unset takes, over `other`, exactly the steps it took here: each of its
+        lookups would find the same flows matching."""
+        watch: dict[str, dict[int, list[_Entry]]] = {}
+        every: set[str] = set()
+        for name in self.flowsets.keys() | other.keys():
+            mine, theirs = self.flowsets.get(name), other.get(name)
+            if mine is None or theirs is None:
+                every.add(name)
+                continue
+            if mine is theirs or mine.same_parts(theirs):
+                continue
+            if mine.groups != theirs.groups or mine.meters != theirs.meters:
+                every.add(name)
+            want = {f.key: f for f in mine.flows}
+            have = {f.key: f for f in theirs.flows}
+            changed = [f for k, f in want.items() if have.get(k) != f]
+            changed += [f for k, f in have.items() if want.get(k) != f]
+            for f in changed:
+                watch.setdefault(name, {}).setdefault(f.table, []).append(_entry(f))
+        self.watch, self.watch_all = watch, frozenset(every)
 
     # -- one switch ---------------------------------------------------------------
 
@@ -558,7 +618,9 @@ class Simulator:
         """Run the pipeline from table 0; return (out_port, packet) copies."""
         sw = self._switch(switch)
         pkt = dict(pkt, in_port=in_port)
-        if sw.keys is None or self._symbolic:
+        if switch in self.watch_all:
+            self.touched = True
+        if sw.keys is None or self._symbolic or switch in self.watch:
             return self._pipeline(switch, pkt, ct, trace)
         key = tuple(pkt.get(k, _MISSING) for k in sw.keys)
         hit = sw.memo.get(key)
@@ -654,6 +716,7 @@ class Simulator:
         while queue:
             where, p, hops = queue.pop(0)
             if hops > MAX_HOPS or where.switch not in self.flowsets:
+                self.touched |= where.switch in self.watch_all
                 continue
             for port, out in self._run_switch(where.switch, where.port, p, ct, trace):
                 ref = PortRef(where.switch, port)
