@@ -53,7 +53,9 @@ PIPELINE: tuple[Stage, ...] = (
         ("ct_in",),
     ),
     Stage("ct_in", "send IP towards a local VM through conntrack in that VM's zone", ("deliver",)),
-    Stage("deliver", "commit new connections in the destination zone, drop revoked ones, output to the VM", ()),
+    Stage("deliver",
+          "commit new connections in the destination zone, drop revoked ones, output to the VM",
+          ()),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in PIPELINE}
