@@ -8,6 +8,7 @@ enforcement time; a stream still allowed and a ping beside it lose nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -112,8 +113,17 @@ def test_removing_a_rule_cuts_its_established_connections_and_nothing_else(lab) 
     lab.wait_for(lambda: revoked.flowing(start + 0.3) and kept.flowing(start + 0.3), 5,
                  "both streams flowing")
 
+    # Before the edit: plan against the daemon names the connection it will cut.
+    edited = lab.write("edited.yaml", POLICY.replace(WEB_TO_DB, ""))
+    plan = subprocess.run(
+        [sys.executable, "-m", "sdnctl.cli", "plan", "-t", str(topo), str(edited), "--api",
+         daemon.api, "--json", "--connections"], capture_output=True, text=True, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    cut = json.loads(plan.stdout)["cut"]
+    assert {(c["from"], c["to"], c["service"]) for c in cut} == {("w1", "d1", "tcp/5432")}
+
     aside = policy.with_name("policy.yaml.tmp")
-    aside.write_text(POLICY.replace(WEB_TO_DB, ""))
+    aside.write_text(edited.read_text())
     aside.replace(policy)
     saved = time.monotonic()
     status = wait_policy(daemon.api, _sha(POLICY.replace(WEB_TO_DB, "")), timeout=5)
