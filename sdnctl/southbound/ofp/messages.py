@@ -74,8 +74,9 @@ def meter_mod(dp: Datapath, meter: MeterBand, command: str = "add") -> OfpMsg:
     bands = [] if command == "delete" else [
         parser.OFPMeterBandDrop(rate=meter.rate_kbps, burst_size=meter.burst_kb)
     ]
+    unit = ofp.OFPMF_PKTPS if meter.pktps else ofp.OFPMF_KBPS
     return parser.OFPMeterMod(
-        dp, commands[command], ofp.OFPMF_KBPS | ofp.OFPMF_BURST, meter.meter_id, bands
+        dp, commands[command], unit | ofp.OFPMF_BURST, meter.meter_id, bands
     )
 
 
