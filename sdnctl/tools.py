@@ -34,6 +34,7 @@ PACKAGES: dict[str, str] = {
     "dot": "graphviz",  # sdnctl graph
     "chromium": "chromium",  # tests/integration/test_dashboard.py
     "etcd": "etcd-server",  # sdnctl run --etcd: tests and the leader-kill experiment
+    "udhcpc": "udhcpc",  # a real DHCP client: tests/integration/test_dhcp_live.py
 }
 
 # What building any Mininet lab runs (sdnctl/lab/build.py and Mininet itself).

@@ -30,6 +30,7 @@ from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
+from sdnctl.live.dhcp import DhcpResponder
 from sdnctl.live.links import LinkState
 from sdnctl.live.reads import Read
 from sdnctl.policy.model import Policy
@@ -249,6 +250,7 @@ class ControllerState:
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
         self.edits: collections.deque[EnforcedEdit] = collections.deque(maxlen=MAX_EDITS)
         self.counters = Counters()
+        self.dhcp = DhcpResponder()  # answers the metered DHCP path (apps/dhcp.py)
         self.daemon_info: dict[str, object] = {}  # listen, api, tls: set by the daemon
         self.ha: Election | None = None  # with replicas (`--etcd`); None: the only one
         self.lock = threading.RLock()
