@@ -22,7 +22,7 @@ from ipaddress import IPv4Address
 
 import pytest
 from daemon_cmd import start
-from dhcpkit import start_sender, start_udhcpc, udhcpc
+from dhcpkit import sender_result, start_sender, start_udhcpc, udhcpc
 
 from sdnctl.dhcp.wire import MessageType, encode_request
 from sdnctl.southbound.api_client import get_metrics, get_status, wait_programmed
@@ -102,6 +102,7 @@ def test_renewal_and_release_are_handled(lab) -> None:
     client.proc.send_signal(signal.SIGUSR1)
     lab.wait_for(lambda: client.events() == ["bound", "renew"], 10, "the renewal acked")
     assert client.last()["ip"] == "10.9.10.11"
+    time.sleep(0.3)  # the record is written inside the script: let udhcpc finish the event
     client.proc.send_signal(signal.SIGUSR2)
     lab.wait_for(lambda: "DHCP RELEASE of 10.9.10.11" in daemon.log_text(), 10,
                  "the release logged")
@@ -117,22 +118,23 @@ def test_a_rogue_dhcp_server_reaches_no_one(lab) -> None:
     udhcpc(rogue.ns, lab.tmp)  # the rogue has its own valid address and MAC
     capture = lab.tmp / "victim.pcap"
     dump = lab.cleanup.process(subprocess.Popen(
-        ["ip", "netns", "exec", victim.ns, "tcpdump", "-i", "eth0", "-n", "-U", "-w",
-         str(capture), "udp port 67 or udp port 68"], stderr=subprocess.DEVNULL))
-    time.sleep(1.0)  # tcpdump listening
+        ["ip", "netns", "exec", victim.ns, "tcpdump", "-i", "eth0", "-Q", "in", "-n", "-U",
+         "--immediate-mode", "-Z", "root", "-w", str(capture), "udp port 67 or udp port 68"],
+        stderr=subprocess.PIPE))
+    assert dump.stderr is not None and b"listening" in dump.stderr.readline()
     offers = [_offer(rogue.mac, victim.mac, broadcast) for broadcast in (True, False)]
     sender = start_sender(rogue.ns, offers, rate=200, seconds=4, tmp=lab.tmp)
     lease = udhcpc(victim.ns, lab.tmp)
-    sender.wait(20)
     assert lease.fields["ip"] == "10.9.10.12" and lease.fields["serverid"] == "10.9.10.1"
-    time.sleep(0.5)
-    dump.terminate()
+    sent, _ = sender_result(sender)
+    time.sleep(0.3)
+    dump.send_signal(signal.SIGINT)
     dump.wait(5)
     seen = subprocess.run(["tcpdump", "-n", "-e", "-r", str(capture)], capture_output=True,
                           text=True).stdout
     from_rogue = [line for line in seen.splitlines() if rogue.mac in line.split(">")[0]]
     answers = [line for line in seen.splitlines() if "10.9.10.1.67 >" in line]
-    print(f"\nrogue server: {sender.stdout.read().split()[0]} offers sent; the victim saw "
+    print(f"\nrogue server: {sent} offers sent; the victim saw "
           f"{len(from_rogue)} frames from the rogue and {len(answers)} answers from the "
           "policy")
     assert from_rogue == [] and answers
@@ -170,8 +172,8 @@ def test_a_discover_storm_leaves_others_their_lease_and_the_api_answering(lab) -
         get_status(daemon.api, timeout=5)
         latencies.append(time.monotonic() - t)
         time.sleep(0.02)
-    sent, elapsed = sender.communicate(timeout=30)[0].split()
-    rate = int(sent) / float(elapsed)
+    sent, elapsed = sender_result(sender)
+    rate = sent / elapsed
     assert [lease.fields["ip"] for lease in leases] == ["10.9.10.12", "10.9.10.13"]
     p99 = statistics.quantiles(latencies, n=100)[98]
     time.sleep(2.5)  # a stats poll reads the meters
@@ -179,13 +181,13 @@ def test_a_discover_storm_leaves_others_their_lease_and_the_api_answering(lab) -
     drops = re.search(r'sdnctl_dhcp_meter_drops_vm_total\{vm="w1"\} (\d+)', metrics)
     answered = sum(int(n) for n in re.findall(
         r'sdnctl_dhcp_requests_vm_total\{vm="w1",outcome="\w+"\} (\d+)', metrics))
-    print(f"\nDISCOVER storm: {int(sent)} sent in {float(elapsed):.1f} s ({rate:.0f}/s); "
+    print(f"\nDISCOVER storm: {sent} sent in {elapsed:.1f} s ({rate:.0f}/s); "
           f"reached the controller {answered}, dropped by w1's meter "
           f"{drops[1] if drops else '?'}; others' leases in "
           f"{', '.join(f'{lease.took_s:.2f} s' for lease in leases)}; API /status p99 "
           f"{p99 * 1000:.1f} ms over {len(latencies)} calls")
-    assert drops and int(drops[1]) > int(sent) // 2
-    assert answered < int(sent) // 20  # the meter holds the storm in the switch
+    assert drops and int(drops[1]) > sent // 2
+    assert answered < sent // 20  # the meter holds the storm in the switch
 
 
 def test_lease_time_after_the_port_is_bound(lab) -> None:
@@ -194,7 +196,7 @@ def test_lease_time_after_the_port_is_bound(lab) -> None:
     times = []
     for name in ("w1", "w2", "w3", "d1"):
         vm = bare_vm(lab, bridge, name)  # bound as the port is added
-        times.append(udhcpc(vm.ns, lab.tmp, retry_s=1).took_s)
+        times.append(udhcpc(vm.ns, lab.tmp).took_s)
     print(f"\nlease after binding: median {statistics.median(times):.2f} s "
           f"({', '.join(f'{t:.2f}' for t in times)})")
     assert all(t < 10 for t in times)
