@@ -1,6 +1,6 @@
 """A real DHCP client (busybox `udhcpc`) in a VM's namespace, and raw frame senders.
 
-The lab boots its VMs' addresses this way (`boot_addresses`), the tests check what
+`sdnctl lab run` boots its VMs' addresses this way (`boot_addresses`), the tests check what
 a client is told, and the DHCP benchmark times it. `udhcpc` runs a script at each
 lease event; ours records what it was told (one `key=value` line per event) and
 configures the interface as a cloud image would: address, MTU, default route.
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 Runner = Callable[[list[str]], "subprocess.Popen[bytes]"]
 
@@ -115,6 +116,29 @@ def obtain_leases(runners: Mapping[str, Runner], iface: str, folder: Path,
     if failed:
         raise NoLease("no DHCP lease: " + "; ".join(failed))
     return leases
+
+
+def boot_addresses(hosts: Mapping[str, Any], expected: Mapping[str, str], iface: str,
+                   folder: Path, timeout_s: float = 15.0) -> dict[str, Lease]:
+    """What a booting VM does: no address, then DHCP. `hosts`: VM -> Mininet host.
+    Raises NoLease if a VM got no lease or an address other than `expected[VM]`."""
+    for host in hosts.values():
+        host.cmd(f"ip addr flush dev {iface}")
+    runners = {vm: _host_runner(host) for vm, host in hosts.items()}
+    leases = obtain_leases(runners, iface, folder, timeout_s)
+    wrong = [f"{vm} got {lease.fields.get('ip')}, not {expected[vm]}"
+             for vm, lease in leases.items() if lease.fields.get("ip") != expected[vm]]
+    if wrong:
+        raise NoLease("wrong DHCP lease: " + "; ".join(wrong))
+    return leases
+
+
+def _host_runner(host: Any) -> Runner:
+    def run(cmd: list[str]) -> subprocess.Popen[bytes]:
+        proc: subprocess.Popen[bytes] = host.popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return proc
+    return run
 
 
 # ---- raw frames out of a VM (storms, rogue servers) ---------------------------------
