@@ -332,3 +332,42 @@ def test_a_vms_dhcp_offer_reaches_no_one(compiled):
                                                    ipv4_src="10.1.10.12",
                                                    eth_dst=MAC, ipv4_dst="10.1.10.11")
                       ).delivered == []
+
+
+# ---- the daemon's responder and its counters -------------------------------------------
+
+
+def test_the_responder_answers_only_the_vm_bound_to_the_port(compiled):
+    from sdnctl.live.dhcp import DhcpResponder
+    from sdnctl.metrics import _dhcp_families, render
+
+    policy, topo, bindings, _ = compiled
+    at = bindings.ports["web1"]
+    responder = DhcpResponder()
+    reply = responder.handle(policy, topo, bindings, at.switch, at.port,
+                             ask(MessageType.DISCOVER))
+    assert reply is not None and decode_reply(reply)[1] == IP("10.1.10.11")
+    # web2's port hears web1's request: nothing (the binding decides, not the frame).
+    web2 = bindings.ports["web2"]
+    assert responder.handle(policy, topo, bindings, web2.switch, web2.port,
+                            ask(MessageType.DISCOVER)) is None
+    assert responder.handle(policy, topo, bindings, at.switch, 999,
+                            ask(MessageType.DISCOVER)) is None  # bound to no VM
+    assert responder.handle(policy, topo, bindings, at.switch, at.port, b"\x00" * 60) is None
+    snap = responder.snapshot()
+    assert snap["by_vm"]["web1"]["offer"] == 1 and snap["by_vm"]["web1"]["malformed"] == 1
+    assert snap["by_vm"]["web2"]["ignored"] == 1
+    assert snap["unbound_port"] == {at.switch: 1}
+    # Meter drops: growth between reads, a counter that restarted counts from zero.
+    from sdnctl.compile.dhcp import SWITCH_DHCP_METER, vm_dhcp_meter
+    meter = vm_dhcp_meter(at.port)
+    responder.record_meter_drops(at.switch, bindings, {meter: 100, SWITCH_DHCP_METER: 7})
+    responder.record_meter_drops(at.switch, bindings, {meter: 150, SWITCH_DHCP_METER: 7})
+    responder.record_meter_drops(at.switch, bindings, {meter: 20, SWITCH_DHCP_METER: 9})
+    snap = responder.snapshot()
+    assert snap["by_vm"]["web1"]["meter_drops"] == 170
+    assert snap["by_switch"][at.switch]["meter_drops"] == 9
+    text = render(_dhcp_families(snap))
+    assert 'sdnctl_dhcp_requests_vm_total{vm="web1",outcome="offer"} 1' in text
+    assert 'sdnctl_dhcp_meter_drops_vm_total{vm="web1"} 170' in text
+    assert f'sdnctl_dhcp_unbound_port_total{{switch="{at.switch}"}} 1' in text
