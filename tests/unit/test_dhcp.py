@@ -41,6 +41,7 @@ from sdnctl.topology.load import load_topology, parse_topology
 from sdnctl.topology.model import PortRef
 from sdnctl.verify.simulate import Simulator
 from sdnctl.yamlsrc import LoadError
+from tests.unit.netgen import networks
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 IP = IPv4Address
@@ -371,3 +372,27 @@ def test_the_responder_answers_only_the_vm_bound_to_the_port(compiled):
     assert 'sdnctl_dhcp_requests_vm_total{vm="web1",outcome="offer"} 1' in text
     assert 'sdnctl_dhcp_meter_drops_vm_total{vm="web1"} 170' in text
     assert f'sdnctl_dhcp_unbound_port_total{{switch="{at.switch}"}} 1' in text
+
+
+@settings(max_examples=30, deadline=None)
+@given(networks())
+def test_on_random_networks_only_a_vms_own_requests_reach_the_controller(net):
+    """For every bound VM: its DISCOVER (from 0.0.0.0) and renewal (from its IP) reach
+    the controller at its own switch and nowhere else; the same with a neighbour's
+    MAC, and any DHCP answer it sends, reach nothing at all."""
+    policy, topo, bindings = net
+    sim = Simulator(compile_network(policy, topo, bindings), topo)
+    bound = [policy.vms[name] for name in sorted(bindings.ports) if name in policy.vms]
+    for vm in bound:
+        at = bindings.ports[vm.name]
+        controller = [PortRef(at.switch, OFPP_CONTROLLER)]
+        for src in ("0.0.0.0", str(vm.ip)):
+            assert [r for r, _ in sim.inject(at, dhcp_packet(vm.mac, src=src)).delivered] \
+                == controller
+        other = next((o for o in bound if o.mac != vm.mac), None)
+        if other is not None:
+            assert sim.inject(at, dhcp_packet(other.mac)).delivered == []
+        offer = dhcp_packet(vm.mac, sport=67, dport=68, src=str(vm.ip))
+        for dst in bound:
+            unicast = dict(offer, eth_dst=dst.mac, ipv4_dst=str(dst.ip))
+            assert sim.inject(at, unicast).delivered == []
