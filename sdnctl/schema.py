@@ -9,12 +9,16 @@ reused, a gateway outside its subnet, an unknown group) only `sdnctl check` says
 The schemas use the loaders' own limits and are kept in step with their key
 lists by tests/unit/test_formats.py. Only keywords that draft-07 tools also read
 are used (`if`/`then` rather than `dependentRequired`), so older editors agree.
+Beside the standard keywords, `patternErrorMessage` (read by the YAML language
+server, ignored by validators) makes an editor say what was expected ("a
+service: tcp/80, ...") instead of quoting a regular expression.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+# The loaders' own limits, private to them: read here rather than written twice.
 from sdnctl.policy.load import _SMALLEST_SUBNET
 from sdnctl.policy.model import ANY, MAX_VNI
 from sdnctl.topology.load import _SWITCH_NAME_RE, MAX_DPID, MAX_PORT
@@ -67,9 +71,11 @@ def _service_pattern() -> str:
 
 def _names(item: Schema, what: str, reserved: str | None = None) -> Schema:
     """A mapping of names (non-blank strings) to `item`; empty or null is allowed."""
-    names: Schema = {"type": "string", "pattern": r"\S"}
+    names: Schema = {"type": "string", "pattern": r"\S",
+                     "patternErrorMessage": "names must not be empty"}
     if reserved is not None:
-        names["not"] = {"const": reserved}
+        names["pattern"] = rf"^(?!{reserved}$).*\S"
+        names["patternErrorMessage"] = f"names must not be empty, and {reserved!r} is reserved"
     return {"type": ["object", "null"], "description": what,
             "propertyNames": names, "additionalProperties": item}
 
@@ -84,11 +90,17 @@ def _integer(most: int, what: str) -> Schema:
     return {"type": "integer", "minimum": 1, "maximum": most, "description": what}
 
 
-def _string(what: str, pattern: str | None = None) -> Schema:
+def _string(what: str, pattern: str | None = None, expected: str = "") -> Schema:
+    """A string; with a `pattern`, `expected` says in words what the pattern wants."""
     schema: Schema = {"type": "string", "description": what}
     if pattern is not None:
         schema["pattern"] = pattern
+        schema["patternErrorMessage"] = f"expected {expected}"
     return schema
+
+
+def _address(what: str) -> Schema:
+    return _string(what, _whole(_IPV4), "an IPv4 address like 10.1.10.11")
 
 
 def _object(what: str, properties: Schema, required: list[str], **more: Any) -> Schema:
@@ -119,10 +131,11 @@ def _segment() -> Schema:
                             "tunnel_ip; unique in the policy."),
             "subnet": _string(f"IPv4 network like 10.1.10.0/24, no host bits, at most "
                               f"/{_SMALLEST_SUBNET}; must not overlap the tenant's other "
-                              "segments.", subnet),
-            "gateway": _string("The distributed router's address in this segment (inside "
-                               "the subnet, not its network or broadcast address). Without "
-                               "it the segment is never routed.", _whole(_IPV4)),
+                              "segments.", subnet, "an IPv4 network like 10.1.10.0/24 "
+                              f"(at most /{_SMALLEST_SUBNET})"),
+            "gateway": _address("The distributed router's address in this segment (inside "
+                                "the subnet, not its network or broadcast address). Without "
+                                "it the segment is never routed."),
         },
         ["subnet"],
         anyOf=[{"required": ["vlan"]}, {"required": ["vni"]}],
@@ -154,7 +167,9 @@ def _rule() -> Schema:
             "to": _string(f"Who accepts it. {end}"),
             "allow": _list(
                 _string("tcp/PORT, udp/PORT, tcp/LO-HI, udp/LO-HI (ports 1..65535), icmp "
-                        "(echo) or any (every IPv4 packet).", _service_pattern()),
+                        "(echo) or any (every IPv4 packet).", _service_pattern(),
+                        "a service: tcp/80, udp/53, tcp/8000-8100 (ports 1..65535), icmp "
+                        "or any"),
                 "The services allowed.", non_empty=True),
         },
         ["from", "to", "allow"],
@@ -186,9 +201,10 @@ def _vm() -> Schema:
             "segment": _string("A segment of its tenant."),
             "mac": _string("Unicast MAC like \"02:00:00:00:10:11\" (quote it), unique; "
                            "not all zeros, not in 0e:00:00:00:xx:xx or 0e:00:01:xx:xx:xx "
-                           "(gateway MACs).", mac),
-            "ip": _string("IPv4 address inside its segment's subnet, unique in the tenant, "
-                          "not the gateway.", _whole(_IPV4)),
+                           "(gateway MACs).", mac,
+                           "a unicast MAC like 02:00:00:00:10:11 (first octet even)"),
+            "ip": _address("IPv4 address inside its segment's subnet, unique in the tenant, "
+                           "not the gateway."),
             "labels": {**_LABELS, "description": "Labels that groups select by."},
             "host": _string("The hypervisor switch it is placed on (used by the lab and "
                             "`sdnctl vm plug`; the controller trusts only live bindings)."),
@@ -230,8 +246,8 @@ def _switch() -> Schema:
             "role": {"enum": ["hypervisor", "fabric"],
                      "description": "hypervisor: VMs plug into it; fabric: it only "
                      "carries traffic between switches."},
-            "tunnel_ip": _string("A hypervisor's underlay IPv4 address for VXLAN, unicast "
-                                 "and unique.", _whole(_IPV4)),
+            "tunnel_ip": _address("A hypervisor's underlay IPv4 address for VXLAN, unicast "
+                                  "and unique."),
             "tunnel_port": {**_integer(MAX_PORT, "OpenFlow port number of the VXLAN port; "
                                        "no link may use it."), "default": TUNNEL_PORT},
         },
@@ -239,7 +255,11 @@ def _switch() -> Schema:
         allOf=[
             {"if": {"required": ["tunnel_port"]}, "then": {"required": ["tunnel_ip"]}},
             {"if": {"required": ["role"], "properties": {"role": {"const": "fabric"}}},
-             "then": {"not": {"required": ["tunnel_ip"]}}},
+             # No string matches both this and the address pattern; said as a pattern
+             # so that editors print the reason (they print none for `not`).
+             "then": {"properties": {"tunnel_ip": {
+                 "pattern": "^$", "patternErrorMessage": "tunnel_ip is for hypervisors; "
+                 "a fabric switch carries no tunnel endpoint"}}}},
         ],
     )
 
@@ -247,7 +267,8 @@ def _switch() -> Schema:
 def _link() -> Schema:
     end = _string("\"switch:port\": a switch of this file and an OpenFlow port number "
                   f"1..{MAX_PORT}; a port carries one link.",
-                  rf"^[^:\s]+:{integer_pattern(MAX_PORT)}$")
+                  rf"^[^:\s]+:{integer_pattern(MAX_PORT)}$",
+                  f"\"switch:port\" like \"hv1:10\" (port 1..{MAX_PORT})")
     return _object("A cable between two switches (no self-links, no parallel links).",
                    {"a": end, "b": end}, ["a", "b"])
 
@@ -266,7 +287,10 @@ def topology_schema() -> Schema:
             "switches": {
                 "type": ["object", "null"],
                 "description": "Switches by name (it becomes the OVS bridge name).",
-                "propertyNames": {"type": "string", "pattern": _SWITCH_NAME_RE.pattern},
+                "propertyNames": {
+                    "type": "string", "pattern": _SWITCH_NAME_RE.pattern,
+                    "patternErrorMessage": "a switch name is a letter, then up to 14 letters, "
+                    "digits, '_' or '-' (it becomes an OVS bridge name)"},
                 "additionalProperties": {"$ref": "#/$defs/switch"},
             },
             "links": _list({"$ref": "#/$defs/link"}, "Links between switches."),
