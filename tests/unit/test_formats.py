@@ -223,25 +223,24 @@ def test_schema_module_doctests() -> None:
 # -- examples: everything shipped as an example validates and loads ------------------
 
 
-def _example_pairs() -> list[tuple[str, str, Path | None]]:
-    """(kind, text, topology file or None) for every example file the project ships."""
-    found = []
+def _shipped_examples() -> list[tuple[Path, Path | None]]:
+    """(file, the topology it goes with, for a policy) for every example the project ships."""
+    found: list[tuple[Path, Path | None]] = []
     for path in sorted(TOPOLOGIES.glob("*.yaml")):
-        kind = path.name.rsplit(".", 2)[-2]
         topo = TOPOLOGIES / path.name.replace(".policy.", ".topology.")
-        found.append((kind, path.read_text(), topo if kind == "policy" else None))
+        found.append((path, topo if topo != path else None))
     lab_data = ROOT / "sdnctl" / "lab"
-    found.append(("policy", (lab_data / "experiments/data/live.policy.yaml").read_text(),
-                  TOPOLOGIES / "leaf-spine.topology.yaml"))
-    for kind in ("policy", "topology"):
-        path = lab_data / f"attacks/data/hostile.{kind}.yaml"
-        topo = lab_data / "attacks/data/hostile.topology.yaml" if kind == "policy" else None
-        found.append((kind, path.read_text(), topo))
+    hostile = lab_data / "attacks/data/hostile.topology.yaml"
+    found += [(lab_data / "experiments/data/live.policy.yaml",
+               TOPOLOGIES / "leaf-spine.topology.yaml"),
+              (lab_data / "attacks/data/hostile.policy.yaml", hostile), (hostile, None)]
     return found
 
 
-@pytest.mark.parametrize("kind,text,topology", _example_pairs())
-def test_shipped_examples_validate_and_load(kind: str, text: str, topology: Path | None) -> None:
+@pytest.mark.parametrize("path,topology", _shipped_examples(), ids=lambda p: getattr(p, "name", ""))
+def test_shipped_examples_validate_and_load(path: Path, topology: Path | None) -> None:
+    kind = path.name.rsplit(".", 2)[-2]
+    text = path.read_text()
     assert schema_errors(kind, yaml.safe_load(text)) == []
     topo = parse_topology(topology.read_text(), str(topology)) if topology else None
     assert loader_refuses(kind, text, topo) == []
