@@ -66,7 +66,7 @@ from sdnctl.tls import (
 from sdnctl.yamlsrc import LoadError
 
 if TYPE_CHECKING:
-    from apps.controller import ControllerApp
+    from sdnctl.app.controller import ControllerApp
     from sdnctl.ha.election import Election
     from sdnctl.southbound.ovsdb import OvsdbMonitor
 
@@ -312,7 +312,7 @@ def run_daemon(
 
         def start_apps() -> None:
             # Threads inherit daemon-ness: started from here, os-ken's never outlive a stop.
-            manager.load_apps(["apps.controller"])
+            manager.load_apps(["sdnctl.app.controller"])
             contexts = manager.create_contexts()
             manager.instantiate_apps(sdnctl_state=state, **contexts)
 

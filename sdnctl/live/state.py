@@ -2,7 +2,7 @@
 
 Per switch it tracks the FlowSet it should hold (`desired`) and the one it is known
 to hold (`installed`, read back from the switch on every connect, then advanced on
-every acknowledged update). The app (`apps/controller.py`) turns their difference
+every acknowledged update). The app (`sdnctl/app/controller.py`) turns their difference
 into messages; this module only keeps the books and answers `status()`.
 
 The inputs that decide `desired` are the enforced policy and topology (replaced

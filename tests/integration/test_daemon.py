@@ -175,7 +175,7 @@ def _flow_table(lab, bridge: str) -> list[str]:
 
 def test_status_json_shape_is_stable() -> None:
     """The lab and `sdnctl status` read these keys; keep them."""
-    from apps.controller import SwitchState
+    from sdnctl.app.controller import SwitchState
 
     sw = SwitchState("hv1", 1).status()
     assert {"dpid", "connected", "programmed", "flows", "last_update",
@@ -189,7 +189,7 @@ def test_status_json_shape_is_stable() -> None:
 def _app(tmp_path, bind: dict[str, int]):
     from types import MappingProxyType
 
-    from apps.controller import ControllerApp, ControllerState, PolicyInfo
+    from sdnctl.app.controller import ControllerApp, ControllerState, PolicyInfo
     from sdnctl.bindings import Bindings
     from sdnctl.policy.load import load_policy
     from sdnctl.southbound.ovsdb import BindingSnapshot
@@ -225,7 +225,7 @@ def _barrier(app, dp, xid: int) -> None:
 
 
 def test_app_programs_once_and_queues_changes_behind_the_barrier(tmp_path) -> None:
-    from apps.controller import EventBindings
+    from sdnctl.app.controller import EventBindings
 
     app, state, snap = _app(tmp_path, {"w1": 100})
     sw = state.switches["hv1"]
@@ -253,7 +253,7 @@ def test_app_programs_once_and_queues_changes_behind_the_barrier(tmp_path) -> No
 def test_a_rejected_update_unprograms_and_rereads_the_switch(tmp_path) -> None:
     from os_ken.ofproto import ofproto_v1_3 as ofp
 
-    from apps.controller import EventBindings
+    from sdnctl.app.controller import EventBindings
 
     app, state, snap = _app(tmp_path, {"w1": 100})
     sw = state.switches["hv1"]

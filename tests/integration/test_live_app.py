@@ -11,7 +11,7 @@ from fakeswitch import Ev, FakeDatapath
 from os_ken.controller.handler import CONFIG_DISPATCHER
 from os_ken.ofproto import ofproto_v1_3
 
-from apps.controller import ControllerApp, EventSources
+from sdnctl.app.controller import ControllerApp, EventSources
 from sdnctl.bindings import Bindings
 from sdnctl.live.sources import FileVersion, load_sources
 from sdnctl.live.state import ControllerState, PolicyInfo
@@ -187,7 +187,7 @@ def test_the_first_update_waits_for_the_ports_and_avoids_a_dead_link() -> None:
 
 
 def test_switches_are_left_alone_until_ovsdb_answers() -> None:
-    from apps.controller import EventBindings
+    from sdnctl.app.controller import EventBindings
 
     app, state = make_app(ready=False)
     dp = FakeDatapath(1)
@@ -243,7 +243,7 @@ def test_a_reload_whose_compile_fails_is_refused_and_the_last_policy_stays() -> 
 def test_the_stats_poll_reads_one_switch_at_a_time() -> None:
     """Every switch's replies at once would fill the app's queue and stall os-ken's
     receive threads (echoes unanswered, connections dropped): one read in flight."""
-    from apps.observe import EventPoll
+    from sdnctl.app.observe import EventPoll
 
     app, state = make_app()
     dps = program_all(app)

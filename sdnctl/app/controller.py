@@ -19,7 +19,7 @@ recompile per window, and a returning link is used only once it stayed up that l
 
 All mutable state lives in `ControllerState` (sdnctl/live/state.py); every handler
 holds its lock. Packet-ins, live reads for `verify` and the stats poll for
-/metrics are in `apps/observe.py`.
+/metrics are in `sdnctl/app/observe.py`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from os_ken.controller.handler import (
 )
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from apps.observe import ObserverMixin
-from apps.replica import ReplicaMixin
+from sdnctl.app.observe import ObserverMixin
+from sdnctl.app.replica import ReplicaMixin
 from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
