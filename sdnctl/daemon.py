@@ -9,6 +9,12 @@ switch; one that does not is refused (each `file:line: message` in the log and i
 SIGHUP reloads both files at once (also with the watch off, `--no-watch`).
 SIGTERM or SIGINT stops it cleanly with exit code 0.
 
+`Daemon` owns the lifecycle: each part it starts registers its undo with one
+`contextlib.ExitStack`, so a failure or a stop signal at any step of start-up
+(a taken port, os-ken failing, ...) takes down what was already up, in reverse,
+and a stop does the same once running: no thread, listening socket or switch
+connection is left behind.
+
 Start-up has no time limit a big network can exceed: the status API answers first,
 then the daemon reads OVSDB (waited for as long as it takes once OVSDB answered;
 5 s for it to answer at all), compiles every switch (34 s for 20,000 VMs on the
@@ -24,15 +30,16 @@ dropped-by-policy counters of /metrics.
 
 It runs on os-ken 4's default hub, "native" (real threads, not eventlet): shared
 state is locked, and os-ken is started from a daemon thread so that none of its
-never-ending threads (its listener, one per switch connection) keeps the process
-alive after a stop. With OSKEN_HUB_TYPE=eventlet it refuses to start (see below).
-os-ken is imported only inside `run_daemon`, so importing this module (the CLI
-does) starts nothing.
+never-ending threads keeps the process alive after a stop; its listener and the
+switches' connections are closed on stop (sdnctl/app/listener.py). With
+OSKEN_HUB_TYPE=eventlet it refuses to start (see below). os-ken is imported only
+inside `Daemon.start`, so importing this module (the CLI does) starts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import socket
@@ -42,10 +49,9 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any
 
-from sdnctl.api import SwitchReader, SwitchReadError, start_api
+from sdnctl.api import SwitchReadError, start_api
 from sdnctl.apitoken import ENV as TOKEN_ENV
 from sdnctl.apitoken import TokenError, is_loopback, loosely_protected, read_token
 from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
@@ -61,13 +67,14 @@ from sdnctl.tls import (
     check_tls,
     configure_os_ken,
     parse_listen,
-    watch_handshakes,
 )
 from sdnctl.yamlsrc import LoadError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # these import os-ken: loaded by Daemon.start only
     from sdnctl.app.controller import ControllerApp
+    from sdnctl.app.listener import Listeners
     from sdnctl.ha.election import Election
+    from sdnctl.live.state import ControllerState
     from sdnctl.southbound.ovsdb import OvsdbMonitor
 
 log = logging.getLogger("daemon")
@@ -81,6 +88,7 @@ DEFAULT_STATS_INTERVAL_S = 10.0  # flow-stats reads for the drop counters
 # waited for however long it takes: nothing at start-up has a limit a big network can
 # exceed.
 OVSDB_WAIT_S = 5.0
+LISTEN_WAIT_S = 10.0  # for os-ken's listener to open, once its apps have started
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -165,9 +173,311 @@ def check_endpoints(listen: str, api: str, api_token_file: str | None,
             "127.0.0.1")
     if api_token_file and loosely_protected(api_token_file):
         log.warning("%s can be read by other users (chmod 600 it)", api_token_file)
+    # OpenFlow before the start-up compile (minutes on a big network): a taken port fails
+    # now. The API's port is taken by binding it (start_api), so it has no check here.
     check_bindable(of.host, of.port, "OpenFlow")
-    check_bindable(api_host, api_port, "the status API")
     return Endpoints(of, tls if of.scheme == "ssl" else None, api_host, api_port, token)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """What `sdnctl run` was asked to do (see `run_daemon` for each option)."""
+
+    policy_path: str
+    topology_path: str
+    listen: str = DEFAULT_LISTEN
+    ovsdb: str = DEFAULT_OVSDB
+    api: str = DEFAULT_API
+    watch_interval_s: float | None = DEFAULT_INTERVAL_S
+    api_token_file: str | None = None
+    tls: TlsFiles | None = None
+    stats_interval_s: float | None = DEFAULT_STATS_INTERVAL_S
+    etcd: str | None = None
+    etcd_prefix: str = DEFAULT_ETCD_PREFIX
+    replica_id: str | None = None
+
+
+class StartupFailed(Exception):
+    """Start-up cannot go on: `lines` say why (printed on stderr), `exit_code` is 2 for
+    bad input and 1 for a resource the daemon cannot use."""
+
+    def __init__(self, exit_code: int, *lines: str) -> None:
+        super().__init__("; ".join(lines))
+        self.exit_code = exit_code
+        self.lines = lines
+
+
+class Stopped(Exception):
+    """A stop signal arrived during start-up."""
+
+
+class Daemon:
+    """The controller daemon: `start()` brings every part up in order, `stop()` takes
+    down whatever was started, in reverse, whatever happened in between.
+
+    Every part registers its own undo with one ExitStack as it starts (the OVSDB
+    monitor, the etcd campaign, the OpenFlow listener, the status API, os-ken, the
+    file watcher, the stats poll, the signal handlers), so an early exit or an
+    error at any step is a normal exception that leaves nothing running. Use as
+    `with Daemon(config) as daemon: daemon.wait()`."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.state: ControllerState | None = None
+        self._stack = contextlib.ExitStack()
+        self._stopping: list[int] = []  # signals received; a plain list: see _on_stop
+        self._hup: list[int] = []  # SIGHUPs before the watcher exists
+        self._watcher: FileWatcher | None = None
+        self._app: ControllerApp | None = None
+        self.started_at, self.started_wall = time.monotonic(), time.time()
+
+    def __enter__(self) -> Daemon:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # ---- the lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        """Everything up, or StartupFailed / Stopped with everything down again."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait(self) -> None:
+        """Until SIGTERM or SIGINT."""
+        while not self._stopping:
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Undo what start() did, in reverse (safe to call more than once)."""
+        if self.state is not None:
+            log.info("stopping")
+        self._stack.close()
+
+    def _start(self) -> None:
+        cfg, stack = self.config, self._stack
+        self._handle_signals(stack)
+        # One read per file: what is validated, hashed and shown by GET /policy is the same.
+        policy_file = read_version(cfg.policy_path)
+        topology_file = read_version(cfg.topology_path)
+        try:
+            sources = load_sources(policy_file, topology_file)
+        except LoadError as exc:
+            raise StartupFailed(2, *(str(p) for p in exc.problems)) from None
+        ends = checked_endpoints(cfg)
+        self._import_os_ken(ends)
+
+        from sdnctl.app.listener import openflow_listener
+        from sdnctl.live.state import ControllerState, PolicyInfo
+        from sdnctl.southbound.ovsdb import OvsdbMonitor
+
+        policy, topology = sources.policy, sources.topology
+        monitor = OvsdbMonitor(cfg.ovsdb, policy, topology)
+        monitor.start()
+        stack.callback(monitor.stop)
+        now = time.time()
+        info = PolicyInfo(policy_file.path, policy_file.sha256, now, policy_file.text(),
+                          policy_file.mtime)
+        topo_info = PolicyInfo(topology_file.path, topology_file.sha256, now,
+                               topology_file.text(), topology_file.mtime)
+        # No binding known and nothing compiled yet: /status says so (bindings_ready
+        # false, daemon.startup.phase) from the first second, however long start-up takes.
+        state = self.state = ControllerState(policy, topology, info, None, self.started_at,
+                                             topology_info=topo_info)
+        state.bindings_ready = False
+        state.rebind = monitor.rebind
+        state.ovsdb = monitor.health
+        startup = Startup(self.started_at)
+        api_at = f"{ends.api_host}:{ends.api_port}"
+        state.daemon_info = {
+            "started_at": self.started_wall, "listen": str(ends.listen),
+            "tls": ends.tls is not None, "api": api_at, "api_token": ends.api_token is not None,
+            "ovsdb": cfg.ovsdb, "startup": startup.doc,
+        }
+        election = None
+        if cfg.etcd is not None:  # campaign from now on: the app asks for roles from the start
+            election = start_election(cfg.etcd, cfg.etcd_prefix,
+                                      cfg.replica_id or f"{socket.gethostname()}:{ends.api_port}",
+                                      api_at, Revision(policy_file.sha256, topology_file.sha256))
+            stack.callback(election.stop, resign=True)
+            state.ha = election
+            state.daemon_info["etcd"] = cfg.etcd
+        watch = (HandshakeWatch(on_refused=state.counters.tls_refusal)
+                 if ends.tls is not None else None)  # os-ken refuses a bad certificate silently
+        listeners = stack.enter_context(openflow_listener(watch))
+        try:
+            api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
+                                   read_switch=self._read_switch,
+                                   metrics=lambda: render_metrics(state))
+        except OSError as exc:
+            raise StartupFailed(1, f"sdnctl run: cannot listen for the status API on {api_at}: "
+                                f"{exc.strerror or exc}") from None
+        stack.callback(api_server.server_close)
+        stack.callback(api_server.shutdown)
+
+        ready = wait_for_bindings(monitor, self._stopping)
+        self._check_stop()
+        if not ready:
+            log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
+                        "answers", cfg.ovsdb)
+        with state.lock:
+            state.snapshot = monitor.snapshot()
+            state.bindings_ready = ready
+        startup.reached("compiling", bindings_s=startup.since() if ready else None,
+                        bound=len(state.snapshot.bindings.ports))
+
+        # The start-up compile, before os-ken: nothing else writes to `state` until the
+        # app exists, so it runs without the lock and /status keeps answering meanwhile.
+        # The app's own first recompile then finds nothing changed.
+        self._run(lambda: state.recompile(), "startup-compile",
+                  f"compiling {len(topology.switches)} switches")
+        compiled = state.last_compile or {}
+        startup.reached("starting OpenFlow", compiled_s=startup.since(),
+                        compile_ms=compiled.get("took_ms"), switches=len(topology.switches),
+                        flows=sum(sw.desired.n_flows for sw in state.switches.values()
+                                  if sw.desired is not None))
+        log.info("%d switches compiled in %.1f s (%d VMs bound)", len(topology.switches),
+                 (compiled.get("took_ms") or 0) / 1000, len(state.snapshot.bindings.ports))
+
+        app = self._start_os_ken(state, listeners, ends.listen)
+        startup.reached("running", openflow_s=startup.since())
+        monitor.subscribe(app.post_bindings)
+        if election is not None:
+            election.subscribe(app.post_ha)
+        if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
+            app.post_bindings(monitor.snapshot())  # came or changed while starting
+        watcher = FileWatcher([policy_file, topology_file], reload_handler(app),
+                              cfg.watch_interval_s)
+        watcher.start()
+        stack.callback(watcher.stop)
+        self._watcher = watcher
+        if self._hup:
+            watcher.trigger()
+        if cfg.stats_interval_s:
+            stack.callback(Ticker(cfg.stats_interval_s, app.poll_stats).stop)
+        if election is not None:  # stopping, resign first: a follower takes over at once
+            stack.callback(election.stop, resign=True)
+        watching = (f"watching the files every {cfg.watch_interval_s * 1000:.0f} ms"
+                    if cfg.watch_interval_s else "reloading on SIGHUP only")
+        scheme = "http" if ends.api_token is None else "http (token required)"
+        state.record(
+            "start",
+            f"listening for OpenFlow on {ends.listen}, "
+            f"status API on {scheme}://{api_at}, "
+            f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
+            f"{len(state.snapshot.bindings.ports)} bound, {watching}, "
+            f"started in {startup.since():.1f} s",
+        )
+
+    # ---- the steps ---------------------------------------------------------------
+    def _handle_signals(self, stack: contextlib.ExitStack) -> None:
+        """SIGHUP reloads (until the watcher exists it is only remembered: its baseline is
+        the versions read at start, so an edit made meanwhile is picked up anyway);
+        SIGTERM and SIGINT stop. The previous handlers come back on stop."""
+        for signum, handler in ((signal.SIGHUP, self._on_hup), (signal.SIGTERM, self._on_stop),
+                                (signal.SIGINT, self._on_stop)):
+            stack.callback(signal.signal, signum, signal.signal(signum, handler))
+
+    def _on_hup(self, signum: int, _frame: object) -> None:
+        if self._watcher is not None:
+            self._watcher.trigger()
+        else:
+            self._hup.append(signum)
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        # A plain append: a handler taking a lock the interrupted thread holds would deadlock.
+        self._stopping.append(signum)
+
+    def _check_stop(self) -> None:
+        if self._stopping:
+            raise Stopped()
+
+    def _run(self, fn: Callable[[], object], name: str, what: str) -> None:
+        if not run_until(fn, name, self._stopping, what):
+            raise Stopped()
+
+    def _import_os_ken(self, ends: Endpoints) -> None:
+        # ovs.poller imports eventlet when installed, which then warns on every start.
+        warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
+        from os_ken.lib import hub
+
+        if hub.HUB_TYPE != "native":
+            # Under OSKEN_HUB_TYPE=eventlet, hub.patch() (thread=True) makes eventlet patch
+            # threads only, so the OVSDB poller's real select() stalls every green thread;
+            # a full monkey_patch() left OpenFlow connections unaccepted. Refuse, not hang.
+            raise StartupFailed(1, "sdnctl run: needs os-ken's native hub; unset OSKEN_HUB_TYPE")
+        hub.patch()  # a no-op on the native hub
+        from os_ken import cfg
+        from os_ken.base import app_manager  # noqa: F401 (registers the options set below)
+
+        cfg.CONF(args=[], project="os_ken", default_config_files=[])
+        configure_os_ken(cfg.CONF, ends.listen, ends.tls)
+
+    def _start_os_ken(self, state: ControllerState, listeners: Listeners,
+                      listen: Listen) -> ControllerApp:
+        from os_ken.base.app_manager import AppManager
+
+        manager = AppManager.get_instance()
+        self._stack.callback(close_os_ken, manager)  # also after a start that failed halfway
+
+        def start_apps() -> None:
+            # Threads inherit daemon-ness: started from here, os-ken's never outlive a stop.
+            manager.load_apps(["sdnctl.app.controller"])
+            contexts = manager.create_contexts()
+            manager.instantiate_apps(sdnctl_state=state, **contexts)
+
+        # No time limit: os-ken has started when instantiate_apps returns, or failed when
+        # it raises (a big network only makes the app's first recompile longer).
+        try:
+            self._run(start_apps, "os-ken-start", "starting os-ken")
+        except Stopped:
+            raise
+        except Exception as exc:
+            log.error("os-ken did not start", exc_info=exc)
+            raise StartupFailed(1, f"sdnctl run: os-ken did not start: {exc}") from None
+        try:
+            # os-ken listens from its own thread, just after the apps start: a port taken
+            # since check_endpoints looked shows here, not as a daemon that runs deaf.
+            if not listeners.wait_listening(LISTEN_WAIT_S):
+                raise StartupFailed(1, f"sdnctl run: os-ken is not listening for OpenFlow on "
+                                    f"{listen} after {LISTEN_WAIT_S:.0f} s")
+        except OSError as exc:
+            raise StartupFailed(1, f"sdnctl run: cannot listen for OpenFlow on {listen}: "
+                                f"{exc.strerror or exc}") from None
+        app: ControllerApp = manager.applications["sdnctl"]
+        self._app = app
+        return app
+
+    def _read_switch(self, name: str, timeout_s: float) -> dict[str, object]:
+        """The API's live read of a switch: through the app once os-ken has started it."""
+        if self._app is None:
+            raise SwitchReadError("503 Service Unavailable",
+                                  "the daemon is starting: OpenFlow is not up yet")
+        return self._app.read_switch(name, timeout_s)
+
+
+def checked_endpoints(cfg: DaemonConfig) -> Endpoints:
+    """The endpoints, or StartupFailed: 2 for a bad value, 1 for an address in use."""
+    try:
+        ends = check_endpoints(cfg.listen, cfg.api, cfg.api_token_file, cfg.tls)
+        if cfg.etcd is not None:
+            parse_etcd_url(cfg.etcd)
+    except ValueError as exc:
+        raise StartupFailed(2, f"sdnctl run: {exc}") from None
+    except OSError as exc:
+        raise StartupFailed(1, f"sdnctl run: {exc}") from None
+    return ends
+
+
+def close_os_ken(manager: Any) -> None:
+    """Stop os-ken's apps; do not hang if one of its threads does not end."""
+    closer = threading.Thread(target=manager.close, name="os-ken-stop", daemon=True)
+    closer.start()
+    closer.join(3.0)
 
 
 def run_daemon(
@@ -194,179 +504,18 @@ def run_daemon(
     `replica_id` names this one there (default HOSTNAME:API-PORT).
     """
     setup_logging()
-    started_at, started_wall = time.monotonic(), time.time()
-    # First thing: SIGHUP's default action kills. Until the watcher exists a SIGHUP is
-    # only remembered (its baseline is the versions read below, so an edit made
-    # meanwhile is picked up anyway).
-    watcher: FileWatcher | None = None
-    hup: list[int] = []
-    signal.signal(signal.SIGHUP, lambda signum, _f: watcher.trigger() if watcher
-                  else hup.append(signum))
-    # One read per file: what is validated, hashed and shown by GET /policy is the same.
-    policy_file, topology_file = read_version(policy_path), read_version(topology_path)
+    config = DaemonConfig(policy_path, topology_path, listen, ovsdb, api, watch_interval_s,
+                          api_token_file, tls, stats_interval_s, etcd, etcd_prefix, replica_id)
+    daemon = Daemon(config)
     try:
-        sources = load_sources(policy_file, topology_file)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    policy, topology = sources.policy, sources.topology
-    try:
-        ends = check_endpoints(listen, api, api_token_file, tls)
-        if etcd is not None:
-            parse_etcd_url(etcd)
-    except ValueError as exc:
-        print(f"sdnctl run: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"sdnctl run: {exc}", file=sys.stderr)
-        return 1
-
-    # ovs.poller imports eventlet when installed, which then warns on every start.
-    warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
-    from os_ken.lib import hub
-
-    if hub.HUB_TYPE != "native":
-        # Under OSKEN_HUB_TYPE=eventlet, hub.patch() (thread=True) makes eventlet patch
-        # threads only, so the OVSDB poller's real select() stalls every green thread;
-        # a full monkey_patch() left OpenFlow connections unaccepted. Refuse, not hang.
-        print("sdnctl run: needs os-ken's native hub; unset OSKEN_HUB_TYPE", file=sys.stderr)
-        return 1
-    hub.patch()  # a no-op on the native hub
-    from os_ken import cfg
-    from os_ken.base.app_manager import AppManager
-
-    from sdnctl.live.state import ControllerState, PolicyInfo
-    from sdnctl.southbound.ovsdb import OvsdbMonitor
-
-    cfg.CONF(args=[], project="os_ken", default_config_files=[])
-    configure_os_ken(cfg.CONF, ends.listen, ends.tls)
-
-    # A plain flag: a handler taking a lock the interrupted main thread holds would deadlock.
-    stopping: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, _f: stopping.append(signum))
-    signal.signal(signal.SIGINT, lambda signum, _f: stopping.append(signum))
-    monitor = OvsdbMonitor(ovsdb, policy, topology)
-    monitor.start()
-    now = time.time()
-    info = PolicyInfo(policy_file.path, policy_file.sha256, now, policy_file.text(),
-                      policy_file.mtime)
-    topo_info = PolicyInfo(topology_file.path, topology_file.sha256, now, topology_file.text(),
-                           topology_file.mtime)
-    # No binding known and nothing compiled yet: /status says so (bindings_ready false,
-    # daemon.startup.phase) from the first second, however long the start-up takes.
-    state = ControllerState(policy, topology, info, None, started_at, topology_info=topo_info)
-    state.bindings_ready = False
-    state.rebind = monitor.rebind
-    startup = Startup(started_at)
-    state.daemon_info = {
-        "started_at": started_wall, "listen": str(ends.listen), "tls": ends.tls is not None,
-        "api": f"{ends.api_host}:{ends.api_port}", "api_token": ends.api_token is not None,
-        "ovsdb": ovsdb, "startup": startup.doc,
-    }
-    election = None
-    manager = AppManager.get_instance()
-    apps: list[ControllerApp] = []  # the app, once os-ken has started it
-    api_server: WSGIServer | None = None
-    poller: Ticker | None = None
-    try:
-        if etcd is not None:  # campaign from now on: the app asks for roles from the start
-            election = start_election(etcd, etcd_prefix,
-                                      replica_id or f"{socket.gethostname()}:{ends.api_port}",
-                                      f"{ends.api_host}:{ends.api_port}",
-                                      Revision(policy_file.sha256, topology_file.sha256))
-            state.ha = election
-            state.daemon_info["etcd"] = etcd
-        if ends.tls is not None:  # os-ken refuses a bad certificate silently: count, log
-            watch_handshakes(HandshakeWatch(on_refused=state.counters.tls_refusal))
-        api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
-                               read_switch=late_reader(apps),
-                               metrics=lambda: render_metrics(state))
-
-        ready = wait_for_bindings(monitor, stopping)
-        if stopping:
-            return 0
-        if not ready:
-            log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
-                        "answers", ovsdb)
-        with state.lock:
-            state.snapshot = monitor.snapshot()
-            state.bindings_ready = ready
-        startup.reached("compiling", bindings_s=startup.since() if ready else None,
-                        bound=len(state.snapshot.bindings.ports))
-
-        # The start-up compile, before os-ken: nothing else writes to `state` until the
-        # app exists, so it runs without the lock and /status keeps answering meanwhile.
-        # The app's own first recompile then finds nothing changed.
-        if not run_until(lambda: state.recompile(), "startup-compile", stopping,
-                         f"compiling {len(topology.switches)} switches"):
-            return 0
-        compiled = state.last_compile or {}
-        startup.reached("starting OpenFlow", compiled_s=startup.since(),
-                        compile_ms=compiled.get("took_ms"),
-                        switches=len(topology.switches),
-                        flows=sum(sw.desired.n_flows for sw in state.switches.values()
-                                  if sw.desired is not None))
-        log.info("%d switches compiled in %.1f s (%d VMs bound)", len(topology.switches),
-                 (compiled.get("took_ms") or 0) / 1000, len(state.snapshot.bindings.ports))
-
-        def start_apps() -> None:
-            # Threads inherit daemon-ness: started from here, os-ken's never outlive a stop.
-            manager.load_apps(["sdnctl.app.controller"])
-            contexts = manager.create_contexts()
-            manager.instantiate_apps(sdnctl_state=state, **contexts)
-
-        # No time limit: os-ken has started when instantiate_apps returns, or failed when
-        # it raises (a big network only makes the app's first recompile longer).
-        try:
-            if not run_until(start_apps, "os-ken-start", stopping, "starting os-ken"):
-                return 0
-        except Exception as exc:
-            log.error("os-ken did not start", exc_info=exc)
-            print(f"sdnctl run: os-ken did not start: {exc}", file=sys.stderr)
-            return 1
-        app = manager.applications["sdnctl"]
-        apps.append(app)
-        startup.reached("running", openflow_s=startup.since())
-        monitor.subscribe(app.post_bindings)
-        if election is not None:
-            election.subscribe(app.post_ha)
-        if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
-            app.post_bindings(monitor.snapshot())  # came or changed while starting
-        watcher = FileWatcher([policy_file, topology_file], reload_handler(app),
-                              watch_interval_s)
-        watcher.start()
-        if hup:
-            watcher.trigger()
-        poller = Ticker(stats_interval_s, app.poll_stats) if stats_interval_s else None
-        watching = (f"watching the files every {watch_interval_s * 1000:.0f} ms"
-                    if watch_interval_s else "reloading on SIGHUP only")
-        scheme = "http" if ends.api_token is None else "http (token required)"
-        state.record(
-            "start",
-            f"listening for OpenFlow on {ends.listen}, "
-            f"status API on {scheme}://{ends.api_host}:{ends.api_port}, "
-            f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
-            f"{len(state.snapshot.bindings.ports)} bound, {watching}, "
-            f"started in {startup.since():.1f} s",
-        )
-        while not stopping:
-            time.sleep(0.2)
-    finally:
-        log.info("stopping")
-        if election is not None:  # resign first: a follower takes over at once
-            election.stop(resign=True)
-        if poller is not None:
-            poller.stop()
-        if watcher is not None:
-            watcher.stop()
-        monitor.stop()
-        if api_server is not None:
-            api_server.shutdown()
-            api_server.server_close()
-        closer = threading.Thread(target=manager.close, name="os-ken-stop", daemon=True)
-        closer.start()
-        closer.join(3.0)  # os-ken's app threads end on close; do not hang if one does not
+        with daemon:
+            daemon.wait()
+    except StartupFailed as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.exit_code
+    except Stopped:
+        log.info("stop requested during start-up")
     log.info("stopped")
     return 0
 
@@ -442,18 +591,6 @@ def run_until(fn: Callable[[], object], name: str, stopping: list[int], what: st
     return True
 
 
-def late_reader(apps: list[ControllerApp]) -> SwitchReader:
-    """The API's live read of a switch: through the app once os-ken has started it."""
-
-    def read(name: str, timeout_s: float) -> dict[str, object]:
-        if not apps:
-            raise SwitchReadError("503 Service Unavailable",
-                                  "the daemon is starting: OpenFlow is not up yet")
-        return apps[0].read_switch(name, timeout_s)
-
-    return read
-
-
 def start_election(etcd: str, prefix: str, replica: str, api: str,
                    revision: Revision) -> Election:
     """This replica's campaign, running (sdnctl/ha/election.py)."""
@@ -474,7 +611,8 @@ class Ticker:
         self._stop = threading.Event()
         self._interval = interval_s
         self._fn = fn
-        threading.Thread(target=self._run, name="stats-poll", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="stats-poll", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -483,8 +621,9 @@ class Ticker:
             except Exception:  # a failed tick must not end the ticking
                 log.exception("periodic task failed")
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
+        self._thread.join(timeout_s)
 
 
 def add_run_arguments(ap: argparse.ArgumentParser) -> None:

@@ -159,6 +159,14 @@ def _collect(state: ControllerState) -> Iterable[Family]:
         len(state.snapshot.problems))
     yield Family("sdnctl_link_ports_down", "gauge",
                  "Fabric link ends down, routed around.").add(len(state.down_ports))
+    if state.ovsdb is not None:
+        ovsdb = state.ovsdb.as_json()
+        yield Family("sdnctl_ovsdb_connected", "gauge",
+                     "1 while the OVSDB binding monitor is connected (binding changes are "
+                     "unseen otherwise).").add(bool(ovsdb["connected"]))
+        yield Family("sdnctl_ovsdb_reconnects_total", "counter",
+                     "Times the OVSDB connection came back after a loss.").add(
+            int(ovsdb["reconnects"]))  # type: ignore[call-overload]
 
     fam_p = Family("sdnctl_dropped_packets_total", "counter",
                    "Packets dropped by policy flows (flow stats), by owning tenant and stage.")

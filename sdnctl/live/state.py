@@ -34,7 +34,7 @@ from sdnctl.live.links import LinkState
 from sdnctl.live.reads import Read
 from sdnctl.policy.model import Policy
 from sdnctl.southbound import ofp as sb
-from sdnctl.southbound.ovsdb import BindingSnapshot
+from sdnctl.southbound.ovsdb import BindingSnapshot, OvsdbHealth
 from sdnctl.topology.model import PortRef, Topology
 
 log = logging.getLogger("controller")
@@ -244,6 +244,7 @@ class ControllerState:
         # False until OVSDB has answered: no switch is programmed from "no VM bound".
         self.bindings_ready = True
         self.rebind: Rebind | None = None  # set by the daemon (the OVSDB monitor's)
+        self.ovsdb: OvsdbHealth | None = None  # set by the daemon (the OVSDB monitor's)
         self.last_refused: dict[str, object] | None = None
         self.rollout: Rollout | None = None
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
@@ -431,6 +432,7 @@ class ControllerState:
             "vms": vms,
             "unbound": [name for name, vm in vms.items() if vm["at"] is None],
             "bindings_ready": self.bindings_ready,
+            "ovsdb": self.ovsdb.as_json() if self.ovsdb is not None else None,
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
             "last_compile": self.last_compile,
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],
