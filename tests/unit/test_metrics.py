@@ -93,6 +93,26 @@ def test_metrics_parse_and_report_the_state() -> None:
         (("tenant", "acme"), ("stage", "acl")): 7, (("tenant", ""), ("stage", "arp")): 2}
     assert fams["sdnctl_vms"]["samples"][(("state", "bound"),)] == 5
     assert fams["sdnctl_policy_last_load_timestamp_seconds"]["samples"][()] == 1700000000
+    assert "sdnctl_ovsdb_connected" not in fams  # no monitor: nothing to say
+
+
+def test_ovsdb_connection_is_a_gauge_and_its_comebacks_a_counter() -> None:
+    from sdnctl.southbound.ovsdb import OvsdbHealth
+
+    st = state()
+    st.ovsdb = OvsdbHealth("unix:/run/db.sock")
+    st.ovsdb.down("cannot connect: No such file or directory")
+    fams = parse(render_metrics(st))
+    assert fams["sdnctl_ovsdb_connected"]["type"] == "gauge"
+    assert fams["sdnctl_ovsdb_connected"]["samples"][()] == 0
+    assert fams["sdnctl_ovsdb_reconnects_total"]["samples"][()] == 0
+    st.ovsdb.up()  # the first session: no comeback
+    st.ovsdb.down("connection closed")
+    st.ovsdb.up()
+    fams = parse(render_metrics(st))
+    assert fams["sdnctl_ovsdb_connected"]["samples"][()] == 1
+    assert fams["sdnctl_ovsdb_reconnects_total"]["type"] == "counter"
+    assert fams["sdnctl_ovsdb_reconnects_total"]["samples"][()] == 1
 
 
 def test_label_values_are_escaped_and_the_parser_catches_mistakes() -> None:
