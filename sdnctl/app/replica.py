@@ -22,7 +22,6 @@ and the switch keeps its default role (EQUAL), as before.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -78,9 +77,7 @@ class ReplicaMixin:
         role = ofp.OFPCR_ROLE_MASTER if ask.master else ofp.OFPCR_ROLE_SLAVE
         req = dp.ofproto_parser.OFPRoleRequest(dp, role, ask.generation)
         dp.send_msg(req)  # sets req.xid
-        sw.role_xid, sw.role_asked = req.xid, ask
-        if (sw.role == "master") != ask.master or sw.role_generation != ask.generation:
-            sw.role = None  # not acknowledged yet
+        sw.on_role_asked(req.xid, ask)
 
     def _may_write(self, sw: SwitchState) -> bool:
         ha = self.state.ha
@@ -94,11 +91,9 @@ class ReplicaMixin:
         with self.state.lock:
             msg = ev.msg
             sw = self._switch_of(msg.datapath)
-            if sw is None or msg.xid != sw.role_xid:
-                return  # a reply to an older request: the newer one decides
             role = ROLE_NAMES.get(msg.role, f"role {msg.role}")
-            sw.role, sw.role_generation, sw.role_at = role, msg.generation_id, time.time()
-            sw.role_xid = None
+            if sw is None or not sw.on_role_reply(msg.xid, role, msg.generation_id):
+                return  # a reply to an older request: the newer one decides
             if role != "master":
                 logging.getLogger("controller").info(
                     "%s: role %s acknowledged (generation %d)", sw.name, role.upper(),
@@ -116,15 +111,16 @@ class ReplicaMixin:
         """An error for our role request (True), or for a write a SLAVE may not make:
         either way stop writing to `sw` until it acknowledges MASTER."""
         if msg.type == ofp.OFPET_BAD_REQUEST and msg.code == ofp.OFPBRC_IS_SLAVE:
-            if sw.role == "master":
-                sw.role = "slave"
+            if sw.on_told_slave():
                 self.state.record("role", f"{sw.name}: the switch says this replica is a "
                                   "SLAVE (another replica claimed it): no more writes",
                                   logging.WARNING)
             return False  # also the batch's error, as any refused write
-        if msg.xid != sw.role_xid or msg.type != ofp.OFPET_ROLE_REQUEST_FAILED:
+        if msg.type != ofp.OFPET_ROLE_REQUEST_FAILED:
             return False
-        asked, sw.role, sw.role_xid = sw.role_asked, "refused", None
+        refused, asked = sw.on_role_refused(msg.xid)
+        if not refused:
+            return False
         what = "MASTER" if asked is not None and asked.master else "SLAVE"
         gen = asked.generation if asked is not None else "?"
         why = ("stale generation: a newer leader has claimed the switch"
@@ -150,14 +146,13 @@ class ReplicaMixin:
             st.record("ha", f"leading as generation {view.generation} ({view.reason}): "
                       f"claiming {len(connected)} connected switches", logging.WARNING)
             for sw in connected:
-                sw.programmed = False
-                sw.needs_dump = True  # read it again once it acknowledges MASTER
+                sw.unprogram(reread=True)  # read it again once it acknowledges MASTER
                 self._claim_role(sw)
         elif old is not None and old.leading and not view.leading:
             st.record("ha", f"stepped down ({view.reason}): no more writes, SLAVE asked "
                       f"of {len(connected)} switches", logging.WARNING)
             for sw in connected:
-                sw.programmed = False
+                sw.unprogram(reread=False)
                 self._claim_role(sw)
         elif not view.leading and (old is None or old.leader != view.leader
                                    or old.generation != view.generation):

@@ -83,6 +83,16 @@ class Batch:
 
 @dataclass
 class SwitchState:
+    """One switch of the topology as the daemon knows it: its connection, what it
+    should hold and what it is known to hold, the update in flight, its ports, its
+    OpenFlow role (with replicas), the reads in flight.
+
+    Fields are read by anyone holding the state lock and written only here, by the
+    transitions below (`on_connect`, `on_disconnect`, `on_barrier`, ...), which the
+    app calls as OpenFlow events arrive: connect and disconnect reset the same
+    things (`_reset_connection`), so nothing of one connection leaks into the next.
+    """
+
     name: str
     dpid: int
     datapath: Any = None
@@ -121,10 +131,194 @@ class SwitchState:
     def connected(self) -> bool:
         return self.datapath is not None
 
+    # ---- the connection ----------------------------------------------------------
+    def on_connect(self, datapath: Any, address: str) -> list[Read]:
+        """A new connection (also a reconnect): nothing of the old one is kept. The
+        reads still waiting on the old connection are returned, for the caller to fail."""
+        reads = self._reset_connection(datapath)
+        self.connected_at = self.pending_since = time.monotonic()
+        self.connected_since, self.address = time.time(), address
+        return reads
+
+    def on_disconnect(self) -> list[Read]:
+        """The connection is gone; the reads that were waiting on it are returned.
+        Not a link failure: the switch forwards on (fail_mode=secure) and its
+        neighbours report their own ports if its links really died."""
+        reads = self._reset_connection(None)
+        self.connected_at = self.connected_since = self.pending_since = None
+        self.address = ""
+        return reads
+
+    def _reset_connection(self, datapath: Any) -> list[Read]:
+        """Everything that belongs to one connection, back to its start."""
+        reads = list({id(r): r for r in self.reads.values()}.values())
+        self.datapath, self.programmed, self.dirty = datapath, False, False
+        self.dump = self.batch = None
+        self.needs_dump = self.ports_known = self.await_ports = self.polling = False
+        self.port_replies, self.ports_down, self.reads = [], set(), {}
+        self.role = self.role_xid = self.role_asked = None
+        return reads
+
+    def rename(self, name: str) -> None:
+        """The topology reload renamed this switch (same dpid)."""
+        self.name = name
+
+    # ---- what it should hold -----------------------------------------------------
+    def want(self, desired: FlowSet, since: float) -> None:
+        """A compile changed what it should hold, because of a change seen at `since`."""
+        self.desired = desired
+        self.mark_changed(since)
+
     def mark_changed(self, since: float) -> None:
         """`desired` moved because of a change seen at `since` (monotonic)."""
         if self.pending_since is None or since < self.pending_since:
             self.pending_since = since
+
+    # ---- reading what it holds ---------------------------------------------------
+    def start_dump(self) -> None:
+        self.dump, self.needs_dump = Dump(), False
+
+    def collect_dump(self, kind: str, body: list[Any], more: bool) -> Dump | None:
+        """One reply of the dump; the whole dump once its last reply is in."""
+        if self.dump is None:
+            return None
+        getattr(self.dump, kind).extend(body)
+        if more:
+            return None
+        self.dump.pending.discard(kind)
+        if self.dump.pending:
+            return None
+        dump, self.dump = self.dump, None
+        return dump
+
+    def on_installed_read(self, installed: FlowSet, foreign: list[sb.ForeignFlow]) -> None:
+        self.installed, self.foreign = installed, foreign
+
+    def hold_for_ports(self) -> None:
+        """Its first update waits for the port description (`on_ports`)."""
+        self.await_ports = True
+
+    # ---- ports ---------------------------------------------------------------------
+    def collect_ports(self, body: list[Any], more: bool) -> list[Any] | None:
+        """One reply of the port description; every part once the last is in."""
+        self.port_replies.extend(body)
+        if more:
+            return None
+        replies, self.port_replies = self.port_replies, []
+        return replies
+
+    def on_ports(self, down: set[int]) -> bool:
+        """The port description is in: True if the first update was waiting for it."""
+        self.ports_known, self.ports_down = True, down
+        waiting, self.await_ports = self.await_ports, False
+        return waiting
+
+    def on_port_status(self, port_no: int, up: bool) -> None:
+        if up:
+            self.ports_down.discard(port_no)
+        else:
+            self.ports_down.add(port_no)
+
+    # ---- updates -------------------------------------------------------------------
+    def mark_dirty(self) -> None:
+        """Changed while an update is in flight: another goes out after its barrier."""
+        self.dirty = True
+
+    def take_pending_since(self, now: float) -> float:
+        """When the oldest change not yet sent was seen (`now` if none); cleared."""
+        since = self.pending_since if self.pending_since is not None else now
+        self.pending_since = None
+        return since
+
+    def on_sent(self, batch: Batch, flow_mods: int,
+                foreign_deleted: list[sb.ForeignFlow]) -> None:
+        self.flow_mods_sent += flow_mods
+        self.last_flow_mods = flow_mods
+        self.batch = batch
+        self.foreign = [ff for ff in self.foreign if ff not in foreign_deleted]
+        self.dirty = False
+
+    def on_error(self, text: str) -> None:
+        """The switch refused a message of the update in flight."""
+        if self.batch is not None:
+            self.batch.errors.append(text)
+
+    def on_barrier(self, xid: int) -> Batch | None:
+        """The update whose barrier this is, now over (None: not ours)."""
+        if self.batch is None or xid != self.batch.barrier_xid:
+            return None
+        batch, self.batch = self.batch, None
+        return batch
+
+    def on_update_failed(self, batch: Batch) -> None:
+        """A bundle is all or nothing, but meters sit outside it: read the switch again
+        before the next update rather than trust either version."""
+        self.programmed, self.needs_dump = False, True
+        self.installed = batch.before
+        self.mark_changed(batch.since)
+
+    def on_update_done(self, batch: Batch, now: float) -> bool:
+        """`batch` acknowledged without errors; True if this made it programmed."""
+        self.installed = batch.target
+        self.updates += 1
+        self.last_update = time.time()
+        self.last_update_s = now - batch.since
+        first, self.programmed = not self.programmed, True
+        return first
+
+    def unprogram(self, reread: bool) -> None:
+        """Leadership changed (replicas): not programmed by this replica any more;
+        `reread`: read what it holds again before writing."""
+        self.programmed = False
+        self.needs_dump = self.needs_dump or reread
+
+    # ---- roles (replicas) ------------------------------------------------------------
+    def on_role_asked(self, xid: int, ask: Any) -> None:
+        self.role_xid, self.role_asked = xid, ask
+        if (self.role == "master") != ask.master or self.role_generation != ask.generation:
+            self.role = None  # not acknowledged yet
+
+    def on_role_reply(self, xid: int, role: str, generation: int) -> bool:
+        """The switch acknowledged a role: False if it answers an older request."""
+        if xid != self.role_xid:
+            return False
+        self.role, self.role_generation, self.role_at = role, generation, time.time()
+        self.role_xid = None
+        return True
+
+    def on_role_refused(self, xid: int) -> tuple[bool, Any]:
+        """(True, what was asked) if `xid` is the role request in flight, now refused."""
+        if xid != self.role_xid:
+            return False, None
+        asked, self.role, self.role_xid = self.role_asked, "refused", None
+        return True, asked
+
+    def on_told_slave(self) -> bool:
+        """A write refused as IS_SLAVE: True if this replica believed it was MASTER."""
+        if self.role != "master":
+            return False
+        self.role = "slave"
+        return True
+
+    # ---- reads and counters ------------------------------------------------------------
+    def add_read(self, xid: int, read: Read) -> None:
+        self.reads[xid] = read
+
+    def read_of(self, xid: int | None) -> Read | None:
+        return self.reads.get(xid) if xid is not None else None
+
+    def end_read(self, read: Read) -> None:
+        for xid in read.xids:
+            self.reads.pop(xid, None)
+
+    def start_poll(self) -> None:
+        self.polling = True
+
+    def end_poll(self) -> None:
+        self.polling = False
+
+    def on_packet_in(self) -> None:
+        self.packet_ins += 1
 
     def status(self) -> dict[str, object]:
         fs = self.desired
@@ -333,8 +527,7 @@ class ControllerState:
             sw = self.switches.get(name)
             # Parts are rebuilt only when their content changed: other parts, other tables.
             if sw is not None and (sw.desired is None or not fs.same_parts(sw.desired)):
-                sw.desired = fs
-                sw.mark_changed(when)
+                sw.want(fs, when)
                 changed.append(sw)
         return changed
 
@@ -373,11 +566,11 @@ class ControllerState:
                 sw = SwitchState(topo_sw.name, topo_sw.dpid)
                 dp = self.strangers.pop(topo_sw.dpid, None)
                 if dp is not None:
-                    sw.datapath, sw.connected_at = dp, time.monotonic()
+                    sw.on_connect(dp, _address_of(dp))
                     adopted.append(sw)
             elif sw.name != topo_sw.name:
                 self.links.forget_switch(sw.name)
-                sw.name = topo_sw.name
+                sw.rename(topo_sw.name)
             switches[topo_sw.name] = sw
         for gone in by_dpid.values():
             self.record("switch-removed",
@@ -441,3 +634,9 @@ class ControllerState:
             "events": list(self.events),
             "ha": self.ha.status() if self.ha is not None else {"enabled": False},
         }
+
+
+def _address_of(datapath: Any) -> str:
+    """`host:port` of an os-ken datapath's peer."""
+    address = getattr(datapath, "address", None)
+    return f"{address[0]}:{address[1]}" if address else ""

@@ -52,7 +52,7 @@ def make_state(name: str, bindings: Bindings | None = None) -> ControllerState:
 def installed_as_desired(st: ControllerState) -> None:
     """What a programmed switch looks like: it holds exactly its intent."""
     for sw in st.switches.values():
-        sw.installed = sw.desired
+        sw.on_installed_read(sw.desired, [])
 
 
 def call(app, path: str, query: str = "", method: str = "GET",
@@ -128,7 +128,8 @@ def test_a_switch_missing_flows_shows_as_mismatch_and_explain_tells_live_from_in
     assert sw.desired is not None
     kept = [f for f in sw.desired.flows if f.owner != owner]
     assert len(kept) < len(sw.desired.flows)
-    sw.installed = FlowSet.build(sw.name, kept, sw.desired.groups, sw.desired.meters)
+    sw.on_installed_read(FlowSet.build(sw.name, kept, sw.desired.groups, sw.desired.meters),
+                         [])
 
     doc = get_json(app, "/matrix")
     got = cells(doc)
@@ -163,8 +164,8 @@ def test_matrix_is_cached_until_a_flowset_changes() -> None:
     assert board.matrix({}) is first
     sw = st.switches["hv2"]
     assert sw.desired is not None
-    sw.installed = FlowSet.build(sw.name, sw.desired.flows[1:], sw.desired.groups,
-                                 sw.desired.meters)
+    sw.on_installed_read(FlowSet.build(sw.name, sw.desired.flows[1:], sw.desired.groups,
+                                       sw.desired.meters), [])
     assert board.matrix({}) is not first
 
 
@@ -357,5 +358,5 @@ def test_a_view_is_a_snapshot() -> None:
     st = make_state("three-tier")
     board = Dashboard(st)
     view = board.view()
-    st.switches["hv1"].desired = None  # later changes to the state do not reach it
-    assert "hv1" in view.intent and "hv1" not in board.view().intent
+    st.switches["hv1"].want(FlowSet.of("hv1", ()), 0.0)  # later changes do not reach it
+    assert view.intent["hv1"].n_flows > 0 and board.view().intent["hv1"].n_flows == 0

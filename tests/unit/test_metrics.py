@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.live.counters import DropSample
-from sdnctl.live.state import ControllerState, PolicyInfo
+from sdnctl.live.state import Batch, ControllerState, PolicyInfo
 from sdnctl.metrics import Family, render, render_metrics
 from sdnctl.policy.load import load_policy
 from sdnctl.southbound.ovsdb import BindingSnapshot
@@ -70,8 +70,11 @@ def state() -> ControllerState:
 def test_metrics_parse_and_report_the_state() -> None:
     st = state()
     hv1 = st.switches["hv1"]
-    hv1.datapath, hv1.programmed, hv1.flow_mods_sent, hv1.updates = object(), True, 57, 2
-    hv1.last_update_s, hv1.last_update = 0.012, 1700000100.5
+    hv1.on_connect(object(), "127.0.0.1:40000")
+    for _ in range(2):  # two updates acknowledged, 57 flow-mods in all
+        batch = Batch(None, hv1.desired, {}, 1, 100.0, "", since=100.0)
+        hv1.on_sent(batch, 57 if hv1.updates == 0 else 0, [])
+        hv1.on_update_done(hv1.on_barrier(1), now=100.012)
     st.counters.reload("ok")
     st.counters.reload("refused")
     st.counters.packet_in("hv1", "x")
@@ -85,7 +88,10 @@ def test_metrics_parse_and_report_the_state() -> None:
         hv1.desired.flows)
     assert fams["sdnctl_switch_flows_installed"]["samples"] == {(("switch", "hv1"),): 57}
     assert fams["sdnctl_switch_flow_mods_total"]["samples"][(("switch", "hv1"),)] == 57
-    assert fams["sdnctl_switch_last_update_seconds"]["samples"][(("switch", "hv1"),)] == 0.012
+    assert fams["sdnctl_switch_updates_total"]["samples"][(("switch", "hv1"),)] == 2
+    assert fams["sdnctl_switch_programmed"]["samples"][(("switch", "hv1"),)] == 1
+    assert math.isclose(
+        fams["sdnctl_switch_last_update_seconds"]["samples"][(("switch", "hv1"),)], 0.012)
     assert fams["sdnctl_policy_reloads_total"]["samples"] == {
         (("result", "ok"),): 1, (("result", "refused"),): 1, (("result", "unchanged"),): 0}
     assert fams["sdnctl_packet_ins_total"]["samples"] == {(("switch", "hv1"),): 1}
