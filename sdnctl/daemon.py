@@ -261,88 +261,25 @@ class Daemon:
     def _start(self) -> None:
         cfg, stack = self.config, self._stack
         self._handle_signals(stack)
-        # One read per file: what is validated, hashed and shown by GET /policy is the same.
-        policy_file = read_version(cfg.policy_path)
-        topology_file = read_version(cfg.topology_path)
-        try:
-            sources = load_sources(policy_file, topology_file)
-        except LoadError as exc:
-            raise StartupFailed(2, *(str(p) for p in exc.problems)) from None
+        sources = self._load()
         ends = checked_endpoints(cfg)
         self._import_os_ken(ends)
 
         from sdnctl.app.listener import openflow_listener
-        from sdnctl.live.state import ControllerState, PolicyInfo
         from sdnctl.southbound.ovsdb import OvsdbMonitor
 
-        policy, topology = sources.policy, sources.topology
-        monitor = OvsdbMonitor(cfg.ovsdb, policy, topology)
+        monitor = OvsdbMonitor(cfg.ovsdb, sources.policy, sources.topology)
         monitor.start()
         stack.callback(monitor.stop)
-        now = time.time()
-        info = PolicyInfo(policy_file.path, policy_file.sha256, now, policy_file.text(),
-                          policy_file.mtime)
-        topo_info = PolicyInfo(topology_file.path, topology_file.sha256, now,
-                               topology_file.text(), topology_file.mtime)
-        # No binding known and nothing compiled yet: /status says so (bindings_ready
-        # false, daemon.startup.phase) from the first second, however long start-up takes.
-        state = self.state = ControllerState(policy, topology, info, None, self.started_at,
-                                             topology_info=topo_info)
-        state.bindings_ready = False
-        state.rebind = monitor.rebind
-        state.ovsdb = monitor.health
-        startup = Startup(self.started_at)
-        api_at = f"{ends.api_host}:{ends.api_port}"
-        state.daemon_info = {
-            "started_at": self.started_wall, "listen": str(ends.listen),
-            "tls": ends.tls is not None, "api": api_at, "api_token": ends.api_token is not None,
-            "ovsdb": cfg.ovsdb, "startup": startup.doc,
-        }
-        election = None
-        if cfg.etcd is not None:  # campaign from now on: the app asks for roles from the start
-            election = start_election(cfg.etcd, cfg.etcd_prefix,
-                                      cfg.replica_id or f"{socket.gethostname()}:{ends.api_port}",
-                                      api_at, Revision(policy_file.sha256, topology_file.sha256))
-            stack.callback(election.stop, resign=True)
-            state.ha = election
-            state.daemon_info["etcd"] = cfg.etcd
+        state, startup = self._make_state(sources, ends, monitor)
+        election = self._campaign(sources, ends) if cfg.etcd is not None else None
+        state.ha = election
         watch = (HandshakeWatch(on_refused=state.counters.tls_refusal)
                  if ends.tls is not None else None)  # os-ken refuses a bad certificate silently
         listeners = stack.enter_context(openflow_listener(watch))
-        try:
-            api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
-                                   read_switch=self._read_switch,
-                                   metrics=lambda: render_metrics(state))
-        except OSError as exc:
-            raise StartupFailed(1, f"sdnctl run: cannot listen for the status API on {api_at}: "
-                                f"{exc.strerror or exc}") from None
-        stack.callback(api_server.server_close)
-        stack.callback(api_server.shutdown)
-
-        ready = wait_for_bindings(monitor, self._stopping)
-        self._check_stop()
-        if not ready:
-            log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
-                        "answers", cfg.ovsdb)
-        with state.lock:
-            state.snapshot = monitor.snapshot()
-            state.bindings_ready = ready
-        startup.reached("compiling", bindings_s=startup.since() if ready else None,
-                        bound=len(state.snapshot.bindings.ports))
-
-        # The start-up compile, before os-ken: nothing else writes to `state` until the
-        # app exists, so it runs without the lock and /status keeps answering meanwhile.
-        # The app's own first recompile then finds nothing changed.
-        self._run(lambda: state.recompile(), "startup-compile",
-                  f"compiling {len(topology.switches)} switches")
-        compiled = state.last_compile or {}
-        startup.reached("starting OpenFlow", compiled_s=startup.since(),
-                        compile_ms=compiled.get("took_ms"), switches=len(topology.switches),
-                        flows=sum(sw.desired.n_flows for sw in state.switches.values()
-                                  if sw.desired is not None))
-        log.info("%d switches compiled in %.1f s (%d VMs bound)", len(topology.switches),
-                 (compiled.get("took_ms") or 0) / 1000, len(state.snapshot.bindings.ports))
-
+        self._serve_api(state, ends)
+        ready = self._read_bindings(monitor, state, startup)
+        self._compile(state, startup)
         app = self._start_os_ken(state, listeners, ends.listen)
         startup.reached("running", openflow_s=startup.since())
         monitor.subscribe(app.post_bindings)
@@ -350,15 +287,7 @@ class Daemon:
             election.subscribe(app.post_ha)
         if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
             app.post_bindings(monitor.snapshot())  # came or changed while starting
-        watcher = FileWatcher([policy_file, topology_file], reload_handler(app),
-                              cfg.watch_interval_s)
-        watcher.start()
-        stack.callback(watcher.stop)
-        self._watcher = watcher
-        if self._hup:
-            watcher.trigger()
-        if cfg.stats_interval_s:
-            stack.callback(Ticker(cfg.stats_interval_s, app.poll_stats).stop)
+        self._watch(sources, app)
         if election is not None:  # stopping, resign first: a follower takes over at once
             stack.callback(election.stop, resign=True)
         watching = (f"watching the files every {cfg.watch_interval_s * 1000:.0f} ms"
@@ -367,13 +296,117 @@ class Daemon:
         state.record(
             "start",
             f"listening for OpenFlow on {ends.listen}, "
-            f"status API on {scheme}://{api_at}, "
-            f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
+            f"status API on {scheme}://{ends.api_host}:{ends.api_port}, "
+            f"{len(sources.topology.switches)} switches, {len(sources.policy.vms)} VMs, "
             f"{len(state.snapshot.bindings.ports)} bound, {watching}, "
             f"started in {startup.since():.1f} s",
         )
 
     # ---- the steps ---------------------------------------------------------------
+    def _load(self) -> Sources:
+        """The two files, validated (StartupFailed, exit 2, with every problem)."""
+        # One read per file: what is validated, hashed and shown by GET /policy is the same.
+        policy_file = read_version(self.config.policy_path)
+        topology_file = read_version(self.config.topology_path)
+        try:
+            return load_sources(policy_file, topology_file)
+        except LoadError as exc:
+            raise StartupFailed(2, *(str(p) for p in exc.problems)) from None
+
+    def _make_state(self, sources: Sources, ends: Endpoints,
+                    monitor: OvsdbMonitor) -> tuple[ControllerState, Startup]:
+        """What the app and the API share. No binding is known and nothing compiled yet:
+        /status says so (bindings_ready false, daemon.startup.phase) from the first
+        second, however long the start-up takes."""
+        from sdnctl.live.state import ControllerState, PolicyInfo
+
+        now = time.time()
+        pol, topo = sources.policy_file, sources.topology_file
+        info = PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime)
+        topo_info = PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+        state = self.state = ControllerState(sources.policy, sources.topology, info, None,
+                                             self.started_at, topology_info=topo_info)
+        state.bindings_ready = False
+        state.rebind = monitor.rebind
+        state.ovsdb = monitor.health
+        startup = Startup(self.started_at)
+        state.daemon_info = {
+            "started_at": self.started_wall, "listen": str(ends.listen),
+            "tls": ends.tls is not None, "api": f"{ends.api_host}:{ends.api_port}",
+            "api_token": ends.api_token is not None, "ovsdb": self.config.ovsdb,
+            "startup": startup.doc,
+        }
+        if self.config.etcd is not None:
+            state.daemon_info["etcd"] = self.config.etcd
+        return state, startup
+
+    def _campaign(self, sources: Sources, ends: Endpoints) -> Election:
+        """Campaign from now on (replicas): the app asks for roles from the start."""
+        cfg = self.config
+        assert cfg.etcd is not None
+        election = start_election(cfg.etcd, cfg.etcd_prefix,
+                                  cfg.replica_id or f"{socket.gethostname()}:{ends.api_port}",
+                                  f"{ends.api_host}:{ends.api_port}",
+                                  Revision(sources.policy_file.sha256,
+                                           sources.topology_file.sha256))
+        self._stack.callback(election.stop, resign=True)
+        return election
+
+    def _serve_api(self, state: ControllerState, ends: Endpoints) -> None:
+        """The status API, listening from now on (its port is taken here, not checked)."""
+        try:
+            server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
+                               read_switch=self._read_switch,
+                               metrics=lambda: render_metrics(state))
+        except OSError as exc:
+            raise StartupFailed(1, f"sdnctl run: cannot listen for the status API on "
+                                f"{ends.api_host}:{ends.api_port}: {exc.strerror or exc}"
+                                ) from None
+        self._stack.callback(server.server_close)
+        self._stack.callback(server.shutdown)
+
+    def _read_bindings(self, monitor: OvsdbMonitor, state: ControllerState,
+                       startup: Startup) -> bool:
+        """OVSDB's first full read, if it answers (True); the switches are held if not."""
+        ready = wait_for_bindings(monitor, self._stopping)
+        self._check_stop()
+        if not ready:
+            log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
+                        "answers", self.config.ovsdb)
+        with state.lock:
+            state.snapshot = monitor.snapshot()
+            state.bindings_ready = ready
+        startup.reached("compiling", bindings_s=startup.since() if ready else None,
+                        bound=len(state.snapshot.bindings.ports))
+        return ready
+
+    def _compile(self, state: ControllerState, startup: Startup) -> None:
+        """The start-up compile, before os-ken: nothing else writes to `state` until the
+        app exists, so it runs without the lock and /status keeps answering meanwhile.
+        The app's own first recompile then finds nothing changed."""
+        n = len(state.topology.switches)
+        self._run(lambda: state.recompile(), "startup-compile", f"compiling {n} switches")
+        compiled = state.last_compile or {}
+        startup.reached("starting OpenFlow", compiled_s=startup.since(),
+                        compile_ms=compiled.get("took_ms"), switches=n,
+                        flows=sum(sw.desired.n_flows for sw in state.switches.values()
+                                  if sw.desired is not None))
+        log.info("%d switches compiled in %.1f s (%d VMs bound)", n,
+                 (compiled.get("took_ms") or 0) / 1000, len(state.snapshot.bindings.ports))
+
+    def _watch(self, sources: Sources, app: ControllerApp) -> None:
+        """The file watcher (edits and SIGHUP) and the stats poll."""
+        cfg = self.config
+        watcher = FileWatcher([sources.policy_file, sources.topology_file], reload_handler(app),
+                              cfg.watch_interval_s)
+        watcher.start()
+        self._stack.callback(watcher.stop)
+        self._watcher = watcher
+        if self._hup:
+            watcher.trigger()
+        if cfg.stats_interval_s:
+            self._stack.callback(Ticker(cfg.stats_interval_s, app.poll_stats).stop)
+
     def _handle_signals(self, stack: contextlib.ExitStack) -> None:
         """SIGHUP reloads (until the watcher exists it is only remembered: its baseline is
         the versions read at start, so an edit made meanwhile is picked up anyway);
