@@ -273,7 +273,7 @@ class Daemon:
         stack.callback(monitor.stop)
         state, startup = self._make_state(sources, ends, monitor)
         election = self._campaign(sources, ends) if cfg.etcd is not None else None
-        state.ha = election
+        state.daemon.ha = election
         watch = (HandshakeWatch(on_refused=state.counters.tls_refusal)
                  if ends.tls is not None else None)  # os-ken refuses a bad certificate silently
         listeners = stack.enter_context(openflow_listener(watch))
@@ -327,17 +327,17 @@ class Daemon:
         state = self.state = ControllerState(sources.policy, sources.topology, info, None,
                                              self.started_at, topology_info=topo_info)
         state.bindings_ready = False
-        state.rebind = monitor.rebind
-        state.ovsdb = monitor.health
+        state.daemon.rebind = monitor.rebind
+        state.daemon.ovsdb = monitor.health
         startup = Startup(self.started_at)
-        state.daemon_info = {
+        state.daemon.info = {
             "started_at": self.started_wall, "listen": str(ends.listen),
             "tls": ends.tls is not None, "api": f"{ends.api_host}:{ends.api_port}",
             "api_token": ends.api_token is not None, "ovsdb": self.config.ovsdb,
             "startup": startup.doc,
         }
         if self.config.etcd is not None:
-            state.daemon_info["etcd"] = self.config.etcd
+            state.daemon.info["etcd"] = self.config.etcd
         return state, startup
 
     def _campaign(self, sources: Sources, ends: Endpoints) -> Election:

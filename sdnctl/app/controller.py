@@ -52,6 +52,7 @@ from sdnctl.live.state import (
     Batch,
     CompileFailed,
     ControllerState,
+    Inputs,
     PolicyInfo,
     SwitchState,
 )
@@ -161,11 +162,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         for problem in problems:
             log.error("refused: %s", problem)
         st.counters.reload("refused")
-        st.last_refused = {
-            "time": time.time(),
-            "problems": list(problems),
-            "sha256": {f.path: f.sha256 for f in change.files},
-        }
+        st.history.refused(list(problems), {f.path: f.sha256 for f in change.files})
         st.record(
             "refused",
             f"{change.describe()}: edit refused ({len(problems)} problems), still enforcing "
@@ -183,25 +180,24 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
             st.counters.reload("unchanged")
             return
         start = st.edit_started()  # what the edit replaces: the dashboard's "last edits"
-        kept = (st.policy, st.policy_info, st.topology, st.topology_info, st.snapshot)
-        adopted = st.set_topology(src.topology) if topology_changed else []
+        kept, kept_snapshot = st.inputs, st.snapshot
         now = time.time()
-        st.policy = src.policy
-        st.policy_info = PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime)
-        if topology_changed:
-            st.topology_info = PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+        adopted = st.adopt(Inputs(
+            src.policy, PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime),
+            src.topology if topology_changed else st.topology,
+            PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+            if topology_changed else st.topology_info))
         new_snapshot = None
-        if st.rebind is not None:  # the new policy may bind or refuse other ports
-            new_snapshot = st.rebind(src.policy, src.topology)
+        if st.daemon.rebind is not None:  # the new policy may bind or refuse other ports
+            new_snapshot = st.daemon.rebind(src.policy, src.topology)
             st.snapshot = new_snapshot
         try:
             changed = st.recompile(since=change.detected_at, strict=True)
         except CompileFailed as exc:
             # Valid files the compiler cannot turn into flows: refused like a bad edit,
             # the last good policy still enforced, nothing published.
-            st.policy, st.policy_info, topology, st.topology_info, st.snapshot = kept
-            if topology_changed:
-                st.set_topology(topology)
+            st.adopt(kept)
+            st.snapshot = kept_snapshot
             self._refuse([str(exc)], change)
             return
         st.counters.reload("ok")
@@ -212,10 +208,10 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
             sw.datapath.send_msg(port_desc_request(sw.datapath))
             self._start_dump(sw)
         if new_snapshot is not None:
-            self._report_problems(kept[4], new_snapshot)
-            if new_snapshot.bindings != kept[4].bindings:
+            self._report_problems(kept_snapshot, new_snapshot)
+            if new_snapshot.bindings != kept_snapshot.bindings:
                 st.record("bindings", "bindings: "
-                          + _binding_change(kept[4].bindings, new_snapshot.bindings))
+                          + _binding_change(kept_snapshot.bindings, new_snapshot.bindings))
         st.edit_enforced(start, change.describe(), changed)
         st.start_rollout(pol.sha256, change.detected_at, changed)
         st.record("policy", f"{change.describe()}: enforcing policy {pol.sha256[:12]}, "

@@ -15,7 +15,7 @@ which replica leads; here that becomes OpenFlow roles:
 - A switch refusing MASTER as stale (a newer generation claimed it) or a write as
   IS_SLAVE is not written to again until it acknowledges MASTER anew.
 
-Without `--etcd` (`state.ha` is None) none of this runs: no role request is sent
+Without `--etcd` (`state.daemon.ha` is None) none of this runs: no role request is sent
 and the switch keeps its default role (EQUAL), as before.
 """
 
@@ -63,13 +63,13 @@ class ReplicaMixin:
     def _publish_revision(self) -> None:
         """Tell the election which files this replica enforces now."""
         st = self.state
-        if st.ha is not None and st.topology_info is not None:
-            st.ha.set_local(Revision(st.policy_info.sha256, st.topology_info.sha256))
+        if st.daemon.ha is not None and st.topology_info is not None:
+            st.daemon.ha.set_local(Revision(st.policy_info.sha256, st.topology_info.sha256))
 
     # ---- roles -------------------------------------------------------------------
     def _claim_role(self, sw: SwitchState) -> None:
         """Ask `sw` for the role this replica should have now (nothing without --etcd)."""
-        ha = self.state.ha
+        ha = self.state.daemon.ha
         dp = sw.datapath
         if ha is None or dp is None:
             return
@@ -80,7 +80,7 @@ class ReplicaMixin:
         sw.on_role_asked(req.xid, ask)
 
     def _may_write(self, sw: SwitchState) -> bool:
-        ha = self.state.ha
+        ha = self.state.daemon.ha
         if ha is None:
             return True
         return (ha.leading() and sw.role == "master"
@@ -99,7 +99,7 @@ class ReplicaMixin:
                     "%s: role %s acknowledged (generation %d)", sw.name, role.upper(),
                     msg.generation_id)
                 return
-            view = self.state.ha.view() if self.state.ha else None
+            view = self.state.daemon.ha.view() if self.state.daemon.ha else None
             after = ""
             if view is not None and view.leading_since is not None:
                 after = f", {sw.role_at - view.leading_since:.2f} s after the lease was won"

@@ -16,7 +16,6 @@ API has its own: every reader and writer holds `lock`.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import threading
@@ -30,6 +29,7 @@ from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
+from sdnctl.live.history import EditStart, EnforcedEdit, History
 from sdnctl.live.links import LinkState
 from sdnctl.live.reads import Read
 from sdnctl.policy.model import Policy
@@ -39,8 +39,6 @@ from sdnctl.topology.model import PortRef, Topology
 
 log = logging.getLogger("controller")
 
-MAX_EVENTS = 50
-MAX_EDITS = 8  # enforced edits remembered for the dashboard (each holds two policies)
 
 
 class CompileFailed(Exception):
@@ -359,49 +357,32 @@ class PolicyInfo:
                 "saved_at": self.saved_at}
 
 
-@dataclass
-class Rollout:
-    """A reloaded policy on its way to the switches it changes."""
-
-    sha256: str
-    detected_at: float  # monotonic
-    sent_after: float  # monotonic: a batch sent after this carries the new policy
-    waiting: set[str]
-    took_s: float | None = None  # from the change being seen to the last barrier reply
-    done_at: float | None = None  # wall clock of that reply (minus the file's mtime: from save)
-
-    def finish(self) -> None:
-        self.took_s = time.monotonic() - self.detected_at
-        self.done_at = time.time()
-
-
 @dataclass(frozen=True, slots=True)
-class EditStart:
-    """What an edit is about to replace (`ControllerState.edit_started`)."""
+class Inputs:
+    """The enforced input files: replaced together, by a reload that compiled."""
 
     policy: Policy
-    sha256: str
-    desired: dict[str, FlowSet | None]
-
-
-@dataclass(frozen=True, slots=True)
-class EnforcedEdit:
-    """A reload the daemon enforced, kept for the dashboard's "last edits": the
-    dashboard (sdnctl.dashboard) works out its reachability and flow-mod effect on
-    demand, so the app only keeps references here."""
-
-    time: float  # wall clock
-    what: str  # the change, as the events say it
-    before: Policy
-    after: Policy
-    before_sha: str
-    after_sha: str
+    policy_info: PolicyInfo
     topology: Topology
-    flowsets: dict[str, tuple[FlowSet | None, FlowSet | None]]  # changed switch -> (old, new)
+    topology_info: PolicyInfo | None = None
+
+
+@dataclass
+class DaemonParts:
+    """What the daemon plugs into the state (nothing, in tests and benchmarks)."""
+
+    rebind: Rebind | None = None  # the OVSDB monitor's: bindings under a reloaded policy
+    ovsdb: OvsdbHealth | None = None  # the OVSDB monitor's connection
+    ha: Election | None = None  # with replicas (`--etcd`); None: the only one
+    info: dict[str, object] = field(default_factory=dict)  # listen, api, tls, startup
 
 
 class ControllerState:
-    """Everything the daemon knows, shared by the app and the status API."""
+    """Everything the daemon knows, shared by the app and the status API: the enforced
+    `inputs`, the live `snapshot` of bindings and the `links`, the `switches` (and the
+    `strangers`), what the last compile made of them, the `history` (events, edits,
+    rollout), the `counters`, and the `daemon`'s parts. Every reader and writer holds
+    `lock`; `compile_lock` serialises compiles, which run with `lock` released."""
 
     def __init__(
         self,
@@ -414,44 +395,61 @@ class ControllerState:
         use_bundles: bool = True,
         topology_info: PolicyInfo | None = None,
     ) -> None:
-        self.policy = policy
-        self.topology = topology
-        self.policy_info = policy_info
-        self.topology_info = topology_info
+        self.inputs = Inputs(policy, policy_info, topology, topology_info)
         self.snapshot = snapshot or BindingSnapshot(Bindings())
-        self.started_at = time.monotonic() if started_at is None else started_at
-        # Its own incremental compiler by default: unchanged switches come back as the
-        # same FlowSet objects, which are then neither re-normalised nor compared.
-        self.compile_fn: CompileFn = compile_fn or IncrementalCompiler()
-        self._compiled: dict[str, FlowSet] = {}  # compile_fn's last output, as returned
-        self.last_compile: dict[str, object] | None = None  # scope and time, for /status
-        # VM -> wall clock since when it has been unbound, as far as this daemon has
-        # seen (the clock starts with the daemon): the sprawl lint reads it.
-        self.unbound_since: dict[str, float] = {}
-        self.use_bundles = use_bundles
+        # False until OVSDB has answered: no switch is programmed from "no VM bound".
+        self.bindings_ready = True
+        self.links = LinkState()
         self.switches = {
             sw.name: SwitchState(sw.name, sw.dpid) for sw in topology.switches.values()
         }
         self.strangers: dict[int, Any] = {}  # dpid -> datapath of switches not in the topology
-        self.links = LinkState()
+        # Compiling. Its own incremental compiler by default: unchanged switches come
+        # back as the same FlowSet objects, which are then neither re-normalised nor compared.
+        self.compile_fn: CompileFn = compile_fn or IncrementalCompiler()
+        self._compiled: dict[str, FlowSet] = {}  # compile_fn's last output, as returned
+        self.last_compile: dict[str, object] | None = None  # scope and time, for /status
         self.down_ports: frozenset[PortRef] = frozenset()  # as last compiled
-        # False until OVSDB has answered: no switch is programmed from "no VM bound".
-        self.bindings_ready = True
-        self.rebind: Rebind | None = None  # set by the daemon (the OVSDB monitor's)
-        self.ovsdb: OvsdbHealth | None = None  # set by the daemon (the OVSDB monitor's)
-        self.last_refused: dict[str, object] | None = None
-        self.rollout: Rollout | None = None
-        self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
-        self.edits: collections.deque[EnforcedEdit] = collections.deque(maxlen=MAX_EDITS)
+        # VM -> wall clock since when it has been unbound, as far as this daemon has
+        # seen (the clock starts with the daemon): the sprawl lint reads it.
+        self.unbound_since: dict[str, float] = {}
+        self.use_bundles = use_bundles
+        self.history = History()
         self.counters = Counters()
-        self.daemon_info: dict[str, object] = {}  # listen, api, tls: set by the daemon
-        self.ha: Election | None = None  # with replicas (`--etcd`); None: the only one
+        self.daemon = DaemonParts()
+        self.started_at = time.monotonic() if started_at is None else started_at
         self.lock = threading.RLock()
         self.compile_lock = threading.Lock()  # one compile at a time, the lock released
 
+    # ---- the enforced inputs (replaced by `adopt` only) ------------------------------
+    @property
+    def policy(self) -> Policy:
+        return self.inputs.policy
+
+    @property
+    def policy_info(self) -> PolicyInfo:
+        return self.inputs.policy_info
+
+    @property
+    def topology(self) -> Topology:
+        return self.inputs.topology
+
+    @property
+    def topology_info(self) -> PolicyInfo | None:
+        return self.inputs.topology_info
+
+    def adopt(self, inputs: Inputs) -> list[SwitchState]:
+        """Enforce other inputs from now on (a reload, or going back to the last good
+        ones); with another topology, the switches follow it (`set_topology`): the
+        connected strangers it adopted are returned."""
+        topology_changed = inputs.topology is not self.inputs.topology
+        self.inputs = inputs
+        if not topology_changed:
+            return []
+        return self._follow_topology(inputs.topology)
+
     def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
-        log.log(level, message)
-        self.events.append({"time": time.time(), "kind": kind, "message": message})
+        self.history.record(kind, message, level)
 
     def edit_started(self) -> EditStart:
         """Call before adopting a reload; hand the result to `edit_enforced` after recompiling."""
@@ -461,9 +459,9 @@ class ControllerState:
     def edit_enforced(self, start: EditStart, what: str, changed: list[SwitchState]) -> None:
         """Remember an enforced reload (bounded: MAX_EDITS) for the dashboard."""
         flowsets = {sw.name: (start.desired.get(sw.name), sw.desired) for sw in changed}
-        self.edits.append(EnforcedEdit(time.time(), what, start.policy, self.policy,
-                                       start.sha256, self.policy_info.sha256, self.topology,
-                                       flowsets))
+        self.history.enforced(EnforcedEdit(time.time(), what, start.policy, self.policy,
+                                           start.sha256, self.policy_info.sha256,
+                                           self.topology, flowsets))
 
     def tenant_of(self, owner: str) -> str:
         """The tenant a flow owner belongs to ("" for shared flows such as `base`)."""
@@ -552,7 +550,11 @@ class ControllerState:
         }
 
     def set_topology(self, topology: Topology) -> list[SwitchState]:
-        """Adopt a reloaded topology; the switches that are connected but were strangers.
+        """Adopt a reloaded topology (the policy stays); see `_follow_topology`."""
+        return self.adopt(Inputs(self.policy, self.policy_info, topology, self.topology_info))
+
+    def _follow_topology(self, topology: Topology) -> list[SwitchState]:
+        """The switches follow a reloaded topology; the connected strangers it adopted.
 
         A switch keeps its state (connection, what it holds) while its dpid stays in
         the topology, even if renamed. One that left the topology is let go, its
@@ -580,23 +582,15 @@ class ControllerState:
             if gone.datapath is not None:
                 self.strangers[gone.dpid] = gone.datapath
         self.switches = switches
-        self.topology = topology
         return adopted
 
     def start_rollout(self, sha256: str, detected_at: float, changed: list[SwitchState]) -> None:
-        waiting = {sw.name for sw in changed if sw.connected}
-        self.rollout = Rollout(sha256, detected_at, time.monotonic(), waiting)
-        if not waiting:
-            self.rollout.finish()
+        self.history.start_rollout(sha256, detected_at, {sw.name for sw in changed
+                                                         if sw.connected})
 
     def rollout_progress(self, sw: SwitchState, batch: Batch) -> None:
         """`sw` acknowledged `batch`: if it carried the new policy, one switch less to wait for."""
-        r = self.rollout
-        if r is None or r.took_s is not None or batch.started < r.sent_after:
-            return
-        r.waiting.discard(sw.name)
-        if not r.waiting:
-            r.finish()
+        self.history.rollout_progress(sw.name, batch.started)
 
     def status(self) -> dict[str, object]:
         with self.lock:
@@ -605,10 +599,11 @@ class ControllerState:
     def _status(self) -> dict[str, object]:
         bindings = self.snapshot.bindings.ports
         policy: dict[str, object] = self.policy_info.as_json()
-        policy["last_refused"] = self.last_refused
-        if self.rollout is not None and self.rollout.sha256 == self.policy_info.sha256:
-            policy["enforced_in_s"] = self.rollout.took_s  # from the edit being seen
-            policy["enforced_at"] = self.rollout.done_at
+        policy["last_refused"] = self.history.last_refused
+        rollout = self.history.rollout
+        if rollout is not None and rollout.sha256 == self.policy_info.sha256:
+            policy["enforced_in_s"] = rollout.took_s  # from the edit being seen
+            policy["enforced_at"] = rollout.done_at
         vms = {
             name: {"tenant": vm.tenant, "segment": vm.segment,
                    "at": str(bindings[name]) if name in bindings else None,
@@ -616,7 +611,7 @@ class ControllerState:
             for name, vm in sorted(self.policy.vms.items())
         }
         return {
-            "daemon": dict(self.daemon_info, uptime_s=self.since_start()),
+            "daemon": dict(self.daemon.info, uptime_s=self.since_start()),
             "policy": policy,
             "topology": self.topology_info.as_json() if self.topology_info else None,
             "switches": {name: sw.status() for name, sw in sorted(self.switches.items())},
@@ -625,14 +620,14 @@ class ControllerState:
             "vms": vms,
             "unbound": [name for name, vm in vms.items() if vm["at"] is None],
             "bindings_ready": self.bindings_ready,
-            "ovsdb": self.ovsdb.as_json() if self.ovsdb is not None else None,
+            "ovsdb": self.daemon.ovsdb.as_json() if self.daemon.ovsdb is not None else None,
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
             "last_compile": self.last_compile,
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],
             "unclaimed_ports": [p.as_json() for p in self.snapshot.unclaimed],
             "counters": self.counters.snapshot(),
-            "events": list(self.events),
-            "ha": self.ha.status() if self.ha is not None else {"enabled": False},
+            "events": list(self.history.events),
+            "ha": self.daemon.ha.status() if self.daemon.ha is not None else {"enabled": False},
         }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -260,8 +261,8 @@ def test_an_enforced_edit_shows_its_flow_mods_and_the_reachability_it_changes() 
     assert edited != text
     new = parse_policy(edited, "edited.yaml", st.topology)
     start = st.edit_started()
-    st.policy = new
-    st.policy_info = PolicyInfo("edited.yaml", "cd" * 32, 2.0, edited)
+    st.adopt(dataclasses.replace(st.inputs, policy=new,
+                                 policy_info=PolicyInfo("edited.yaml", "cd" * 32, 2.0, edited)))
     changed = st.recompile()
     st.edit_enforced(start, "file changed: edited.yaml", changed)
     st.record("refused", "file changed: edited.yaml: edit refused (1 problems)")
@@ -287,12 +288,13 @@ def test_an_enforced_edit_shows_its_flow_mods_and_the_reachability_it_changes() 
 
 
 def test_edit_history_is_bounded() -> None:
-    from sdnctl.live.state import MAX_EDITS
+    from sdnctl.live.history import MAX_EDITS
 
     st = make_state("single")
     for i in range(MAX_EDITS + 3):
         st.edit_enforced(st.edit_started(), f"edit {i}", [])
-    assert len(st.edits) == MAX_EDITS and st.edits[-1].what == f"edit {MAX_EDITS + 2}"
+    edits = st.history.edits
+    assert len(edits) == MAX_EDITS and edits[-1].what == f"edit {MAX_EDITS + 2}"
 
 
 # ---- the page and the token --------------------------------------------------------------------

@@ -106,15 +106,15 @@ def test_ovsdb_connection_is_a_gauge_and_its_comebacks_a_counter() -> None:
     from sdnctl.southbound.ovsdb import OvsdbHealth
 
     st = state()
-    st.ovsdb = OvsdbHealth("unix:/run/db.sock")
-    st.ovsdb.down("cannot connect: No such file or directory")
+    st.daemon.ovsdb = OvsdbHealth("unix:/run/db.sock")
+    st.daemon.ovsdb.down("cannot connect: No such file or directory")
     fams = parse(render_metrics(st))
     assert fams["sdnctl_ovsdb_connected"]["type"] == "gauge"
     assert fams["sdnctl_ovsdb_connected"]["samples"][()] == 0
     assert fams["sdnctl_ovsdb_reconnects_total"]["samples"][()] == 0
-    st.ovsdb.up()  # the first session: no comeback
-    st.ovsdb.down("connection closed")
-    st.ovsdb.up()
+    st.daemon.ovsdb.up()  # the first session: no comeback
+    st.daemon.ovsdb.down("connection closed")
+    st.daemon.ovsdb.up()
     fams = parse(render_metrics(st))
     assert fams["sdnctl_ovsdb_connected"]["samples"][()] == 1
     assert fams["sdnctl_ovsdb_reconnects_total"]["type"] == "counter"
