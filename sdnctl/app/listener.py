@@ -57,7 +57,9 @@ class Listeners:
         self._settled.set()
 
     def failed(self, exc: OSError) -> None:
-        self.error = exc
+        # A copy without the traceback: its frames hold the socket that failed to bind,
+        # which would stay open as long as the error is kept.
+        self.error = OSError(exc.errno, exc.strerror)
         self._settled.set()
 
     def accepted(self, sock: socket.socket) -> bool:

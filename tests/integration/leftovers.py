@@ -22,19 +22,27 @@ from pathlib import Path
 SETTLE_S = 5.0
 
 
-def listening_inodes() -> dict[str, int]:
-    """socket inode -> TCP port, for every listening TCP socket of the machine."""
+def socket_table() -> dict[str, str]:
+    """socket inode -> what it is (`listening tcp port P`, `tcp A -> B`, `udp`, `unix PATH`)."""
     found = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[3] == "0A":  # LISTEN
-                found[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+            local, remote = (int(a.rsplit(":", 1)[1], 16) for a in fields[1:3])
+            found[fields[9]] = (f"listening tcp port {local}" if fields[3] == "0A"
+                                else f"tcp port {local} -> {remote}")
+    for table in ("udp", "udp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            found[fields[9]] = f"udp port {int(fields[1].rsplit(':', 1)[1], 16)}"
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        found[fields[6]] = "unix " + (fields[7] if len(fields) > 7 else "(unnamed)")
     return found
 
 
 def open_sockets() -> list[str]:
-    listening = listening_inodes()
+    table = socket_table()
     sockets = []
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -43,9 +51,24 @@ def open_sockets() -> list[str]:
             continue
         if target.startswith("socket:["):
             inode = target[len("socket:["):-1]
-            sockets.append(f"listening tcp port {listening[inode]}" if inode in listening
-                           else f"socket fd {fd}")
+            sockets.append(f"fd {fd}: {table.get(inode) or describe(int(fd))}")
     return sorted(sockets)
+
+
+def describe(fd: int) -> str:
+    """A socket /proc/net does not list (netlink, packet, ...): its family and type."""
+    import socket
+
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError as exc:
+        return f"socket ({exc})"
+    with sock:
+        try:
+            name = sock.getsockname()
+        except OSError:
+            name = "?"
+        return f"{sock.family.name} {sock.type.name} {name}"
 
 
 def children() -> list[str]:

@@ -210,3 +210,35 @@ def test_the_openflow_listener_reports_a_taken_port_and_closes_what_it_opened() 
     assert controller.StreamServer is original
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+@pytest.mark.needs("etcd")
+def test_an_openflow_port_taken_during_start_up_ends_it_and_the_campaign(lab) -> None:
+    """The port is free when the daemon checks it and taken (by someone else) before
+    os-ken listens: the daemon used to run deaf with a dead listener thread. Here it
+    exits 1 saying so, after it had won the etcd lease, which it gives back."""
+    from sdnctl.ha.etcd import EtcdStore
+    from sdnctl.ha.server import start_etcd
+
+    etcd = start_etcd(lab.tmp)
+    lab.cleanup.add(f"etcd pid {etcd.proc.pid}", etcd.stop)
+    of_port = lab.free_port()
+    missing = lab.tmp / "no-ovsdb.sock"  # start-up waits 5 s for it: time to take the port
+    run = Run(lab, *files(lab), "--api", f"127.0.0.1:{lab.free_port()}",
+              "--listen", f"127.0.0.1:{of_port}", "--ovsdb", f"unix:{missing}",
+              "--etcd", etcd.url)
+    status = lab.wait_for(lambda: (run.status() or {}).get("ha", {}).get("leading"), 5,
+                          "leading, while waiting for OVSDB")
+    assert status and run.status()["daemon"]["startup"]["phase"] == "reading OVSDB"
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", of_port))
+        taken.listen()
+        report = run.finish(60)
+    log = run.log_text()
+    assert report["code"] == 1, log
+    assert f"sdnctl run: cannot listen for OpenFlow on tcp:127.0.0.1:{of_port}: Address " \
+           "already in use" in log
+    assert "Traceback" not in log
+    assert_nothing_left(report)  # os-ken's apps, the API, the monitor, the campaign
+    assert EtcdStore(etcd.url).read().leader is None  # the lease was given back
