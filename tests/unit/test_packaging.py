@@ -21,3 +21,19 @@ def test_only_the_sdnctl_package_is_installed() -> None:
 
 def test_no_top_level_apps_folder_is_left_behind() -> None:
     assert not (REPO / "apps").exists()
+
+
+def test_only_the_daemon_loads_the_os_ken_app() -> None:
+    """sdnctl.app imports os-ken: the CLI, the API and the core must not pull it in."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "sdnctl").rglob("*.py")):
+        rel = path.relative_to(REPO / "sdnctl")
+        if rel.parts[0] == "app" or rel == Path("daemon.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{rel}: {n}" for n in names if n.startswith("sdnctl.app")]
+    assert offenders == []
