@@ -53,21 +53,15 @@ from typing import TYPE_CHECKING, Any
 
 from sdnctl.api import SwitchReadError, start_api
 from sdnctl.apitoken import ENV as TOKEN_ENV
-from sdnctl.apitoken import TokenError, is_loopback, loosely_protected, read_token
+from sdnctl.endpoints import Endpoints, check_endpoints
 from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
 from sdnctl.ha.etcd import parse_etcd_url
 from sdnctl.ha.model import Revision
 from sdnctl.live.sources import Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
-from sdnctl.tls import (
-    HandshakeWatch,
-    Listen,
-    TlsFiles,
-    check_tls,
-    configure_os_ken,
-    parse_listen,
-)
+from sdnctl.startup import Startup, Ticker, run_until, wait_for_bindings
+from sdnctl.tls import HandshakeWatch, Listen, TlsFiles, configure_os_ken
 from sdnctl.yamlsrc import LoadError
 
 if TYPE_CHECKING:  # these import os-ken: loaded by Daemon.start only
@@ -83,11 +77,6 @@ DEFAULT_LISTEN = "0.0.0.0:6653"
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 DEFAULT_API = "127.0.0.1:8680"
 DEFAULT_STATS_INTERVAL_S = 10.0  # flow-stats reads for the drop counters
-# How long to wait for OVSDB to answer at all before starting without bindings (the
-# switches are then held until it does). Once it has answered, its first full read is
-# waited for however long it takes: nothing at start-up has a limit a big network can
-# exceed.
-OVSDB_WAIT_S = 5.0
 LISTEN_WAIT_S = 10.0  # for os-ken's listener to open, once its apps have started
 
 
@@ -101,25 +90,6 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("os_ken").setLevel(logging.WARNING)  # its per-request and brick chatter
-
-
-def parse_address(text: str, what: str) -> tuple[str, int]:
-    """`host:port` (IPv6 as `[::1]:port`) -> (host, port); ValueError with a clear message."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{what} {text!r}: expected HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def check_bindable(host: str, port: int, what: str) -> None:
-    """Fail early and clearly on a taken port (os-ken's listener would die in a green thread)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise OSError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from exc
 
 
 # ---- reloads ------------------------------------------------------------------------
@@ -142,41 +112,6 @@ def reload_handler(app: ControllerApp) -> Callable[[Change], None]:
 
 
 # ---- the daemon ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Where the daemon listens, checked before anything starts."""
-
-    listen: Listen
-    tls: TlsFiles | None
-    api_host: str
-    api_port: int
-    api_token: str | None
-
-
-def check_endpoints(listen: str, api: str, api_token_file: str | None,
-                    tls: TlsFiles | None) -> Endpoints:
-    """ValueError (bad input: exit 2) or OSError (address unusable: exit 1), with a message
-    naming the option, before anything listens."""
-    of = parse_listen(listen)
-    check_tls(of, tls)
-    api_host, api_port = parse_address(api, "--api")
-    try:
-        token = read_token(api_token_file)
-    except TokenError as exc:
-        raise ValueError(str(exc)) from None
-    if token is None and not is_loopback(api_host):
-        raise ValueError(
-            f"--api {api}: the status API would be reachable from other machines without "
-            f"a token; give one (--api-token-file FILE or {TOKEN_ENV}=...) or listen on "
-            "127.0.0.1")
-    if api_token_file and loosely_protected(api_token_file):
-        log.warning("%s can be read by other users (chmod 600 it)", api_token_file)
-    # OpenFlow before the start-up compile (minutes on a big network): a taken port fails
-    # now. The API's port is taken by binding it (start_api), so it has no check here.
-    check_bindable(of.host, of.port, "OpenFlow")
-    return Endpoints(of, tls if of.scheme == "ssl" else None, api_host, api_port, token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,77 +488,6 @@ def run_daemon(
     return 0
 
 
-# ---- start-up -----------------------------------------------------------------------
-
-
-class Startup:
-    """The start-up timeline, shown under `daemon.startup` in /status: the phase it is
-    in, and when (seconds since the daemon started) each step ended."""
-
-    def __init__(self, started_at: float) -> None:
-        self._t0 = started_at
-        # the files are read and validated by now (20,000 VMs: seconds, docs/benchmarks.md §6)
-        self.doc: dict[str, object] = {"phase": "reading OVSDB", "loaded_s": self.since()}
-
-    def since(self) -> float:
-        return round(time.monotonic() - self._t0, 3)
-
-    def reached(self, phase: str, **figures: object) -> None:
-        self.doc.update(figures)  # one dict, updated in place: /status reads it as is
-        self.doc["phase"] = phase
-        if phase == "running":
-            self.doc["running_s"] = self.since()
-
-
-def wait_for_bindings(monitor: OvsdbMonitor, stopping: list[int],
-                      connect_s: float = OVSDB_WAIT_S) -> bool:
-    """Wait for the first full read of OVSDB: True once it is in.
-
-    An OVSDB that does not answer within `connect_s` is not waited for (False: the
-    switches are held until it answers). One that answered is waited for as long as
-    it takes to send every row (thousands of interfaces take seconds), unless the
-    connection drops. A stop signal ends the wait (False)."""
-    deadline = time.monotonic() + connect_s
-    next_note = time.monotonic() + 10.0
-    while not monitor.wait_ready(0.1):
-        now = time.monotonic()
-        if stopping or (now > deadline and not monitor.connected):
-            return False
-        if now > next_note:
-            log.info("still reading OVSDB %s", monitor.remote)
-            next_note = now + 10.0
-    return True
-
-
-def run_until(fn: Callable[[], object], name: str, stopping: list[int], what: str) -> bool:
-    """Run `fn` in a daemon thread and wait for it without a time limit, watching for a
-    stop signal meanwhile: True when it returned, False on a stop (it is abandoned: the
-    process is about to exit). Its exception, if any, is raised here."""
-    done = threading.Event()
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # handed to the caller
-            failure.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name=name, daemon=True).start()
-    began = next_note = time.monotonic()
-    while not done.wait(0.2):
-        if stopping:
-            log.info("stop requested while %s", what)
-            return False
-        if time.monotonic() > next_note + 30.0:
-            next_note = time.monotonic()
-            log.info("still %s (%.0f s)", what, next_note - began)
-    if failure:
-        raise failure[0]
-    return True
-
-
 def start_election(etcd: str, prefix: str, replica: str, api: str,
                    revision: Revision) -> Election:
     """This replica's campaign, running (sdnctl/ha/election.py)."""
@@ -635,28 +499,6 @@ def start_election(etcd: str, prefix: str, replica: str, api: str,
     election.start()
     log.info("replica %s: campaigning through etcd %s (prefix %s)", replica, etcd, prefix)
     return election
-
-
-class Ticker:
-    """Calls `fn` every `interval_s` from a daemon thread until stopped."""
-
-    def __init__(self, interval_s: float, fn: Callable[[], object]) -> None:
-        self._stop = threading.Event()
-        self._interval = interval_s
-        self._fn = fn
-        self._thread = threading.Thread(target=self._run, name="stats-poll", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._fn()
-            except Exception:  # a failed tick must not end the ticking
-                log.exception("periodic task failed")
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
 
 
 def add_run_arguments(ap: argparse.ArgumentParser) -> None:
