@@ -408,14 +408,15 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         if self.state.use_bundles:
             self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
             bundle_id = self._bundle_id
-        plan = sb.plan_update(sw.datapath, diff, foreign, bundle_id)
+        plan = sb.plan_update(sw.datapath, diff, foreign, bundle_id, sw.desired)
         labels: dict[int, sb.Outgoing] = {}  # labelled only if the switch refuses one
+        xid = 0
         for out in plan:
-            sw.datapath.send_msg(out.msg)
-            labels[out.msg.xid] = out
+            xid = sb.send_outgoing(sw.datapath, out)
+            labels[xid] = out
         n_mods = sum(o.is_flow_mod for o in plan)
         summary = diff.summary() + (f", {len(foreign)} foreign flows deleted" if foreign else "")
-        sw.on_sent(Batch(sw.installed, sw.desired, labels, plan[-1].msg.xid, now, summary, since),
+        sw.on_sent(Batch(sw.installed, sw.desired, labels, xid, now, summary, since),
                    n_mods, foreign)
         if n_mods or len(diff):
             log.info("%s: sending %s", sw.name, summary)
