@@ -727,8 +727,10 @@ class Simulator:
                         next_table = TABLE_ID[act.stage]
                     elif kind is Output:
                         port = act.port
-                        outputs.append((int(p["in_port"]) if port == OFPP_IN_PORT else port,
-                                        dict(p)))
+                        if port == OFPP_IN_PORT:
+                            outputs.append((int(p["in_port"]), dict(p)))
+                        elif port != p["in_port"]:  # OpenFlow: only IN_PORT sends it back
+                            outputs.append((port, dict(p)))
                     elif kind is Ct:
                         z = act.zone
                         zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
@@ -741,6 +743,12 @@ class Simulator:
                                 work.append((TABLE_ID[act.table], dict(p, ct_state=state)))
                     elif kind is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))
+                    elif kind is DecTtl and int(p.get("ip_ttl", 64)) <= 1:
+                        # OVS stops the packet here (an invalid-TTL packet-in, which
+                        # no controller asked for): nothing after it happens.
+                        trace.dropped_at.append(step)
+                        next_table = None
+                        break
                     elif kind is not Meter:
                         if not copied:  # the packet as it came may be someone else's
                             p, copied = dict(p), True
@@ -764,7 +772,10 @@ class Simulator:
             p = dict(pkt)
             for act in bucket.actions:
                 if isinstance(act, Output):
-                    out.append((act.port, dict(p)))
+                    if act.port == OFPP_IN_PORT:
+                        out.append((int(p["in_port"]), dict(p)))
+                    elif act.port != p["in_port"]:  # as in a flow: never back by number
+                        out.append((act.port, dict(p)))
                 else:
                     _apply_in_place(act, p)
         return out
