@@ -1,5 +1,5 @@
 # Conveniences over ./dev (which needs nothing but bash on a fresh Debian 12).
-.PHONY: setup lab test unit bench lint
+.PHONY: setup lab test unit bench lint mutate
 setup:
 	./dev setup
 lab:
@@ -10,6 +10,9 @@ unit:
 	.venv/bin/pytest -q -rfEs tests/unit
 lint:
 	.venv/bin/ruff check .
+# Curated compiler/simulator mutants, each of which a behavioural test must kill.
+mutate:
+	.venv/bin/python tests/mutate.py
 bench:
 	.venv/bin/python benchmarks/compile_scale.py
 	.venv/bin/python benchmarks/flow_growth.py

@@ -543,8 +543,10 @@ class Conntrack:
             return
         table = self.tables.setdefault((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if not self._holds(rev, table):
-            table.add(t)
+        if self._holds(rev, table) or self._holds(t, table):
+            return
+        if self._opens(pkt) and (t[0] != 6 or tcp_valid(int(pkt.get("tcp_flags", TCP_SYN)))):
+            table.add(t)  # OVS never commits a packet that cannot open a connection
 
     def _holds(self, t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
         return _holds(t, table) if self.unknowns else t in table
