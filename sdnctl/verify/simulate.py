@@ -420,6 +420,10 @@ def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
                 out.update(("eth_type", "mpls_label", "mpls_payload_type"))
             case DecTtl():
                 out.add("ip_ttl")
+            case Output() | GroupAction() | Meter() | Goto() | Conjunction():
+                pass  # the packet's fields as they are
+            case _:
+                raise TypeError(f"cannot simulate {act!r}")
     return True
 
 
