@@ -67,7 +67,7 @@ _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
 
 
-_DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id"})
+_DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id", "ct_mark"})
 _MAC_INT: dict[str, int] = {}  # conversions of text addresses, cached: probes repeat them
 _IP_INT: dict[str, int] = {}
 
@@ -471,7 +471,8 @@ def tcp_opens(flags: int) -> bool:
 
 @dataclass
 class Conntrack:
-    """Committed connections per (switch, zone), as original-direction 5-tuples.
+    """Committed connections per (switch, zone), as original-direction 5-tuples,
+    and the ct_mark of those a commit marked (unmarked ones read 0).
 
     States follow OVS's userspace conntrack: a connection is `+est` once committed,
     except that, until its first reply, a UDP/ICMP/other packet or a TCP SYN in the
@@ -480,6 +481,7 @@ class Conntrack:
     none is `+inv`, and so is anything that is not IPv4."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
+    marks: dict[tuple[str, int, tuple[object, ...]], int] = field(default_factory=dict)
     unknowns: bool = False  # may hold an Unknown (`Simulator.inject_unknown`)
     answered: set[tuple[str, int, tuple[object, ...]]] = field(default_factory=set)
 
@@ -541,16 +543,29 @@ class Conntrack:
         """ICMP: only a reply type answers a request (another request is its own)."""
         return pkt.get("ip_proto") != 1 or pkt.get("icmpv4_type") in _ICMP_REQUEST_OF
 
-    def commit(self, switch: str, zone: int, pkt: Packet) -> None:
+    def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
         t = self._tuple(pkt)
         if t is None:
             return
         table = self.tables.setdefault((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if self._holds(rev, table) or self._holds(t, table):
-            return
-        if self._opens(pkt) and (t[0] != 6 or tcp_valid(int(pkt.get("tcp_flags", TCP_SYN)))):
-            table.add(t)  # OVS never commits a packet that cannot open a connection
+        if self._holds(rev, table):
+            t = rev
+        elif not self._holds(t, table):
+            if not self._opens(pkt):
+                return  # OVS never commits a packet that cannot open a connection
+            table.add(t)
+        if mark is not None:
+            self.marks[(switch, zone, t)] = mark
+
+    def mark(self, switch: str, zone: int, pkt: Packet) -> int:
+        """The ct_mark of the connection `pkt` belongs to (0 when none is set)."""
+        t = self._tuple(pkt)
+        if t is None or not self.marks:
+            return 0
+        rev = (t[0], t[3], t[4], t[1], t[2])
+        marks = self.marks
+        return marks.get((switch, zone, t), marks.get((switch, zone, rev), 0))
 
     def _holds(self, t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
         return _holds(t, table) if self.unknowns else t in table
@@ -741,12 +756,13 @@ class Simulator:
                         z = act.zone
                         zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
                         if act.commit:
-                            ct.commit(switch, zone, p)
+                            ct.commit(switch, zone, p, act.mark)
                         if act.table is not None:
                             recirculations += 1
                             if recirculations <= MAX_RECIRCULATIONS:
                                 state = ct.lookup(switch, zone, p)
-                                work.append((TABLE_ID[act.table], dict(p, ct_state=state)))
+                                work.append((TABLE_ID[act.table], dict(
+                                    p, ct_state=state, ct_mark=ct.mark(switch, zone, p))))
                     elif kind is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))
                     elif kind is DecTtl and int(p.get("ip_ttl", 64)) <= 1:

@@ -204,7 +204,7 @@ class ScriptedConntrack(Conntrack):
             bits |= _CT_FLAG[flag]
         return bits
 
-    def commit(self, switch: str, zone: int, pkt: Packet) -> None:
+    def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
         pass
 
 
