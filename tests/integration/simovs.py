@@ -137,13 +137,70 @@ _IN_PORT = re.compile(r"^\s+(?:output:)?IN_PORT$", re.I)
 @dataclass
 class Verdict:
     """What a packet did in one switch: the flows it hit (table, cookie), in order,
-    and the ports it was output to (sorted)."""
+    the ports it was output to (sorted) and, when it left by one port only, the
+    headers it left with (`headers`)."""
 
     hits: list[tuple[int, int]] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
+    left_with: dict[str, object] = field(default_factory=dict)
 
     def text(self) -> str:
-        return f"hits={self.hits} outputs={self.outputs}"
+        return f"hits={self.hits} outputs={self.outputs} left with {self.left_with}"
+
+
+def headers(fields: dict[str, object], tunnel: bool) -> dict[str, object]:
+    """The headers a frame leaves with, from the simulator's packet: addresses, tag,
+    label, TTL, ARP fields, and (`tunnel`: sent into one) tunnel key and far end."""
+    out: dict[str, object] = {"eth_src": fields.get("eth_src"), "eth_dst": fields.get("eth_dst")}
+    vid = fields.get("vlan_vid")
+    out["vlan"] = int(vid) & 0xFFF if isinstance(vid, int) and vid else None
+    if fields.get("eth_type") == 0x8847:
+        out["mpls_label"] = fields.get("mpls_label")
+    elif fields.get("eth_type") == 0x0800:
+        out["ip_ttl"] = fields.get("ip_ttl")
+    elif fields.get("eth_type") == 0x0806:
+        for name in ("arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha"):
+            out[name] = fields.get(name)
+    if tunnel:
+        out["tun_id"], out["tun_dst"] = fields.get("tun_id"), fields.get("tun_dst")
+    return out
+
+
+_OVS_NAME = {"dl_src": "eth_src", "dl_dst": "eth_dst", "nw_ttl": "ip_ttl",
+             "mpls_label": "mpls_label", "arp_op": "arp_op", "arp_spa": "arp_spa",
+             "arp_tpa": "arp_tpa", "arp_sha": "arp_sha", "arp_tha": "arp_tha",
+             "tun_id": "tun_id", "tun_dst": "tun_dst", "dl_vlan": "vlan_vid"}
+
+
+def final_headers(text: str, tunnel: bool) -> dict[str, object]:
+    """`headers` of the last `Final flow` of a trace (its `Flow` when unchanged)."""
+    lines = text.splitlines()
+    finals = [i for i, ln in enumerate(lines) if ln.startswith("Final flow:")]
+    i = finals[-1]
+    line = lines[i].removeprefix("Final flow:").strip()
+    if line == "unchanged":
+        line = next(ln for ln in reversed(lines[:i]) if ln.startswith("Flow:"))
+        line = line.removeprefix("Flow:").strip()
+    words = line.split(",")
+    fields: dict[str, object] = {}
+    kinds = {w for w in words if "=" not in w}
+    for w in words:
+        name, _, value = w.partition("=")
+        if name in _OVS_NAME:
+            fields[_OVS_NAME[name]] = value
+    for name in ("ip_ttl", "mpls_label", "arp_op", "vlan_vid"):
+        if name in fields:
+            fields[name] = int(str(fields[name]), 0)
+    # The key of a frame sent into a tunnel: the final flow leaves it out (native
+    # tunnel output), the action that set it says it.
+    keys = re.findall(r"set_field:(0x[0-9a-f]+)->tun_id$", text, re.M)
+    if keys:
+        fields["tun_id"] = keys[-1]
+    if "tun_id" in fields:
+        fields["tun_id"] = int(str(fields["tun_id"]), 16)
+    fields["eth_type"] = (0x8847 if "mpls" in kinds else 0x0806 if "arp" in kinds
+                          else 0x0800 if "ip_ttl" in fields else None)
+    return headers(fields, tunnel)
 
 
 _RECIRC = re.compile(r"recirc\((0x[0-9a-f]+)\)$")
@@ -298,6 +355,13 @@ class SwitchView:
     tunnel_ips: list[str]
 
 
+@dataclass(frozen=True)
+class OtherL4:
+    """An IP protocol with no header of its own here: 8 zero bytes of payload."""
+
+    proto: int
+
+
 TCP_FLAG_SETS = [0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00, 0x03, 0x06, 0x29, 0x3F,
                  0xC2, 0x08, 0x20]
 OTHER_PROTOS = [47, 50, 132, 2, 89]
@@ -317,15 +381,15 @@ def _ip_payload(rng: random.Random, v: SwitchView) -> tuple[Frame, str]:
         t = rng.choice([8, 8, 0, 3, 11, 13, 5])
         return ICMP(type=t, id=rng.randrange(65536)), f"icmp {t}"
     proto = rng.choice(OTHER_PROTOS)
-    return (GRE() if proto == 47 else Raw(b"\x00" * 8)), f"proto {proto}"
+    return (GRE() if proto == 47 else OtherL4(proto)), f"proto {proto}"
 
 
 def _ipv4(rng: random.Random, v: SwitchView, src: Host, dst_mac: str, dst_ip: str,
           proto_layer: Frame, what: str) -> tuple[Frame, str]:
     ttl = rng.choice([64, 64, 64, 1, 0, 2])
     ip = IP(src=src.ip, dst=dst_ip, ttl=ttl)
-    if isinstance(proto_layer, Raw):
-        ip.proto = rng.choice(OTHER_PROTOS[1:])
+    if isinstance(proto_layer, OtherL4):
+        ip.proto, proto_layer = proto_layer.proto, Raw(b"\x00" * 8)
     frag = rng.random()
     if frag < 0.08:
         ip.flags, what = "MF", what + " first-fragment"
