@@ -227,10 +227,23 @@ def pop_mpls_bytes(frame: bytes) -> bytes:
     return frame[:at] + b"\x08\x00" + frame[at + 6:]
 
 
-def parse_trace(text: str, in_port: int, v: Verdict | None = None) -> Verdict:
+_BRIDGE = re.compile(r'^\s*bridge\("([^"]+)"\)$')
+
+
+def parse_trace(text: str, bridge: str, in_port: int, v: Verdict | None = None) -> Verdict:
+    """The flows `bridge` hit and its outputs. A frame sent into a tunnel whose far
+    end the host can route to is traced on into the bridge that carries it (an
+    overlay lab's underlay, say): that is not this switch, and is skipped."""
     v = v if v is not None else Verdict()
     lines = text.splitlines()
+    ours = True
     for i, line in enumerate(lines):
+        b = _BRIDGE.match(line)
+        if b:
+            ours = b.group(1) == bridge
+            continue
+        if not ours:
+            continue
         m = _HIT.match(line)
         if m:
             v.hits.append((int(m.group(1)), int(m.group(3) or "0", 16)))

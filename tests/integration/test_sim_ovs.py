@@ -139,7 +139,7 @@ def test_simulator_agrees_with_ofproto_trace() -> None:
                         args += ["--ct-next", state]
                     text = appctl.call("ofproto/trace", *args)
                     traced += 1
-                    want = parse_trace(text, case.in_port)
+                    want = parse_trace(text, bridge.name, case.in_port)
                     rid = unfollowed_recirculation(text)
                     if rid is not None:  # after pop_mpls: trace the rest from where it froze
                         continued += 1
@@ -148,7 +148,7 @@ def test_simulator_agrees_with_ofproto_trace() -> None:
                         for state in case.ct:
                             args += ["--ct-next", state]
                         more = appctl.call("ofproto/trace", *args)
-                        parse_trace(more, case.in_port, want)
+                        parse_trace(more, bridge.name, case.in_port, want)
                         want.outputs.sort()
                         text += "\n(continued)\n" + more
                     if len(want.outputs) == 1:  # left by one port: its headers too
