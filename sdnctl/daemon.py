@@ -51,7 +51,7 @@ from sdnctl.apitoken import TokenError, is_loopback, loosely_protected, read_tok
 from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
 from sdnctl.ha.etcd import parse_etcd_url
 from sdnctl.ha.model import Revision
-from sdnctl.live.sources import Sources, load_sources, read_version
+from sdnctl.live.sources import SourceReads, Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
 from sdnctl.tls import (
@@ -117,14 +117,15 @@ def check_bindable(host: str, port: int, what: str) -> None:
 # ---- reloads ------------------------------------------------------------------------
 
 
-def reload_handler(app: ControllerApp) -> Callable[[Change], None]:
+def reload_handler(app: ControllerApp,
+                   reads: SourceReads | None = None) -> Callable[[Change], None]:
     """What the file watcher calls (in its thread): validate there, off the OpenFlow
     event loop, and hand the app either the new sources or the problems."""
 
     def on_change(change: Change) -> None:
         policy_file, topology_file = change.files
         try:
-            sources: Sources | None = load_sources(policy_file, topology_file)
+            sources: Sources | None = load_sources(policy_file, topology_file, reads)
             problems: list[str] = []
         except LoadError as exc:
             sources, problems = None, [str(p) for p in exc.problems]
@@ -204,8 +205,9 @@ def run_daemon(
                   else hup.append(signum))
     # One read per file: what is validated, hashed and shown by GET /policy is the same.
     policy_file, topology_file = read_version(policy_path), read_version(topology_path)
+    reads = SourceReads()  # kept for the reloads: an edit is re-read at its own cost
     try:
-        sources = load_sources(policy_file, topology_file)
+        sources = load_sources(policy_file, topology_file, reads)
     except LoadError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -333,7 +335,7 @@ def run_daemon(
             election.subscribe(app.post_ha)
         if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
             app.post_bindings(monitor.snapshot())  # came or changed while starting
-        watcher = FileWatcher([policy_file, topology_file], reload_handler(app),
+        watcher = FileWatcher([policy_file, topology_file], reload_handler(app, reads),
                               watch_interval_s)
         watcher.start()
         if hup:
