@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
+from itertools import islice
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -51,7 +53,7 @@ _UNSAFE_FILE = re.compile("[&*\r\x85\u2028\u2029]")
 _UNSAFE_ENTRY = re.compile("[&*\r\x85\u2028\u2029\t|>]")
 _TOP_LINE = re.compile(r"^[^ \n#]", re.M)  # a top-level key (or a document marker)
 _CONTENT_LINE = re.compile(r"^ *[^ \n#]", re.M)
-_COMPARE_STEP = 4096
+_COMPARE_STEPS = (1 << 16, 1 << 12, 1 << 8, 1 << 4, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class _Section:
 
     indent: int  # columns before each entry's key
     starts: list[int]  # offset of each entry's first line, in file order
+    lines: list[int]  # ... and its line number
     names: list[str]
     end: int  # offset just past the mapping: the next top-level line, or the end of text
 
@@ -164,7 +167,7 @@ def _find_section(text: str, line_starts: list[int], data: LineDict,
     lines = [bisect_right(line_starts, s) for s in starts]
     if lines != [mapping.key_line(name) for name in mapping]:
         return None
-    return _Section(indent, starts, list(mapping), end)
+    return _Section(indent, starts, lines, list(mapping), end)
 
 
 def _indent_at(text: str, start: int) -> int:
@@ -201,6 +204,7 @@ class _Edit:
     hi_old: int  # offset just past the replaced entries in the old text
     hi_new: int
     starts: list[int]  # the fragment's entries, in the new text
+    entry_lines: list[int]
     entries: LineDict  # the fragment, parsed (keys in file order, file lines)
     lines: int  # lines added (negative: removed)
     chars: int  # characters added
@@ -243,7 +247,7 @@ def _locate(last: _GoodRead, new: str) -> _Edit | None:
         return None
     if not starts and first == 0 and last_entry + 1 == len(sec.starts):
         return None  # the mapping became empty
-    line_lo = new.count("\n", 0, lo) + 1
+    line_lo = sec.lines[first]
     ok, data = try_load_yaml("\n" * (line_lo - 1) + new[lo:hi_new], last.source)
     if not ok:
         return None
@@ -251,53 +255,58 @@ def _locate(last: _GoodRead, new: str) -> _Edit | None:
     if not isinstance(entries, LineDict) or len(entries) != len(starts):
         return None
     line, at = line_lo, lo
+    entry_lines = []
     for start, name in zip(starts, entries, strict=True):
         line += new.count("\n", at, start)
         at = start
+        entry_lines.append(line)
         if entries.key_line(name) != line or not isinstance(name, str) or not name.strip():
             return None
     kept = set(sec.names[:first]) | set(sec.names[last_entry + 1:])
     if not kept.isdisjoint(entries):
         return None  # a name used twice: the full read reports the duplicate
     lines = new.count("\n", lo, hi_new) - old.count("\n", lo, hi_old)
-    return _Edit(key, first, last_entry, lo, hi_old, hi_new, starts, entries, lines, chars)
+    return _Edit(key, first, last_entry, lo, hi_old, hi_new, starts, entry_lines, entries,
+                 lines, chars)
 
 
 def _common_prefix(a: str, b: str) -> int:
     n, most = 0, min(len(a), len(b))
-    while n + _COMPARE_STEP <= most and a[n:n + _COMPARE_STEP] == b[n:n + _COMPARE_STEP]:
-        n += _COMPARE_STEP
-    while n < most and a[n] == b[n]:
-        n += 1
+    for step in _COMPARE_STEPS:  # long slices first: the comparisons run in C
+        while n + step <= most and a[n:n + step] == b[n:n + step]:
+            n += step
     return n
 
 
 def _common_suffix(a: str, b: str, most: int) -> int:
     """Characters that end both texts alike, at most `most`."""
     n, la, lb = 0, len(a), len(b)
-    while n + _COMPARE_STEP <= most and (
-            a[la - n - _COMPARE_STEP:la - n] == b[lb - n - _COMPARE_STEP:lb - n]):
-        n += _COMPARE_STEP
-    while n < most and a[la - n - 1] == b[lb - n - 1]:
-        n += 1
+    for step in _COMPARE_STEPS:
+        while n + step <= most and a[la - n - step:la - n] == b[lb - n - step:lb - n]:
+            n += step
     return n
 
 
 def _next_sections(last: _GoodRead, edit: _Edit) -> dict[str, _Section]:
     """Every section's entries in the new text: the edited one spliced, any later one
-    moved by the characters added."""
+    moved by the characters and lines added."""
     sections: dict[str, _Section] = {}
     for key, sec in last.sections.items():
         if key == edit.key:
-            tail = [s + edit.chars for s in sec.starts[edit.last + 1:]]
+            after = edit.last + 1
+            starts = [s + edit.chars for s in sec.starts[after:]]
+            lines = [n + edit.lines for n in sec.lines[after:]]
             sections[key] = _Section(
-                sec.indent, sec.starts[:edit.first] + edit.starts + tail,
-                sec.names[:edit.first] + list(edit.entries) + sec.names[edit.last + 1:],
+                sec.indent,
+                sec.starts[:edit.first] + edit.starts + starts,
+                sec.lines[:edit.first] + edit.entry_lines + lines,
+                sec.names[:edit.first] + list(edit.entries) + sec.names[after:],
                 sec.end + edit.chars,
             )
         elif sec.starts[0] > edit.lo:
             sections[key] = _Section(sec.indent, [s + edit.chars for s in sec.starts],
-                                     sec.names, sec.end + edit.chars)
+                                     [n + edit.lines for n in sec.lines], sec.names,
+                                     sec.end + edit.chars)
         else:
             sections[key] = sec
     return sections
@@ -312,7 +321,7 @@ def _reread_vms(last: _GoodRead, new: str, edit: _Edit) -> _GoodRead | None:
     sec = last.sections["vms"]
     removed = [policy.vms[name] for name in sec.names[edit.first:edit.last + 1]]
     reader = _PolicyReader(Report(last.source), last.topology)
-    reader.tenants = {name: _tenant_draft(t) for name, t in policy.tenants.items()}
+    reader.tenants = cast(Any, _TenantDrafts(policy.tenants))
     macs = dict(last.macs)
     ips = set(last.ips)
     for vm in removed:
@@ -333,17 +342,18 @@ def _reread_vms(last: _GoodRead, new: str, edit: _Edit) -> _GoodRead | None:
         if vm.name in last.listed and (again is None or again.tenant != vm.tenant):
             return None
 
-    olds = list(policy.vms.values())
-    vms: dict[str, VM] = {vm.name: vm for vm in olds[:edit.first]}
+    vms: dict[str, VM] = dict(islice(policy.vms.items(), edit.first))
     for name, draft in reader.vms.items():
         vm = build_vm(draft)
         before = policy.vms.get(name)
         vms[name] = before if before == vm and before is not None and (
             before.line == vm.line) else vm
         macs[vm.mac] = vms[name]
-    for vm in olds[edit.last + 1:]:
-        vms[vm.name] = _moved_vm(vm, edit.lines)
-    if edit.lines:
+    after = islice(policy.vms.items(), edit.last + 1, None)
+    if not edit.lines:
+        vms.update(after)
+    else:
+        vms.update((name, _moved_vm(vm, edit.lines)) for name, vm in after)
         macs = {vm.mac: vm for vm in vms.values()}
     tenants = policy.tenants
     if edit.lines and _is_after(last, "tenants", edit):
@@ -392,6 +402,29 @@ def _reread_tenants(last: _GoodRead, new: str, edit: _Edit) -> _GoodRead | None:
 
 
 # -- model objects, moved or seen as drafts -----------------------------------------
+
+
+class _TenantDrafts(Mapping[str, TenantDraft]):
+    """Valid tenants as drafts, made when a re-read VM asks for its tenant."""
+
+    def __init__(self, tenants: Mapping[str, Tenant]) -> None:
+        self._tenants = tenants
+        self._drafts: dict[str, TenantDraft] = {}
+
+    def __getitem__(self, name: str) -> TenantDraft:
+        draft = self._drafts.get(name)
+        if draft is None:
+            draft = self._drafts[name] = _tenant_draft(self._tenants[name])
+        return draft
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tenants
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tenants)
+
+    def __len__(self) -> int:
+        return len(self._tenants)
 
 
 def _tenant_draft(t: Tenant) -> TenantDraft:
