@@ -15,7 +15,8 @@ VMs spread over every hypervisor), written as the YAML a user would keep
 - the same edit through the daemon's reload (`load_sources` with its
   `SourceReads`: the topology is reused, its bytes unchanged).
 
-Each figure is a median over repeats (garbage collected before each); the
+Each figure is a median over repeats (garbage collected before each; the
+fastest re-read is shown too, the one least disturbed by other work); the
 re-reader is reset to its primed state before each repeat. Every re-read is
 checked against the full read of the same text (equal policy, same lines, same
 order) and must have taken the incremental path. JSON goes to
@@ -46,7 +47,10 @@ from sdnctl.topology.load import parse_topology  # noqa: E402
 SOURCE = "datacentre.policy.yaml"
 
 
-def _timed(fn: Callable[[], object], repeats: int, before: Callable[[], object]) -> float | None:
+def _timed(fn: Callable[[], object], repeats: int,
+           before: Callable[[], object]) -> tuple[float | None, float]:
+    """(median, fastest) seconds: on a shared machine the fastest is the run that was
+    not preempted, the median what a user sees."""
     took = []
     for _ in range(repeats):
         before()
@@ -54,7 +58,7 @@ def _timed(fn: Callable[[], object], repeats: int, before: Callable[[], object])
         t0 = time.perf_counter()
         fn()
         took.append(time.perf_counter() - t0)
-    return median(took)
+    return median(took), min(took)
 
 
 def _edits(text: str, n_tenants: int) -> dict[str, str]:
@@ -84,7 +88,7 @@ def measure(n_vms: int, repeats: int) -> list[dict[str, object]]:
     text = yaml.safe_dump(policy_doc(policy), sort_keys=False, width=200)
     topology_text = yaml.safe_dump(topology_doc(topology_model), sort_keys=False)
     topology = parse_topology(topology_text, "datacentre.topology.yaml")
-    full = _timed(lambda: parse_policy(text, SOURCE, topology), repeats, lambda: None)
+    full, _ = _timed(lambda: parse_policy(text, SOURCE, topology), repeats, lambda: None)
     rows: list[dict[str, object]] = []
     for name, new in _edits(text, len(policy.tenants)).items():
         expected = _shape(parse_policy(new, SOURCE, topology))
@@ -98,7 +102,7 @@ def measure(n_vms: int, repeats: int) -> list[dict[str, object]]:
         def reread(reader: PolicyRereader = reader, new: str = new) -> None:
             reader.read(new, SOURCE, topology)
 
-        incremental = _timed(reread, repeats, reset)
+        incremental, fastest = _timed(reread, repeats, reset)
         reset()
         got = reader.read(new, SOURCE, topology)
         if reader.last_mode != "incremental" or _shape(got) != expected:
@@ -119,10 +123,11 @@ def measure(n_vms: int, repeats: int) -> list[dict[str, object]]:
                    tfile: FileVersion = tfile) -> None:
             load_sources(new_file, tfile, reads)
 
-        daemon = _timed(reload, repeats, reset_daemon)
+        daemon, _ = _timed(reload, repeats, reset_daemon)
         rows.append({
             "vms": n_vms, "file_kib": round(len(text.encode()) / 1024), "edit": name,
-            "full_ms": _ms(full), "reread_ms": _ms(incremental), "reload_ms": _ms(daemon),
+            "full_ms": _ms(full), "reread_ms": _ms(incremental),
+            "reread_best_ms": _ms(fastest), "reload_ms": _ms(daemon),
             "speedup": ratio(full, incremental),
         })
     return rows
@@ -141,6 +146,7 @@ def main() -> None:
     rows = [row for n in args.sizes for row in measure(n, args.repeats)]
     print_table(rows, [("vms", "VMs"), ("file_kib", "KiB"), ("edit", "edit"),
                        ("full_ms", "full read ms"), ("reread_ms", "re-read ms"),
+                       ("reread_best_ms", "fastest"),
                        ("reload_ms", "daemon reload ms"), ("speedup", "speed-up")],
                 title=f"policy re-read, scattered, medians of {args.repeats}")
     write_json("policy_read", {"repeats": args.repeats, "rows": rows}, args.json)
