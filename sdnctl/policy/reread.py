@@ -56,7 +56,7 @@ _CONTENT_LINE = re.compile(r"^ *[^ \n#]", re.M)
 _COMPARE_STEPS = (1 << 16, 1 << 12, 1 << 8, 1 << 4, 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)  # no 20k-VM reprs in logs
 class _Section:
     """Where the entries of one split mapping start in one text."""
 
@@ -67,7 +67,7 @@ class _Section:
     end: int  # offset just past the mapping: the next top-level line, or the end of text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)  # no 20k-VM reprs in logs
 class _GoodRead:
     """The last text that was read without a problem, and what is kept about it."""
 
@@ -193,7 +193,7 @@ def _listed(policy: Policy) -> frozenset[str]:
 # -- re-reading -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)  # no 20k-VM reprs in logs
 class _Edit:
     """Entries [first, last] of one section replaced by what a fragment holds."""
 

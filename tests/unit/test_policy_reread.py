@@ -332,3 +332,38 @@ def test_the_full_reads_checks_are_the_ones_the_rereader_knows() -> None:
         "self._check_tenant_ids()",
         "return None if self.r.problems else self._build()",
     ]
+
+
+# -- the daemon's reload path -----------------------------------------------------------
+
+
+def test_the_daemons_reloads_reuse_the_last_good_read(
+        datacentre_text: tuple[str, Topology], tmp_path: Path) -> None:
+    from sdnctl.bench.datacentre import topology_doc
+    from sdnctl.live.sources import SourceReads, load_sources, read_version
+
+    text, topology = datacentre_text
+    policy_path, topology_path = tmp_path / "p.yaml", tmp_path / "t.yaml"
+    topology_path.write_text(yaml.safe_dump(topology_doc(topology), sort_keys=False))
+    policy_path.write_text(text)
+    reads = SourceReads()
+    first = load_sources(read_version(policy_path), read_version(topology_path), reads)
+    modes = []
+    good = DATACENTRE_EDITS["a rule gains a port"](text)
+    for new in (good, good.replace("    host: hv", "    host: nowhere", 1),
+                DATACENTRE_EDITS["a VM added"](good)):  # re-read against the last good
+        policy_path.write_text(new)
+        files = read_version(policy_path), read_version(topology_path)
+        try:
+            got: Any = _shape(load_sources(*files, reads).policy)
+        except LoadError as exc:
+            got = [str(p) for p in exc.problems]
+        try:
+            expected: Any = _shape(load_sources(*files).policy)
+        except LoadError as exc:
+            expected = [str(p) for p in exc.problems]
+        assert got == expected
+        modes.append(reads.policies.last_mode)
+    assert modes == ["incremental", "full", "incremental"]
+    again = load_sources(read_version(policy_path), read_version(topology_path), reads)
+    assert again.topology is first.topology  # the same bytes: not parsed again
