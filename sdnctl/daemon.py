@@ -57,7 +57,7 @@ from sdnctl.endpoints import Endpoints, check_endpoints
 from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
 from sdnctl.ha.etcd import parse_etcd_url
 from sdnctl.ha.model import Revision
-from sdnctl.live.sources import Sources, load_sources, read_version
+from sdnctl.live.sources import SourceReads, Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
 from sdnctl.startup import Startup, Ticker, run_until, wait_for_bindings
@@ -95,14 +95,15 @@ def setup_logging(level: int = logging.INFO) -> None:
 # ---- reloads ------------------------------------------------------------------------
 
 
-def reload_handler(app: ControllerApp) -> Callable[[Change], None]:
+def reload_handler(app: ControllerApp,
+                   reads: SourceReads | None = None) -> Callable[[Change], None]:
     """What the file watcher calls (in its thread): validate there, off the OpenFlow
     event loop, and hand the app either the new sources or the problems."""
 
     def on_change(change: Change) -> None:
         policy_file, topology_file = change.files
         try:
-            sources: Sources | None = load_sources(policy_file, topology_file)
+            sources: Sources | None = load_sources(policy_file, topology_file, reads)
             problems: list[str] = []
         except LoadError as exc:
             sources, problems = None, [str(p) for p in exc.problems]
@@ -164,6 +165,8 @@ class Daemon:
         self._hup: list[int] = []  # SIGHUPs before the watcher exists
         self._watcher: FileWatcher | None = None
         self._app: ControllerApp | None = None
+        # The last good reads, from the start-up read on: an edit is re-read at its cost.
+        self._reads = SourceReads()
         self.started_at, self.started_wall = time.monotonic(), time.time()
 
     def __enter__(self) -> Daemon:
@@ -244,7 +247,7 @@ class Daemon:
         policy_file = read_version(self.config.policy_path)
         topology_file = read_version(self.config.topology_path)
         try:
-            return load_sources(policy_file, topology_file)
+            return load_sources(policy_file, topology_file, self._reads)
         except LoadError as exc:
             raise StartupFailed(2, *(str(p) for p in exc.problems)) from None
 
@@ -332,8 +335,8 @@ class Daemon:
     def _watch(self, sources: Sources, app: ControllerApp) -> None:
         """The file watcher (edits and SIGHUP) and the stats poll."""
         cfg = self.config
-        watcher = FileWatcher([sources.policy_file, sources.topology_file], reload_handler(app),
-                              cfg.watch_interval_s)
+        watcher = FileWatcher([sources.policy_file, sources.topology_file],
+                              reload_handler(app, self._reads), cfg.watch_interval_s)
         watcher.start()
         self._stack.callback(watcher.stop)
         self._watcher = watcher
