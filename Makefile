@@ -1,5 +1,5 @@
 # Conveniences over ./dev (which needs nothing but bash on a fresh Debian 12).
-.PHONY: setup lab test unit bench lint schema
+.PHONY: setup lab test unit bench lint mutate schema
 setup:
 	./dev setup
 lab:
@@ -10,6 +10,9 @@ unit:
 	.venv/bin/pytest -q -rfEs tests/unit
 lint:
 	.venv/bin/ruff check .
+# Curated compiler/simulator mutants, each of which a behavioural test must kill.
+mutate:
+	.venv/bin/python tests/mutate.py
 schema:  # regenerate docs/schema/ after changing sdnctl/schema.py (a unit test compares)
 	.venv/bin/sdnctl schema policy > docs/schema/policy.schema.json
 	.venv/bin/sdnctl schema topology > docs/schema/topology.schema.json

@@ -15,42 +15,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sdnctl.flows import (
+    ACTION_BY_NAME,
     Action,
     Bucket,
-    Conjunction,
-    Ct,
-    DecTtl,
     Flow,
     FlowSet,
-    Goto,
     Group,
-    GroupAction,
     Match,
     MatchValue,
-    Meter,
     MeterBand,
-    Move,
-    Output,
-    PopMpls,
-    PopVlan,
-    PushMpls,
-    PushVlan,
-    SetField,
-    WriteMetadata,
 )
 from sdnctl.pipeline import TABLE_ID
-
-ACTION_TYPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (Output, GroupAction, SetField, Move, PushVlan, PopVlan, PushMpls, PopMpls,
-                DecTtl, Ct, Conjunction, Meter, WriteMetadata, Goto)
-}
 
 
 def action_from_json(data: Mapping[str, Any]) -> Action:
     fields = dict(data)
     kind = fields.pop("type", None)
-    cls = ACTION_TYPES.get(str(kind))
+    cls = ACTION_BY_NAME.get(str(kind))
     if cls is None:
         raise ValueError(f"unknown action type {kind!r}")
     action: Action = cls(**fields)

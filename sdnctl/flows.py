@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -176,10 +177,17 @@ class Goto:
     stage: str
 
 
+# The action vocabulary, declared once. Everything that reads actions is an
+# interpreter of it: the ofctl/JSON printers here, `sdnctl.flowjson` (JSON back),
+# the OpenFlow encoder/decoder (`sdnctl.southbound.ofp.actions`) and the simulator
+# (`sdnctl.verify.simulate`). A new action is a class here plus a case in each;
+# tests/unit/test_action_vocabulary.py fails until every interpreter has one.
 Action = (
     Output | GroupAction | SetField | Move | PushVlan | PopVlan | PushMpls | PopMpls | DecTtl
     | Ct | Conjunction | Meter | WriteMetadata | Goto
 )
+ACTIONS: tuple[type, ...] = typing.get_args(Action)
+ACTION_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in ACTIONS}
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -243,6 +243,23 @@ def load_yaml(text: str, source: str) -> Any:
     return data
 
 
+def try_load_yaml(text: str, source: str) -> tuple[bool, Any]:
+    """(True, data) when `text` is one valid YAML document without duplicate keys,
+    else (False, None): for callers that fall back to `load_yaml` on any doubt."""
+    loader_class = _FastLineLoader if _FastLineLoader is not None else LineLoader
+    loader = None
+    try:
+        yaml.reader.Reader(text)  # the character check `load_yaml` makes
+        loader = loader_class(text, source)
+        data = loader.get_single_data()
+    except (yaml.YAMLError, RecursionError):
+        return False, None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return (False, None) if loader.problems else (True, data)
+
+
 def _marked_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else 1

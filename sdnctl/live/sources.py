@@ -3,7 +3,8 @@
 A `FileVersion` is one read of one file (its bytes, or why it could not be read).
 `load_sources` validates a policy version against a topology version and raises
 `LoadError` with every `file:line: message`, as the offline loaders do, so the
-daemon reports a refused edit the way `sdnctl check` would.
+daemon reports a refused edit the way `sdnctl check` would. Given a `SourceReads`,
+it re-reads an edited file at the cost of the edit, with the same result.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from sdnctl.policy.load import parse_policy
 from sdnctl.policy.model import Policy
+from sdnctl.policy.reread import PolicyRereader
 from sdnctl.topology.load import parse_topology
 from sdnctl.topology.model import Topology
 from sdnctl.yamlsrc import LoadError, Problem
@@ -65,9 +67,33 @@ class Sources:
     topology_file: FileVersion
 
 
-def load_sources(policy_file: FileVersion, topology_file: FileVersion) -> Sources:
+class SourceReads:
+    """The last good reads of the daemon's files, so that an edit costs what it changed:
+    the topology is parsed again only when its bytes changed, the policy through a
+    `PolicyRereader` (which keeps its last good read across refused edits)."""
+
+    def __init__(self) -> None:
+        self.policies = PolicyRereader()
+        self._topology: tuple[str, bytes, Topology] | None = None
+
+    def topology(self, file: FileVersion) -> Topology:
+        last = self._topology
+        if last is not None and file.data is not None and last[:2] == (file.path, file.data):
+            return last[2]
+        topology = parse_topology(file.text(), file.path)
+        if file.data is not None:
+            self._topology = (file.path, file.data, topology)
+        return topology
+
+
+def load_sources(policy_file: FileVersion, topology_file: FileVersion,
+                 reads: SourceReads | None = None) -> Sources:
     """Validate both versions; LoadError lists every problem (the policy is checked only
     against a valid topology: its `host`s must name switches of it)."""
-    topology = parse_topology(topology_file.text(), topology_file.path)
-    policy = parse_policy(policy_file.text(), policy_file.path, topology)
+    if reads is None:
+        topology = parse_topology(topology_file.text(), topology_file.path)
+        policy = parse_policy(policy_file.text(), policy_file.path, topology)
+    else:
+        topology = reads.topology(topology_file)
+        policy = reads.policies.read(policy_file.text(), policy_file.path, topology)
     return Sources(policy, topology, policy_file, topology_file)

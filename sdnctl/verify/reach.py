@@ -17,7 +17,7 @@ from sdnctl.bindings import Bindings
 from sdnctl.flows import FlowSet
 from sdnctl.policy.model import VM, Policy, Proto, Service
 from sdnctl.topology.model import Topology
-from sdnctl.verify.simulate import Conntrack, Packet, Simulator, Trace
+from sdnctl.verify.simulate import TCP_ACK, TCP_SYN, Conntrack, Packet, Simulator, Trace
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 # What a drop in each stage means, in the policy's words.
@@ -89,13 +89,14 @@ def service_packet(service: Service, src: VM, dst_ip: str, src_mac: str, dst_mac
         "ipv4_src": ip_text(src.ip), "ipv4_dst": dst_ip, "ip_ttl": 64,
     }
     if service.proto is Proto.TCP:
-        pkt.update(ip_proto=6, tcp_src=CLIENT_PORT, tcp_dst=service.port_lo, tcp_syn=1)
+        pkt.update(ip_proto=6, tcp_src=CLIENT_PORT, tcp_dst=service.port_lo,
+                   tcp_flags=TCP_SYN)
     elif service.proto is Proto.UDP:
         pkt.update(ip_proto=17, udp_src=CLIENT_PORT, udp_dst=service.port_lo)
     elif service.proto is Proto.ICMP:
         pkt.update(ip_proto=1, icmpv4_type=8, icmp_id=CLIENT_PORT)
     else:  # "any": probe with a TCP connection to a port no one names
-        pkt.update(ip_proto=6, tcp_src=CLIENT_PORT, tcp_dst=9, tcp_syn=1)
+        pkt.update(ip_proto=6, tcp_src=CLIENT_PORT, tcp_dst=9, tcp_flags=TCP_SYN)
     return pkt
 
 
@@ -104,7 +105,8 @@ def reply_packet(request: Packet, src_mac: str, dst_mac: str) -> Packet:
     reply: Packet = dict(request, eth_src=src_mac, eth_dst=dst_mac,
                          ipv4_src=request["ipv4_dst"], ipv4_dst=request["ipv4_src"], ip_ttl=64)
     if request.get("ip_proto") == 6:
-        reply.update(tcp_src=request["tcp_dst"], tcp_dst=request["tcp_src"], tcp_syn=1)
+        reply.update(tcp_src=request["tcp_dst"], tcp_dst=request["tcp_src"],
+                     tcp_flags=TCP_SYN | TCP_ACK)
     elif request.get("ip_proto") == 17:
         reply.update(udp_src=request["udp_dst"], udp_dst=request["udp_src"])
     elif request.get("ip_proto") == 1:

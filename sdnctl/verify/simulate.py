@@ -420,6 +420,10 @@ def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
                 out.update(("eth_type", "mpls_label", "mpls_payload_type"))
             case DecTtl():
                 out.add("ip_ttl")
+            case Output() | GroupAction() | Meter() | Goto() | Conjunction():
+                pass  # the packet's fields as they are
+            case _:
+                raise TypeError(f"cannot simulate {act!r}")
     return True
 
 
@@ -440,14 +444,46 @@ class Trace:
     dropped_at: list[Step] = field(default_factory=list)
 
 
+# TCP flags (ovs-fields(7) `tcp_flags`): a packet without the field is a SYN.
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+_TCP_CORE_FLAGS = 0x3F  # FIN SYN RST PSH ACK URG; ECE and CWR never change a verdict
+# ICMP requests that may open a connection, and the reply type that answers each.
+ICMP_REPLY_OF = {8: 0, 13: 14, 15: 16}
+_ICMP_REQUEST_OF = {reply: request for request, reply in ICMP_REPLY_OF.items()}
+
+
+def tcp_valid(flags: int) -> bool:
+    """Whether OVS 3.1's userspace conntrack accepts a TCP segment with `flags` at all
+    (as measured on this OVS, tests/integration/test_sim_ovs.py): a bare SYN, a bare
+    RST, or ACK with anything but SYN together with FIN or RST. Else it is `+inv`."""
+    core = flags & _TCP_CORE_FLAGS
+    if core in (TCP_SYN, TCP_RST):
+        return True
+    return bool(core & TCP_ACK) and not (core & TCP_SYN and core & (TCP_FIN | TCP_RST))
+
+
+def tcp_opens(flags: int) -> bool:
+    """Whether such a segment may start a connection: a valid one but a SYN-ACK (so
+    a bare SYN, a bare RST, or mid-stream pickup: ACK without SYN)."""
+    core = flags & _TCP_CORE_FLAGS
+    return tcp_valid(flags) and core & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK
+
+
 @dataclass
 class Conntrack:
     """Committed connections per (switch, zone), as original-direction 5-tuples,
-    and the ct_mark of those a commit marked (unmarked ones read 0)."""
+    and the ct_mark of those a commit marked (unmarked ones read 0).
+
+    States follow OVS's userspace conntrack: a connection is `+est` once committed,
+    except that, until its first reply, a UDP/ICMP/other packet or a TCP SYN in the
+    original direction is still `+new`; a reply is `+est+rpl`. A packet that cannot
+    open a connection (`tcp_opens`, an ICMP other than a request) and belongs to
+    none is `+inv`, and so is anything that is not IPv4."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
     marks: dict[tuple[str, int, tuple[object, ...]], int] = field(default_factory=dict)
     unknowns: bool = False  # may hold an Unknown (`Simulator.inject_unknown`)
+    answered: set[tuple[str, int, tuple[object, ...]]] = field(default_factory=set)
 
     @staticmethod
     def _tuple(pkt: Packet) -> tuple[object, ...] | None:
@@ -458,9 +494,22 @@ class Conntrack:
             sport, dport = pkt.get("tcp_src"), pkt.get("tcp_dst")
         elif proto == 17:
             sport, dport = pkt.get("udp_src"), pkt.get("udp_dst")
+        elif proto == 1:  # an echo request and its reply share (id, request type)
+            kind = pkt.get("icmpv4_type")
+            sport = dport = (pkt.get("icmp_id", 0), _ICMP_REQUEST_OF.get(kind, kind))  # type: ignore[arg-type]
         else:
-            sport = dport = pkt.get("icmp_id", 0)
+            sport = dport = 0
         return (proto, pkt.get("ipv4_src"), sport, pkt.get("ipv4_dst"), dport)
+
+    @staticmethod
+    def _opens(pkt: Packet) -> bool:
+        """Whether `pkt` may start a connection (else, outside one, it is `+inv`)."""
+        proto = pkt.get("ip_proto")
+        if proto == 6:
+            return tcp_opens(int(pkt.get("tcp_flags", TCP_SYN)))
+        if proto == 1:
+            return pkt.get("icmpv4_type") in ICMP_REPLY_OF
+        return True
 
     def lookup(self, switch: str, zone: int, pkt: Packet) -> int:
         t = self._tuple(pkt)
@@ -468,13 +517,31 @@ class Conntrack:
             return CT_BITS["inv"] | CT_BITS["trk"]
         table = self.tables.get((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
+        if t[0] == 6 and not tcp_valid(int(pkt.get("tcp_flags", TCP_SYN))):
+            return CT_BITS["inv"] | CT_BITS["trk"]
         if self._holds(t, table):
+            if (switch, zone, t) not in self.answered and self._new_again(pkt):
+                return CT_BITS["new"] | CT_BITS["trk"]
             return CT_BITS["est"] | CT_BITS["trk"]
-        if self._holds(rev, table):
+        if self._is_reply(pkt) and self._holds(rev, table):
+            self.answered.add((switch, zone, rev))
             return CT_BITS["est"] | CT_BITS["rpl"] | CT_BITS["trk"]
-        if t[0] == 6 and not int(pkt.get("tcp_syn", 1)):
-            return CT_BITS["inv"] | CT_BITS["trk"]  # a TCP connection starts with SYN
+        if not self._opens(pkt):
+            return CT_BITS["inv"] | CT_BITS["trk"]
         return CT_BITS["new"] | CT_BITS["trk"]
+
+    @staticmethod
+    def _new_again(pkt: Packet) -> bool:
+        """A packet of an unanswered connection, in its direction, that OVS still
+        calls `+new`: any but TCP, and a TCP SYN (a retransmission)."""
+        if pkt.get("ip_proto") != 6:
+            return True
+        return int(pkt.get("tcp_flags", TCP_SYN)) & _TCP_CORE_FLAGS == TCP_SYN
+
+    @staticmethod
+    def _is_reply(pkt: Packet) -> bool:
+        """ICMP: only a reply type answers a request (another request is its own)."""
+        return pkt.get("ip_proto") != 1 or pkt.get("icmpv4_type") in _ICMP_REQUEST_OF
 
     def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
         t = self._tuple(pkt)
@@ -484,7 +551,9 @@ class Conntrack:
         rev = (t[0], t[3], t[4], t[1], t[2])
         if self._holds(rev, table):
             t = rev
-        else:
+        elif not self._holds(t, table):
+            if not self._opens(pkt):
+                return  # OVS never commits a packet that cannot open a connection
             table.add(t)
         if mark is not None:
             self.marks[(switch, zone, t)] = mark
@@ -679,8 +748,10 @@ class Simulator:
                         next_table = TABLE_ID[act.stage]
                     elif kind is Output:
                         port = act.port
-                        outputs.append((int(p["in_port"]) if port == OFPP_IN_PORT else port,
-                                        dict(p)))
+                        if port == OFPP_IN_PORT:
+                            outputs.append((int(p["in_port"]), dict(p)))
+                        elif port != p["in_port"]:  # OpenFlow: only IN_PORT sends it back
+                            outputs.append((port, dict(p)))
                     elif kind is Ct:
                         z = act.zone
                         zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
@@ -694,6 +765,12 @@ class Simulator:
                                     p, ct_state=state, ct_mark=ct.mark(switch, zone, p))))
                     elif kind is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))
+                    elif kind is DecTtl and int(p.get("ip_ttl", 64)) <= 1:
+                        # OVS stops the packet here (an invalid-TTL packet-in, which
+                        # no controller asked for): nothing after it happens.
+                        trace.dropped_at.append(step)
+                        next_table = None
+                        break
                     elif kind is not Meter:
                         if not copied:  # the packet as it came may be someone else's
                             p, copied = dict(p), True
@@ -717,7 +794,10 @@ class Simulator:
             p = dict(pkt)
             for act in bucket.actions:
                 if isinstance(act, Output):
-                    out.append((act.port, dict(p)))
+                    if act.port == OFPP_IN_PORT:
+                        out.append((int(p["in_port"]), dict(p)))
+                    elif act.port != p["in_port"]:  # as in a flow: never back by number
+                        out.append((act.port, dict(p)))
                 else:
                     _apply_in_place(act, p)
         return out

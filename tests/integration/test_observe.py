@@ -124,7 +124,11 @@ def test_verify_passes_then_names_a_hand_added_flow_and_the_pairs_it_opens(lab) 
     assert extra["kind"] == "extra" and "acl priority=60000" in extra["entry"]
     leaks = {(m["src"], m["dst"], m["service"]) for m in report["mismatches"]}
     assert ("w1", "d1", "icmp") in leaks and ("d1", "w1", "tcp/9") in leaks
-    assert all(m["kind"] == "leak" for m in report["mismatches"])
+    # Connections the flow lets through are not committed in the sender's zone, so
+    # their replies are +inv there (as the simulator models OVS's conntrack): what
+    # the policy allows from hv1's VMs is blocked; nothing else is reported.
+    for m in report["mismatches"]:
+        assert m["kind"] == "leak" or (m["allowed"] and "invalid" in m["reason"]), m
     # And it is true: w1's pings now reach d1 (the replies die in w1's conntrack zone,
     # but the frames the policy forbids arrive).
     assert _arrives(lab, vms["w1"], vms["d1"])

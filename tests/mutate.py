@@ -1,0 +1,213 @@
+"""Mutation run: deliberate bugs in the compiler and the simulator, each of which some
+behavioural test must catch.
+
+Each mutant is one textual edit (file, the text to find, its replacement) applied to
+a copy of the repository in a temporary folder, never to the tree itself; the
+behavioural unit tests (simulator-based; golden-file text comparisons excluded,
+since a text diff proves nothing about behaviour) then run on that copy. A mutant
+is killed when a test fails; the table names the first test that did. Exit status
+1 when any mutant survives (or an edit no longer applies: re-target it), else 0.
+
+    .venv/bin/python tests/mutate.py            # every mutant (make mutate)
+    .venv/bin/python tests/mutate.py -k acl     # those whose name contains "acl"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Behavioural tests only: the pipeline asked through the simulator, never flow text.
+TESTS = [
+    "tests/unit/test_security_behaviour.py",
+    "tests/unit/test_revocation.py",
+    "tests/unit/test_compile_behaviour.py",
+    "tests/unit/test_semantics_property.py",
+]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    find: str
+    replace: str
+    why: str
+
+
+PS = "sdnctl/compile/port_security.py"
+ACL = "sdnctl/compile/acl.py"
+CT = "sdnctl/compile/conntrack.py"
+SIM = "sdnctl/verify/simulate.py"
+
+MUTANTS = [
+    # -- compiler: port security
+    Mutant("ps-no-ipv4-src", PS, "eth_type=ETH_IP, ipv4_src=str(vm.ip))", "eth_type=ETH_IP)",
+           "a VM may send with any IPv4 source"),
+    Mutant("ps-no-eth-src", PS, '"eth_src": vm.mac, ', "",
+           "a VM may send with any source MAC"),
+    Mutant("ps-no-arp-sha", PS, "arp_spa=str(vm.ip), arp_sha=vm.mac)", "arp_spa=str(vm.ip))",
+           "ARP with a foreign sender MAC passes"),
+    Mutant("ps-no-arp-spa", PS, "arp_spa=str(vm.ip), arp_sha=vm.mac)", "arp_sha=vm.mac)",
+           "ARP with a foreign sender IP passes"),
+    Mutant("ps-no-vlan-check", PS, ', "vlan_vid": 0}', "}", "tagged frames pass from a VM"),
+    # -- compiler: ACL and conntrack
+    Mutant("acl-no-commit", ACL,
+           "_COMMIT = (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED), Goto(\"l3_route\"))",
+           "_COMMIT = (Goto(\"l3_route\"),)", "new connections are not committed at the source"),
+    Mutant("acl-commit-no-mark", ACL,
+           "_COMMIT = (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED), Goto(\"l3_route\"))",
+           "_COMMIT = (Ct(zone=REG_ZONE, commit=True), Goto(\"l3_route\"))",
+           "an allowed packet does not clear a revoked mark"),
+    Mutant("acl-revoke-without-mark", ACL,
+           "(Ct(zone=REG_ZONE, commit=True, mark=MARK_REVOKED),), f\"tenant:{tenant}\")",
+           "(), f\"tenant:{tenant}\")", "a revoked connection is dropped but not marked"),
+    Mutant("acl-no-revoke", ACL, "PRIO_TENANT_REVOKE = 101", "PRIO_TENANT_REVOKE = 99",
+           "established packets no rule allows are not revoked (below the tenant drop)"),
+    Mutant("deliver-revoked-below-est", CT, "PRIO_REVOKED = 250", "PRIO_REVOKED = 150",
+           "replies of a revoked connection are delivered"),
+    Mutant("deliver-no-commit", CT, "(Ct(zone=lv.port, commit=True), Output(lv.port))",
+           "(Output(lv.port),)", "new connections are not committed at the destination"),
+    Mutant("acl-no-inv-drop", ACL,
+           '    yield Flow("acl", PRIO_INVALID, Match.of(ct_state="+inv+trk"), (), "base")\n', "",
+           "no +inv drop"),
+    Mutant("acl-rule-above-inv", ACL, "PRIO_RULE = 150", "PRIO_RULE = 350",
+           "rules above the +inv drop"),
+    Mutant("acl-default-above-est", ACL, "PRIO_TENANT_DEFAULT = 100", "PRIO_TENANT_DEFAULT = 250",
+           "the tenant's drop above the est/rel flows"),
+    Mutant("acl-no-reply-pass", ACL, 'Match.of(ct_state="+est+rpl+trk"), (Goto("l3_route"),)',
+           'Match.of(ct_state="+est+rpl+trk"), ()', "replies are not passed"),
+    Mutant("acl-source-clause-on-dst", ACL,
+           "Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip))",
+           "Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip))",
+           "rule sources matched on the destination address"),
+    Mutant("acl-default-allow-drops", ACL, "Match.of(tenant_match), _COMMIT,",
+           "Match.of(tenant_match), (),", "a default-allow tenant drops its connections"),
+    Mutant("ct-in-source-zone", CT, '(Ct(zone=lv.port, table="deliver"),)',
+           '(Ct(zone=REG_ZONE, table="deliver"),)', "ct_in in the sender's zone"),
+    Mutant("route-no-dec-ttl", "sdnctl/compile/route.py", "DecTtl(), ", "",
+           "the router does not decrement TTL"),
+    Mutant("arp-answers-own-mac", "sdnctl/compile/arp.py", 'SetField("arp_sha", mac)',
+           'SetField("arp_sha", "02:00:00:00:00:00")', "ARP answers name a wrong MAC"),
+    # -- simulator
+    Mutant("sim-synack-opens", SIM,
+           "tcp_valid(flags) and core & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK",
+           "tcp_valid(flags)", "a SYN-ACK opens a connection (the old model)"),
+    Mutant("sim-commit-ignored", SIM,
+           "                return  # OVS never commits a packet that cannot open a connection\n"
+           "            table.add(t)\n",
+           "                return  # OVS never commits a packet that cannot open a connection\n",
+           "ct(commit) does nothing"),
+    Mutant("sim-mark-ignored", SIM, "if t is None or not self.marks:", "if True:",
+           "ct_mark always reads 0"),
+    Mutant("sim-reply-new", SIM,
+           "            self.answered.add((switch, zone, rev))\n"
+           "            return CT_BITS[\"est\"] | CT_BITS[\"rpl\"] | CT_BITS[\"trk\"]",
+           "            return CT_BITS[\"new\"] | CT_BITS[\"trk\"]", "a reply is +new"),
+    Mutant("sim-inv-is-new", SIM,
+           "        if not self._opens(pkt):\n            return CT_BITS[\"inv\"]",
+           "        if not self._opens(pkt):\n            return CT_BITS[\"new\"]",
+           "what cannot open a connection is +new"),
+    Mutant("sim-lowest-priority-wins", SIM, "if best is None or bucket[0][0] < best[0]:",
+           "if best is None or bucket[0][0] > best[0]:", "the lowest-priority match wins"),
+    Mutant("sim-conjunction-one-clause", SIM,
+           "if len(clauses) == sizes[cid]}", "if clauses}", "one clause completes a conjunction"),
+    Mutant("sim-output-to-in-port", SIM,
+           '                        elif port != p["in_port"]:  # OpenFlow: only IN_PORT',
+           '                        else:  # OpenFlow: only IN_PORT',
+           "output:N sends back out of the port a frame came in on"),
+    Mutant("sim-dec-ttl-never-stops", SIM,
+           'elif kind is DecTtl and int(p.get("ip_ttl", 64)) <= 1:',
+           'elif kind is DecTtl and int(p.get("ip_ttl", 64)) < -1:',
+           "a packet whose TTL runs out goes on"),
+    Mutant("sim-set-field-ignored", SIM,
+           "        p[act.field] = act.value  # type: ignore[attr-defined]", "        pass",
+           "set_field does nothing"),
+    Mutant("sim-ff-ignores-liveness", SIM, "buckets = tuple(live[:1])",
+           "buckets = tuple(buckets[:1])", "fast-failover takes the first bucket, live or not"),
+    Mutant("sim-push-mpls-keeps-type", SIM, "p.update(eth_type=0x8847, mpls_label=0)",
+           "p.update(mpls_label=0)", "push_mpls leaves the ethertype"),
+]
+
+
+def apply(tree: Path, m: Mutant) -> None:
+    path = tree / m.path
+    text = path.read_text()
+    n = text.count(m.find)
+    if n != 1:
+        raise LookupError(f"{m.name}: {m.path} has the text {n} times, not once: re-target it")
+    path.write_text(text.replace(m.find, m.replace))
+
+
+def copy_tree(dst: Path) -> None:
+    for name in ("sdnctl", "tests", "topologies", "pyproject.toml"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst / name)
+
+
+def run_tests(tree: Path) -> tuple[int, str]:
+    """Run the behavioural tests on `tree` (its own sdnctl first on the path)."""
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("CI", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore",
+         *TESTS], cwd=tree, env=env, capture_output=True, text=True)
+    failed = re.search(r"^FAILED (\S+)", done.stdout, re.M)
+    return done.returncode, failed.group(1) if failed else done.stdout.strip()[-200:]
+
+
+def judge(m: Mutant) -> tuple[Mutant, str, float]:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sdnctl-mutant-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        try:
+            apply(tree, m)
+        except LookupError as e:
+            return m, f"NOT APPLIED: {e}", time.monotonic() - started
+        code, where = run_tests(tree)
+    verdict = f"killed by {where}" if code == 1 else f"SURVIVED (pytest exit {code})"
+    if code not in (0, 1):
+        verdict = f"ERROR (pytest exit {code}): {where}"
+    return m, verdict, time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-k", default="", help="only mutants whose name contains this")
+    ap.add_argument("-j", type=int, default=2, help="mutants run at once (default 2)")
+    args = ap.parse_args(argv)
+    chosen = [m for m in MUTANTS if args.k in m.name]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sdnctl-mutant-") as tmp:  # the control run
+        copy_tree(Path(tmp))
+        code, where = run_tests(Path(tmp))
+        if code != 0:
+            print(f"the unmutated tests fail ({where}): fix them first")
+            return 2
+    with ThreadPoolExecutor(max_workers=args.j) as pool:
+        results = list(pool.map(judge, chosen))
+    width = max(len(m.name) for m in chosen)
+    for m, verdict, secs in results:
+        print(f"{m.name:<{width}}  {secs:5.1f}s  {verdict}")
+    bad = [m.name for m, verdict, _ in results if not verdict.startswith("killed")]
+    print(f"{len(chosen)} mutants, {len(chosen) - len(bad)} killed, {len(bad)} not"
+          f" ({', '.join(bad) or 'none'}); {time.monotonic() - started:.0f} s")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
