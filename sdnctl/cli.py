@@ -1,6 +1,7 @@
 """The `sdnctl` command line: one entry point, one subcommand per job (DESIGN.md §4).
 
-Exit codes: 0 success, 1 the check itself failed (e.g. a lab mismatch), 2 bad input.
+Exit codes: 0 success, 1 the check itself failed (e.g. a lab mismatch), 2 bad input,
+3 the daemon does not answer (every command that talks to it: one message, one code).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from sdnctl.yamlsrc import LoadError
 
 EXIT_BAD_INPUT = 2
+EXIT_NO_DAEMON = 3
 DEFAULT_API = "127.0.0.1:8680"
 
 
@@ -32,13 +34,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     warnings = lint_policy(policy)
     if args.live:
         from sdnctl.policy.sprawl import sprawl_warnings
-        from sdnctl.southbound.api_client import ApiError, get_status
+        from sdnctl.southbound.api_client import get_status
 
-        try:
-            status = get_status(args.api, timeout=5.0, token=_api_token(args))
-        except ApiError as exc:
-            print(f"sdnctl check --live: {exc}", file=sys.stderr)
-            return 1
+        status = get_status(args.api, timeout=5.0, token=_api_token(args))
         warnings += sprawl_warnings(policy, status, args.stale_after)
     for w in warnings:
         print(f"{w} (warning)")
@@ -82,7 +80,8 @@ def _parse_service_arg(text: str):  # -> Service
     try:
         return parse_service(text)
     except ValueError as exc:
-        raise SystemExit(f"sdnctl: --service: {exc}") from None
+        print(f"sdnctl explain: --service: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -116,7 +115,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from sdnctl.southbound.api_client import get_policy_text
 
         new = load_policy(args.old, topology)
-        old = parse_policy(get_policy_text(args.api), f"daemon at {args.api}", topology)
+        old = parse_policy(get_policy_text(args.api, token=_api_token(args)),
+                           f"daemon at {args.api}", topology)
     else:
         old = load_policy(args.old, topology)
         new = load_policy(args.new, topology)
@@ -195,13 +195,9 @@ def _add_api_client_arguments(sp: argparse.ArgumentParser) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from sdnctl.render.status import render_status
-    from sdnctl.southbound.api_client import ApiError, get_status
+    from sdnctl.southbound.api_client import get_status
 
-    try:
-        status = get_status(args.api, timeout=5.0, token=_api_token(args))
-    except ApiError as exc:
-        print(f"sdnctl status: {exc}", file=sys.stderr)
-        return 1
+    status = get_status(args.api, timeout=5.0, token=_api_token(args))
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -223,7 +219,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_offline(policy, topology, bindings,
                                 compile_network(policy, topology, bindings))
     else:
-        from sdnctl.southbound.api_client import ApiError
         from sdnctl.southbound.livefetch import fetch_enforced, fetch_live
         from sdnctl.verify.live import verify_network
 
@@ -232,12 +227,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_BAD_INPUT
         token = _api_token(args)
-        try:
-            enforced = fetch_enforced(args.api, token)
-            live = fetch_live(args.api, token, enforced)
-        except ApiError as exc:
-            print(f"sdnctl verify: {exc}", file=sys.stderr)
-            return 3
+        enforced = fetch_enforced(args.api, token)
+        live = fetch_live(args.api, token, enforced)
         report = verify_network(enforced.intent, live, enforced.policy, enforced.topology,
                                 enforced.bindings, enforced.down_ports)
     if args.json:
@@ -469,7 +460,7 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sp.add_argument("old", metavar="OLD")
     sp.add_argument("new", metavar="NEW", nargs="?")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--api", default=DEFAULT_API, help=f"daemon status API (default {DEFAULT_API})")
+    _add_api_client_arguments(sp)
     sp.add_argument("--render", metavar="FILE.png|svg",
                     help="also draw what the edit adds (green) and removes (red)")
     sp.set_defaults(func=cmd_plan)
@@ -496,8 +487,8 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "status", help="live state from the running daemon",
         description="Switches, VM bindings, unknown ports, the enforced policy (and the "
-        "last refused edit), counters and recent events, as tables. Exit 1 if the daemon "
-        "does not answer.")
+        "last refused edit), counters and recent events, as tables. Exit 3 if the daemon "
+        "does not answer, 1 if it refuses (e.g. a wrong token).")
     _add_api_client_arguments(sp)
     sp.add_argument("--json", action="store_true", help="print the /status document")
     sp.set_defaults(func=cmd_status)
@@ -546,8 +537,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     full = not words or "run" in words or "-h" in words or "--help" in words
     args = build_parser(full).parse_args(words)
+    from sdnctl.southbound.api_client import ApiError
+
     try:
         return int(args.func(args))
+    except ApiError as exc:
+        return _daemon_failed(args, exc)
     except LoadError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -557,6 +552,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return 0
+
+
+def _daemon_failed(args: argparse.Namespace, exc: Exception) -> int:
+    """Every command that talks to the daemon fails the same way: no answer (refused,
+    unreachable, timed out) is exit 3; an answer that is an error (a wrong token,
+    a refused request) is exit 1. The message names the command and the address."""
+    code = getattr(exc, "code", None)
+    if code is None:
+        print(f"sdnctl {args.command}: the daemon at {args.api} does not answer "
+              f"({_reason(exc)})", file=sys.stderr)
+        return EXIT_NO_DAEMON
+    print(f"sdnctl {args.command}: the daemon at {args.api} refused: {exc}", file=sys.stderr)
+    return 1
+
+
+def _reason(exc: Exception) -> str:
+    cause = exc.__cause__
+    reason = getattr(cause, "reason", cause)  # URLError wraps the socket's error
+    return str(reason or exc)
 
 
 if __name__ == "__main__":

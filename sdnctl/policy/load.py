@@ -43,6 +43,7 @@ from sdnctl.policy.values import (
     parse_address,
     placement_trouble,
     read_labels,
+    subnet_trouble,
 )
 from sdnctl.topology.model import Role, Topology
 from sdnctl.yamlsrc import (
@@ -64,6 +65,9 @@ VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps"
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$")
 _SMALLEST_SUBNET = 30  # a /31 or /32 has no room for a VM besides network/broadcast
+# A meter band's rate is a 32-bit count of kbit/s (OpenFlow 1.3 ofp_meter_band);
+# the compiler asks for rate_limit_mbps * 1000.
+MAX_RATE_MBPS = (2**32 - 1) // 1000
 
 
 def load_policy(path: str | Path, topology: Topology | None = None) -> Policy:
@@ -197,6 +201,10 @@ class _PolicyReader:
         if subnet.prefixlen > _SMALLEST_SUBNET:
             self.r.add(line, f"{seg.where}: subnet {subnet} is too small "
                              f"(at most /{_SMALLEST_SUBNET})")
+            return None
+        trouble = subnet_trouble(subnet)
+        if trouble:
+            self.r.add(line, f"{seg.where}: subnet {subnet} {trouble}")
             return None
         return subnet
 
@@ -360,6 +368,11 @@ class _PolicyReader:
         if not is_int(value) or value <= 0:
             self.r.add(line, f"{where}: rate_limit_mbps must be a positive integer "
                              f"(Mbit/s), got {describe(value)}")
+            return None
+        if value > MAX_RATE_MBPS:
+            self.r.add(line, f"{where}: rate_limit_mbps {value} is more than an OpenFlow "
+                             f"meter can encode (at most {MAX_RATE_MBPS}: a meter band's "
+                             "rate is a 32-bit count of kbit/s)")
             return None
         return int(value)
 
