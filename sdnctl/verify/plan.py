@@ -2,7 +2,7 @@
 
 Exact, not sampled: for every ordered VM pair, what the old network lets it open
 and what the new one does are compared as whole sets of services
-(`sdnctl.verify.services.ServiceSet`: TCP and UDP port ranges, ICMP echo, every
+(`sdnctl.policy.services.ServiceSet`: TCP and UDP port ranges, ICMP echo, every
 other IPv4 packet), so the answer is in ranges (`tcp/8101-9000`) and covers every
 port of every protocol.
 
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.policy.model import ANY, Default, Policy
+from sdnctl.policy.services import EMPTY, FULL, ServiceRange, ServiceSet
 from sdnctl.topology.model import Topology
 from sdnctl.topology.paths import Carriage, carriage
-from sdnctl.verify.services import EMPTY, FULL, ServiceRange, ServiceSet
 
 Triple = tuple[str, str, str]  # (source VM, destination VM, service range)
 MAX_LISTED = 3  # VM pairs named per change in the text output
@@ -106,8 +106,10 @@ class Plan:
         return "\n".join(lines)
 
 
-class _Side:
-    """One policy as plan reads it: class keys, allowed sets, where VMs are."""
+class AllowedServices:
+    """What one policy lets VMs of `tenants` open to each other, as ServiceSets
+    (`allowed` per class pair, `reach` per VM pair where the fabric connects them),
+    and where its VMs are placed."""
 
     def __init__(self, policy: Policy, topology: Topology, fabric: Carriage,
                  tenants: set[str]) -> None:
@@ -172,7 +174,8 @@ def touched_tenants(old: Policy, new: Policy) -> set[str]:
 def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
     tenants = touched_tenants(old, new)
     fabric = carriage(topology)
-    before, after = _Side(old, topology, fabric, tenants), _Side(new, topology, fabric, tenants)
+    before = AllowedServices(old, topology, fabric, tenants)
+    after = AllowedServices(new, topology, fabric, tenants)
     names = sorted(before.keys.keys() | after.keys.keys())
     # A VM placed differently (or in one policy only) is judged pair by pair; the
     # others by class, since where they sit is the same on both sides.

@@ -256,7 +256,7 @@ def test_dashboard_in_a_headless_browser(lab) -> None:
 
 
 def _at_probes(triples, services) -> set[str]:
-    from sdnctl.verify.services import ServiceRange
+    from sdnctl.policy.services import ServiceRange
 
     out = set()
     for triple in triples:

@@ -287,7 +287,7 @@ def test_an_enforced_edit_shows_its_flow_mods_and_the_reachability_it_changes() 
 
 
 def _at_probes(triples, services) -> list[tuple[str, str, str]]:
-    from sdnctl.verify.services import ServiceRange
+    from sdnctl.policy.services import ServiceRange
 
     return sorted({(a, b, str(s)) for a, b, text in triples for s in services
                    if ServiceRange.parse(text).contains(s)})

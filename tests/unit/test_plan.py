@@ -20,12 +20,12 @@ from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import ANY, Default, Policy, Proto, Rule, Service
+from sdnctl.policy.services import OTHER, ServiceRange
 from sdnctl.topology.load import load_topology
 from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology
 from sdnctl.verify.plan import plan_edit
 from sdnctl.verify.reach import probe
 from sdnctl.verify.semantics import reach
-from sdnctl.verify.services import OTHER, ServiceRange
 from sdnctl.verify.simulate import Simulator
 from tests.unit.netgen import networks
 

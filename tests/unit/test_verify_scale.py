@@ -368,7 +368,7 @@ def test_plan_equals_the_simulated_networks_at_every_probe() -> None:
 
 
 def _at_probes(triples, old: Policy, new: Policy) -> set:
-    from sdnctl.verify.services import ServiceRange
+    from sdnctl.policy.services import ServiceRange
 
     services = set(probe_services(old)) | set(probe_services(new))
     return {(a, b, str(s)) for a, b, text in triples for s in services
