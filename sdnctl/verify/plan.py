@@ -187,11 +187,13 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
             classes.setdefault((before.keys[n], after.keys[n]), []).append(n)
     found: dict[tuple[bool, ServiceRange, str, str, str], list[tuple[str, str]]] = {}
 
-    def note(a: str, b: str, was: ServiceSet, now: ServiceSet) -> None:
+    def note(pairs: list[tuple[str, str]], was: ServiceSet, now: ServiceSet) -> None:
+        """`pairs` (all of one class pair, or one pair) went from `was` to `now`."""
+        a, b = pairs[0]
         ka, kb = after.keys.get(a) or before.keys[a], after.keys.get(b) or before.keys[b]
         for added, diff in ((True, now.minus(was)), (False, was.minus(now))):
             for r in diff.ranges():
-                found.setdefault((added, r, ka.tenant, ka.label(), kb.label()), []).append((a, b))
+                found.setdefault((added, r, ka.tenant, ka.label(), kb.label()), []).extend(pairs)
 
     by_tenant: dict[str, list[tuple[ClassKey, ClassKey]]] = {}
     for key in classes:
@@ -202,9 +204,11 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
                 was, now = before.allowed(ka[0], kb[0]), after.allowed(ka[1], kb[1])
                 if was == now:
                     continue
-                for a, b in _pairs(classes[ka], classes[kb]):
-                    if before.carried(a, b):  # not moved: carried alike on both sides
-                        note(a, b, was, now)
+                # Not moved: carried alike on both sides.
+                pairs = [(a, b) for a, b in _pairs(classes[ka], classes[kb])
+                         if before.carried(a, b)]
+                if pairs:
+                    note(pairs, was, now)
     for m in sorted(moved):
         for other in names:
             for a, b in ((m, other), (other, m)):
@@ -212,8 +216,8 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
                     continue  # a pair of two moved VMs is judged once, from its source
                 was, now = before.reach(a, b), after.reach(a, b)
                 if was != now:
-                    note(a, b, was, now)
-    changes = tuple(Change(added, r, t, s, d, tuple(sorted(set(p))))
+                    note([(a, b)], was, now)
+    changes = tuple(Change(added, r, t, s, d, tuple(sorted(p)))
                     for (added, r, t, s, d), p in sorted(found.items(), key=_order))
     return Plan(changes, len(names) * (len(names) - 1))
 
