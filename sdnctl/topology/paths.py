@@ -136,15 +136,16 @@ class Carriage:
     are connected when they are linked to each other or hang off one connected
     piece of fabric. (A chain hv1–hv2–hv3 connects hv1 to hv2 and hv2 to hv3, not
     hv1 to hv3.) VXLAN tunnels are the other way between hypervisors: both ends
-    need a `tunnel_ip`, and the segment delivered into an overlay (`vni`)."""
+    need a `tunnel_ip`, and the segments a connection is delivered into (the
+    destination's, and the source's for the replies) overlays (`vni`)."""
 
     pieces: dict[str, frozenset[int]]  # hypervisor -> the fabric pieces it hangs off
     direct: frozenset[frozenset[str]]  # hypervisor pairs linked to each other
     tunnel: frozenset[str]  # hypervisors with a tunnel endpoint
 
     def connected(self, a: str, b: str, overlay: bool = False) -> bool:
-        """Can traffic from hypervisor `a` reach hypervisor `b` (into an overlay
-        segment when `overlay`)?"""
+        """Can traffic between hypervisors `a` and `b` pass (in overlay segments
+        only, when `overlay`)?"""
         if a == b or not self.pieces.get(a, frozenset()).isdisjoint(self.pieces.get(b, ())):
             return True
         if frozenset((a, b)) in self.direct:

@@ -3,7 +3,8 @@ BLOCKED although the policy allows it, found without compiling anything.
 
 A pair needs its two hypervisors connected (sdnctl.topology.paths.Carriage:
 linked to each other, or hanging off one connected piece of fabric, or both
-tunnel endpoints for an overlay segment): another hypervisor is never transit.
+tunnel endpoints when both VMs' segments are overlays): another hypervisor is
+never transit.
 Only hypervisor pairs that are not connected are looked at, so a well-built
 fabric costs one comparison per pair of hypervisors.
 """

@@ -147,10 +147,12 @@ class AllowedServices:
                              for s in r.services)
 
     def carried(self, a: str, b: str) -> bool:
+        """Can a connection between the two open: the request into b's segment and
+        the reply into a's (tunnels carry a segment only if it is an overlay)?"""
         ha, hb = self.host.get(a), self.host.get(b)
         if ha is None or hb is None:
             return False
-        return self.fabric.connected(ha, hb, self.keys[b].overlay)
+        return self.fabric.connected(ha, hb, self.keys[a].overlay and self.keys[b].overlay)
 
     def reach(self, a: str, b: str) -> ServiceSet:
         """What VM a may open to VM b (none when either is not in this policy)."""
@@ -202,9 +204,16 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
         for ka in group:
             for kb in group:
                 was, now = before.allowed(ka[0], kb[0]), after.allowed(ka[1], kb[1])
+                if (ka[0].overlay and kb[0].overlay) != (ka[1].overlay and kb[1].overlay):
+                    # Tunnels carry the pair on one side only.
+                    for a, b in _pairs(classes[ka], classes[kb]):
+                        w, n = before.reach(a, b), after.reach(a, b)
+                        if w != n:
+                            note([(a, b)], w, n)
+                    continue
                 if was == now:
                     continue
-                # Not moved: carried alike on both sides.
+                # Not moved, same overlay: carried alike on both sides.
                 pairs = [(a, b) for a, b in _pairs(classes[ka], classes[kb])
                          if before.carried(a, b)]
                 if pairs:

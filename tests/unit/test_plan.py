@@ -9,6 +9,7 @@ policy lets the pair open (DESIGN.md §2), and takes the difference.
 from __future__ import annotations
 
 import dataclasses
+from ipaddress import IPv4Address
 from pathlib import Path
 from types import MappingProxyType
 
@@ -230,3 +231,44 @@ def test_pairs_the_fabric_cannot_connect_are_not_promised() -> None:
     plan = plan_edit(new, Policy(new.tenants, MappingProxyType(moved)), topo)
     assert ("web1", "app1", "any") in plan.added and ("app1", "web1", "any") in plan.added
     assert not [t for t in plan.added + plan.removed if "web2" in t[:2] and "app1" in t[:2]]
+
+
+def test_a_segment_moved_into_an_overlay_meets_across_the_tunnel() -> None:
+    # hv1 and hv3 share no fabric but both terminate tunnels: VMs in VLAN segments
+    # there never meet. Give app a VNI: still not (the replies to web would need
+    # the fabric). Give web one too: web1 (hv1) and app1 (hv3) meet, both ways.
+    topo = Topology(MappingProxyType({
+        "hv1": Switch("hv1", 1, Role.HYPERVISOR, tunnel_ip=IPv4Address("198.51.100.1")),
+        "hv2": Switch("hv2", 2, Role.HYPERVISOR),
+        "hv3": Switch("hv3", 3, Role.HYPERVISOR, tunnel_ip=IPv4Address("198.51.100.3")),
+        "leaf": Switch("leaf", 16, Role.FABRIC)}),
+        (Link(PortRef("hv1", 1), PortRef("leaf", 1)), Link(PortRef("hv2", 1), PortRef("leaf", 2))))
+    base = load_policy(ROOT / "topologies" / "three-tier.policy.yaml", load_topology(
+        ROOT / "topologies" / "three-tier.topology.yaml"))
+    vms = dict(base.vms)
+    vms["app1"] = dataclasses.replace(vms["app1"], host="hv3")  # web1 on hv1, web2 on hv2
+    old = Policy(base.tenants, MappingProxyType(vms))
+    acme = old.tenants["acme"]
+
+    def overlaid(*names: str) -> Policy:
+        segs = dict(acme.segments)
+        for i, n in enumerate(names):
+            segs[n] = dataclasses.replace(segs[n], vni=5000 + i)
+        return Policy(MappingProxyType({"acme": dataclasses.replace(
+            acme, segments=MappingProxyType(segs))}), old.vms)
+
+    assert plan_edit(old, overlaid("app"), topo).changes == ()
+    plan = plan_edit(old, overlaid("app", "web"), topo)
+    assert plan.removed == ()
+    # web2 and jump1 sit on hv2, which has no tunnel endpoint.
+    assert set(plan.added) == {("web1", "app1", "tcp/8080"), ("app1", "web1", "tcp/80"),
+                               ("app1", "web1", "tcp/443"), ("app1", "web1", "icmp")}
+    # What the compiled networks do, probed.
+    for policy, want in ((old, False), (overlaid("app"), False), (overlaid("app", "web"), True)):
+        bindings = planned_bindings(policy, topo)
+        sim = Simulator(compile_network(policy, topo, bindings), topo)
+        for a, b, s in (("web1", "app1", Service(Proto.TCP, 8080, 8080)),
+                        ("app1", "web1", Service(Proto.TCP, 80, 80))):
+            assert probe(sim, policy, bindings, a, b, s).reached is want, (a, b, want)
+        assert not probe(sim, policy, bindings, "web2", "app1",
+                         Service(Proto.TCP, 8080, 8080)).reached
