@@ -433,7 +433,11 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
         sp.add_argument("-t", "--topology", required=True, help="topology file (YAML, version 1)")
 
     sp = sub.add_parser("check", help="validate and lint a policy against a topology",
-                        description="Validate and lint. With --live, also ask the running "
+                        description="Validate and lint. Errors (exit 2) include VM pairs "
+                        "the policy allows that no path connects, placed as written. Each "
+                        "warning ends with a code; `waive: [CODE]` on the rule, group, VM or "
+                        "tenant it is about silences it (docs/policy.md). With --live, also "
+                        "ask the running "
                         "daemon about sprawl: VMs of the policy not bound for longer than "
                         "--stale-after, and hypervisor ports bound to no VM.")
     files(sp)
