@@ -79,7 +79,7 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class Plan:
     changes: tuple[Change, ...]
-    vm_pairs: int  # ordered VM pairs compared (of the tenants the edit touches)
+    vm_pairs: int  # ordered VM pairs compared: those of the tenants the edit touches
 
     @property
     def added(self) -> tuple[Triple, ...]:
@@ -98,11 +98,13 @@ class Plan:
                 "changes": [c.to_json() for c in self.changes]}
 
     def to_text(self) -> str:
+        compared = (f"{self.vm_pairs} VM pairs of the tenants it touches compared"
+                    if self.vm_pairs else "no tenant changed")
         if not self.changes:
-            return f"no change in reachability ({self.vm_pairs} VM pairs compared)"
+            return f"no change in reachability ({compared})"
         lines = [c.to_text() for c in self.changes]
         lines.append(f"{len(self.added)} added, {len(self.removed)} removed "
-                     f"(VM pair × service range; {self.vm_pairs} VM pairs compared)")
+                     f"(VM pair × service range; {compared})")
         return "\n".join(lines)
 
 
