@@ -4,7 +4,7 @@ Nothing here is an error (DESIGN.md §2: a group may match no VM; a rule that ca
 never take effect is a lint warning). Messages name the object as the loader does:
 `group T/G` or `rule N of tenant T (FROM -> TO)`, and end with the warning's code
 in brackets. An object's `waive: [CODE, ...]` key silences those warnings about
-it (`WAIVABLE` says which objects may waive which codes); `lint_policy` returns
+it (`WAIVABLE` says which objects may waive which codes); `lint_all` returns
 the waived ones apart, so that `check` can count them.
 """
 
@@ -16,15 +16,8 @@ from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Tenant
 from sdnctl.policy.services import ServiceSet
 from sdnctl.yamlsrc import Problem
 
-# code -> what it says; the objects that may waive it (by the key they are under).
-WARNINGS = {
-    "empty-group": "a group matches no VM",
-    "no-effect": "a rule can never allow anything",
-    "duplicate": "a rule says what an earlier rule already says",
-    "covered": "another rule allows all that a rule allows, and more",
-    "unreachable": "no rule lets any VM reach a VM of a default-deny tenant",
-    "exposure": "a public VM may open connections straight to a sensitive one",
-}
+# The warning codes (docs/policy.md says what each means), by the kind of object
+# that may waive them.
 WAIVABLE = {
     "tenant": ("exposure",),
     "group": ("empty-group",),

@@ -66,6 +66,8 @@ class ServiceRange:
 
 @dataclass(frozen=True, slots=True)
 class ServiceSet:
+    """A set of first packets, in normal form: equal sets compare equal."""
+
     tcp: Ranges = ()
     udp: Ranges = ()
     icmp: bool = False  # ICMP echo request

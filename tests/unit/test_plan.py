@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -272,3 +273,16 @@ def test_a_segment_moved_into_an_overlay_meets_across_the_tunnel() -> None:
             assert probe(sim, policy, bindings, a, b, s).reached is want, (a, b, want)
         assert not probe(sim, policy, bindings, "web2", "app1",
                          Service(Proto.TCP, 8080, 8080)).reached
+
+
+def test_service_ranges_read_back_and_the_module_examples_hold() -> None:
+    import doctest
+
+    import sdnctl.policy.services as services
+
+    assert doctest.testmod(services).failed == 0
+    for text in ("tcp/0-21", "tcp/22", "udp/1-65535", "icmp", OTHER, "any"):
+        assert str(ServiceRange.parse(text)) == text
+    for bad in ("tcp/", "sctp/1", "tcp/a-b", "icmp/8"):
+        with pytest.raises(ValueError):
+            ServiceRange.parse(bad)
