@@ -121,7 +121,7 @@ def measure_edits(policy: Policy, topo: Topology, bindings: Bindings) -> dict[st
                 current = {n: sw.desired for n, sw in state.switches.items()}
                 gc.collect()
                 t0 = time.perf_counter()
-                state.policy = new_policy
+                state.adopt(dataclasses.replace(state.inputs, policy=new_policy))
                 state.snapshot = BindingSnapshot(new_bindings)
                 sws = state.recompile()
                 t1 = time.perf_counter()

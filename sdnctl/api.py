@@ -157,87 +157,95 @@ def content_length_problem(text: str) -> tuple[str, str] | None:
     return None
 
 
-def make_api(
-    state: ControllerState,
-    token: str | None = None,
-    read_switch: SwitchReader | None = None,
-    metrics: MetricsRenderer | None = None,
-    read_timeout_s: float = 5.0,
-    bind: tuple[str, int] | None = None,
-) -> WsgiApp:
-    """The API as a WSGI app. Without `read_switch`, `?source=switch` answers 503;
-    without `metrics`, /metrics is 404. `bind` is the (host, port) the server
-    listens on, which Host and Origin must name when there is no token (without it:
-    loopback names and the environ's SERVER_PORT)."""
+class StatusApi:
+    """The API as a WSGI app (call it with `environ, start_response`).
 
-    def status(_q: dict[str, str]) -> Answer:
-        return _json("200 OK", state.status())
+    A request first passes the gate (`_refusal`: token or Host/Origin, body framing),
+    then the router finds its path (`route`: the fixed paths, then `/flows/SWITCH`),
+    checks the method and the query, and the path's handler answers. Without
+    `read_switch`, `?source=switch` answers 503; without `metrics`, /metrics is 404.
+    `bind` is the (host, port) the server listens on, which Host and Origin must name
+    when there is no token (without it: loopback names and the environ's SERVER_PORT)."""
 
-    def policy(_q: dict[str, str]) -> Answer:
-        with state.lock:  # a reload swaps it
-            return Answer("200 OK", state.policy_info.text.encode(), YAML)
+    def __init__(self, state: ControllerState, token: str | None = None,
+                 read_switch: SwitchReader | None = None,
+                 metrics: MetricsRenderer | None = None, read_timeout_s: float = 5.0,
+                 bind: tuple[str, int] | None = None) -> None:
+        self.state = state
+        self.token = token
+        self.read_switch = read_switch
+        self.metrics = metrics
+        self.read_timeout_s = read_timeout_s
+        self.bind = bind
+        self.routes: dict[str, Route] = {
+            "/status": Route({}, self._status),
+            "/policy": Route({}, self._policy),
+            "/topology": Route({}, self._topology),
+        }
+        if metrics is not None:
+            self.routes["/metrics"] = Route({}, self._metrics)
+        for path, (keys, doc) in Dashboard(state).routes().items():
+            self.routes[path] = Route({k: () for k in keys}, _board_answer(doc))
+        for path in PUBLIC:
+            self.routes[path] = Route({}, _page)
 
-    def topology(_q: dict[str, str]) -> Answer:
-        with state.lock:
-            info = state.topology_info
-        if info is None:
-            return _error("503 Service Unavailable", "no topology file loaded")
-        return Answer("200 OK", info.text.encode(), YAML)
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        try:
+            ans = self.answer(environ)
+        except Exception:  # a bug must not become a traceback on the wire or a dead thread
+            log.exception("API request %s failed", environ.get("PATH_INFO"))
+            ans = _error("500 Internal Server Error", "internal error (see the daemon's log)")
+        headers = [("Content-Type", ans.kind), ("Content-Length", str(len(ans.body))),
+                   ("Cache-Control", "no-store"), NOSNIFF, *ans.headers]
+        start(ans.status, headers)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [ans.body]
 
-    def flows(name: str, q: dict[str, str]) -> Answer:
-        with state.lock:
-            sw = state.switches.get(name)
-            desired = sw.desired if sw else None
-        if sw is None:
-            return _error("404 Not Found", f"no switch {name!r}")
-        if q.get("source", "intent") == "switch":
-            if read_switch is None:
-                return _error("503 Service Unavailable", "live reads are not available")
-            try:
-                return _json("200 OK", read_switch(name, read_timeout_s))
-            except SwitchReadError as exc:
-                return _error(exc.status, str(exc))
-        if desired is None:
-            return _error("503 Service Unavailable", "no compiled flows")
-        return _json("200 OK", flowset_to_json(desired))
+    def answer(self, environ: dict[str, Any]) -> Answer:
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        refused = self._refusal(environ, path)
+        if refused is not None:
+            return refused
+        found = self.route(path)
+        if found is None:
+            return _error("404 Not Found", f"no such path {path!r}")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _error("405 Method Not Allowed", f"{method} not allowed",
+                          (("Allow", "GET, HEAD"),))
+        query, problem = _parse_query(environ.get("QUERY_STRING", ""), found.query)
+        if problem:
+            return _error("400 Bad Request", problem)
+        return found.answer(query)
 
-    def prometheus(_q: dict[str, str]) -> Answer:
-        assert metrics is not None
-        return Answer("200 OK", metrics().encode(), PROMETHEUS)
-
-    fixed: dict[str, Route] = {
-        "/status": Route({}, status),
-        "/policy": Route({}, policy),
-        "/topology": Route({}, topology),
-    }
-    if metrics is not None:
-        fixed["/metrics"] = Route({}, prometheus)
-
-    def board_doc(doc: Callable[[dict[str, str]], object]) -> Callable[[dict[str, str]], Answer]:
-        def run(q: dict[str, str]) -> Answer:
-            try:
-                return _json("200 OK", doc(q))
-            except BadQuery as exc:
-                return _error("400 Bad Request", str(exc))
-        return run
-
-    board = Dashboard(state)
-    for path, (keys, doc) in board.routes().items():
-        fixed[path] = Route({k: () for k in keys}, board_doc(doc))
-    for path in PUBLIC:
-        fixed[path] = Route({}, lambda _q: Answer("200 OK", page().body, HTML, page().headers))
-
-    def route(path: str) -> Route | None:
-        if path in fixed:
-            return fixed[path]
+    def route(self, path: str) -> Route | None:
+        if path in self.routes:
+            return self.routes[path]
         head, _, name = path[1:].partition("/")
         if head == "flows" and name and "/" not in name:
-            return Route({"source": ("intent", "switch")}, lambda q: flows(name, q))
+            return Route({"source": ("intent", "switch")}, lambda q: self._flows(name, q))
         return None
 
-    def misdirected(environ: dict[str, Any]) -> Answer | None:
+    # ---- the gate --------------------------------------------------------------------
+    def _refusal(self, environ: dict[str, Any], path: str) -> Answer | None:
+        """Why a request is refused before routing (None: it may go on)."""
+        if self.token is None:
+            refused = self._misdirected(environ)
+            if refused is not None:
+                return refused
+        elif path not in PUBLIC and not check_token(self.token,
+                                                    environ.get("HTTP_AUTHORIZATION")):
+            return _error("401 Unauthorized", "a valid 'Authorization: Bearer TOKEN' is needed",
+                          (("WWW-Authenticate", 'Bearer realm="sdnctl"'),))
+        bad_length = content_length_problem(environ.get("CONTENT_LENGTH") or "0")
+        if bad_length is not None:
+            return _error(*bad_length)
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return _error("411 Length Required", "chunked bodies are not accepted")
+        return None
+
+    def _misdirected(self, environ: dict[str, Any]) -> Answer | None:
         """Without a token: a request whose Host or Origin is not this server."""
-        bind_host, bind_port = bind or (None, int(environ.get("SERVER_PORT") or 80))
+        bind_host, bind_port = self.bind or (None, int(environ.get("SERVER_PORT") or 80))
         host = environ.get("HTTP_HOST")
         if host is not None and not host_allowed(host, bind_host, bind_port):
             return _error("421 Misdirected Request",
@@ -251,44 +259,72 @@ def make_api(
                 return _error("403 Forbidden", "cross-origin requests are refused")
         return None
 
-    def answer(environ: dict[str, Any]) -> Answer:
-        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
-        if token is None:
-            refused = misdirected(environ)
-            if refused is not None:
-                return refused
-        elif path not in PUBLIC and not check_token(token, environ.get("HTTP_AUTHORIZATION")):
-            return _error("401 Unauthorized", "a valid 'Authorization: Bearer TOKEN' is needed",
-                          (("WWW-Authenticate", 'Bearer realm="sdnctl"'),))
-        bad_length = content_length_problem(environ.get("CONTENT_LENGTH") or "0")
-        if bad_length is not None:
-            return _error(*bad_length)
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return _error("411 Length Required", "chunked bodies are not accepted")
-        found = route(path)
-        if found is None:
-            return _error("404 Not Found", f"no such path {path!r}")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD"):
-            return _error("405 Method Not Allowed", f"{method} not allowed",
-                          (("Allow", "GET, HEAD"),))
-        query, problem = _parse_query(environ.get("QUERY_STRING", ""), found.query)
-        if problem:
-            return _error("400 Bad Request", problem)
-        return found.answer(query)
+    # ---- the paths -------------------------------------------------------------------
+    def _status(self, _q: dict[str, str]) -> Answer:
+        return _json("200 OK", self.state.status())
 
-    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+    def _policy(self, _q: dict[str, str]) -> Answer:
+        with self.state.lock:  # a reload swaps it
+            return Answer("200 OK", self.state.policy_info.text.encode(), YAML)
+
+    def _topology(self, _q: dict[str, str]) -> Answer:
+        with self.state.lock:
+            info = self.state.topology_info
+        if info is None:
+            return _error("503 Service Unavailable", "no topology file loaded")
+        return Answer("200 OK", info.text.encode(), YAML)
+
+    def _metrics(self, _q: dict[str, str]) -> Answer:
+        assert self.metrics is not None
+        return Answer("200 OK", self.metrics().encode(), PROMETHEUS)
+
+    def _flows(self, name: str, q: dict[str, str]) -> Answer:
+        with self.state.lock:
+            sw = self.state.switches.get(name)
+            desired = sw.desired if sw else None
+        if sw is None:
+            return _error("404 Not Found", f"no switch {name!r}")
+        if q.get("source", "intent") == "switch":
+            return self._live_flows(name)
+        if desired is None:
+            return _error("503 Service Unavailable", "no compiled flows")
+        return _json("200 OK", flowset_to_json(desired))
+
+    def _live_flows(self, name: str) -> Answer:
+        if self.read_switch is None:
+            return _error("503 Service Unavailable", "live reads are not available")
         try:
-            ans = answer(environ)
-        except Exception:  # a bug must not become a traceback on the wire or a dead thread
-            log.exception("API request %s failed", environ.get("PATH_INFO"))
-            ans = _error("500 Internal Server Error", "internal error (see the daemon's log)")
-        headers = [("Content-Type", ans.kind), ("Content-Length", str(len(ans.body))),
-                   ("Cache-Control", "no-store"), NOSNIFF, *ans.headers]
-        start(ans.status, headers)
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [ans.body]
+            return _json("200 OK", self.read_switch(name, self.read_timeout_s))
+        except SwitchReadError as exc:
+            return _error(exc.status, str(exc))
 
-    return app
+
+def _board_answer(doc: Callable[[dict[str, str]], object]) -> Callable[[dict[str, str]], Answer]:
+    """A dashboard document as an answer: a bad query is the client's 400."""
+
+    def run(q: dict[str, str]) -> Answer:
+        try:
+            return _json("200 OK", doc(q))
+        except BadQuery as exc:
+            return _error("400 Bad Request", str(exc))
+
+    return run
+
+
+def _page(_q: dict[str, str]) -> Answer:
+    return Answer("200 OK", page().body, HTML, page().headers)
+
+
+def make_api(
+    state: ControllerState,
+    token: str | None = None,
+    read_switch: SwitchReader | None = None,
+    metrics: MetricsRenderer | None = None,
+    read_timeout_s: float = 5.0,
+    bind: tuple[str, int] | None = None,
+) -> WsgiApp:
+    """The API as a WSGI app (`StatusApi`)."""
+    return StatusApi(state, token, read_switch, metrics, read_timeout_s, bind)
 
 
 def _parse_query(text: str, allowed: dict[str, tuple[str, ...]]) -> tuple[dict[str, str], str]:

@@ -9,6 +9,12 @@ switch; one that does not is refused (each `file:line: message` in the log and i
 SIGHUP reloads both files at once (also with the watch off, `--no-watch`).
 SIGTERM or SIGINT stops it cleanly with exit code 0.
 
+`Daemon` owns the lifecycle: each part it starts registers its undo with one
+`contextlib.ExitStack`, so a failure or a stop signal at any step of start-up
+(a taken port, os-ken failing, ...) takes down what was already up, in reverse,
+and a stop does the same once running: no thread, listening socket or switch
+connection is left behind.
+
 Start-up has no time limit a big network can exceed: the status API answers first,
 then the daemon reads OVSDB (waited for as long as it takes once OVSDB answered;
 5 s for it to answer at all), compiles every switch (34 s for 20,000 VMs on the
@@ -24,15 +30,16 @@ dropped-by-policy counters of /metrics.
 
 It runs on os-ken 4's default hub, "native" (real threads, not eventlet): shared
 state is locked, and os-ken is started from a daemon thread so that none of its
-never-ending threads (its listener, one per switch connection) keeps the process
-alive after a stop. With OSKEN_HUB_TYPE=eventlet it refuses to start (see below).
-os-ken is imported only inside `run_daemon`, so importing this module (the CLI
-does) starts nothing.
+never-ending threads keeps the process alive after a stop; its listener and the
+switches' connections are closed on stop (sdnctl/app/listener.py). With
+OSKEN_HUB_TYPE=eventlet it refuses to start (see below). os-ken is imported only
+inside `Daemon.start`, so importing this module (the CLI does) starts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import socket
@@ -42,32 +49,26 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any
 
-from sdnctl.api import SwitchReader, SwitchReadError, start_api
+from sdnctl.api import SwitchReadError, start_api
 from sdnctl.apitoken import ENV as TOKEN_ENV
-from sdnctl.apitoken import TokenError, is_loopback, loosely_protected, read_token
+from sdnctl.endpoints import Endpoints, check_endpoints
 from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
 from sdnctl.ha.etcd import parse_etcd_url
 from sdnctl.ha.model import Revision
 from sdnctl.live.sources import Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
-from sdnctl.tls import (
-    HandshakeWatch,
-    Listen,
-    TlsFiles,
-    check_tls,
-    configure_os_ken,
-    parse_listen,
-    watch_handshakes,
-)
+from sdnctl.startup import Startup, Ticker, run_until, wait_for_bindings
+from sdnctl.tls import HandshakeWatch, Listen, TlsFiles, configure_os_ken
 from sdnctl.yamlsrc import LoadError
 
-if TYPE_CHECKING:
-    from apps.controller import ControllerApp
+if TYPE_CHECKING:  # these import os-ken: loaded by Daemon.start only
+    from sdnctl.app.controller import ControllerApp
+    from sdnctl.app.listener import Listeners
     from sdnctl.ha.election import Election
+    from sdnctl.live.state import ControllerState
     from sdnctl.southbound.ovsdb import OvsdbMonitor
 
 log = logging.getLogger("daemon")
@@ -76,11 +77,7 @@ DEFAULT_LISTEN = "0.0.0.0:6653"
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 DEFAULT_API = "127.0.0.1:8680"
 DEFAULT_STATS_INTERVAL_S = 10.0  # flow-stats reads for the drop counters
-# How long to wait for OVSDB to answer at all before starting without bindings (the
-# switches are then held until it does). Once it has answered, its first full read is
-# waited for however long it takes: nothing at start-up has a limit a big network can
-# exceed.
-OVSDB_WAIT_S = 5.0
+LISTEN_WAIT_S = 10.0  # for os-ken's listener to open, once its apps have started
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -93,25 +90,6 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("os_ken").setLevel(logging.WARNING)  # its per-request and brick chatter
-
-
-def parse_address(text: str, what: str) -> tuple[str, int]:
-    """`host:port` (IPv6 as `[::1]:port`) -> (host, port); ValueError with a clear message."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{what} {text!r}: expected HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def check_bindable(host: str, port: int, what: str) -> None:
-    """Fail early and clearly on a taken port (os-ken's listener would die in a green thread)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise OSError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from exc
 
 
 # ---- reloads ------------------------------------------------------------------------
@@ -137,37 +115,337 @@ def reload_handler(app: ControllerApp) -> Callable[[Change], None]:
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Where the daemon listens, checked before anything starts."""
+class DaemonConfig:
+    """What `sdnctl run` was asked to do (see `run_daemon` for each option)."""
 
-    listen: Listen
-    tls: TlsFiles | None
-    api_host: str
-    api_port: int
-    api_token: str | None
+    policy_path: str
+    topology_path: str
+    listen: str = DEFAULT_LISTEN
+    ovsdb: str = DEFAULT_OVSDB
+    api: str = DEFAULT_API
+    watch_interval_s: float | None = DEFAULT_INTERVAL_S
+    api_token_file: str | None = None
+    tls: TlsFiles | None = None
+    stats_interval_s: float | None = DEFAULT_STATS_INTERVAL_S
+    etcd: str | None = None
+    etcd_prefix: str = DEFAULT_ETCD_PREFIX
+    replica_id: str | None = None
 
 
-def check_endpoints(listen: str, api: str, api_token_file: str | None,
-                    tls: TlsFiles | None) -> Endpoints:
-    """ValueError (bad input: exit 2) or OSError (address unusable: exit 1), with a message
-    naming the option, before anything listens."""
-    of = parse_listen(listen)
-    check_tls(of, tls)
-    api_host, api_port = parse_address(api, "--api")
+class StartupFailed(Exception):
+    """Start-up cannot go on: `lines` say why (printed on stderr), `exit_code` is 2 for
+    bad input and 1 for a resource the daemon cannot use."""
+
+    def __init__(self, exit_code: int, *lines: str) -> None:
+        super().__init__("; ".join(lines))
+        self.exit_code = exit_code
+        self.lines = lines
+
+
+class Stopped(Exception):
+    """A stop signal arrived during start-up."""
+
+
+class Daemon:
+    """The controller daemon: `start()` brings every part up in order, `stop()` takes
+    down whatever was started, in reverse, whatever happened in between.
+
+    Every part registers its own undo with one ExitStack as it starts (the OVSDB
+    monitor, the etcd campaign, the OpenFlow listener, the status API, os-ken, the
+    file watcher, the stats poll, the signal handlers), so an early exit or an
+    error at any step is a normal exception that leaves nothing running. Use as
+    `with Daemon(config) as daemon: daemon.wait()`."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.state: ControllerState | None = None
+        self._stack = contextlib.ExitStack()
+        self._stopping: list[int] = []  # signals received; a plain list: see _on_stop
+        self._hup: list[int] = []  # SIGHUPs before the watcher exists
+        self._watcher: FileWatcher | None = None
+        self._app: ControllerApp | None = None
+        self.started_at, self.started_wall = time.monotonic(), time.time()
+
+    def __enter__(self) -> Daemon:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # ---- the lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        """Everything up, or StartupFailed / Stopped with everything down again."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait(self) -> None:
+        """Until SIGTERM or SIGINT."""
+        while not self._stopping:
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Undo what start() did, in reverse (safe to call more than once)."""
+        if self.state is not None:
+            log.info("stopping")
+        self._stack.close()
+
+    def _start(self) -> None:
+        cfg, stack = self.config, self._stack
+        self._handle_signals(stack)
+        sources = self._load()
+        ends = checked_endpoints(cfg)
+        self._import_os_ken(ends)
+
+        from sdnctl.app.listener import openflow_listener
+        from sdnctl.southbound.ovsdb import OvsdbMonitor
+
+        monitor = OvsdbMonitor(cfg.ovsdb, sources.policy, sources.topology)
+        monitor.start()
+        stack.callback(monitor.stop)
+        state, startup = self._make_state(sources, ends, monitor)
+        election = self._campaign(sources, ends) if cfg.etcd is not None else None
+        state.daemon.ha = election
+        watch = (HandshakeWatch(on_refused=state.counters.tls_refusal)
+                 if ends.tls is not None else None)  # os-ken refuses a bad certificate silently
+        listeners = stack.enter_context(openflow_listener(watch))
+        self._serve_api(state, ends)
+        ready = self._read_bindings(monitor, state, startup)
+        self._compile(state, startup)
+        app = self._start_os_ken(state, listeners, ends.listen)
+        startup.reached("running", openflow_s=startup.since())
+        monitor.subscribe(app.post_bindings)
+        if election is not None:
+            election.subscribe(app.post_ha)
+        if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
+            app.post_bindings(monitor.snapshot())  # came or changed while starting
+        self._watch(sources, app)
+        if election is not None:  # stopping, resign first: a follower takes over at once
+            stack.callback(election.stop, resign=True)
+        watching = (f"watching the files every {cfg.watch_interval_s * 1000:.0f} ms"
+                    if cfg.watch_interval_s else "reloading on SIGHUP only")
+        scheme = "http" if ends.api_token is None else "http (token required)"
+        state.record(
+            "start",
+            f"listening for OpenFlow on {ends.listen}, "
+            f"status API on {scheme}://{ends.api_host}:{ends.api_port}, "
+            f"{len(sources.topology.switches)} switches, {len(sources.policy.vms)} VMs, "
+            f"{len(state.snapshot.bindings.ports)} bound, {watching}, "
+            f"started in {startup.since():.1f} s",
+        )
+
+    # ---- the steps ---------------------------------------------------------------
+    def _load(self) -> Sources:
+        """The two files, validated (StartupFailed, exit 2, with every problem)."""
+        # One read per file: what is validated, hashed and shown by GET /policy is the same.
+        policy_file = read_version(self.config.policy_path)
+        topology_file = read_version(self.config.topology_path)
+        try:
+            return load_sources(policy_file, topology_file)
+        except LoadError as exc:
+            raise StartupFailed(2, *(str(p) for p in exc.problems)) from None
+
+    def _make_state(self, sources: Sources, ends: Endpoints,
+                    monitor: OvsdbMonitor) -> tuple[ControllerState, Startup]:
+        """What the app and the API share. No binding is known and nothing compiled yet:
+        /status says so (bindings_ready false, daemon.startup.phase) from the first
+        second, however long the start-up takes."""
+        from sdnctl.live.state import ControllerState, PolicyInfo
+
+        now = time.time()
+        pol, topo = sources.policy_file, sources.topology_file
+        info = PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime)
+        topo_info = PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+        state = self.state = ControllerState(sources.policy, sources.topology, info, None,
+                                             self.started_at, topology_info=topo_info)
+        state.bindings_ready = False
+        state.daemon.rebind = monitor.rebind
+        state.daemon.ovsdb = monitor.health
+        startup = Startup(self.started_at)
+        state.daemon.info = {
+            "started_at": self.started_wall, "listen": str(ends.listen),
+            "tls": ends.tls is not None, "api": f"{ends.api_host}:{ends.api_port}",
+            "api_token": ends.api_token is not None, "ovsdb": self.config.ovsdb,
+            "startup": startup.doc,
+        }
+        if self.config.etcd is not None:
+            state.daemon.info["etcd"] = self.config.etcd
+        return state, startup
+
+    def _campaign(self, sources: Sources, ends: Endpoints) -> Election:
+        """Campaign from now on (replicas): the app asks for roles from the start."""
+        cfg = self.config
+        assert cfg.etcd is not None
+        election = start_election(cfg.etcd, cfg.etcd_prefix,
+                                  cfg.replica_id or f"{socket.gethostname()}:{ends.api_port}",
+                                  f"{ends.api_host}:{ends.api_port}",
+                                  Revision(sources.policy_file.sha256,
+                                           sources.topology_file.sha256))
+        self._stack.callback(election.stop, resign=True)
+        return election
+
+    def _serve_api(self, state: ControllerState, ends: Endpoints) -> None:
+        """The status API, listening from now on (its port is taken here, not checked)."""
+        try:
+            server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
+                               read_switch=self._read_switch,
+                               metrics=lambda: render_metrics(state))
+        except OSError as exc:
+            raise StartupFailed(1, f"sdnctl run: cannot listen for the status API on "
+                                f"{ends.api_host}:{ends.api_port}: {exc.strerror or exc}"
+                                ) from None
+        self._stack.callback(server.server_close)
+        self._stack.callback(server.shutdown)
+
+    def _read_bindings(self, monitor: OvsdbMonitor, state: ControllerState,
+                       startup: Startup) -> bool:
+        """OVSDB's first full read, if it answers (True); the switches are held if not."""
+        ready = wait_for_bindings(monitor, self._stopping)
+        self._check_stop()
+        if not ready:
+            log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
+                        "answers", self.config.ovsdb)
+        with state.lock:
+            state.snapshot = monitor.snapshot()
+            state.bindings_ready = ready
+        startup.reached("compiling", bindings_s=startup.since() if ready else None,
+                        bound=len(state.snapshot.bindings.ports))
+        return ready
+
+    def _compile(self, state: ControllerState, startup: Startup) -> None:
+        """The start-up compile, before os-ken: nothing else writes to `state` until the
+        app exists, so it runs without the lock and /status keeps answering meanwhile.
+        The app's own first recompile then finds nothing changed."""
+        n = len(state.topology.switches)
+        self._run(lambda: state.recompile(), "startup-compile", f"compiling {n} switches")
+        compiled = state.last_compile or {}
+        startup.reached("starting OpenFlow", compiled_s=startup.since(),
+                        compile_ms=compiled.get("took_ms"), switches=n,
+                        flows=sum(sw.desired.n_flows for sw in state.switches.values()
+                                  if sw.desired is not None))
+        log.info("%d switches compiled in %.1f s (%d VMs bound)", n,
+                 (compiled.get("took_ms") or 0) / 1000, len(state.snapshot.bindings.ports))
+
+    def _watch(self, sources: Sources, app: ControllerApp) -> None:
+        """The file watcher (edits and SIGHUP) and the stats poll."""
+        cfg = self.config
+        watcher = FileWatcher([sources.policy_file, sources.topology_file], reload_handler(app),
+                              cfg.watch_interval_s)
+        watcher.start()
+        self._stack.callback(watcher.stop)
+        self._watcher = watcher
+        if self._hup:
+            watcher.trigger()
+        if cfg.stats_interval_s:
+            self._stack.callback(Ticker(cfg.stats_interval_s, app.poll_stats).stop)
+
+    def _handle_signals(self, stack: contextlib.ExitStack) -> None:
+        """SIGHUP reloads (until the watcher exists it is only remembered: its baseline is
+        the versions read at start, so an edit made meanwhile is picked up anyway);
+        SIGTERM and SIGINT stop. The previous handlers come back on stop."""
+        for signum, handler in ((signal.SIGHUP, self._on_hup), (signal.SIGTERM, self._on_stop),
+                                (signal.SIGINT, self._on_stop)):
+            stack.callback(signal.signal, signum, signal.signal(signum, handler))
+
+    def _on_hup(self, signum: int, _frame: object) -> None:
+        if self._watcher is not None:
+            self._watcher.trigger()
+        else:
+            self._hup.append(signum)
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        # A plain append: a handler taking a lock the interrupted thread holds would deadlock.
+        self._stopping.append(signum)
+
+    def _check_stop(self) -> None:
+        if self._stopping:
+            raise Stopped()
+
+    def _run(self, fn: Callable[[], object], name: str, what: str) -> None:
+        if not run_until(fn, name, self._stopping, what):
+            raise Stopped()
+
+    def _import_os_ken(self, ends: Endpoints) -> None:
+        # ovs.poller imports eventlet when installed, which then warns on every start.
+        warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
+        from os_ken.lib import hub
+
+        if hub.HUB_TYPE != "native":
+            # Under OSKEN_HUB_TYPE=eventlet, hub.patch() (thread=True) makes eventlet patch
+            # threads only, so the OVSDB poller's real select() stalls every green thread;
+            # a full monkey_patch() left OpenFlow connections unaccepted. Refuse, not hang.
+            raise StartupFailed(1, "sdnctl run: needs os-ken's native hub; unset OSKEN_HUB_TYPE")
+        hub.patch()  # a no-op on the native hub
+        from os_ken import cfg
+        from os_ken.base import app_manager  # noqa: F401 (registers the options set below)
+
+        cfg.CONF(args=[], project="os_ken", default_config_files=[])
+        configure_os_ken(cfg.CONF, ends.listen, ends.tls)
+
+    def _start_os_ken(self, state: ControllerState, listeners: Listeners,
+                      listen: Listen) -> ControllerApp:
+        from os_ken.base.app_manager import AppManager
+
+        manager = AppManager.get_instance()
+        self._stack.callback(close_os_ken, manager)  # also after a start that failed halfway
+
+        def start_apps() -> None:
+            # Threads inherit daemon-ness: started from here, os-ken's never outlive a stop.
+            manager.load_apps(["sdnctl.app.controller"])
+            contexts = manager.create_contexts()
+            manager.instantiate_apps(sdnctl_state=state, **contexts)
+
+        # No time limit: os-ken has started when instantiate_apps returns, or failed when
+        # it raises (a big network only makes the app's first recompile longer).
+        try:
+            self._run(start_apps, "os-ken-start", "starting os-ken")
+        except Stopped:
+            raise
+        except Exception as exc:
+            log.error("os-ken did not start", exc_info=exc)
+            raise StartupFailed(1, f"sdnctl run: os-ken did not start: {exc}") from None
+        try:
+            # os-ken listens from its own thread, just after the apps start: a port taken
+            # since check_endpoints looked shows here, not as a daemon that runs deaf.
+            if not listeners.wait_listening(LISTEN_WAIT_S):
+                raise StartupFailed(1, f"sdnctl run: os-ken is not listening for OpenFlow on "
+                                    f"{listen} after {LISTEN_WAIT_S:.0f} s")
+        except OSError as exc:
+            raise StartupFailed(1, f"sdnctl run: cannot listen for OpenFlow on {listen}: "
+                                f"{exc.strerror or exc}") from None
+        app: ControllerApp = manager.applications["sdnctl"]
+        self._app = app
+        return app
+
+    def _read_switch(self, name: str, timeout_s: float) -> dict[str, object]:
+        """The API's live read of a switch: through the app once os-ken has started it."""
+        if self._app is None:
+            raise SwitchReadError("503 Service Unavailable",
+                                  "the daemon is starting: OpenFlow is not up yet")
+        return self._app.read_switch(name, timeout_s)
+
+
+def checked_endpoints(cfg: DaemonConfig) -> Endpoints:
+    """The endpoints, or StartupFailed: 2 for a bad value, 1 for an address in use."""
     try:
-        token = read_token(api_token_file)
-    except TokenError as exc:
-        raise ValueError(str(exc)) from None
-    if token is None and not is_loopback(api_host):
-        raise ValueError(
-            f"--api {api}: the status API would be reachable from other machines without "
-            f"a token; give one (--api-token-file FILE or {TOKEN_ENV}=...) or listen on "
-            "127.0.0.1")
-    if api_token_file and loosely_protected(api_token_file):
-        log.warning("%s can be read by other users (chmod 600 it)", api_token_file)
-    check_bindable(of.host, of.port, "OpenFlow")
-    check_bindable(api_host, api_port, "the status API")
-    return Endpoints(of, tls if of.scheme == "ssl" else None, api_host, api_port, token)
+        ends = check_endpoints(cfg.listen, cfg.api, cfg.api_token_file, cfg.tls)
+        if cfg.etcd is not None:
+            parse_etcd_url(cfg.etcd)
+    except ValueError as exc:
+        raise StartupFailed(2, f"sdnctl run: {exc}") from None
+    except OSError as exc:
+        raise StartupFailed(1, f"sdnctl run: {exc}") from None
+    return ends
+
+
+def close_os_ken(manager: Any) -> None:
+    """Stop os-ken's apps; do not hang if one of its threads does not end."""
+    closer = threading.Thread(target=manager.close, name="os-ken-stop", daemon=True)
+    closer.start()
+    closer.join(3.0)
 
 
 def run_daemon(
@@ -194,264 +472,20 @@ def run_daemon(
     `replica_id` names this one there (default HOSTNAME:API-PORT).
     """
     setup_logging()
-    started_at, started_wall = time.monotonic(), time.time()
-    # First thing: SIGHUP's default action kills. Until the watcher exists a SIGHUP is
-    # only remembered (its baseline is the versions read below, so an edit made
-    # meanwhile is picked up anyway).
-    watcher: FileWatcher | None = None
-    hup: list[int] = []
-    signal.signal(signal.SIGHUP, lambda signum, _f: watcher.trigger() if watcher
-                  else hup.append(signum))
-    # One read per file: what is validated, hashed and shown by GET /policy is the same.
-    policy_file, topology_file = read_version(policy_path), read_version(topology_path)
+    config = DaemonConfig(policy_path, topology_path, listen, ovsdb, api, watch_interval_s,
+                          api_token_file, tls, stats_interval_s, etcd, etcd_prefix, replica_id)
+    daemon = Daemon(config)
     try:
-        sources = load_sources(policy_file, topology_file)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    policy, topology = sources.policy, sources.topology
-    try:
-        ends = check_endpoints(listen, api, api_token_file, tls)
-        if etcd is not None:
-            parse_etcd_url(etcd)
-    except ValueError as exc:
-        print(f"sdnctl run: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"sdnctl run: {exc}", file=sys.stderr)
-        return 1
-
-    # ovs.poller imports eventlet when installed, which then warns on every start.
-    warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
-    from os_ken.lib import hub
-
-    if hub.HUB_TYPE != "native":
-        # Under OSKEN_HUB_TYPE=eventlet, hub.patch() (thread=True) makes eventlet patch
-        # threads only, so the OVSDB poller's real select() stalls every green thread;
-        # a full monkey_patch() left OpenFlow connections unaccepted. Refuse, not hang.
-        print("sdnctl run: needs os-ken's native hub; unset OSKEN_HUB_TYPE", file=sys.stderr)
-        return 1
-    hub.patch()  # a no-op on the native hub
-    from os_ken import cfg
-    from os_ken.base.app_manager import AppManager
-
-    from sdnctl.live.state import ControllerState, PolicyInfo
-    from sdnctl.southbound.ovsdb import OvsdbMonitor
-
-    cfg.CONF(args=[], project="os_ken", default_config_files=[])
-    configure_os_ken(cfg.CONF, ends.listen, ends.tls)
-
-    # A plain flag: a handler taking a lock the interrupted main thread holds would deadlock.
-    stopping: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, _f: stopping.append(signum))
-    signal.signal(signal.SIGINT, lambda signum, _f: stopping.append(signum))
-    monitor = OvsdbMonitor(ovsdb, policy, topology)
-    monitor.start()
-    now = time.time()
-    info = PolicyInfo(policy_file.path, policy_file.sha256, now, policy_file.text(),
-                      policy_file.mtime)
-    topo_info = PolicyInfo(topology_file.path, topology_file.sha256, now, topology_file.text(),
-                           topology_file.mtime)
-    # No binding known and nothing compiled yet: /status says so (bindings_ready false,
-    # daemon.startup.phase) from the first second, however long the start-up takes.
-    state = ControllerState(policy, topology, info, None, started_at, topology_info=topo_info)
-    state.bindings_ready = False
-    state.rebind = monitor.rebind
-    startup = Startup(started_at)
-    state.daemon_info = {
-        "started_at": started_wall, "listen": str(ends.listen), "tls": ends.tls is not None,
-        "api": f"{ends.api_host}:{ends.api_port}", "api_token": ends.api_token is not None,
-        "ovsdb": ovsdb, "startup": startup.doc,
-    }
-    election = None
-    manager = AppManager.get_instance()
-    apps: list[ControllerApp] = []  # the app, once os-ken has started it
-    api_server: WSGIServer | None = None
-    poller: Ticker | None = None
-    try:
-        if etcd is not None:  # campaign from now on: the app asks for roles from the start
-            election = start_election(etcd, etcd_prefix,
-                                      replica_id or f"{socket.gethostname()}:{ends.api_port}",
-                                      f"{ends.api_host}:{ends.api_port}",
-                                      Revision(policy_file.sha256, topology_file.sha256))
-            state.ha = election
-            state.daemon_info["etcd"] = etcd
-        if ends.tls is not None:  # os-ken refuses a bad certificate silently: count, log
-            watch_handshakes(HandshakeWatch(on_refused=state.counters.tls_refusal))
-        api_server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
-                               read_switch=late_reader(apps),
-                               metrics=lambda: render_metrics(state))
-
-        ready = wait_for_bindings(monitor, stopping)
-        if stopping:
-            return 0
-        if not ready:
-            log.warning("no answer from OVSDB %s yet: switches are left as they are until it "
-                        "answers", ovsdb)
-        with state.lock:
-            state.snapshot = monitor.snapshot()
-            state.bindings_ready = ready
-        startup.reached("compiling", bindings_s=startup.since() if ready else None,
-                        bound=len(state.snapshot.bindings.ports))
-
-        # The start-up compile, before os-ken: nothing else writes to `state` until the
-        # app exists, so it runs without the lock and /status keeps answering meanwhile.
-        # The app's own first recompile then finds nothing changed.
-        if not run_until(lambda: state.recompile(), "startup-compile", stopping,
-                         f"compiling {len(topology.switches)} switches"):
-            return 0
-        compiled = state.last_compile or {}
-        startup.reached("starting OpenFlow", compiled_s=startup.since(),
-                        compile_ms=compiled.get("took_ms"),
-                        switches=len(topology.switches),
-                        flows=sum(sw.desired.n_flows for sw in state.switches.values()
-                                  if sw.desired is not None))
-        log.info("%d switches compiled in %.1f s (%d VMs bound)", len(topology.switches),
-                 (compiled.get("took_ms") or 0) / 1000, len(state.snapshot.bindings.ports))
-
-        def start_apps() -> None:
-            # Threads inherit daemon-ness: started from here, os-ken's never outlive a stop.
-            manager.load_apps(["apps.controller"])
-            contexts = manager.create_contexts()
-            manager.instantiate_apps(sdnctl_state=state, **contexts)
-
-        # No time limit: os-ken has started when instantiate_apps returns, or failed when
-        # it raises (a big network only makes the app's first recompile longer).
-        try:
-            if not run_until(start_apps, "os-ken-start", stopping, "starting os-ken"):
-                return 0
-        except Exception as exc:
-            log.error("os-ken did not start", exc_info=exc)
-            print(f"sdnctl run: os-ken did not start: {exc}", file=sys.stderr)
-            return 1
-        app = manager.applications["sdnctl"]
-        apps.append(app)
-        startup.reached("running", openflow_s=startup.since())
-        monitor.subscribe(app.post_bindings)
-        if election is not None:
-            election.subscribe(app.post_ha)
-        if monitor.wait_ready(0) and (not ready or monitor.snapshot() != state.snapshot):
-            app.post_bindings(monitor.snapshot())  # came or changed while starting
-        watcher = FileWatcher([policy_file, topology_file], reload_handler(app),
-                              watch_interval_s)
-        watcher.start()
-        if hup:
-            watcher.trigger()
-        poller = Ticker(stats_interval_s, app.poll_stats) if stats_interval_s else None
-        watching = (f"watching the files every {watch_interval_s * 1000:.0f} ms"
-                    if watch_interval_s else "reloading on SIGHUP only")
-        scheme = "http" if ends.api_token is None else "http (token required)"
-        state.record(
-            "start",
-            f"listening for OpenFlow on {ends.listen}, "
-            f"status API on {scheme}://{ends.api_host}:{ends.api_port}, "
-            f"{len(topology.switches)} switches, {len(policy.vms)} VMs, "
-            f"{len(state.snapshot.bindings.ports)} bound, {watching}, "
-            f"started in {startup.since():.1f} s",
-        )
-        while not stopping:
-            time.sleep(0.2)
-    finally:
-        log.info("stopping")
-        if election is not None:  # resign first: a follower takes over at once
-            election.stop(resign=True)
-        if poller is not None:
-            poller.stop()
-        if watcher is not None:
-            watcher.stop()
-        monitor.stop()
-        if api_server is not None:
-            api_server.shutdown()
-            api_server.server_close()
-        closer = threading.Thread(target=manager.close, name="os-ken-stop", daemon=True)
-        closer.start()
-        closer.join(3.0)  # os-ken's app threads end on close; do not hang if one does not
+        with daemon:
+            daemon.wait()
+    except StartupFailed as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.exit_code
+    except Stopped:
+        log.info("stop requested during start-up")
     log.info("stopped")
     return 0
-
-
-# ---- start-up -----------------------------------------------------------------------
-
-
-class Startup:
-    """The start-up timeline, shown under `daemon.startup` in /status: the phase it is
-    in, and when (seconds since the daemon started) each step ended."""
-
-    def __init__(self, started_at: float) -> None:
-        self._t0 = started_at
-        # the files are read and validated by now (20,000 VMs: seconds, docs/benchmarks.md §6)
-        self.doc: dict[str, object] = {"phase": "reading OVSDB", "loaded_s": self.since()}
-
-    def since(self) -> float:
-        return round(time.monotonic() - self._t0, 3)
-
-    def reached(self, phase: str, **figures: object) -> None:
-        self.doc.update(figures)  # one dict, updated in place: /status reads it as is
-        self.doc["phase"] = phase
-        if phase == "running":
-            self.doc["running_s"] = self.since()
-
-
-def wait_for_bindings(monitor: OvsdbMonitor, stopping: list[int],
-                      connect_s: float = OVSDB_WAIT_S) -> bool:
-    """Wait for the first full read of OVSDB: True once it is in.
-
-    An OVSDB that does not answer within `connect_s` is not waited for (False: the
-    switches are held until it answers). One that answered is waited for as long as
-    it takes to send every row (thousands of interfaces take seconds), unless the
-    connection drops. A stop signal ends the wait (False)."""
-    deadline = time.monotonic() + connect_s
-    next_note = time.monotonic() + 10.0
-    while not monitor.wait_ready(0.1):
-        now = time.monotonic()
-        if stopping or (now > deadline and not monitor.connected):
-            return False
-        if now > next_note:
-            log.info("still reading OVSDB %s", monitor.remote)
-            next_note = now + 10.0
-    return True
-
-
-def run_until(fn: Callable[[], object], name: str, stopping: list[int], what: str) -> bool:
-    """Run `fn` in a daemon thread and wait for it without a time limit, watching for a
-    stop signal meanwhile: True when it returned, False on a stop (it is abandoned: the
-    process is about to exit). Its exception, if any, is raised here."""
-    done = threading.Event()
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # handed to the caller
-            failure.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name=name, daemon=True).start()
-    began = next_note = time.monotonic()
-    while not done.wait(0.2):
-        if stopping:
-            log.info("stop requested while %s", what)
-            return False
-        if time.monotonic() > next_note + 30.0:
-            next_note = time.monotonic()
-            log.info("still %s (%.0f s)", what, next_note - began)
-    if failure:
-        raise failure[0]
-    return True
-
-
-def late_reader(apps: list[ControllerApp]) -> SwitchReader:
-    """The API's live read of a switch: through the app once os-ken has started it."""
-
-    def read(name: str, timeout_s: float) -> dict[str, object]:
-        if not apps:
-            raise SwitchReadError("503 Service Unavailable",
-                                  "the daemon is starting: OpenFlow is not up yet")
-        return apps[0].read_switch(name, timeout_s)
-
-    return read
 
 
 def start_election(etcd: str, prefix: str, replica: str, api: str,
@@ -465,26 +499,6 @@ def start_election(etcd: str, prefix: str, replica: str, api: str,
     election.start()
     log.info("replica %s: campaigning through etcd %s (prefix %s)", replica, etcd, prefix)
     return election
-
-
-class Ticker:
-    """Calls `fn` every `interval_s` from a daemon thread until stopped."""
-
-    def __init__(self, interval_s: float, fn: Callable[[], object]) -> None:
-        self._stop = threading.Event()
-        self._interval = interval_s
-        self._fn = fn
-        threading.Thread(target=self._run, name="stats-poll", daemon=True).start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._fn()
-            except Exception:  # a failed tick must not end the ticking
-                log.exception("periodic task failed")
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def add_run_arguments(ap: argparse.ArgumentParser) -> None:

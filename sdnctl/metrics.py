@@ -70,9 +70,10 @@ def _collect(state: ControllerState) -> Iterable[Family]:
     yield Family("sdnctl_up", "gauge", "The daemon answers.").add(1)
     yield Family("sdnctl_uptime_seconds", "gauge", "Seconds since the daemon started.").add(
         state.since_start())
+    ha = state.daemon.ha
     yield Family("sdnctl_leader", "gauge",
                  "1 if this replica writes to the switches (the leader, or the only "
-                 "replica), else 0.").add(1 if state.ha is None or state.ha.leading() else 0)
+                 "replica), else 0.").add(1 if ha is None or ha.leading() else 0)
     yield Family("sdnctl_switches_configured", "gauge", "Switches in the topology.").add(
         len(switches))
     yield Family("sdnctl_switches_connected", "gauge", "Switches connected over OpenFlow.").add(
@@ -139,11 +140,11 @@ def _collect(state: ControllerState) -> Iterable[Family]:
     yield Family("sdnctl_policy_last_load_timestamp_seconds", "gauge",
                  "When the enforced policy was loaded (Unix time).").add(
         state.policy_info.loaded_at)
-    refused = state.last_refused or {}
+    refused = state.history.last_refused or {}
     yield Family("sdnctl_policy_last_refused_timestamp_seconds", "gauge",
                  "When an edit was last refused (Unix time; 0: never).").add(
         float(refused.get("time", 0) or 0))  # type: ignore[arg-type]
-    rollout = state.rollout
+    rollout = state.history.rollout
     if rollout is not None and rollout.took_s is not None:
         yield Family("sdnctl_policy_apply_seconds", "gauge",
                      "Last policy edit: from the edit being seen to every switch it changed "
@@ -159,6 +160,14 @@ def _collect(state: ControllerState) -> Iterable[Family]:
         len(state.snapshot.problems))
     yield Family("sdnctl_link_ports_down", "gauge",
                  "Fabric link ends down, routed around.").add(len(state.down_ports))
+    if state.daemon.ovsdb is not None:
+        ovsdb = state.daemon.ovsdb.as_json()
+        yield Family("sdnctl_ovsdb_connected", "gauge",
+                     "1 while the OVSDB binding monitor is connected (binding changes are "
+                     "unseen otherwise).").add(bool(ovsdb["connected"]))
+        yield Family("sdnctl_ovsdb_reconnects_total", "counter",
+                     "Times the OVSDB connection came back after a loss.").add(
+            int(ovsdb["reconnects"]))  # type: ignore[call-overload]
 
     fam_p = Family("sdnctl_dropped_packets_total", "counter",
                    "Packets dropped by policy flows (flow stats), by owning tenant and stage.")

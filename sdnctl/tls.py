@@ -13,8 +13,9 @@ plain TCP. The files are checked here first, with Python's own `ssl` module, so
 that a wrong path or a key that does not fit the certificate stops `sdnctl run`
 with a clear message instead of killing os-ken's listener thread later.
 
-os-ken says nothing when it refuses a handshake; `watch_handshakes` makes it count
-and log them (one line per 10 s, naming the last peer and the reason).
+os-ken says nothing when it refuses a handshake: the daemon's listener
+(sdnctl/app/listener.py) reports each to a `HandshakeWatch`, which counts them and
+logs one line per 10 s, naming the last peer and the reason.
 """
 
 from __future__ import annotations
@@ -137,55 +138,3 @@ class HandshakeWatch:
         if not quiet:
             log.warning("OpenFlow TLS handshake refused (%d since the last report), last from "
                         "%s: %s", count, peer, reason)
-
-
-def watch_handshakes(watch: HandshakeWatch, timeout_s: float = HANDSHAKE_TIMEOUT_S) -> None:
-    """Make os-ken's OpenFlow listener report refused TLS handshakes to `watch`.
-
-    os-ken runs each accepted connection in a thread that swallows every exception
-    (its native hub's TaskExit is Exception), so a switch with a wrong certificate
-    would be refused without a word. Its listener class is swapped for a subclass
-    that tells a failed handshake (nothing reached the datapath yet) from a session
-    that ended, and that bounds the handshake (a peer that stalls mid-handshake
-    would otherwise hold its thread forever; the datapath sets its own timeout
-    after). Call before the apps start.
-    """
-    from os_ken.base import app_manager  # noqa: F401 (imports controller without a cycle)
-    from os_ken.controller import controller
-
-    base = controller.StreamServer
-    if getattr(base, "sdnctl_watched", False):
-        return
-
-    class WatchedStreamServer(base):  # type: ignore[misc, valid-type]
-        sdnctl_watched = True
-
-        def __init__(self, listen_info: Any, handle: Any = None, backlog: Any = None,
-                     spawn: str = "default", **ssl_args: Any) -> None:
-            local = threading.local()
-
-            def session(sock: Any, addr: Any) -> Any:
-                local.handshaken = True
-                return handle(sock, addr)
-
-            super().__init__(listen_info, session if ssl_args else handle, backlog, spawn,
-                             **ssl_args)
-            if not ssl_args:
-                return
-            wrapped = self.handle
-
-            def guarded(sock: Any, addr: Any) -> Any:
-                local.handshaken = False
-                sock.settimeout(timeout_s)
-                try:
-                    return wrapped(sock, addr)
-                except Exception as exc:
-                    if local.handshaken:
-                        raise
-                    watch.refuse(f"{addr[0]}:{addr[1]}", str(exc) or type(exc).__name__)
-                    sock.close()
-                    return None
-
-            self.handle = guarded
-
-    controller.StreamServer = WatchedStreamServer

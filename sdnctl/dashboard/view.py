@@ -63,9 +63,9 @@ def take_view(state: ControllerState) -> View:
                 live_from[name] = INTENT
         info = state.policy_info
         status: dict[str, object] = {
-            "policy": dict(info.as_json(), last_refused=state.last_refused),
+            "policy": dict(info.as_json(), last_refused=state.history.last_refused),
             "topology": state.topology_info.as_json() if state.topology_info else None,
-            "daemon": dict(state.daemon_info, uptime_s=state.since_start()),
+            "daemon": dict(state.daemon.info, uptime_s=state.since_start()),
             "bindings_ready": state.bindings_ready,
             "unknown_ports": [p.as_json() for p in state.snapshot.problems],
             "strangers": [f"{dpid:#x}" for dpid in sorted(state.strangers)],
@@ -75,6 +75,6 @@ def take_view(state: ControllerState) -> View:
             bindings=state.snapshot.bindings, down_ports=state.down_ports,
             intent=intent, live=live, live_from=live_from,
             switches={name: sw.status() for name, sw in sorted(state.switches.items())},
-            status=status, edits=tuple(state.edits),
-            events=tuple(dict(e) for e in state.events),
+            status=status, edits=tuple(state.history.edits),
+            events=tuple(dict(e) for e in state.history.events),
         )

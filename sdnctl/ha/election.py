@@ -65,6 +65,8 @@ class Store(Protocol):
 
     def revoke(self, lease: int) -> None: ...
 
+    def close(self) -> None: ...  # its connections: the campaign is over
+
     def read(self) -> Snapshot: ...
 
     def campaign(self, lease: int, record: LeaderRecord, published_mod: int) -> int | None:
@@ -161,6 +163,7 @@ class Election:
                 self._store.revoke(lease.id)
             except StoreError as exc:
                 log.warning("could not revoke the lease (it lapses by itself): %s", exc)
+        self._store.close()
         self._change(role=Role.FOLLOWER, leading_since=None, reason="stopped")
 
     def status(self) -> dict[str, object]:

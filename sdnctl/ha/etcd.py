@@ -82,6 +82,10 @@ class EtcdStore:
     def revoke(self, lease: int) -> None:
         self._post("/kv/lease/revoke", {"ID": lease})
 
+    def close(self) -> None:
+        """Close the kept-alive HTTP connections to etcd."""
+        self._client.session.close()
+
     def read(self) -> Snapshot:
         out = self._post("/kv/txn", {"compare": [], "success": [
             {"request_range": {"key": _b64(self.leader_key)}},

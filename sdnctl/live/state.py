@@ -2,7 +2,7 @@
 
 Per switch it tracks the FlowSet it should hold (`desired`) and the one it is known
 to hold (`installed`, read back from the switch on every connect, then advanced on
-every acknowledged update). The app (`apps/controller.py`) turns their difference
+every acknowledged update). The app (`sdnctl/app/controller.py`) turns their difference
 into messages; this module only keeps the books and answers `status()`.
 
 The inputs that decide `desired` are the enforced policy and topology (replaced
@@ -16,7 +16,6 @@ API has its own: every reader and writer holds `lock`.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import threading
@@ -30,17 +29,16 @@ from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
+from sdnctl.live.history import EditStart, EnforcedEdit, History
 from sdnctl.live.links import LinkState
 from sdnctl.live.reads import Read
 from sdnctl.policy.model import Policy
 from sdnctl.southbound import ofp as sb
-from sdnctl.southbound.ovsdb import BindingSnapshot
+from sdnctl.southbound.ovsdb import BindingSnapshot, OvsdbHealth
 from sdnctl.topology.model import PortRef, Topology
 
 log = logging.getLogger("controller")
 
-MAX_EVENTS = 50
-MAX_EDITS = 8  # enforced edits remembered for the dashboard (each holds two policies)
 
 
 class CompileFailed(Exception):
@@ -83,6 +81,16 @@ class Batch:
 
 @dataclass
 class SwitchState:
+    """One switch of the topology as the daemon knows it: its connection, what it
+    should hold and what it is known to hold, the update in flight, its ports, its
+    OpenFlow role (with replicas), the reads in flight.
+
+    Fields are read by anyone holding the state lock and written only here, by the
+    transitions below (`on_connect`, `on_disconnect`, `on_barrier`, ...), which the
+    app calls as OpenFlow events arrive: connect and disconnect reset the same
+    things (`_reset_connection`), so nothing of one connection leaks into the next.
+    """
+
     name: str
     dpid: int
     datapath: Any = None
@@ -121,10 +129,194 @@ class SwitchState:
     def connected(self) -> bool:
         return self.datapath is not None
 
+    # ---- the connection ----------------------------------------------------------
+    def on_connect(self, datapath: Any, address: str) -> list[Read]:
+        """A new connection (also a reconnect): nothing of the old one is kept. The
+        reads still waiting on the old connection are returned, for the caller to fail."""
+        reads = self._reset_connection(datapath)
+        self.connected_at = self.pending_since = time.monotonic()
+        self.connected_since, self.address = time.time(), address
+        return reads
+
+    def on_disconnect(self) -> list[Read]:
+        """The connection is gone; the reads that were waiting on it are returned.
+        Not a link failure: the switch forwards on (fail_mode=secure) and its
+        neighbours report their own ports if its links really died."""
+        reads = self._reset_connection(None)
+        self.connected_at = self.connected_since = self.pending_since = None
+        self.address = ""
+        return reads
+
+    def _reset_connection(self, datapath: Any) -> list[Read]:
+        """Everything that belongs to one connection, back to its start."""
+        reads = list({id(r): r for r in self.reads.values()}.values())
+        self.datapath, self.programmed, self.dirty = datapath, False, False
+        self.dump = self.batch = None
+        self.needs_dump = self.ports_known = self.await_ports = self.polling = False
+        self.port_replies, self.ports_down, self.reads = [], set(), {}
+        self.role = self.role_xid = self.role_asked = None
+        return reads
+
+    def rename(self, name: str) -> None:
+        """The topology reload renamed this switch (same dpid)."""
+        self.name = name
+
+    # ---- what it should hold -----------------------------------------------------
+    def want(self, desired: FlowSet, since: float) -> None:
+        """A compile changed what it should hold, because of a change seen at `since`."""
+        self.desired = desired
+        self.mark_changed(since)
+
     def mark_changed(self, since: float) -> None:
         """`desired` moved because of a change seen at `since` (monotonic)."""
         if self.pending_since is None or since < self.pending_since:
             self.pending_since = since
+
+    # ---- reading what it holds ---------------------------------------------------
+    def start_dump(self) -> None:
+        self.dump, self.needs_dump = Dump(), False
+
+    def collect_dump(self, kind: str, body: list[Any], more: bool) -> Dump | None:
+        """One reply of the dump; the whole dump once its last reply is in."""
+        if self.dump is None:
+            return None
+        getattr(self.dump, kind).extend(body)
+        if more:
+            return None
+        self.dump.pending.discard(kind)
+        if self.dump.pending:
+            return None
+        dump, self.dump = self.dump, None
+        return dump
+
+    def on_installed_read(self, installed: FlowSet, foreign: list[sb.ForeignFlow]) -> None:
+        self.installed, self.foreign = installed, foreign
+
+    def hold_for_ports(self) -> None:
+        """Its first update waits for the port description (`on_ports`)."""
+        self.await_ports = True
+
+    # ---- ports ---------------------------------------------------------------------
+    def collect_ports(self, body: list[Any], more: bool) -> list[Any] | None:
+        """One reply of the port description; every part once the last is in."""
+        self.port_replies.extend(body)
+        if more:
+            return None
+        replies, self.port_replies = self.port_replies, []
+        return replies
+
+    def on_ports(self, down: set[int]) -> bool:
+        """The port description is in: True if the first update was waiting for it."""
+        self.ports_known, self.ports_down = True, down
+        waiting, self.await_ports = self.await_ports, False
+        return waiting
+
+    def on_port_status(self, port_no: int, up: bool) -> None:
+        if up:
+            self.ports_down.discard(port_no)
+        else:
+            self.ports_down.add(port_no)
+
+    # ---- updates -------------------------------------------------------------------
+    def mark_dirty(self) -> None:
+        """Changed while an update is in flight: another goes out after its barrier."""
+        self.dirty = True
+
+    def take_pending_since(self, now: float) -> float:
+        """When the oldest change not yet sent was seen (`now` if none); cleared."""
+        since = self.pending_since if self.pending_since is not None else now
+        self.pending_since = None
+        return since
+
+    def on_sent(self, batch: Batch, flow_mods: int,
+                foreign_deleted: list[sb.ForeignFlow]) -> None:
+        self.flow_mods_sent += flow_mods
+        self.last_flow_mods = flow_mods
+        self.batch = batch
+        self.foreign = [ff for ff in self.foreign if ff not in foreign_deleted]
+        self.dirty = False
+
+    def on_error(self, text: str) -> None:
+        """The switch refused a message of the update in flight."""
+        if self.batch is not None:
+            self.batch.errors.append(text)
+
+    def on_barrier(self, xid: int) -> Batch | None:
+        """The update whose barrier this is, now over (None: not ours)."""
+        if self.batch is None or xid != self.batch.barrier_xid:
+            return None
+        batch, self.batch = self.batch, None
+        return batch
+
+    def on_update_failed(self, batch: Batch) -> None:
+        """A bundle is all or nothing, but meters sit outside it: read the switch again
+        before the next update rather than trust either version."""
+        self.programmed, self.needs_dump = False, True
+        self.installed = batch.before
+        self.mark_changed(batch.since)
+
+    def on_update_done(self, batch: Batch, now: float) -> bool:
+        """`batch` acknowledged without errors; True if this made it programmed."""
+        self.installed = batch.target
+        self.updates += 1
+        self.last_update = time.time()
+        self.last_update_s = now - batch.since
+        first, self.programmed = not self.programmed, True
+        return first
+
+    def unprogram(self, reread: bool) -> None:
+        """Leadership changed (replicas): not programmed by this replica any more;
+        `reread`: read what it holds again before writing."""
+        self.programmed = False
+        self.needs_dump = self.needs_dump or reread
+
+    # ---- roles (replicas) ------------------------------------------------------------
+    def on_role_asked(self, xid: int, ask: Any) -> None:
+        self.role_xid, self.role_asked = xid, ask
+        if (self.role == "master") != ask.master or self.role_generation != ask.generation:
+            self.role = None  # not acknowledged yet
+
+    def on_role_reply(self, xid: int, role: str, generation: int) -> bool:
+        """The switch acknowledged a role: False if it answers an older request."""
+        if xid != self.role_xid:
+            return False
+        self.role, self.role_generation, self.role_at = role, generation, time.time()
+        self.role_xid = None
+        return True
+
+    def on_role_refused(self, xid: int) -> tuple[bool, Any]:
+        """(True, what was asked) if `xid` is the role request in flight, now refused."""
+        if xid != self.role_xid:
+            return False, None
+        asked, self.role, self.role_xid = self.role_asked, "refused", None
+        return True, asked
+
+    def on_told_slave(self) -> bool:
+        """A write refused as IS_SLAVE: True if this replica believed it was MASTER."""
+        if self.role != "master":
+            return False
+        self.role = "slave"
+        return True
+
+    # ---- reads and counters ------------------------------------------------------------
+    def add_read(self, xid: int, read: Read) -> None:
+        self.reads[xid] = read
+
+    def read_of(self, xid: int | None) -> Read | None:
+        return self.reads.get(xid) if xid is not None else None
+
+    def end_read(self, read: Read) -> None:
+        for xid in read.xids:
+            self.reads.pop(xid, None)
+
+    def start_poll(self) -> None:
+        self.polling = True
+
+    def end_poll(self) -> None:
+        self.polling = False
+
+    def on_packet_in(self) -> None:
+        self.packet_ins += 1
 
     def status(self) -> dict[str, object]:
         fs = self.desired
@@ -165,49 +357,32 @@ class PolicyInfo:
                 "saved_at": self.saved_at}
 
 
-@dataclass
-class Rollout:
-    """A reloaded policy on its way to the switches it changes."""
-
-    sha256: str
-    detected_at: float  # monotonic
-    sent_after: float  # monotonic: a batch sent after this carries the new policy
-    waiting: set[str]
-    took_s: float | None = None  # from the change being seen to the last barrier reply
-    done_at: float | None = None  # wall clock of that reply (minus the file's mtime: from save)
-
-    def finish(self) -> None:
-        self.took_s = time.monotonic() - self.detected_at
-        self.done_at = time.time()
-
-
 @dataclass(frozen=True, slots=True)
-class EditStart:
-    """What an edit is about to replace (`ControllerState.edit_started`)."""
+class Inputs:
+    """The enforced input files: replaced together, by a reload that compiled."""
 
     policy: Policy
-    sha256: str
-    desired: dict[str, FlowSet | None]
-
-
-@dataclass(frozen=True, slots=True)
-class EnforcedEdit:
-    """A reload the daemon enforced, kept for the dashboard's "last edits": the
-    dashboard (sdnctl.dashboard) works out its reachability and flow-mod effect on
-    demand, so the app only keeps references here."""
-
-    time: float  # wall clock
-    what: str  # the change, as the events say it
-    before: Policy
-    after: Policy
-    before_sha: str
-    after_sha: str
+    policy_info: PolicyInfo
     topology: Topology
-    flowsets: dict[str, tuple[FlowSet | None, FlowSet | None]]  # changed switch -> (old, new)
+    topology_info: PolicyInfo | None = None
+
+
+@dataclass
+class DaemonParts:
+    """What the daemon plugs into the state (nothing, in tests and benchmarks)."""
+
+    rebind: Rebind | None = None  # the OVSDB monitor's: bindings under a reloaded policy
+    ovsdb: OvsdbHealth | None = None  # the OVSDB monitor's connection
+    ha: Election | None = None  # with replicas (`--etcd`); None: the only one
+    info: dict[str, object] = field(default_factory=dict)  # listen, api, tls, startup
 
 
 class ControllerState:
-    """Everything the daemon knows, shared by the app and the status API."""
+    """Everything the daemon knows, shared by the app and the status API: the enforced
+    `inputs`, the live `snapshot` of bindings and the `links`, the `switches` (and the
+    `strangers`), what the last compile made of them, the `history` (events, edits,
+    rollout), the `counters`, and the `daemon`'s parts. Every reader and writer holds
+    `lock`; `compile_lock` serialises compiles, which run with `lock` released."""
 
     def __init__(
         self,
@@ -220,43 +395,61 @@ class ControllerState:
         use_bundles: bool = True,
         topology_info: PolicyInfo | None = None,
     ) -> None:
-        self.policy = policy
-        self.topology = topology
-        self.policy_info = policy_info
-        self.topology_info = topology_info
+        self.inputs = Inputs(policy, policy_info, topology, topology_info)
         self.snapshot = snapshot or BindingSnapshot(Bindings())
-        self.started_at = time.monotonic() if started_at is None else started_at
-        # Its own incremental compiler by default: unchanged switches come back as the
-        # same FlowSet objects, which are then neither re-normalised nor compared.
-        self.compile_fn: CompileFn = compile_fn or IncrementalCompiler()
-        self._compiled: dict[str, FlowSet] = {}  # compile_fn's last output, as returned
-        self.last_compile: dict[str, object] | None = None  # scope and time, for /status
-        # VM -> wall clock since when it has been unbound, as far as this daemon has
-        # seen (the clock starts with the daemon): the sprawl lint reads it.
-        self.unbound_since: dict[str, float] = {}
-        self.use_bundles = use_bundles
+        # False until OVSDB has answered: no switch is programmed from "no VM bound".
+        self.bindings_ready = True
+        self.links = LinkState()
         self.switches = {
             sw.name: SwitchState(sw.name, sw.dpid) for sw in topology.switches.values()
         }
         self.strangers: dict[int, Any] = {}  # dpid -> datapath of switches not in the topology
-        self.links = LinkState()
+        # Compiling. Its own incremental compiler by default: unchanged switches come
+        # back as the same FlowSet objects, which are then neither re-normalised nor compared.
+        self.compile_fn: CompileFn = compile_fn or IncrementalCompiler()
+        self._compiled: dict[str, FlowSet] = {}  # compile_fn's last output, as returned
+        self.last_compile: dict[str, object] | None = None  # scope and time, for /status
         self.down_ports: frozenset[PortRef] = frozenset()  # as last compiled
-        # False until OVSDB has answered: no switch is programmed from "no VM bound".
-        self.bindings_ready = True
-        self.rebind: Rebind | None = None  # set by the daemon (the OVSDB monitor's)
-        self.last_refused: dict[str, object] | None = None
-        self.rollout: Rollout | None = None
-        self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_EVENTS)
-        self.edits: collections.deque[EnforcedEdit] = collections.deque(maxlen=MAX_EDITS)
+        # VM -> wall clock since when it has been unbound, as far as this daemon has
+        # seen (the clock starts with the daemon): the sprawl lint reads it.
+        self.unbound_since: dict[str, float] = {}
+        self.use_bundles = use_bundles
+        self.history = History()
         self.counters = Counters()
-        self.daemon_info: dict[str, object] = {}  # listen, api, tls: set by the daemon
-        self.ha: Election | None = None  # with replicas (`--etcd`); None: the only one
+        self.daemon = DaemonParts()
+        self.started_at = time.monotonic() if started_at is None else started_at
         self.lock = threading.RLock()
         self.compile_lock = threading.Lock()  # one compile at a time, the lock released
 
+    # ---- the enforced inputs (replaced by `adopt` only) ------------------------------
+    @property
+    def policy(self) -> Policy:
+        return self.inputs.policy
+
+    @property
+    def policy_info(self) -> PolicyInfo:
+        return self.inputs.policy_info
+
+    @property
+    def topology(self) -> Topology:
+        return self.inputs.topology
+
+    @property
+    def topology_info(self) -> PolicyInfo | None:
+        return self.inputs.topology_info
+
+    def adopt(self, inputs: Inputs) -> list[SwitchState]:
+        """Enforce other inputs from now on (a reload, or going back to the last good
+        ones); with another topology, the switches follow it (`set_topology`): the
+        connected strangers it adopted are returned."""
+        topology_changed = inputs.topology is not self.inputs.topology
+        self.inputs = inputs
+        if not topology_changed:
+            return []
+        return self._follow_topology(inputs.topology)
+
     def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
-        log.log(level, message)
-        self.events.append({"time": time.time(), "kind": kind, "message": message})
+        self.history.record(kind, message, level)
 
     def edit_started(self) -> EditStart:
         """Call before adopting a reload; hand the result to `edit_enforced` after recompiling."""
@@ -266,9 +459,9 @@ class ControllerState:
     def edit_enforced(self, start: EditStart, what: str, changed: list[SwitchState]) -> None:
         """Remember an enforced reload (bounded: MAX_EDITS) for the dashboard."""
         flowsets = {sw.name: (start.desired.get(sw.name), sw.desired) for sw in changed}
-        self.edits.append(EnforcedEdit(time.time(), what, start.policy, self.policy,
-                                       start.sha256, self.policy_info.sha256, self.topology,
-                                       flowsets))
+        self.history.enforced(EnforcedEdit(time.time(), what, start.policy, self.policy,
+                                           start.sha256, self.policy_info.sha256,
+                                           self.topology, flowsets))
 
     def tenant_of(self, owner: str) -> str:
         """The tenant a flow owner belongs to ("" for shared flows such as `base`)."""
@@ -332,8 +525,7 @@ class ControllerState:
             sw = self.switches.get(name)
             # Parts are rebuilt only when their content changed: other parts, other tables.
             if sw is not None and (sw.desired is None or not fs.same_parts(sw.desired)):
-                sw.desired = fs
-                sw.mark_changed(when)
+                sw.want(fs, when)
                 changed.append(sw)
         return changed
 
@@ -358,7 +550,11 @@ class ControllerState:
         }
 
     def set_topology(self, topology: Topology) -> list[SwitchState]:
-        """Adopt a reloaded topology; the switches that are connected but were strangers.
+        """Adopt a reloaded topology (the policy stays); see `_follow_topology`."""
+        return self.adopt(Inputs(self.policy, self.policy_info, topology, self.topology_info))
+
+    def _follow_topology(self, topology: Topology) -> list[SwitchState]:
+        """The switches follow a reloaded topology; the connected strangers it adopted.
 
         A switch keeps its state (connection, what it holds) while its dpid stays in
         the topology, even if renamed. One that left the topology is let go, its
@@ -372,11 +568,11 @@ class ControllerState:
                 sw = SwitchState(topo_sw.name, topo_sw.dpid)
                 dp = self.strangers.pop(topo_sw.dpid, None)
                 if dp is not None:
-                    sw.datapath, sw.connected_at = dp, time.monotonic()
+                    sw.on_connect(dp, _address_of(dp))
                     adopted.append(sw)
             elif sw.name != topo_sw.name:
                 self.links.forget_switch(sw.name)
-                sw.name = topo_sw.name
+                sw.rename(topo_sw.name)
             switches[topo_sw.name] = sw
         for gone in by_dpid.values():
             self.record("switch-removed",
@@ -386,23 +582,15 @@ class ControllerState:
             if gone.datapath is not None:
                 self.strangers[gone.dpid] = gone.datapath
         self.switches = switches
-        self.topology = topology
         return adopted
 
     def start_rollout(self, sha256: str, detected_at: float, changed: list[SwitchState]) -> None:
-        waiting = {sw.name for sw in changed if sw.connected}
-        self.rollout = Rollout(sha256, detected_at, time.monotonic(), waiting)
-        if not waiting:
-            self.rollout.finish()
+        self.history.start_rollout(sha256, detected_at, {sw.name for sw in changed
+                                                         if sw.connected})
 
     def rollout_progress(self, sw: SwitchState, batch: Batch) -> None:
         """`sw` acknowledged `batch`: if it carried the new policy, one switch less to wait for."""
-        r = self.rollout
-        if r is None or r.took_s is not None or batch.started < r.sent_after:
-            return
-        r.waiting.discard(sw.name)
-        if not r.waiting:
-            r.finish()
+        self.history.rollout_progress(sw.name, batch.started)
 
     def status(self) -> dict[str, object]:
         with self.lock:
@@ -411,10 +599,11 @@ class ControllerState:
     def _status(self) -> dict[str, object]:
         bindings = self.snapshot.bindings.ports
         policy: dict[str, object] = self.policy_info.as_json()
-        policy["last_refused"] = self.last_refused
-        if self.rollout is not None and self.rollout.sha256 == self.policy_info.sha256:
-            policy["enforced_in_s"] = self.rollout.took_s  # from the edit being seen
-            policy["enforced_at"] = self.rollout.done_at
+        policy["last_refused"] = self.history.last_refused
+        rollout = self.history.rollout
+        if rollout is not None and rollout.sha256 == self.policy_info.sha256:
+            policy["enforced_in_s"] = rollout.took_s  # from the edit being seen
+            policy["enforced_at"] = rollout.done_at
         vms = {
             name: {"tenant": vm.tenant, "segment": vm.segment,
                    "at": str(bindings[name]) if name in bindings else None,
@@ -422,7 +611,7 @@ class ControllerState:
             for name, vm in sorted(self.policy.vms.items())
         }
         return {
-            "daemon": dict(self.daemon_info, uptime_s=self.since_start()),
+            "daemon": dict(self.daemon.info, uptime_s=self.since_start()),
             "policy": policy,
             "topology": self.topology_info.as_json() if self.topology_info else None,
             "switches": {name: sw.status() for name, sw in sorted(self.switches.items())},
@@ -431,11 +620,18 @@ class ControllerState:
             "vms": vms,
             "unbound": [name for name, vm in vms.items() if vm["at"] is None],
             "bindings_ready": self.bindings_ready,
+            "ovsdb": self.daemon.ovsdb.as_json() if self.daemon.ovsdb is not None else None,
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
             "last_compile": self.last_compile,
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],
             "unclaimed_ports": [p.as_json() for p in self.snapshot.unclaimed],
             "counters": self.counters.snapshot(),
-            "events": list(self.events),
-            "ha": self.ha.status() if self.ha is not None else {"enabled": False},
+            "events": list(self.history.events),
+            "ha": self.daemon.ha.status() if self.daemon.ha is not None else {"enabled": False},
         }
+
+
+def _address_of(datapath: Any) -> str:
+    """`host:port` of an os-ken datapath's peer."""
+    address = getattr(datapath, "address", None)
+    return f"{address[0]}:{address[1]}" if address else ""

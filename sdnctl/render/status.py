@@ -71,6 +71,16 @@ def _ha_line(ha: Mapping[str, Any], now: float) -> str:
     return text
 
 
+def _ovsdb_line(ovsdb: Mapping[str, Any], now: float) -> str:
+    """The binding monitor's connection: binding changes go unseen while it is down."""
+    again = f", {ovsdb['reconnects']} reconnects" if ovsdb.get("reconnects") else ""
+    if ovsdb.get("connected"):
+        return f"ovsdb     {ovsdb.get('remote')} connected since {when(ovsdb.get('since'), now)}" \
+            + again
+    return (f"ovsdb     {ovsdb.get('remote')} DISCONNECTED since {when(ovsdb.get('since'), now)}"
+            f"{again}: {ovsdb.get('last_error') or '?'} (binding changes go unseen)")
+
+
 def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     out: list[str] = []
@@ -101,6 +111,9 @@ def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
     if topo:
         out.append(f"topology  {topo.get('file')}  sha256 {str(topo.get('sha256'))[:12]}  "
                    f"loaded {when(topo.get('loaded_at'), now)}")
+    ovsdb = status.get("ovsdb")
+    if ovsdb:
+        out.append(_ovsdb_line(ovsdb, now))
 
     switches = status.get("switches") or {}
     rows = []

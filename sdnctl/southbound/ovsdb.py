@@ -354,8 +354,7 @@ class _Session:
         error, stream = ovs.stream.Stream.open_block(
             ovs.stream.Stream.open(remote), int(timeout_s * 1000))
         if error:
-            raise ConnectionError(f"cannot connect to OVSDB at {remote}: "
-                                  f"{os.strerror(error)}")
+            raise ConnectionError(f"OVSDB {remote}: cannot connect: {os.strerror(error)}")
         self.remote = remote
         self.stream = stream
         self.replica = Replica()
@@ -476,6 +475,63 @@ class _Session:
 
 
 Callback = Callable[[BindingSnapshot], None]
+RETRY_S = 1.0  # between attempts to reach OVSDB again
+
+
+class OvsdbHealth:
+    """The monitor's connection to OVSDB as /status, /metrics and the log tell it:
+    connected or not and since when, how often it came back, the last error.
+
+    Written by the monitor's thread, read by any (`as_json` takes one consistent look).
+    While disconnected, binding changes go unseen: the switches keep what they hold."""
+
+    def __init__(self, remote: str) -> None:
+        self.remote = remote
+        self.connected = False
+        self.since: float | None = None  # wall clock of the last connect or loss
+        self.reconnects = 0  # sessions opened after a loss (not the first one)
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self._ever = False
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        with self._lock:
+            now, down_since, again = time.time(), self.since, self._ever
+            self.connected, self.since, self._ever = True, now, True
+            if again:
+                self.reconnects += 1
+        if again:
+            down = f" after {now - down_since:.1f} s" if down_since is not None else ""
+            log.warning("OVSDB %s: connection back%s (reconnect %d); reading the bindings "
+                        "again", self.remote, down, self.reconnects)
+        else:
+            log.info("monitoring OVSDB %s", self.remote)
+
+    def down(self, error: str, quiet: bool = False) -> None:
+        """A failed attempt or a lost session: logged once per loss, not per retry
+        (`quiet`: the caller has logged it already)."""
+        with self._lock:
+            was, first = self.connected, self.since is None
+            self.last_error, self.last_error_at = error, time.time()
+            if was or first:
+                self.connected, self.since = False, self.last_error_at
+        if quiet:
+            return
+        if was:
+            log.error("OVSDB %s: connection lost (%s); binding changes go unseen until it "
+                      "is back, retrying every %.0f s", self.remote, error, RETRY_S)
+        elif first:
+            log.error("OVSDB %s: %s; switches are held until it answers, retrying every "
+                      "%.0f s", self.remote, error, RETRY_S)
+        else:
+            log.debug("OVSDB %s: still unreachable (%s)", self.remote, error)
+
+    def as_json(self) -> dict[str, object]:
+        with self._lock:
+            return {"remote": self.remote, "connected": self.connected, "since": self.since,
+                    "reconnects": self.reconnects, "last_error": self.last_error,
+                    "last_error_at": self.last_error_at}
 
 
 class OvsdbMonitor:
@@ -504,7 +560,12 @@ class OvsdbMonitor:
         self._ready = threading.Event()
         self._force = False
         self._thread: threading.Thread | None = None
-        self.connected = False  # a session with OVSDB is open (it may still be reading)
+        self.health = OvsdbHealth(remote)
+
+    @property
+    def connected(self) -> bool:
+        """A session with OVSDB is open (it may still be reading)."""
+        return self.health.connected
 
     # -- public ------------------------------------------------------------------
     def start(self) -> None:
@@ -556,18 +617,21 @@ class OvsdbMonitor:
             try:
                 if session is None:
                     session = _Session(self.remote)
-                    self.connected = True
-                    log.info("monitoring OVSDB %s", self.remote)
+                    self.health.up()
                 self._poll(session)
-            except Exception as exc:  # keep monitoring whatever one pass hit
-                log.error("OVSDB %s: %s; retrying", self.remote, exc)
-                if session is not None:
-                    session.close()
-                session, self.connected = None, False
-                self._stop.wait(1.0)
+                continue
+            except (ConnectionError, OSError) as exc:  # the server went, or never came
+                self.health.down(str(exc).removeprefix(f"OVSDB {self.remote}: "))
+            except Exception as exc:  # a bug, not the network: say where, then start over
+                log.exception("OVSDB %s: unexpected error while monitoring; reconnecting",
+                              self.remote)
+                self.health.down(f"unexpected {type(exc).__name__}: {exc}", quiet=True)
+            if session is not None:
+                session.close()
+                session = None
+            self._stop.wait(RETRY_S)
         if session is not None:
             session.close()
-        self.connected = False
 
     def _poll(self, session: _Session) -> None:
         changed = session.run()

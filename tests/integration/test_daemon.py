@@ -175,7 +175,7 @@ def _flow_table(lab, bridge: str) -> list[str]:
 
 def test_status_json_shape_is_stable() -> None:
     """The lab and `sdnctl status` read these keys; keep them."""
-    from apps.controller import SwitchState
+    from sdnctl.app.controller import SwitchState
 
     sw = SwitchState("hv1", 1).status()
     assert {"dpid", "connected", "programmed", "flows", "last_update",
@@ -189,7 +189,7 @@ def test_status_json_shape_is_stable() -> None:
 def _app(tmp_path, bind: dict[str, int]):
     from types import MappingProxyType
 
-    from apps.controller import ControllerApp, ControllerState, PolicyInfo
+    from sdnctl.app.controller import ControllerApp, ControllerState, PolicyInfo
     from sdnctl.bindings import Bindings
     from sdnctl.policy.load import load_policy
     from sdnctl.southbound.ovsdb import BindingSnapshot
@@ -225,7 +225,7 @@ def _barrier(app, dp, xid: int) -> None:
 
 
 def test_app_programs_once_and_queues_changes_behind_the_barrier(tmp_path) -> None:
-    from apps.controller import EventBindings
+    from sdnctl.app.controller import EventBindings
 
     app, state, snap = _app(tmp_path, {"w1": 100})
     sw = state.switches["hv1"]
@@ -247,13 +247,14 @@ def test_app_programs_once_and_queues_changes_behind_the_barrier(tmp_path) -> No
     assert sent and sent[-1] == "OFPBarrierRequest"  # the queued diff went out at once
     _barrier(app, dp, sw.batch.barrier_xid)
     assert sw.installed == sw.desired and sw.batch is None
-    assert [e["kind"] for e in state.events] == ["connect", "bindings", "programmed", "update"]
+    assert [e["kind"] for e in state.history.events] == ["connect", "bindings", "programmed",
+                                                         "update"]
 
 
 def test_a_rejected_update_unprograms_and_rereads_the_switch(tmp_path) -> None:
     from os_ken.ofproto import ofproto_v1_3 as ofp
 
-    from apps.controller import EventBindings
+    from sdnctl.app.controller import EventBindings
 
     app, state, snap = _app(tmp_path, {"w1": 100})
     sw = state.switches["hv1"]
@@ -264,8 +265,8 @@ def test_a_rejected_update_unprograms_and_rereads_the_switch(tmp_path) -> None:
     app._error(Ev(msg=Ev(datapath=dp, xid=xids[1], type=ofp.OFPET_BAD_ACTION, code=4)))
     _barrier(app, dp, sw.batch.barrier_xid)
     assert not sw.programmed and sw.needs_dump and sw.installed.flows == ()  # as dumped
-    assert "OFPBAC_BAD_OUT_PORT" in state.events[-1]["message"]
-    assert "add-flow" in state.events[-1]["message"]  # names the refused flow
+    assert "OFPBAC_BAD_OUT_PORT" in state.history.events[-1]["message"]
+    assert "add-flow" in state.history.events[-1]["message"]  # names the refused flow
     # The next change first reads the switch again instead of trusting a guess.
     app._bindings_changed(EventBindings(snap({"w1": 100, "w2": 101})))
     assert dp.take() == ["OFPFlowStatsRequest", "OFPGroupDescStatsRequest",
@@ -277,14 +278,14 @@ def test_a_disconnect_forgets_the_connection_and_unknown_dpids_are_left_alone(tm
     stranger = FakeDatapath(99)
     app._features(Ev(msg=Ev(datapath=stranger)))
     assert stranger.take() == []
-    assert state.events[-1]["kind"] == "unknown-switch"
+    assert state.history.events[-1]["kind"] == "unknown-switch"
     dp = FakeDatapath(7)
     _connect(app, dp)
     ofp = dp.ofproto
     desc = Ev(port_no=100, name=b"tap1", state=ofp.OFPPS_LINK_DOWN, config=0)
     app._port_status(Ev(msg=Ev(datapath=dp, desc=desc, reason=ofp.OFPPR_MODIFY)))
     assert state.status()["switches"]["hv1"]["ports_down"] == [100]
-    assert state.events[-1]["message"] == "hv1 port 100 (tap1) modified, link down"
+    assert state.history.events[-1]["message"] == "hv1 port 100 (tap1) modified, link down"
     app._dead(Ev(datapath=dp))
     sw = state.switches["hv1"]
     assert not sw.connected and not sw.programmed and sw.batch is None

@@ -105,15 +105,19 @@ class Dom(HTMLParser):
         return [e for e in self.elements if e["tag"] == tag and attr in e]
 
 
-def browse(lab, url: str) -> Dom:
-    """Load `url` in headless chromium and return the DOM its scripts built."""
+def browse(lab, url: str, budget_ms: int = 8000, window: tuple[int, int] | None = None,
+           lang: str = "en-US") -> Dom:
+    """Load `url` in headless chromium and return the DOM its scripts built (after
+    `budget_ms` of virtual time), in a `window` of that size, in locale `lang`."""
     profile = lab.tmp / f"chromium-{lab.unique()}"
     profile.mkdir()
+    size = [f"--window-size={window[0]},{window[1]}"] if window else []
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
            "--disable-background-networking", "--disable-component-update", "--no-first-run",
            "--disable-extensions", "--disable-sync", f"--user-data-dir={profile}",
-           "--virtual-time-budget=8000", "--dump-dom", url]
-    env = dict(os.environ, HOME=str(profile))
+           f"--lang={lang}", *size, f"--virtual-time-budget={budget_ms}", "--dump-dom", url]
+    env = dict(os.environ, HOME=str(profile), LANG=f"{lang.replace('-', '_')}.UTF-8",
+               LANGUAGE=lang.replace("-", "_"))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             start_new_session=True)  # its own group: its helpers go with it
 

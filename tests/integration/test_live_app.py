@@ -11,7 +11,7 @@ from fakeswitch import Ev, FakeDatapath
 from os_ken.controller.handler import CONFIG_DISPATCHER
 from os_ken.ofproto import ofproto_v1_3
 
-from apps.controller import ControllerApp, EventSources
+from sdnctl.app.controller import ControllerApp, EventSources
 from sdnctl.bindings import Bindings
 from sdnctl.live.sources import FileVersion, load_sources
 from sdnctl.live.state import ControllerState, PolicyInfo
@@ -119,7 +119,7 @@ def test_a_valid_edit_sends_the_minimal_diff_and_is_acknowledged() -> None:
     ch = change(WITH_TCP, forced=True)
     app._sources_changed(EventSources(load_sources(*ch.files), [], ch))
     assert [dp.take() for dp in dps.values()] == [[], [], []]
-    assert "already enforced" in state.events[-1]["message"]
+    assert "already enforced" in state.history.events[-1]["message"]
 
 
 def test_a_refused_edit_sends_nothing_and_is_reported() -> None:
@@ -132,7 +132,7 @@ def test_a_refused_edit_sends_nothing_and_is_reported() -> None:
     assert state.policy_info.sha256 == sha and state.policy_info.text == POLICY
     refused = state.status()["policy"]["last_refused"]
     assert refused["problems"] == problems and refused["time"] > 0
-    assert state.events[-1]["kind"] == "refused"
+    assert state.history.events[-1]["kind"] == "refused"
 
 
 def test_a_link_down_is_acted_on_at_once_and_other_changes_coalesced() -> None:
@@ -157,7 +157,7 @@ def test_a_link_down_is_acted_on_at_once_and_other_changes_coalesced() -> None:
     timer_fires()
     assert state.status()["down_ports"] == ["hv1:10", "hv2:10"]
     assert [dp.take() for dp in dps.values()] == [[], [], []]  # paths avoid it already
-    assert state.events[-1]["message"].startswith("link ports down: hv2:10")
+    assert state.history.events[-1]["message"].startswith("link ports down: hv2:10")
 
     app._relinked_at = float("-inf")  # a quiet while later, the link returns
     status(dps["hv1"], 10, live=True)
@@ -166,7 +166,7 @@ def test_a_link_down_is_acted_on_at_once_and_other_changes_coalesced() -> None:
     timer_fires()
     assert state.status()["down_ports"] == []
     assert dps["hv1"].take()[-1] == "OFPBarrierRequest"
-    assert state.events[-1]["message"].startswith("link ports down: none; back up: hv1:10")
+    assert state.history.events[-1]["message"].startswith("link ports down: none; back up: hv1:10")
     # A VM port going down is not a link failure.
     status(dps["hv1"], 100, live=False)
     assert app._relink_timer is None
@@ -187,7 +187,7 @@ def test_the_first_update_waits_for_the_ports_and_avoids_a_dead_link() -> None:
 
 
 def test_switches_are_left_alone_until_ovsdb_answers() -> None:
-    from apps.controller import EventBindings
+    from sdnctl.app.controller import EventBindings
 
     app, state = make_app(ready=False)
     dp = FakeDatapath(1)
@@ -231,7 +231,7 @@ def test_a_reload_whose_compile_fails_is_refused_and_the_last_policy_stays() -> 
     refused = state.status()["policy"]["last_refused"]
     assert refused is not None and "no room for this rule" in refused["problems"][0]
     assert "enforced_in_s" not in state.status()["policy"] or \
-        state.rollout is None or state.rollout.sha256 == sha
+        state.history.rollout is None or state.history.rollout.sha256 == sha
     assert all(dp.take() == [] for dp in dps.values())  # nothing sent anywhere
     # The compiler fixed, the same edit goes through.
     state.compile_fn = compile_fn
@@ -243,7 +243,7 @@ def test_a_reload_whose_compile_fails_is_refused_and_the_last_policy_stays() -> 
 def test_the_stats_poll_reads_one_switch_at_a_time() -> None:
     """Every switch's replies at once would fill the app's queue and stall os-ken's
     receive threads (echoes unanswered, connections dropped): one read in flight."""
-    from apps.observe import EventPoll
+    from sdnctl.app.observe import EventPoll
 
     app, state = make_app()
     dps = program_all(app)

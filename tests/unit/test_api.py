@@ -225,6 +225,24 @@ def test_status_renders_as_tables(state) -> None:
         assert f"  {vm} " in text
 
 
+def test_status_says_when_ovsdb_is_unreachable(state) -> None:
+    from sdnctl.render.status import render_status
+    from sdnctl.southbound.ovsdb import OvsdbHealth
+
+    state.daemon.ovsdb = OvsdbHealth("unix:/run/db.sock")
+    state.daemon.ovsdb.down("cannot connect: No such file or directory")
+    doc = json.loads(call(make_api(state))[2])
+    assert doc["ovsdb"]["connected"] is False and doc["ovsdb"]["reconnects"] == 0
+    assert "ovsdb     unix:/run/db.sock DISCONNECTED since" in render_status(doc)
+    assert "No such file or directory" in render_status(doc)
+    state.daemon.ovsdb.up()
+    state.daemon.ovsdb.down("connection closed")
+    state.daemon.ovsdb.up()
+    doc = json.loads(call(make_api(state))[2])
+    assert doc["ovsdb"]["connected"] is True and doc["ovsdb"]["reconnects"] == 1
+    assert "connected since" in render_status(doc) and "1 reconnects" in render_status(doc)
+
+
 BIND = ("127.0.0.1", 8680)
 
 

@@ -1,4 +1,4 @@
-"""The daemon's start-up has no time limit a big network can exceed (sdnctl/daemon.py):
+"""The daemon's start-up has no time limit a big network can exceed (sdnctl/startup.py):
 the start-up compile and os-ken's start are waited for as long as they take, OVSDB's
 first read too once it has answered; only a stop signal or a failure ends a wait."""
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sdnctl.daemon import Startup, run_until, wait_for_bindings
+from sdnctl.startup import Startup, run_until, wait_for_bindings
 
 
 def test_run_until_waits_as_long_as_it_takes() -> None:

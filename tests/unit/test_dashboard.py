@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -52,7 +53,7 @@ def make_state(name: str, bindings: Bindings | None = None) -> ControllerState:
 def installed_as_desired(st: ControllerState) -> None:
     """What a programmed switch looks like: it holds exactly its intent."""
     for sw in st.switches.values():
-        sw.installed = sw.desired
+        sw.on_installed_read(sw.desired, [])
 
 
 def call(app, path: str, query: str = "", method: str = "GET",
@@ -128,7 +129,8 @@ def test_a_switch_missing_flows_shows_as_mismatch_and_explain_tells_live_from_in
     assert sw.desired is not None
     kept = [f for f in sw.desired.flows if f.owner != owner]
     assert len(kept) < len(sw.desired.flows)
-    sw.installed = FlowSet.build(sw.name, kept, sw.desired.groups, sw.desired.meters)
+    sw.on_installed_read(FlowSet.build(sw.name, kept, sw.desired.groups, sw.desired.meters),
+                         [])
 
     doc = get_json(app, "/matrix")
     got = cells(doc)
@@ -163,8 +165,8 @@ def test_matrix_is_cached_until_a_flowset_changes() -> None:
     assert board.matrix({}) is first
     sw = st.switches["hv2"]
     assert sw.desired is not None
-    sw.installed = FlowSet.build(sw.name, sw.desired.flows[1:], sw.desired.groups,
-                                 sw.desired.meters)
+    sw.on_installed_read(FlowSet.build(sw.name, sw.desired.flows[1:], sw.desired.groups,
+                                       sw.desired.meters), [])
     assert board.matrix({}) is not first
 
 
@@ -259,8 +261,8 @@ def test_an_enforced_edit_shows_its_flow_mods_and_the_reachability_it_changes() 
     assert edited != text
     new = parse_policy(edited, "edited.yaml", st.topology)
     start = st.edit_started()
-    st.policy = new
-    st.policy_info = PolicyInfo("edited.yaml", "cd" * 32, 2.0, edited)
+    st.adopt(dataclasses.replace(st.inputs, policy=new,
+                                 policy_info=PolicyInfo("edited.yaml", "cd" * 32, 2.0, edited)))
     changed = st.recompile()
     st.edit_enforced(start, "file changed: edited.yaml", changed)
     st.record("refused", "file changed: edited.yaml: edit refused (1 problems)")
@@ -294,12 +296,13 @@ def _at_probes(triples, services) -> list[tuple[str, str, str]]:
 
 
 def test_edit_history_is_bounded() -> None:
-    from sdnctl.live.state import MAX_EDITS
+    from sdnctl.live.history import MAX_EDITS
 
     st = make_state("single")
     for i in range(MAX_EDITS + 3):
         st.edit_enforced(st.edit_started(), f"edit {i}", [])
-    assert len(st.edits) == MAX_EDITS and st.edits[-1].what == f"edit {MAX_EDITS + 2}"
+    edits = st.history.edits
+    assert len(edits) == MAX_EDITS and edits[-1].what == f"edit {MAX_EDITS + 2}"
 
 
 # ---- the page and the token --------------------------------------------------------------------
@@ -365,5 +368,5 @@ def test_a_view_is_a_snapshot() -> None:
     st = make_state("three-tier")
     board = Dashboard(st)
     view = board.view()
-    st.switches["hv1"].desired = None  # later changes to the state do not reach it
-    assert "hv1" in view.intent and "hv1" not in board.view().intent
+    st.switches["hv1"].want(FlowSet.of("hv1", ()), 0.0)  # later changes do not reach it
+    assert view.intent["hv1"].n_flows > 0 and board.view().intent["hv1"].n_flows == 0

@@ -133,6 +133,9 @@ class FakeStore:
         self.etcd.leases[lease] = self.etcd.clock()
         self.etcd.expire()
 
+    def close(self) -> None:
+        pass  # nothing held open in memory
+
     def read(self) -> Snapshot:
         self._check()
         leader = self.etcd.keys.get("leader")

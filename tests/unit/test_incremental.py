@@ -314,8 +314,8 @@ def test_the_daemon_state_recompiles_incrementally_and_says_so():
     assert state.last_compile is not None
     assert state.last_compile["scope"].startswith("full compile")
     rules = policy.tenants["t1"].rules
-    state.policy = _replace_tenant(policy, "t1", rules=(dataclasses.replace(
-        rules[0], services=tuple(SERVICES[:2])),))
+    state.adopt(dataclasses.replace(state.inputs, policy=_replace_tenant(
+        policy, "t1", rules=(dataclasses.replace(rules[0], services=tuple(SERVICES[:2])),))))
     changed = state.recompile()
     assert [sw.name for sw in changed] == ["hv2"]
     assert state.status()["last_compile"]["switches_recompiled"] == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.live.counters import DropSample
-from sdnctl.live.state import ControllerState, PolicyInfo
+from sdnctl.live.state import Batch, ControllerState, PolicyInfo
 from sdnctl.metrics import Family, render, render_metrics
 from sdnctl.policy.load import load_policy
 from sdnctl.southbound.ovsdb import BindingSnapshot
@@ -70,8 +70,11 @@ def state() -> ControllerState:
 def test_metrics_parse_and_report_the_state() -> None:
     st = state()
     hv1 = st.switches["hv1"]
-    hv1.datapath, hv1.programmed, hv1.flow_mods_sent, hv1.updates = object(), True, 57, 2
-    hv1.last_update_s, hv1.last_update = 0.012, 1700000100.5
+    hv1.on_connect(object(), "127.0.0.1:40000")
+    for _ in range(2):  # two updates acknowledged, 57 flow-mods in all
+        batch = Batch(None, hv1.desired, {}, 1, 100.0, "", since=100.0)
+        hv1.on_sent(batch, 57 if hv1.updates == 0 else 0, [])
+        hv1.on_update_done(hv1.on_barrier(1), now=100.012)
     st.counters.reload("ok")
     st.counters.reload("refused")
     st.counters.packet_in("hv1", "x")
@@ -85,7 +88,10 @@ def test_metrics_parse_and_report_the_state() -> None:
         hv1.desired.flows)
     assert fams["sdnctl_switch_flows_installed"]["samples"] == {(("switch", "hv1"),): 57}
     assert fams["sdnctl_switch_flow_mods_total"]["samples"][(("switch", "hv1"),)] == 57
-    assert fams["sdnctl_switch_last_update_seconds"]["samples"][(("switch", "hv1"),)] == 0.012
+    assert fams["sdnctl_switch_updates_total"]["samples"][(("switch", "hv1"),)] == 2
+    assert fams["sdnctl_switch_programmed"]["samples"][(("switch", "hv1"),)] == 1
+    assert math.isclose(
+        fams["sdnctl_switch_last_update_seconds"]["samples"][(("switch", "hv1"),)], 0.012)
     assert fams["sdnctl_policy_reloads_total"]["samples"] == {
         (("result", "ok"),): 1, (("result", "refused"),): 1, (("result", "unchanged"),): 0}
     assert fams["sdnctl_packet_ins_total"]["samples"] == {(("switch", "hv1"),): 1}
@@ -93,6 +99,26 @@ def test_metrics_parse_and_report_the_state() -> None:
         (("tenant", "acme"), ("stage", "acl")): 7, (("tenant", ""), ("stage", "arp")): 2}
     assert fams["sdnctl_vms"]["samples"][(("state", "bound"),)] == 5
     assert fams["sdnctl_policy_last_load_timestamp_seconds"]["samples"][()] == 1700000000
+    assert "sdnctl_ovsdb_connected" not in fams  # no monitor: nothing to say
+
+
+def test_ovsdb_connection_is_a_gauge_and_its_comebacks_a_counter() -> None:
+    from sdnctl.southbound.ovsdb import OvsdbHealth
+
+    st = state()
+    st.daemon.ovsdb = OvsdbHealth("unix:/run/db.sock")
+    st.daemon.ovsdb.down("cannot connect: No such file or directory")
+    fams = parse(render_metrics(st))
+    assert fams["sdnctl_ovsdb_connected"]["type"] == "gauge"
+    assert fams["sdnctl_ovsdb_connected"]["samples"][()] == 0
+    assert fams["sdnctl_ovsdb_reconnects_total"]["samples"][()] == 0
+    st.daemon.ovsdb.up()  # the first session: no comeback
+    st.daemon.ovsdb.down("connection closed")
+    st.daemon.ovsdb.up()
+    fams = parse(render_metrics(st))
+    assert fams["sdnctl_ovsdb_connected"]["samples"][()] == 1
+    assert fams["sdnctl_ovsdb_reconnects_total"]["type"] == "counter"
+    assert fams["sdnctl_ovsdb_reconnects_total"]["samples"][()] == 1
 
 
 def test_label_values_are_escaped_and_the_parser_catches_mistakes() -> None:

@@ -3,6 +3,8 @@
 // a click. Plain DOM, no libraries; data is only ever inserted as text, never as HTML.
 // URL fragment options: #token=T (moved to sessionStorage, then dropped from the URL),
 // service=tcp/80|all, explain=FROM,TO,SERVICE (open that explanation on load).
+// When a refresh fails the page keeps the last data but says it is stale: switch
+// states become "unknown", nothing stays green, a banner says since when.
 
 const REFRESH_MS = 5000;
 const SVG = "http://www.w3.org/2000/svg";
@@ -16,6 +18,8 @@ const ui = {
   selected: null,       // {from, to, service} being explained
   refreshes: 0,
   timer: null,
+  lastOk: null,         // Unix time of the last refresh that succeeded
+  failedSince: null,    // Unix time of the first failed refresh since then
 };
 
 // ---- small helpers ------------------------------------------------------------------
@@ -58,8 +62,16 @@ function replace(id, ...kids) {
   return box;
 }
 
+// HH:MM:SS, 24-hour local time, as `sdnctl status` prints it (not the browser's locale).
 function clock(t) {
-  return t ? new Date(t * 1000).toLocaleTimeString() : "-";
+  if (!t) return "-";
+  const d = new Date(t * 1000);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map(n => String(n).padStart(2, "0")).join(":");
+}
+
+function now() {
+  return Date.now() / 1000;
 }
 
 function colourOf(name, names) {
@@ -151,7 +163,7 @@ function drawTopology(net) {
   for (const sw of net.switches) {
     const p = pos.get(sw.name);
     const state = sw.programmed ? "programmed" : sw.connected ? "connected" : "down";
-    root.append(svg("g", {class: `switch ${state}`, "data-switch": sw.name},
+    root.append(svg("g", {class: `switch ${state}`, "data-switch": sw.name, "data-state": state},
       svg("rect", {x: p.x - SW / 2, y: p.y - SH / 2, width: SW, height: SH, rx: 6}),
       svg("text", {x: p.x, y: p.y - 2, "text-anchor": "middle", "font-weight": "bold",
                    text: sw.name}),
@@ -173,6 +185,21 @@ function drawTopology(net) {
     unbound.forEach((vm, i) => root.append(vmBox(vm, 60 + VW / 2 + i * (VW + 6), y)));
   }
   replace("topology", root);
+  tenantLegend(net);
+}
+
+function swatch(fill, dashed) {
+  return svg("svg", {class: "swatch", width: 14, height: 14, "aria-hidden": "true"},
+    svg("rect", {x: .5, y: .5, width: 13, height: 13, rx: 3, fill,
+                 class: dashed ? "unbound" : null}));
+}
+
+function tenantLegend(net) {
+  const items = net.tenants.map(t => el("span", {class: "tenant", "data-tenant": t,
+                                                 "data-colour": colourOf(t, net.tenants)},
+    swatch(colourOf(t, net.tenants)), t));
+  items.push(el("span", {class: "tenant", "data-tenant": ""}, swatch("#fff", true), "unbound"));
+  replace("tenant-legend", el("span", {class: "muted", text: "tenants:"}), items);
 }
 
 function switchTable(net) {
@@ -180,7 +207,8 @@ function switchTable(net) {
                              "in sync", "simulated from", "VMs"].map(h => el("th", {text: h})));
   const rows = net.switches.map(sw => el("tr", {"data-switch": sw.name},
     el("td", {text: sw.name}), el("td", {text: sw.role}), el("td", {text: sw.dpid}),
-    el("td", {class: sw.programmed ? "good" : "bad",
+    el("td", {class: "state " + (sw.programmed ? "good" : "bad"), "data-state": sw.programmed
+                ? "programmed" : sw.connected ? "connected" : "not connected",
               text: sw.programmed ? "programmed" : sw.connected ? "connected" : "not connected"}),
     el("td", {text: `${sw.flows ?? 0} / ${sw.flows_installed ?? "-"}`}),
     el("td", {class: sw.in_sync === null ? "muted" : sw.in_sync ? "good" : "bad",
@@ -368,7 +396,11 @@ async function refresh() {
     document.getElementById("login").hidden = true;
     delete document.body.dataset.needsToken;
     replace("error");
-    replace("updated", `updated ${new Date().toLocaleTimeString()}`);
+    ui.lastOk = now();
+    ui.failedSince = null;
+    delete document.body.dataset.stale;
+    document.getElementById("stale").hidden = true;
+    replace("updated", `updated ${clock(ui.lastOk)}`);
     ui.refreshes += 1;
     document.body.dataset.refreshes = String(ui.refreshes);
     document.body.dataset.ready = "1";
@@ -377,9 +409,38 @@ async function refresh() {
       showLogin(token() ? "the token was refused" : "the API needs a token");
       return;  // no retry loop until a token is given
     }
-    replace("error", String(err.message || err));
+    markStale(err);
   }
   ui.timer = setTimeout(refresh, REFRESH_MS);
+}
+
+// The daemon did not answer (or answered with an error): keep the last data on screen
+// but make plain that it is old. Nothing may keep claiming a switch is programmed.
+function markStale(err) {
+  if (ui.failedSince === null) ui.failedSince = now();
+  const gone = err instanceof TypeError;  // fetch itself failed: no answer at all
+  const why = gone ? "the daemon does not answer" : `the daemon answered with an error: ${
+    err.message || err}`;
+  document.body.dataset.stale = "1";
+  replace("error", gone ? "daemon unreachable" : "daemon error");
+  replace("updated", ui.lastOk ? `last data ${clock(ui.lastOk)}` : "no data yet");
+  replace("stale", `${why} (since ${clock(ui.failedSince)}). ` + (ui.lastOk
+    ? `Everything below is from ${clock(ui.lastOk)} and may be out of date; switch states are unknown.`
+    : "Nothing has been read from it yet."));
+  document.getElementById("stale").hidden = false;
+  for (const td of document.querySelectorAll("#switches td.state")) {
+    td.className = "state stale";
+    td.textContent = `unknown (was ${td.dataset.state})`;
+  }
+  for (const e of document.querySelectorAll("main .good")) {  // e.g. "in sync: yes"
+    e.classList.remove("good");
+    e.classList.add("stale");
+  }
+  for (const g of document.querySelectorAll("svg .switch")) {
+    g.setAttribute("class", "switch stale");
+    const title = g.querySelector("title");
+    if (title) title.textContent = `${g.dataset.switch}: unknown (was ${g.dataset.state})`;
+  }
 }
 
 function start() {

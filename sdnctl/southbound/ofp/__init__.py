@@ -79,4 +79,5 @@ from sdnctl.southbound.ofp.update import (  # noqa: F401
     foreign_delete,
     foreign_to_delete,
     plan_update,
+    send_outgoing,
 )

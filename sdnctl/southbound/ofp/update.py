@@ -21,6 +21,7 @@ from sdnctl.flows import (
 from sdnctl.southbound.ofp.dump import (
     ForeignFlow,
 )
+from sdnctl.southbound.ofp.encoded import AddEncoder, bundle_add, next_xid, with_xid
 from sdnctl.southbound.ofp.fields import (
     _ALL_COOKIE_BITS,
     BUNDLE_FLAGS,
@@ -43,12 +44,17 @@ class Outgoing:
     """One message to send and a human label for it (errors from the switch name it).
 
     The label is `verb` and, rendered only when asked (an error names it), `item`:
-    rendering every flow of a first update would cost more than encoding it."""
+    rendering every flow of a first update would cost more than encoding it.
 
-    msg: OfpMsg
+    A flow add may come already encoded (`raw`, see `encoded.py`) instead of as an
+    os-ken message; `send_outgoing` sends either kind."""
+
+    msg: OfpMsg | None
     verb: str
     is_flow_mod: bool = False
     item: object = None  # a Flow, Group or MeterBand; None: the verb says it all
+    raw: bytes | None = None  # an encoded flow-mod (xid to be written), instead of msg
+    bundle_id: int | None = None  # `raw` goes inside this bundle
 
     @property
     def label(self) -> str:
@@ -62,11 +68,29 @@ class Outgoing:
         return self.verb
 
 
+# Below this many adds, finding each flow's fragment costs more than encoding it.
+ENCODED_ADDS_FROM = 64
+
+
+def send_outgoing(dp: Datapath, out: Outgoing) -> int:
+    """Send one planned message; its xid (errors and barrier replies carry it)."""
+    if out.raw is None:
+        dp.send_msg(out.msg)
+        return int(out.msg.xid)
+    xid = next_xid(dp)
+    if out.bundle_id is None:
+        dp.send(with_xid(out.raw, xid))
+    else:
+        dp.send(bundle_add(out.raw, xid, out.bundle_id))
+    return xid
+
+
 def plan_update(
     dp: Datapath,
     diff: FlowSetDiff,
     foreign: Sequence[ForeignFlow] = (),
     bundle_id: int | None = None,
+    desired: FlowSet | None = None,
 ) -> list[Outgoing]:
     """The messages that apply `diff` make-before-break, ending with a barrier.
 
@@ -75,18 +99,29 @@ def plan_update(
     `bundle_id`, the group and flow part is one atomic ONF bundle (OVS refuses meter
     mods inside bundles, so meters stay outside it: added before, deleted after).
     A modify whose cookie changed is sent as an add, which replaces the entry: a
-    strict modify keeps the old cookie in OpenFlow 1.3.
+    strict modify keeps the old cookie in OpenFlow 1.3. Given the `desired` FlowSet
+    the diff leads to, many adds are taken already encoded from their fragment.
     """
+    encoder = (AddEncoder(desired) if desired is not None
+               and len(diff.add) + len(diff.recookied) >= ENCODED_ADDS_FROM else None)
+
+    def add(f: Flow, verb: str) -> Outgoing:
+        if encoder is None:
+            return Outgoing(flow_mod(dp, f, "add"), verb, True, f)
+        return Outgoing(None, verb, True, f, raw=encoder.add(f))
+
     before = [Outgoing(meter_mod(dp, m, "add"), "add-meter", item=m) for m in diff.add_meters]
     before += [Outgoing(meter_mod(dp, m, "modify"), "mod-meter", item=m)
                for m in diff.modify_meters]
     body = [Outgoing(group_mod(dp, g, "add"), "add-group", item=g) for g in diff.add_groups]
     body += [Outgoing(group_mod(dp, g, "modify"), "mod-group", item=g)
              for g in diff.modify_groups]
-    body += [Outgoing(flow_mod(dp, f, "add"), "add-flow", True, f) for f in diff.add]
+    body += [add(f, "add-flow") for f in diff.add]
     for f in diff.modify:
-        command = "add" if f.key in diff.recookied else "modify"
-        body.append(Outgoing(flow_mod(dp, f, command), "mod-flow", True, f))
+        if f.key in diff.recookied:
+            body.append(add(f, "mod-flow"))
+        else:
+            body.append(Outgoing(flow_mod(dp, f, "modify"), "mod-flow", True, f))
     body += [Outgoing(flow_mod(dp, f, "delete"), "del-flow", True, f)
              for f in _deletes_not_readded(diff)]
     body += [Outgoing(foreign_delete(dp, ff), "del-flow " + ff.describe(), True) for ff in foreign]
@@ -102,6 +137,8 @@ def plan_update(
         body = (
             [Outgoing(bundle_ctrl(dp, bundle_id, "open"), f"bundle {bundle_id} open")]
             + [
+                Outgoing(None, o.verb, o.is_flow_mod, o.item, o.raw, bundle_id)
+                if o.raw is not None else
                 Outgoing(parser.ONFBundleAddMsg(dp, bundle_id, BUNDLE_FLAGS, o.msg, []),
                          o.verb, o.is_flow_mod, o.item)
                 for o in body

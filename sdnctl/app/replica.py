@@ -15,14 +15,13 @@ which replica leads; here that becomes OpenFlow roles:
 - A switch refusing MASTER as stale (a newer generation claimed it) or a write as
   IS_SLAVE is not written to again until it acknowledges MASTER anew.
 
-Without `--etcd` (`state.ha` is None) none of this runs: no role request is sent
+Without `--etcd` (`state.daemon.ha` is None) none of this runs: no role request is sent
 and the switch keeps its default role (EQUAL), as before.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,13 +63,13 @@ class ReplicaMixin:
     def _publish_revision(self) -> None:
         """Tell the election which files this replica enforces now."""
         st = self.state
-        if st.ha is not None and st.topology_info is not None:
-            st.ha.set_local(Revision(st.policy_info.sha256, st.topology_info.sha256))
+        if st.daemon.ha is not None and st.topology_info is not None:
+            st.daemon.ha.set_local(Revision(st.policy_info.sha256, st.topology_info.sha256))
 
     # ---- roles -------------------------------------------------------------------
     def _claim_role(self, sw: SwitchState) -> None:
         """Ask `sw` for the role this replica should have now (nothing without --etcd)."""
-        ha = self.state.ha
+        ha = self.state.daemon.ha
         dp = sw.datapath
         if ha is None or dp is None:
             return
@@ -78,12 +77,10 @@ class ReplicaMixin:
         role = ofp.OFPCR_ROLE_MASTER if ask.master else ofp.OFPCR_ROLE_SLAVE
         req = dp.ofproto_parser.OFPRoleRequest(dp, role, ask.generation)
         dp.send_msg(req)  # sets req.xid
-        sw.role_xid, sw.role_asked = req.xid, ask
-        if (sw.role == "master") != ask.master or sw.role_generation != ask.generation:
-            sw.role = None  # not acknowledged yet
+        sw.on_role_asked(req.xid, ask)
 
     def _may_write(self, sw: SwitchState) -> bool:
-        ha = self.state.ha
+        ha = self.state.daemon.ha
         if ha is None:
             return True
         return (ha.leading() and sw.role == "master"
@@ -94,17 +91,15 @@ class ReplicaMixin:
         with self.state.lock:
             msg = ev.msg
             sw = self._switch_of(msg.datapath)
-            if sw is None or msg.xid != sw.role_xid:
-                return  # a reply to an older request: the newer one decides
             role = ROLE_NAMES.get(msg.role, f"role {msg.role}")
-            sw.role, sw.role_generation, sw.role_at = role, msg.generation_id, time.time()
-            sw.role_xid = None
+            if sw is None or not sw.on_role_reply(msg.xid, role, msg.generation_id):
+                return  # a reply to an older request: the newer one decides
             if role != "master":
                 logging.getLogger("controller").info(
                     "%s: role %s acknowledged (generation %d)", sw.name, role.upper(),
                     msg.generation_id)
                 return
-            view = self.state.ha.view() if self.state.ha else None
+            view = self.state.daemon.ha.view() if self.state.daemon.ha else None
             after = ""
             if view is not None and view.leading_since is not None:
                 after = f", {sw.role_at - view.leading_since:.2f} s after the lease was won"
@@ -116,15 +111,16 @@ class ReplicaMixin:
         """An error for our role request (True), or for a write a SLAVE may not make:
         either way stop writing to `sw` until it acknowledges MASTER."""
         if msg.type == ofp.OFPET_BAD_REQUEST and msg.code == ofp.OFPBRC_IS_SLAVE:
-            if sw.role == "master":
-                sw.role = "slave"
+            if sw.on_told_slave():
                 self.state.record("role", f"{sw.name}: the switch says this replica is a "
                                   "SLAVE (another replica claimed it): no more writes",
                                   logging.WARNING)
             return False  # also the batch's error, as any refused write
-        if msg.xid != sw.role_xid or msg.type != ofp.OFPET_ROLE_REQUEST_FAILED:
+        if msg.type != ofp.OFPET_ROLE_REQUEST_FAILED:
             return False
-        asked, sw.role, sw.role_xid = sw.role_asked, "refused", None
+        refused, asked = sw.on_role_refused(msg.xid)
+        if not refused:
+            return False
         what = "MASTER" if asked is not None and asked.master else "SLAVE"
         gen = asked.generation if asked is not None else "?"
         why = ("stale generation: a newer leader has claimed the switch"
@@ -150,14 +146,13 @@ class ReplicaMixin:
             st.record("ha", f"leading as generation {view.generation} ({view.reason}): "
                       f"claiming {len(connected)} connected switches", logging.WARNING)
             for sw in connected:
-                sw.programmed = False
-                sw.needs_dump = True  # read it again once it acknowledges MASTER
+                sw.unprogram(reread=True)  # read it again once it acknowledges MASTER
                 self._claim_role(sw)
         elif old is not None and old.leading and not view.leading:
             st.record("ha", f"stepped down ({view.reason}): no more writes, SLAVE asked "
                       f"of {len(connected)} switches", logging.WARNING)
             for sw in connected:
-                sw.programmed = False
+                sw.unprogram(reread=False)
                 self._claim_role(sw)
         elif not view.leading and (old is None or old.leader != view.leader
                                    or old.generation != view.generation):

@@ -19,7 +19,7 @@ recompile per window, and a returning link is used only once it stayed up that l
 
 All mutable state lives in `ControllerState` (sdnctl/live/state.py); every handler
 holds its lock. Packet-ins, live reads for `verify` and the stats poll for
-/metrics are in `apps/observe.py`.
+/metrics are in `sdnctl/app/observe.py`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from os_ken.controller.handler import (
 )
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from apps.observe import ObserverMixin
-from apps.replica import ReplicaMixin
+from sdnctl.app.observe import ObserverMixin
+from sdnctl.app.replica import ReplicaMixin
 from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
@@ -52,7 +52,7 @@ from sdnctl.live.state import (
     Batch,
     CompileFailed,
     ControllerState,
-    Dump,
+    Inputs,
     PolicyInfo,
     SwitchState,
 )
@@ -162,11 +162,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         for problem in problems:
             log.error("refused: %s", problem)
         st.counters.reload("refused")
-        st.last_refused = {
-            "time": time.time(),
-            "problems": list(problems),
-            "sha256": {f.path: f.sha256 for f in change.files},
-        }
+        st.history.refused(list(problems), {f.path: f.sha256 for f in change.files})
         st.record(
             "refused",
             f"{change.describe()}: edit refused ({len(problems)} problems), still enforcing "
@@ -184,25 +180,24 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
             st.counters.reload("unchanged")
             return
         start = st.edit_started()  # what the edit replaces: the dashboard's "last edits"
-        kept = (st.policy, st.policy_info, st.topology, st.topology_info, st.snapshot)
-        adopted = st.set_topology(src.topology) if topology_changed else []
+        kept, kept_snapshot = st.inputs, st.snapshot
         now = time.time()
-        st.policy = src.policy
-        st.policy_info = PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime)
-        if topology_changed:
-            st.topology_info = PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+        adopted = st.adopt(Inputs(
+            src.policy, PolicyInfo(pol.path, pol.sha256, now, pol.text(), pol.mtime),
+            src.topology if topology_changed else st.topology,
+            PolicyInfo(topo.path, topo.sha256, now, topo.text(), topo.mtime)
+            if topology_changed else st.topology_info))
         new_snapshot = None
-        if st.rebind is not None:  # the new policy may bind or refuse other ports
-            new_snapshot = st.rebind(src.policy, src.topology)
+        if st.daemon.rebind is not None:  # the new policy may bind or refuse other ports
+            new_snapshot = st.daemon.rebind(src.policy, src.topology)
             st.snapshot = new_snapshot
         try:
             changed = st.recompile(since=change.detected_at, strict=True)
         except CompileFailed as exc:
             # Valid files the compiler cannot turn into flows: refused like a bad edit,
             # the last good policy still enforced, nothing published.
-            st.policy, st.policy_info, topology, st.topology_info, st.snapshot = kept
-            if topology_changed:
-                st.set_topology(topology)
+            st.adopt(kept)
+            st.snapshot = kept_snapshot
             self._refuse([str(exc)], change)
             return
         st.counters.reload("ok")
@@ -213,10 +208,10 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
             sw.datapath.send_msg(port_desc_request(sw.datapath))
             self._start_dump(sw)
         if new_snapshot is not None:
-            self._report_problems(kept[4], new_snapshot)
-            if new_snapshot.bindings != kept[4].bindings:
+            self._report_problems(kept_snapshot, new_snapshot)
+            if new_snapshot.bindings != kept_snapshot.bindings:
                 st.record("bindings", "bindings: "
-                          + _binding_change(kept[4].bindings, new_snapshot.bindings))
+                          + _binding_change(kept_snapshot.bindings, new_snapshot.bindings))
         st.edit_enforced(start, change.describe(), changed)
         st.start_rollout(pol.sha256, change.detected_at, changed)
         st.record("policy", f"{change.describe()}: enforcing policy {pol.sha256[:12]}, "
@@ -240,12 +235,8 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
             )
             return
         sw = self.state.switches[topo_sw.name]
-        self._fail_reads(sw, f"{sw.name} reconnected")  # their replies went to the old one
-        sw.datapath, sw.programmed, sw.batch, sw.dirty = dp, False, None, False
-        sw.ports_down, sw.ports_known, sw.port_replies, sw.await_ports = set(), False, [], False
-        sw.connected_at = sw.pending_since = time.monotonic()
-        sw.connected_since, sw.address = time.time(), f"{dp.address[0]}:{dp.address[1]}"
-        sw.role, sw.role_xid = None, None
+        reads = sw.on_connect(dp, f"{dp.address[0]}:{dp.address[1]}")
+        self._fail_reads(sw, reads, f"{sw.name} reconnected")  # replies went to the old one
         self.state.record("connect", f"{sw.name} (dpid {dp.id:#x}) connected from {dp.address[0]}")
         self._claim_role(sw)  # before anything else (replicas only)
         self._start_dump(sw)
@@ -259,12 +250,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         sw = self._switch_of(ev.datapath)
         if sw is None:
             return
-        self._fail_reads(sw, f"{sw.name} disconnected")
-        sw.datapath, sw.programmed, sw.dump, sw.batch, sw.dirty = None, False, None, None, False
-        sw.ports_known = sw.await_ports = False
-        sw.role = sw.role_xid = None
-        # Not a link failure: the switch forwards on (fail_mode=secure) and its
-        # neighbours report their own ports if its links really died.
+        self._fail_reads(sw, sw.on_disconnect(), f"{sw.name} disconnected")
         self.state.record("disconnect", f"{sw.name} disconnected", logging.WARNING)
 
     # ---- ports and links ---------------------------------------------------------
@@ -274,16 +260,14 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         sw = self._switch_of(ev.msg.datapath)
         if sw is None:
             return
-        sw.port_replies.extend(ev.msg.body)
-        if ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+        replies = sw.collect_ports(ev.msg.body, bool(ev.msg.flags & ofp.OFPMPF_REPLY_MORE))
+        if replies is None:
             return
-        ports = switch_ports(sw.port_replies)
-        sw.port_replies, sw.ports_known = [], True
-        sw.ports_down = {n for n, p in ports.items() if not p.live}
+        ports = switch_ports(replies)
+        waiting = sw.on_ports({n for n, p in ports.items() if not p.live})
         self.state.links.report_switch(sw.name, {n: p.live for n, p in ports.items()})
         self._apply_links(time.monotonic())
-        if sw.await_ports:
-            sw.await_ports = False
+        if waiting:
             self._push(sw)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
@@ -296,10 +280,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         reasons = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}
         reason = reasons.get(ev.msg.reason, "modified")
         up = info.live and ev.msg.reason != ofp.OFPPR_DELETE
-        if up:
-            sw.ports_down.discard(info.port_no)
-        else:
-            sw.ports_down.add(info.port_no)
+        sw.on_port_status(info.port_no, up)
         ref = PortRef(sw.name, info.port_no)
         peer = self.state.topology.peer(ref)
         where = f" (link to {peer})" if peer else ""
@@ -350,7 +331,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
 
     # ---- reading what a switch holds ---------------------------------------------
     def _start_dump(self, sw: SwitchState) -> None:
-        sw.dump, sw.needs_dump = Dump(), False
+        sw.start_dump()
         for req in sb.state_requests(sw.datapath):
             sw.datapath.send_msg(req)
 
@@ -371,34 +352,30 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
 
     def _collect(self, msg: Any, kind: str) -> None:
         sw = self._switch_of(msg.datapath)
-        if sw is None or self._collect_read(sw, msg, kind) or sw.dump is None:
+        if sw is None or self._collect_read(sw, msg, kind):
             return
-        getattr(sw.dump, kind).extend(msg.body)
-        if msg.flags & ofp.OFPMPF_REPLY_MORE:
+        dump = sw.collect_dump(kind, msg.body, bool(msg.flags & ofp.OFPMPF_REPLY_MORE))
+        if dump is None:
             return
-        sw.dump.pending.discard(kind)
-        if sw.dump.pending:
-            return
-        dump, sw.dump = sw.dump, None
         desired = sw.desired or FlowSet.of(sw.name, ())
         flow_owners, group_owners, meter_owners = sb.owners_of(desired)
         flows, foreign = sb.parse_flow_stats(dump.flows, flow_owners)
-        sw.installed = FlowSet.build(
+        installed = FlowSet.build(
             sw.name,
             flows,
             sb.parse_group_desc(dump.groups, group_owners),
             sb.parse_meter_config(dump.meters, meter_owners),
         )
-        sw.foreign = foreign
+        sw.on_installed_read(installed, foreign)
         log.info(
             "%s holds %d flows, %d groups, %d meters (%d not ours)",
-            sw.name, len(flows), len(sw.installed.groups), len(sw.installed.meters), len(foreign),
+            sw.name, len(flows), len(installed.groups), len(installed.meters), len(foreign),
         )
         if not sw.ports_known and getattr(sw.datapath, "state", None) == CONFIG_DISPATCHER:
             # os-ken has asked for the ports and moves to MAIN on the answer (barrier
             # replies are handled in MAIN only): wait for it, and compute the first
             # update with the links as they are.
-            sw.await_ports = True
+            sw.hold_for_ports()
             return
         self._push(sw)
 
@@ -416,7 +393,7 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
                               logging.ERROR)
             return
         if sw.batch is not None:
-            sw.dirty = True
+            sw.mark_dirty()
             return
         if sw.needs_dump:
             self._start_dump(sw)
@@ -424,26 +401,23 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         diff = diff_flowsets(sw.installed, sw.desired)
         foreign = sb.foreign_to_delete(sw.foreign, sw.desired)
         now = time.monotonic()
-        since = sw.pending_since if sw.pending_since is not None else now
-        sw.pending_since = None
+        since = sw.take_pending_since(now)
         if diff.empty and not foreign and sw.programmed:
             return
         bundle_id = None
         if self.state.use_bundles:
             self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
             bundle_id = self._bundle_id
-        plan = sb.plan_update(sw.datapath, diff, foreign, bundle_id)
+        plan = sb.plan_update(sw.datapath, diff, foreign, bundle_id, sw.desired)
         labels: dict[int, sb.Outgoing] = {}  # labelled only if the switch refuses one
+        xid = 0
         for out in plan:
-            sw.datapath.send_msg(out.msg)
-            labels[out.msg.xid] = out
+            xid = sb.send_outgoing(sw.datapath, out)
+            labels[xid] = out
         n_mods = sum(o.is_flow_mod for o in plan)
-        sw.flow_mods_sent += n_mods
-        sw.last_flow_mods = n_mods
         summary = diff.summary() + (f", {len(foreign)} foreign flows deleted" if foreign else "")
-        sw.batch = Batch(sw.installed, sw.desired, labels, plan[-1].msg.xid, now, summary, since)
-        sw.foreign = [ff for ff in sw.foreign if ff not in foreign]
-        sw.dirty = False
+        sw.on_sent(Batch(sw.installed, sw.desired, labels, xid, now, summary, since),
+                   n_mods, foreign)
         if n_mods or len(diff):
             log.info("%s: sending %s", sw.name, summary)
 
@@ -451,30 +425,22 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
     @_locked
     def _barrier(self, ev: Any) -> None:
         sw = self._switch_of(ev.msg.datapath)
-        if sw is None or sw.batch is None or ev.msg.xid != sw.batch.barrier_xid:
+        batch = sw.on_barrier(ev.msg.xid) if sw is not None else None
+        if sw is None or batch is None:
             return
-        batch, sw.batch = sw.batch, None
         now = time.monotonic()
         took = now - batch.started
         if batch.errors:
-            # A bundle is all or nothing, but meters sit outside it: read the switch again
-            # before the next update rather than trust either version.
-            sw.programmed, sw.needs_dump = False, True
-            sw.installed = batch.before
-            sw.mark_changed(batch.since)
+            sw.on_update_failed(batch)
             self.state.record(
                 "error",
                 f"{sw.name}: update rejected ({len(batch.errors)} errors): {batch.errors[0]}",
                 logging.ERROR,
             )
             return
-        sw.installed = batch.target
-        sw.updates += 1
-        sw.last_update = time.time()
-        sw.last_update_s = now - batch.since
+        first = sw.on_update_done(batch, now)
         self.state.rollout_progress(sw, batch)
-        if not sw.programmed:
-            sw.programmed = True
+        if first:
             self.state.record(
                 "programmed",
                 f"{sw.name} programmed: {batch.target.n_flows} flows "
@@ -505,8 +471,8 @@ class ControllerApp(ReplicaMixin, ObserverMixin, app_manager.OSKenApp):  # type:
         if sw and self._fail_read(sw, msg.xid, text):
             log.warning("%s", text)  # a refused read is the reader's problem, not an event
             return
-        if sw and sw.batch:
-            sw.batch.errors.append(text)
+        if sw:
+            sw.on_error(text)
         self.state.record("error", text, logging.ERROR)
 
     def _switch_of(self, dp: Any) -> SwitchState | None:

@@ -64,7 +64,7 @@ class ObserverMixin:
         with self.state.lock:
             sw = self._switch_of(msg.datapath)
             if sw is not None:
-                sw.packet_ins += 1
+                sw.on_packet_in()
             name = sw.name if sw else f"dpid {msg.datapath.id or 0:#x}"
         try:
             in_port = msg.match["in_port"]
@@ -116,34 +116,30 @@ class ObserverMixin:
             req = requests[kind]
             sw.datapath.send_msg(req)  # sets req.xid
             read.xids.add(req.xid)
-            sw.reads[req.xid] = read
+            sw.add_read(req.xid, read)
 
     def _collect_read(self, sw: SwitchState, msg: Any, kind: str) -> bool:
         """A stats reply that belongs to a read: collect it (True), else False."""
-        read = sw.reads.get(getattr(msg, "xid", None))  # type: ignore[arg-type]
+        read = sw.read_of(getattr(msg, "xid", None))
         if read is None:
             return False
         if read.add(kind, list(msg.body), bool(msg.flags & ofp.OFPMPF_REPLY_MORE)):
-            for xid in read.xids:
-                sw.reads.pop(xid, None)
+            sw.end_read(read)
             read.done(read)
         return True
 
     def _fail_read(self, sw: SwitchState, xid: int, why: str) -> bool:
         """The switch refused a read's request: end that read."""
-        read = sw.reads.get(xid)
+        read = sw.read_of(xid)
         if read is None:
             return False
-        for other in read.xids:
-            sw.reads.pop(other, None)
+        sw.end_read(read)
         read.fail(why)
         return True
 
-    def _fail_reads(self, sw: SwitchState, why: str) -> None:
-        reads = {id(r): r for r in sw.reads.values()}
-        sw.reads.clear()
-        sw.polling = False
-        for read in reads.values():
+    def _fail_reads(self, sw: SwitchState, reads: list[Read], why: str) -> None:
+        """The reads a connection's end left unanswered (SwitchState.on_connect/on_disconnect)."""
+        for read in reads:
             read.fail(why)
         self.state.counters.forget_switch(sw.name)
 
@@ -171,12 +167,12 @@ class ObserverMixin:
                 continue
             if not sw.programmed or sw.batch is not None:
                 continue  # being programmed: its counters can wait for the next round
-            sw.polling = True
+            sw.start_poll()
             self._start_read(sw, Read(sw.name, {"flows"}, functools.partial(self._polled, sw)))
             return
 
     def _polled(self, sw: SwitchState, read: Read) -> None:
-        sw.polling = False
+        sw.end_poll()
         self._poll_next()
         if read.error:
             with self.state.counters.lock:
