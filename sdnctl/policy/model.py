@@ -130,6 +130,8 @@ class Group:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     vms: tuple[str, ...] = ()
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,8 @@ class Rule:
     dst: str
     services: tuple[Service, ...]
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,8 @@ class Tenant:
     groups: Mapping[str, Group]
     rules: tuple[Rule, ...]
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +170,8 @@ class VM:
     host: str | None  # the placement used by the lab and `vm plug`; None if unplaced
     rate_limit_mbps: int | None
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
