@@ -63,7 +63,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -88,6 +87,7 @@ from sdnctl.bench.boundnet import (  # noqa: E402
 )
 from sdnctl.bench.datacentre import datacentre  # noqa: E402
 from sdnctl.bench.report import print_table, write_json  # noqa: E402
+from sdnctl.lab.names import free_port  # noqa: E402
 from sdnctl.tools import require_or_exit  # noqa: E402
 from sdnctl.topology.model import Role  # noqa: E402
 
@@ -184,11 +184,6 @@ def flow_count(bridge: str) -> int | None:
 
 # ---- the daemon and its API -------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> dict[str, int]:

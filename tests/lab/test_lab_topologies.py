@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import assert_nothing_left, bridges, unique_prefix
+from labkit import assert_nothing_left
 
+from sdnctl.lab.names import bridges, free_prefix
 from sdnctl.lab.plan import plan_lab
 from sdnctl.policy.load import load_policy
 from sdnctl.topology.load import load_topology
@@ -40,7 +41,7 @@ def test_lab_matches_policy(topology_path: Path, tmp_path: Path) -> None:
     policy_path = topology_path.with_name(_pair_id(topology_path) + ".policy.yaml")
     topology = load_topology(topology_path)
     policy = load_policy(policy_path, topology)
-    prefix = unique_prefix("t")
+    prefix = free_prefix("t")
     plan = plan_lab(policy, topology, prefix)
     report_path = tmp_path / "report.json"
 
@@ -67,7 +68,7 @@ def test_signal_tears_everything_down(signum: int, tmp_path: Path) -> None:
     """
     topology_path = TOPOLOGIES / "three-tier.topology.yaml"
     policy_path = TOPOLOGIES / "three-tier.policy.yaml"
-    prefix = unique_prefix("t")
+    prefix = free_prefix("t")
     marker = f"sleeper-{prefix}-{os.getpid()}"
     # The marker is glued together at run time so that only the sleeper's command
     # line contains it, not this script's.

@@ -21,7 +21,7 @@ from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY, NAMES, expe
 from sdnctl.lab.experiments.result import ExperimentResult, format_table
 from sdnctl.lab.experiments.session import open_session, say
 from sdnctl.lab.plan import LabError
-from sdnctl.lab.run import Stopped, signals_raise
+from sdnctl.lab.session import Stopped
 from sdnctl.policy.load import load_policy
 from sdnctl.topology.load import load_topology
 from sdnctl.yamlsrc import LoadError
@@ -68,7 +68,7 @@ def run_experiments(
     started = time.time()
     try:
         replicas = 2 if "leader-kill" in chosen else 1  # its switches dial two controllers
-        with signals_raise(), open_session(topology, policy, prefix, replicas) as session:
+        with open_session(topology, policy, prefix, replicas) as session:
             for name in chosen:
                 try:
                     result = experiment(name)(session, runs)
