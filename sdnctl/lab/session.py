@@ -104,8 +104,11 @@ def start_process(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _run_quietly(*args: str) -> str:
+def _run(*args: str, check: bool = True) -> str:
+    """Run a command; its stdout. With `check`, RuntimeError with its stderr on failure."""
     done = subprocess.run(list(args), capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
 
 
@@ -126,6 +129,7 @@ class LabSession:
         self._signals = contextlib.ExitStack()
         self._tmp: Path | None = None
         self._kept: list[str] = []
+        self._closed = False
 
     def _say(self, message: str) -> None:
         print(f"{self.name}: {message}", file=sys.stderr, flush=True)
@@ -147,6 +151,9 @@ class LabSession:
 
     def close(self) -> None:
         """Undo everything, last made first; then the temp dir. Twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         with signals_ignored():
             self._undo.close()
             if self._tmp is not None:
@@ -154,7 +161,6 @@ class LabSession:
                     self.say(f"kept {self._tmp} (logs) for inspection")
                 else:
                     shutil.rmtree(self._tmp, ignore_errors=True)
-                self._tmp = None
 
     def on_teardown(self, what: str, undo: Callable[[], object]) -> None:
         """Run `undo` at teardown, before everything registered earlier."""
@@ -203,18 +209,19 @@ class LabSession:
     def bridge(self, name: str) -> str:
         """Delete OVS bridge `name` at teardown (register it, then create it)."""
         self.on_teardown(f"bridge {name}",
-                         lambda: _run_quietly("ovs-vsctl", "--if-exists", "del-br", name))
+                         lambda: _run("ovs-vsctl", "--if-exists", "del-br", name))
         return name
 
     def port(self, bridge: str, name: str) -> str:
         """Delete port `name` of `bridge` at teardown."""
         self.on_teardown(f"port {name}",
-                         lambda: _run_quietly("ovs-vsctl", "--if-exists", "del-port", bridge, name))
+                         lambda: _run("ovs-vsctl", "--if-exists", "del-port", bridge, name))
         return name
 
     def veth(self, name: str) -> str:
-        """Delete interface `name` (a veth takes its peer with it) at teardown."""
-        self.on_teardown(f"veth {name}", lambda: _run_quietly("ip", "link", "del", name))
+        """Delete interface `name` (a veth takes its peer with it) at teardown; already
+        gone is fine (it goes with its peer, or with the namespace it was moved into)."""
+        self.on_teardown(f"veth {name}", lambda: _run("ip", "link", "del", name, check=False))
         return name
 
     def netns(self, name: str) -> str:
@@ -222,10 +229,10 @@ class LabSession:
         (`ip netns del` alone leaves the processes running)."""
 
         def undo() -> None:
-            for pid in _run_quietly("ip", "netns", "pids", name).split():
+            for pid in _run("ip", "netns", "pids", name, check=False).split():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-            _run_quietly("ip", "netns", "del", name)
+            _run("ip", "netns", "del", name, check=False)
 
         self.on_teardown(f"netns {name}", undo)
         return name
