@@ -65,9 +65,6 @@ class ProbeServers:
                 proc.terminate()
         for proc in self.procs.values():
             stop_process(proc, grace=2.0)
-            for stream in (proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
 
 
 def start_servers(hosts: Mapping[str, Node], services: Sequence[Service]) -> ProbeServers:

@@ -9,7 +9,6 @@ Whatever happens, everything the lab made is removed before returning.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 import traceback
@@ -19,7 +18,7 @@ from pathlib import Path
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, plugged, wait_until_programmed
 from sdnctl.lab.names import LOCALHOST, free_ports
 from sdnctl.lab.plan import LabError, LabPlan, plan_lab
-from sdnctl.lab.session import LabSession, Stopped
+from sdnctl.lab.session import LabSession, Stopped, exit_code
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Policy
 from sdnctl.topology.load import load_topology
@@ -88,12 +87,8 @@ def run_lab(
                 _say(f"the lab failed:\n{traceback.format_exc()}")
                 session.keep("the lab failed")
                 return 3
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return 128 + signal.SIGINT
-    except Stopped as exc:
-        _say(f"stopped by {exc}")
-        return 128 + exc.signum
+    except (KeyboardInterrupt, Stopped) as exc:
+        return exit_code(exc, _say)
 
 
 def _run(

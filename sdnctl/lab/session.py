@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -63,6 +64,15 @@ def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
+def exit_code(interruption: KeyboardInterrupt | Stopped, say: Callable[[str], None]) -> int:
+    """Say how a command was stopped; its exit code, 128 + the signal's number."""
+    if isinstance(interruption, Stopped):
+        say(f"stopped by {interruption}")
+        return 128 + interruption.signum
+    say("interrupted")
+    return 128 + signal.SIGINT
+
+
 def signals_raise() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP raise `Stopped`, so `finally` blocks and sessions tear down."""
     return _handling(_raise_stopped, signal.SIGTERM, signal.SIGHUP)
@@ -75,25 +85,55 @@ def signals_ignored() -> contextlib.AbstractContextManager[None]:
 
 def stop_process(proc: subprocess.Popen[Any], group: bool = False,
                  first: int = signal.SIGTERM, grace: float = STOP_GRACE_S) -> None:
-    """Stop `proc` by its PID and reap it: `first`, then SIGKILL after `grace` seconds.
+    """Stop `proc` by its PID, reap it and close its pipes: `first`, then SIGKILL after
+    `grace` seconds.
 
     `group`: signal its whole process group (it was started in a session of its own,
     so its children go with it), even when the leader has already exited.
     """
-    for sig in (first, signal.SIGKILL):
-        if not group and proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(proc.pid, sig)
-            else:
-                os.kill(proc.pid, sig)
+    try:
+        for sig in (first, signal.SIGKILL):
+            if not group and proc.poll() is not None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                if group:
+                    os.killpg(proc.pid, sig)
+                else:
+                    os.kill(proc.pid, sig)
+            if _ended(proc, group, grace):
+                return
+        raise RuntimeError(f"pid {proc.pid} still runs {grace:.0f} s after SIGKILL")
+    finally:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+def _ended(proc: subprocess.Popen[Any], group: bool, timeout: float) -> bool:
+    """Whether `proc` (and with `group`, every process of its group) ended in time."""
+    deadline = time.monotonic() + timeout
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    while group and group_alive(proc.pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether process group `pgid` has a process that is not a zombie (/proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
             continue
-    raise RuntimeError(f"pid {proc.pid} still runs {grace:.0f} s after SIGKILL")
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def start_process(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import sh
 
 from sdnctl.lab.names import bridges, unique_name
 from sdnctl.lab.session import LabSession
@@ -27,11 +26,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _netns() -> set[str]:
-    return {line.split()[0] for line in sh(["ip", "netns", "list"]).splitlines() if line}
+def test_nothing_left_after_an_error_half_way_through_set_up(lab, tmp_path: Path) -> None:
+    sh = lab.sh
 
+    def netns() -> set[str]:
+        return {line.split()[0] for line in sh(["ip", "netns", "list"]).splitlines() if line}
 
-def test_nothing_left_after_an_error_half_way_through_set_up(tmp_path: Path) -> None:
     bridge, ns, veth, inner = (unique_name() for _ in range(4))
     said: list[str] = []
     with pytest.raises(RuntimeError, match="half-way"), LabSession("test", said.append) as s:
@@ -45,12 +45,12 @@ def test_nothing_left_after_an_error_half_way_through_set_up(tmp_path: Path) -> 
                           tmp_path / "sleeper.log")
         # Not registered: the namespace's undo must kill it before deleting the namespace.
         stray = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"])
-        assert bridge in bridges() and ns in _netns()
+        assert bridge in bridges() and ns in netns()
         assert Path("/sys/class/net", veth).exists()
         assert _alive(sleeper.pid) and _alive(stray.pid)
         raise RuntimeError("half-way")
     assert bridge not in bridges()
-    assert ns not in _netns()
+    assert ns not in netns()
     assert not Path("/sys/class/net", veth).exists()
     assert not _alive(sleeper.pid)
     assert stray.wait(5) == -9  # killed inside its namespace, by PID

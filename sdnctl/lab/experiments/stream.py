@@ -150,16 +150,8 @@ class Streams:
         return f"{lo}-{lo + FRESH_BLOCK - 1}"
 
     def close(self) -> None:
-        for stream in self.running:
-            stop_process(stream.sender, grace=3.0)
-            for pipe in (stream.sender.stdout, stream.sender.stderr):
-                if pipe:
-                    pipe.close()
-        for proc in self.echoes.values():
+        for proc in [s.sender for s in self.running] + list(self.echoes.values()):
             stop_process(proc, grace=3.0)
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe:
-                    pipe.close()
         self.running.clear()
         self.echoes.clear()
 
