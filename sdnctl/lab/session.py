@@ -226,10 +226,11 @@ class LabSession:
 
     # ---- what a lab makes ------------------------------------------------------------
 
-    def process(self, proc: subprocess.Popen[Any], what: str = "",
-                group: bool = False) -> subprocess.Popen[Any]:
+    def process(self, proc: subprocess.Popen[Any], what: str = "", group: bool = False,
+                grace: float = STOP_GRACE_S) -> subprocess.Popen[Any]:
         """Stop `proc` at teardown by its PID (its process group when `group`)."""
-        self.on_teardown(what or f"pid {proc.pid}", lambda: stop_process(proc, group))
+        self.on_teardown(what or f"pid {proc.pid}",
+                         lambda: stop_process(proc, group, grace=grace))
         return proc
 
     def spawn(self, what: str, command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
