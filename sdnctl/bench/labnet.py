@@ -19,7 +19,7 @@ import re
 import subprocess
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -88,7 +88,6 @@ class Net:
     log: Path | None = None
     started_at: float = 0.0  # monotonic, when the daemon was started
     started_wall: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def hosts(self) -> dict[str, Host]:

@@ -198,7 +198,8 @@ class LabSession:
             self._undo.close()
             if self._tmp is not None:
                 if self._kept or self.errors:
-                    self.say(f"kept {self._tmp} (logs) for inspection")
+                    why = "; ".join(self._kept) or "teardown problems"
+                    self.say(f"kept {self._tmp} (logs) for inspection ({why})")
                 else:
                     shutil.rmtree(self._tmp, ignore_errors=True)
 
