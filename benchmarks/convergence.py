@@ -246,7 +246,7 @@ def _lost(log: loss.StreamLog, t0: float, end: float) -> int:
 
 def set_inactivity_probe(net: Net, ms: int) -> None:
     """How long OVS waits on a silent controller before dropping it (default 5 s)."""
-    from sdnctl.lab.build import vsctl
+    from sdnctl.lab.ovs import vsctl
 
     for bridge in net.bridges():
         for uuid in vsctl("get", "Bridge", bridge, "controller").strip("[]").split(", "):

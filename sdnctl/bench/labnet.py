@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sdnctl.bindings import Bindings
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
 from sdnctl.lab.names import LOCALHOST, free_port
+from sdnctl.lab.ovs import flow_count, ofctl, vsctl
 from sdnctl.lab.plan import LabError, LabPlan
 from sdnctl.lab.session import LabSession, stop_process
 from sdnctl.southbound.api_client import get_status
@@ -38,28 +39,6 @@ if TYPE_CHECKING:
     from sdnctl.lab.build import Lab
 
 
-def ofctl(*args: str) -> str:
-    done = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise LabError(f"ovs-ofctl {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _mgmt(bridge: str) -> str:
-    # DESIGN.md §6: ovs-ofctl wants the mgmt socket where the bridge name alone fails.
-    return f"unix:/var/run/openvswitch/{bridge}.mgmt"
-
-
-def flow_count(bridge: str) -> int:
-    """Flows on a bridge by dump-aggregate (`dump-flows | wc -l` overcounts)."""
-    out = ofctl("dump-aggregate", _mgmt(bridge))
-    found = re.search(r"flow_count=(\d+)", out)
-    if not found:
-        raise LabError(f"dump-aggregate {bridge}: {out.strip()}")
-    return int(found.group(1))
-
-
 def _build_normal(plan: LabPlan) -> Lab:
     """The plan's switches, links and hosts; standalone bridges with one NORMAL flow."""
     from sdnctl.lab.build import build_standalone, stop_lab
@@ -67,8 +46,8 @@ def _build_normal(plan: LabPlan) -> Lab:
     lab = build_standalone(plan)
     try:
         for bridge in plan.bridges.values():
-            ofctl("del-flows", _mgmt(bridge))
-            ofctl("add-flow", _mgmt(bridge), "priority=0,actions=NORMAL")
+            ofctl(bridge, "del-flows")
+            ofctl(bridge, "add-flow", "priority=0,actions=NORMAL")
     except BaseException:
         stop_lab(lab)
         raise
@@ -106,8 +85,6 @@ class Net:
         sdnctl pushes a VLAN tag and an MPLS label (8 bytes) onto frames crossing the
         fabric, so a full 1500-byte IP packet needs a fabric MTU of at least 1508.
         """
-        from sdnctl.lab.build import vsctl
-
         args: list[str] = []
         for link in self.lab.plan.links:
             for intf in (link.a_intf, link.b_intf):

@@ -23,6 +23,7 @@ from typing import Any
 from mininet.net import Mininet
 from mininet.node import Host, Node, OVSSwitch, RemoteController
 
+from sdnctl.lab.ovs import vsctl
 from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan
 from sdnctl.lab.underlay import build_underlay, underlay_bridges, underlay_clashes
 from sdnctl.tools import LAB_TOOLS, require
@@ -45,16 +46,6 @@ class Lab:
     net: Mininet
     hosts: dict[str, Host] = field(default_factory=dict)  # VM name -> host
     switches: dict[str, OVSSwitch] = field(default_factory=dict)  # topology switch -> switch
-
-
-def vsctl(*args: str) -> str:
-    """Run ovs-vsctl; LabError with its stderr if it fails."""
-    done = subprocess.run(
-        ["ovs-vsctl", "--timeout=10", *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise LabError(f"ovs-vsctl {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 def check_names_free(plan: LabPlan) -> list[str]:

@@ -13,9 +13,9 @@ import os
 import random
 import secrets
 import socket
-import subprocess
 from typing import Any
 
+from sdnctl.lab.ovs import bridges
 from sdnctl.lab.plan import LabError
 
 LOCALHOST = "127.0.0.1"
@@ -37,15 +37,6 @@ def free_ports(n: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
-
-
-def bridges() -> set[str]:
-    """The names of every bridge of the machine's Open vSwitch."""
-    done = subprocess.run(["ovs-vsctl", "--timeout=10", "list-br"], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise LabError(f"ovs-vsctl list-br failed: {done.stderr.strip()}")
-    return set(done.stdout.split())
 
 
 def free_prefix(letter: str) -> str:

@@ -32,6 +32,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+from sdnctl.lab.ovs import vsctl
+
 if TYPE_CHECKING:  # mininet is imported only when a lab is built
     from sdnctl.lab.build import Lab
     from sdnctl.lab.plan import LabPlan
@@ -144,12 +146,9 @@ def start_process(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _run(*args: str, check: bool = True) -> str:
-    """Run a command; its stdout. With `check`, RuntimeError with its stderr on failure."""
-    done = subprocess.run(list(args), capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
+def _run(*args: str) -> str:
+    """Run a command; its stdout, whatever its exit code."""
+    return subprocess.run(list(args), capture_output=True, text=True, check=False).stdout
 
 
 class LabSession:
@@ -250,20 +249,19 @@ class LabSession:
 
     def bridge(self, name: str) -> str:
         """Delete OVS bridge `name` at teardown (register it, then create it)."""
-        self.on_teardown(f"bridge {name}",
-                         lambda: _run("ovs-vsctl", "--if-exists", "del-br", name))
+        self.on_teardown(f"bridge {name}", lambda: vsctl("--if-exists", "del-br", name))
         return name
 
     def port(self, bridge: str, name: str) -> str:
         """Delete port `name` of `bridge` at teardown."""
         self.on_teardown(f"port {name}",
-                         lambda: _run("ovs-vsctl", "--if-exists", "del-port", bridge, name))
+                         lambda: vsctl("--if-exists", "del-port", bridge, name))
         return name
 
     def veth(self, name: str) -> str:
         """Delete interface `name` (a veth takes its peer with it) at teardown; already
         gone is fine (it goes with its peer, or with the namespace it was moved into)."""
-        self.on_teardown(f"veth {name}", lambda: _run("ip", "link", "del", name, check=False))
+        self.on_teardown(f"veth {name}", lambda: _run("ip", "link", "del", name))
         return name
 
     def netns(self, name: str) -> str:
@@ -271,10 +269,10 @@ class LabSession:
         (`ip netns del` alone leaves the processes running)."""
 
         def undo() -> None:
-            for pid in _run("ip", "netns", "pids", name, check=False).split():
+            for pid in _run("ip", "netns", "pids", name).split():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-            _run("ip", "netns", "del", name, check=False)
+            _run("ip", "netns", "del", name)
 
         self.on_teardown(f"netns {name}", undo)
         return name

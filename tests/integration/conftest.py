@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 from sdnctl.lab.names import free_port, unique_name
+from sdnctl.lab.ovs import flow_count, ofctl
 from sdnctl.lab.session import LabSession
 
 REPO = Path(__file__).resolve().parents[2]
-OVS_RUN = Path("/var/run/openvswitch")
 
 
 def sh(cmd: str | list[str], check: bool = True, timeout: float = 20) -> str:
@@ -72,16 +72,6 @@ def make_bridge(cleanup: LabSession, dpid: int, controller_port: int | None = No
         sh(["ovs-vsctl", "set-controller", name, f"tcp:127.0.0.1:{controller_port}",
             "--", "set", "controller", name, "max_backoff=1000"])
     return name
-
-
-def ofctl(bridge: str, command: str, *args: str) -> str:
-    """`ovs-ofctl COMMAND BRIDGE ARGS` (by management socket: the bare name fails here)."""
-    return sh(["ovs-ofctl", "-O", "OpenFlow13", command, f"unix:{OVS_RUN}/{bridge}.mgmt", *args])
-
-
-def flow_count(bridge: str) -> int:
-    out = ofctl(bridge, "dump-aggregate")
-    return int(out.split("flow_count=")[1].split()[0])
 
 
 @dataclass

@@ -29,6 +29,7 @@ import yaml
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
 from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY
 from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, random_dpid_base, rebase_dpids
+from sdnctl.lab.ovs import ofctl
 from sdnctl.lab.plan import LabError, LabPlan, plan_lab
 from sdnctl.lab.session import LabSession, start_process, stop_process
 from sdnctl.policy.load import load_policy
@@ -51,17 +52,11 @@ def say(message: str) -> None:
 
 def dump_tables(bridge: str) -> list[str]:
     """Flows, groups and meters of `bridge` without counters, sorted: equal iff same state."""
-    target = f"unix:/var/run/openvswitch/{bridge}.mgmt"
     lines: list[str] = []
     for what in ("dump-flows", "dump-groups", "dump-meters"):
-        args = ["ovs-ofctl", "-O", "OpenFlow13", what, target]
-        if what == "dump-flows":
-            args.insert(4, "--no-stats")
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise LabError(f"{' '.join(args)}: {done.stderr.strip()}")
+        out = ofctl(bridge, what, *(["--no-stats"] if what == "dump-flows" else []))
         entries: list[str] = []
-        for line in done.stdout.splitlines():
+        for line in out.splitlines():
             text = line.strip()
             if not text or line.startswith(("OFPST_", "NXST_")):
                 continue
