@@ -62,8 +62,18 @@ def _handling(handler: Any, *signums: int) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
-    raise Stopped(signum)
+def _raise_stopped_in(owner: int) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            # A fork that has not exec'ed yet (pyroute2 runs code in namespaces so,
+            # and stops it with SIGTERM): it must die as by default, not unwind a
+            # copy of our stack and tear down the lab a second time.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Stopped(signum)
+
+    return handler
 
 
 def exit_code(interruption: KeyboardInterrupt | Stopped, say: Callable[[str], None]) -> int:
@@ -77,7 +87,7 @@ def exit_code(interruption: KeyboardInterrupt | Stopped, say: Callable[[str], No
 
 def signals_raise() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP raise `Stopped`, so `finally` blocks and sessions tear down."""
-    return _handling(_raise_stopped, signal.SIGTERM, signal.SIGHUP)
+    return _handling(_raise_stopped_in(os.getpid()), signal.SIGTERM, signal.SIGHUP)
 
 
 def signals_ignored() -> contextlib.AbstractContextManager[None]:

@@ -4,8 +4,9 @@ What each test would catch: undo in creation order instead of reverse; one faili
 undo stopping the rest; a failure in the middle of set-up leaving what was made; the
 temp dir removed although something went wrong (or left although nothing did);
 stopping a process group's leader but not its children; a process that ignores
-SIGTERM surviving teardown; SIGTERM killing the lab instead of unwinding it; a
-second Ctrl-C cutting the teardown short; signal handlers not restored. Real OVS
+SIGTERM surviving teardown; SIGTERM killing the lab instead of unwinding it, or
+unwinding a fork's copy of it; a second Ctrl-C cutting the teardown short; signal
+handlers not restored. Real OVS
 bridges and namespaces: tests/integration/test_lab_session.py and tests/lab/test_lab_teardown.py.
 """
 
@@ -174,6 +175,26 @@ def test_sigterm_unwinds_the_session_and_handlers_come_back() -> None:
     assert stopped.value.signum == signal.SIGTERM
     assert done == ["net"]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_fork_stopped_by_sigterm_dies_as_by_default() -> None:
+    """pyroute2 forks to work in a namespace and stops the fork with SIGTERM: the fork
+    must not raise Stopped and run a copy of the lab's teardown."""
+    with LabSession("t", say=lambda _m: None):
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the fork
+            try:
+                os.write(ready_w, b"x")
+                time.sleep(10)
+            finally:
+                os._exit(3)  # reached only if the handler raised (or the sleep ended)
+        os.read(ready_r, 1)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
 
 
 def test_a_second_ctrl_c_does_not_cut_the_teardown_short() -> None:
