@@ -10,8 +10,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from sdnctl.yamlsrc import LoadError
+
+if TYPE_CHECKING:
+    from sdnctl.policy.model import Policy
+    from sdnctl.verify.cuts import Cut
+
+LOCAL_CONNTRACK = "local"  # --connections without a file: this machine's Open vSwitch
 
 EXIT_BAD_INPUT = 2
 DEFAULT_API = "127.0.0.1:8680"
@@ -121,13 +128,57 @@ def cmd_plan(args: argparse.Namespace) -> int:
         old = load_policy(args.old, topology)
         new = load_policy(args.new, topology)
     result = plan_edit(old, new, topology)
-    print(json.dumps(result.to_json(), indent=2) if args.json else result.to_text())
+    cuts = _connection_cuts(args.connections, new) if args.connections else None
+    if args.json:
+        out = result.to_json()
+        if cuts is not None:
+            out["cut"] = [c.to_json() for c in cuts]
+        print(json.dumps(out, indent=2))
+    else:
+        print(result.to_text())
+        if cuts is not None:
+            print(_cuts_text(cuts))
     if args.render:
         from sdnctl.render.matrix import write_plan_heatmap
 
         write_plan_heatmap(result.added, result.removed, set(old.vms) | set(new.vms), args.render)
         print(f"wrote {args.render}", file=sys.stderr)
     return 0
+
+
+def _connection_cuts(sources: list[str], new: Policy) -> list[Cut]:
+    """Established connections (from conntrack dumps) that `new` would cut."""
+    from sdnctl.verify.cuts import connection_cuts, parse_conntrack
+
+    connections = []
+    for source in sources:
+        if source == LOCAL_CONNTRACK:
+            from sdnctl.southbound.conntrack import ConntrackUnreadable, dump_conntrack
+
+            try:
+                text = dump_conntrack()
+            except ConntrackUnreadable as exc:
+                _fail(f"sdnctl plan --connections: {exc}")
+        else:
+            try:
+                text = sys.stdin.read() if source == "-" else Path(source).read_text()
+            except OSError as exc:
+                _fail(f"sdnctl plan --connections: {source}: {exc.strerror}")
+        connections += parse_conntrack(text)
+    return connection_cuts(connections, new)
+
+
+def _fail(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _cuts_text(cuts: list[Cut]) -> str:
+    if not cuts:
+        return "no established connection would be cut"
+    lines = [f"! {c.to_text()}" for c in cuts]
+    lines.append(f"{len(cuts)} established connection(s) would be cut")
+    return "\n".join(lines)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -468,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--api", default=DEFAULT_API, help=f"daemon status API (default {DEFAULT_API})")
     sp.add_argument("--render", metavar="FILE.png|svg",
                     help="also draw what the edit adds (green) and removes (red)")
+    sp.add_argument(
+        "--connections", action="append", nargs="?", const=LOCAL_CONNTRACK, metavar="DUMP",
+        help="also list the established connections NEW would cut: read this machine's "
+        "Open vSwitch conntrack, or DUMP, the output of `ovs-appctl dpctl/dump-conntrack` "
+        "on a hypervisor (- for stdin; repeat for several)")
     sp.set_defaults(func=cmd_plan)
 
     sp = sub.add_parser("graph", help="draw the topology with its VMs, segments and tenants")

@@ -94,7 +94,44 @@ def diff_flowsets(old: FlowSet | None, new: FlowSet) -> FlowSetDiff:
         return FlowSetDiff()
     if old.local is new.local:
         return _diff_parts(old, new)
+    if old.parts and new.parts:
+        return _diff_own(old, new)
     return _diff_flat(old, new)
+
+
+def _diff_own(old: FlowSet, new: FlowSet) -> FlowSetDiff:
+    """The switch's own part changed (a VM bound, moved or gone here), and perhaps
+    some shared parts: compare only the flows that can differ.
+
+    Those are the own parts' flows, the replaced parts' flows, and the flows of kept
+    parts that an own flow masks on either side. Any other key is held by the same
+    kept part object on both sides. Parts never overlap, so a key of a replaced part
+    is in no kept part.
+    """
+    old_ids = {id(p) for p in old.parts}
+    new_ids = {id(p) for p in new.parts}
+    before: dict[FlowKey, Flow] = {}
+    after: dict[FlowKey, Flow] = {}
+    for part in old.parts:
+        if id(part) not in new_ids:
+            before.update(part.by_key)
+    for part in new.parts:
+        if id(part) not in old_ids:
+            after.update(part.by_key)
+    own_keys = old.local.by_key.keys() | new.local.by_key.keys()
+    if old.masked or new.masked:
+        for part in new.parts:
+            if id(part) in old_ids:
+                by_key = part.by_key
+                for key in own_keys & by_key.keys():
+                    before[key] = after[key] = by_key[key]
+    before.update(old.local.by_key)
+    after.update(new.local.by_key)
+    flows = _compare(before, after, _same_flow)
+    groups = _compare({g.group_id: g for g in old.groups}, {g.group_id: g for g in new.groups})
+    meters = _compare({m.meter_id: m for m in old.meters}, {m.meter_id: m for m in new.meters})
+    recookied = frozenset(f.key for f in flows.modify if before[f.key].cookie != f.cookie)
+    return _make(flows, groups, meters, recookied)
 
 
 def _diff_flat(old: FlowSet, new: FlowSet) -> FlowSetDiff:

@@ -47,7 +47,7 @@ def parse_ct_state(text: str) -> tuple[int, int]:
 # `tun_id` is the VNI of a frame that arrived through a tunnel (0 otherwise); the
 # tunnel's far end is chosen with the action `SetField("tun_dst", ip)`.
 MATCH_FIELDS = (
-    "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state",
+    "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state", "ct_mark",
     "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
     "ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst", "icmpv4_type",
@@ -136,12 +136,19 @@ class PopMpls:
 class Ct:
     """Conntrack: zone is a number or a register name whose low 16 bits hold it.
 
-    With `table`, the packet is recirculated to that stage with ct_state set.
+    With `table`, the packet is recirculated to that stage with ct_state set. With
+    `commit` and `mark`, the connection's ct_mark is set to `mark` as it is committed
+    (ovs-ofctl: `exec(set_field:MARK->ct_mark)`).
     """
 
     zone: int | str
     commit: bool = False
     table: str | None = None
+    mark: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mark is not None and not self.commit:
+            raise ValueError("ct: a mark is set only by a commit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,12 +518,14 @@ def render_action_ofctl(act: Action, named: bool = False) -> str:
             return f"pop_mpls:{e:#06x}"
         case DecTtl():
             return "dec_ttl"
-        case Ct(zone=z, commit=c, table=t):
+        case Ct(zone=z, commit=c, table=t, mark=mark):
             args = ["commit"] if c else []
             if t is not None:
                 args.append(f"table={t if named else TABLE_ID[t]}")
             zone = f"NXM_NX_{z.upper()}[0..15]" if isinstance(z, str) else str(z)
             args.append(f"zone={zone}")
+            if mark is not None:
+                args.append(f"exec(set_field:{hex(mark)}->ct_mark)")
             return f"ct({','.join(args)})"
         case Conjunction(id=i, clause=c, n_clauses=n):
             return f"conjunction({i},{c}/{n})"

@@ -53,7 +53,9 @@ PIPELINE: tuple[Stage, ...] = (
         ("ct_in",),
     ),
     Stage("ct_in", "send IP towards a local VM through conntrack in that VM's zone", ("deliver",)),
-    Stage("deliver", "commit new connections in the destination zone and output to the VM", ()),
+    Stage("deliver",
+          "commit new connections in the destination zone, drop revoked ones, output to the VM",
+          ()),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in PIPELINE}
@@ -64,6 +66,11 @@ REG_ZONE = "reg5"
 REG_SEGMENT = "reg6"
 REG_OUT_PORT = "reg7"
 METADATA_MASK = 0xFFFFFFFF
+# ct_mark of a connection in its opener's zone: `acl` sets MARK_REVOKED on an
+# established connection no rule allows any more, and `deliver` then drops its
+# replies; an allowed packet commits MARK_ALLOWED again.
+MARK_ALLOWED = 0
+MARK_REVOKED = 1
 
 
 def table_id(stage: str) -> int:

@@ -1,9 +1,14 @@
 """Stage `acl`: stateful micro-segmentation.
 
-Established and related packets pass; invalid ones drop. A new connection passes
-when its tenant's default is `allow`, or when some rule matches it; it is then
-committed in the source VM's zone. Otherwise the tenant's own drop flow (owner
-`tenant:NAME`) drops it, so the daemon can count denials per tenant. A rule is one
+Replies and related packets pass; invalid ones drop. A packet in a connection's
+original direction, new or established, passes when its tenant's default is
+`allow` or some rule matches it: so an edit that removes a rule cuts the
+connections it allowed, not only new ones (revocation). An allowed packet is
+committed in the source VM's zone with ct_mark `MARK_ALLOWED`; an established one
+that is no longer allowed is committed with `MARK_REVOKED` and dropped, and the
+`deliver` stage then drops the connection's replies too. What is not allowed
+ends in the tenant's own drop flow (owner `tenant:NAME`), so the daemon can count
+denials per tenant. A rule is one
 OpenFlow conjunction of three clauses (source VM, destination VM, service), so a
 rule between groups of N and M VMs with K services costs N + M + K flows, never
 N × M × K.
@@ -17,13 +22,14 @@ from collections.abc import Iterator
 
 from sdnctl.compile.context import NetworkView
 from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue
-from sdnctl.pipeline import REG_ZONE
+from sdnctl.pipeline import MARK_ALLOWED, MARK_REVOKED, REG_ZONE
 from sdnctl.policy.model import Default, Proto, Rule, Service
 
 ETH_IP = 0x0800
 PRIO_INVALID = 300
 PRIO_TRACKED = 200
 PRIO_RULE = 150
+PRIO_TENANT_REVOKE = 101
 PRIO_TENANT_DEFAULT = 100
 IPPROTO = {Proto.TCP: 6, Proto.UDP: 17, Proto.ICMP: 1}
 ICMP_ECHO_REQUEST = 8
@@ -115,11 +121,13 @@ def tenant_rules(view: NetworkView, tenant: str) -> list[Rule]:
 
 
 def acl_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
-    """Local: established and related pass, invalid drops (where VMs are)."""
+    """Local: replies and related pass, invalid drops (where VMs are). Established
+    packets in the original direction go on to the rules, like new ones."""
     if not view.local_vms(switch):
         return
     yield Flow("acl", PRIO_INVALID, Match.of(ct_state="+inv+trk"), (), "base")
-    yield Flow("acl", PRIO_TRACKED, Match.of(ct_state="+est+trk"), (Goto("l3_route"),), "base")
+    yield Flow("acl", PRIO_TRACKED, Match.of(ct_state="+est+rpl+trk"), (Goto("l3_route"),),
+               "base")
     yield Flow("acl", PRIO_TRACKED, Match.of(ct_state="+rel+trk"), (Goto("l3_route"),), "base")
 
 
@@ -150,15 +158,17 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
     tid = view.tenant_ids[tenant]
     tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
     if view.policy.tenants[tenant].default is Default.ALLOW:
-        yield Flow(
-            "acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match, ct_state="+new+trk"),
-            _COMMIT, f"tenant:{tenant}",
-        )
+        yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match), _COMMIT,
+                   f"tenant:{tenant}")
         return  # its rules allow nothing the default does not
     # What no rule allows ends here rather than in the shared priority-0 drop: the
     # tenant owns the flow, so its counters are the tenant's dropped-by-policy figure.
     yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(metadata=(tid, 0xFFFF_FFFF)), (),
                f"tenant:{tenant}")
+    # An established connection no rule allows any more: marked, so its replies drop
+    # where they are delivered, and dropped.
+    yield Flow("acl", PRIO_TENANT_REVOKE, Match.of(tenant_match, ct_state="+est+trk"),
+               (Ct(zone=REG_ZONE, commit=True, mark=MARK_REVOKED),), f"tenant:{tenant}")
     clauses = _Clauses()
     ids = rule_ids(view)
     wanted = set(active)
@@ -214,7 +224,9 @@ def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Fl
     yield from clauses.flows()
 
 
-_COMMIT = (Ct(zone=REG_ZONE, commit=True), Goto("l3_route"))
+# Every allowed packet of the original direction is (re)committed: that is what
+# clears a revoked mark when a rule allows the connection again.
+_COMMIT = (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED), Goto("l3_route"))
 
 
 class _Clauses:

@@ -67,7 +67,7 @@ _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
 
 
-_DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id"})
+_DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id", "ct_mark"})
 _MAC_INT: dict[str, int] = {}  # conversions of text addresses, cached: probes repeat them
 _IP_INT: dict[str, int] = {}
 
@@ -442,9 +442,11 @@ class Trace:
 
 @dataclass
 class Conntrack:
-    """Committed connections per (switch, zone), as original-direction 5-tuples."""
+    """Committed connections per (switch, zone), as original-direction 5-tuples,
+    and the ct_mark of those a commit marked (unmarked ones read 0)."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
+    marks: dict[tuple[str, int, tuple[object, ...]], int] = field(default_factory=dict)
     unknowns: bool = False  # may hold an Unknown (`Simulator.inject_unknown`)
 
     @staticmethod
@@ -474,14 +476,27 @@ class Conntrack:
             return CT_BITS["inv"] | CT_BITS["trk"]  # a TCP connection starts with SYN
         return CT_BITS["new"] | CT_BITS["trk"]
 
-    def commit(self, switch: str, zone: int, pkt: Packet) -> None:
+    def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
         t = self._tuple(pkt)
         if t is None:
             return
         table = self.tables.setdefault((switch, zone), set())
         rev = (t[0], t[3], t[4], t[1], t[2])
-        if not self._holds(rev, table):
+        if self._holds(rev, table):
+            t = rev
+        else:
             table.add(t)
+        if mark is not None:
+            self.marks[(switch, zone, t)] = mark
+
+    def mark(self, switch: str, zone: int, pkt: Packet) -> int:
+        """The ct_mark of the connection `pkt` belongs to (0 when none is set)."""
+        t = self._tuple(pkt)
+        if t is None or not self.marks:
+            return 0
+        rev = (t[0], t[3], t[4], t[1], t[2])
+        marks = self.marks
+        return marks.get((switch, zone, t), marks.get((switch, zone, rev), 0))
 
     def _holds(self, t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
         return _holds(t, table) if self.unknowns else t in table
@@ -670,12 +685,13 @@ class Simulator:
                         z = act.zone
                         zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
                         if act.commit:
-                            ct.commit(switch, zone, p)
+                            ct.commit(switch, zone, p, act.mark)
                         if act.table is not None:
                             recirculations += 1
                             if recirculations <= MAX_RECIRCULATIONS:
                                 state = ct.lookup(switch, zone, p)
-                                work.append((TABLE_ID[act.table], dict(p, ct_state=state)))
+                                work.append((TABLE_ID[act.table], dict(
+                                    p, ct_state=state, ct_mark=ct.mark(switch, zone, p))))
                     elif kind is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))
                     elif kind is not Meter:

@@ -71,3 +71,24 @@ def test_a_vm_moving_changes_its_own_flows_and_the_paths_to_it():
     # joins or leaves; no other VM's flows.
     assert "vm:db1" in owners
     assert owners <= {"vm:db1", "segment:30", "rule:acme:app->db", "base"}
+
+
+def test_an_own_flow_masking_a_kept_part_is_diffed_like_whole_tables():
+    """A switch's own part gains (or loses) a flow with the key of a flow of a shared
+    part that did not change: the switch must swap that one flow, nothing more."""
+    from sdnctl.flows import Flow, FlowSet, Fragment, Goto, Match, Output
+
+    shared = Fragment.build(("l2", 10, None), [
+        Flow("l2_forward", 100, Match.of(reg6=10, eth_dst="02:00:00:00:00:01"), (Output(7),)),
+        Flow("l2_forward", 100, Match.of(reg6=10, eth_dst="02:00:00:00:00:02"), (Output(7),)),
+    ])
+    other = Fragment.build(("arp", 10), [Flow("arp", 10, Match.of(reg6=10), ())])
+    own_flow = Flow("l2_forward", 100, Match.of(reg6=10, eth_dst="02:00:00:00:00:02"),
+                    (Goto("ct_in"),), "vm:b")
+    plain = FlowSet("hv1", Fragment.build(("local", "hv1"), []), (shared, other))
+    masking = FlowSet("hv1", Fragment.build(("local", "hv1"), [own_flow]), (shared, other), 1)
+    for old, new in ((plain, masking), (masking, plain)):
+        fast = diff_flowsets(old, new)
+        slow = diff_flowsets(FlowSet.build("hv1", old.flows), FlowSet.build("hv1", new.flows))
+        assert (fast.add, fast.modify, fast.delete) == (slow.add, slow.modify, slow.delete)
+        assert len(fast.modify) == 1 and not fast.add and not fast.delete

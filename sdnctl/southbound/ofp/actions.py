@@ -76,15 +76,16 @@ def action_to_ofp(act: Action) -> OfpMsg:
             return parser.OFPActionPopMpls(e)
         case DecTtl():
             return parser.OFPActionDecNwTtl()
-        case Ct(zone=z, commit=c, table=t):
+        case Ct(zone=z, commit=c, table=t, mark=mark):
             # A register zone is "zone_src + bits"; an immediate zone rides in the bits field.
+            nested = [] if mark is None else [parser.OFPActionSetField(ct_mark=mark)]
             return parser.NXActionCT(
                 flags=nicira_ext.NX_CT_F_COMMIT if c else 0,
                 zone_src=z if isinstance(z, str) else "",
                 zone_ofs_nbits=_CT_ZONE_BITS if isinstance(z, str) else z,
                 recirc_table=nicira_ext.NX_CT_RECIRC_NONE if t is None else table_id(t),
                 alg=0,
-                actions=[],
+                actions=nested,
             )
         case Conjunction(id=i, clause=c, n_clauses=n):
             # The wire counts clauses from 0; ovs-ofctl and the IR from 1.
@@ -160,8 +161,9 @@ def action_from_ofp(action: OfpMsg) -> Action:
 
 
 def _ct_from_ofp(action: OfpMsg) -> Ct:
-    if action.actions or action.alg or action.flags & ~nicira_ext.NX_CT_F_COMMIT:
-        raise Unrepresentable("ct with nested actions, alg or force")
+    if action.alg or action.flags & ~nicira_ext.NX_CT_F_COMMIT:
+        raise Unrepresentable("ct with alg or force")
+    mark = _ct_mark_of(action.actions)
     zone: int | str
     if action.zone_src:
         if action.zone_ofs_nbits != _CT_ZONE_BITS:
@@ -172,7 +174,20 @@ def _ct_from_ofp(action: OfpMsg) -> Ct:
     table = None
     if action.recirc_table != nicira_ext.NX_CT_RECIRC_NONE:
         table = _stage(action.recirc_table)
-    return Ct(zone=zone, commit=bool(action.flags & nicira_ext.NX_CT_F_COMMIT), table=table)
+    commit = bool(action.flags & nicira_ext.NX_CT_F_COMMIT)
+    if mark is not None and not commit:
+        raise Unrepresentable("ct sets a mark without commit")
+    return Ct(zone=zone, commit=commit, table=table, mark=mark)
+
+
+def _ct_mark_of(nested: list[OfpMsg]) -> int | None:
+    """The one nested action the IR knows: set_field of the whole ct_mark."""
+    if not nested:
+        return None
+    if (len(nested) == 1 and isinstance(nested[0], parser.OFPActionSetField)
+            and nested[0].key == "ct_mark" and not isinstance(nested[0].value, tuple)):
+        return int(nested[0].value)
+    raise Unrepresentable("ct with nested actions other than setting ct_mark")
 
 
 def _stage(table: int) -> str:
