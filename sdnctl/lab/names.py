@@ -13,7 +13,10 @@ import os
 import random
 import secrets
 import socket
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from sdnctl.lab.ovs import bridges
 from sdnctl.lab.plan import LabError
@@ -91,3 +94,13 @@ def rebase_dpids(topology: dict[str, Any], base: int, bits: int = DPID_BITS) -> 
         except LabError as exc:
             raise LabError(f"switch {name}: {exc}") from None
     return dict(topology, switches=switches)
+
+
+def rebased_topology(source: Path, into: Path, tag: int) -> Path:
+    """A copy of topology file `source` in folder `into` with every dpid moved into a
+    random block of its own (`random_dpid_base(tag)`): a lab built from it has no twin
+    in another lab of the same topology running on the machine."""
+    doc = yaml.safe_load(Path(source).read_text())
+    copy = Path(into) / Path(source).name
+    copy.write_text(yaml.safe_dump(rebase_dpids(doc, random_dpid_base(tag)), sort_keys=False))
+    return copy

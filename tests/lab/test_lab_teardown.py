@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from labkit import assert_nothing_left
 
-from sdnctl.lab.names import LOCALHOST, free_port, free_prefix
+from sdnctl.lab.names import LOCALHOST, free_port, free_prefix, rebased_topology
 from sdnctl.lab.plan import plan_lab
 from sdnctl.lab.session import LabSession
 from sdnctl.policy.load import load_policy
@@ -28,7 +28,8 @@ def _group(pgid: int) -> list[str]:
 
 
 def test_error_after_start_up_leaves_nothing(tmp_path: Path) -> None:
-    topology = load_topology(TOPOLOGIES / "three-tier.topology.yaml")
+    topology = load_topology(rebased_topology(TOPOLOGIES / "three-tier.topology.yaml",
+                                              tmp_path, 0x7E5))
     policy = load_policy(TOPOLOGIES / "three-tier.policy.yaml", topology)
     plan = plan_lab(policy, topology, free_prefix("s"))
     with pytest.raises(RuntimeError, match="probe failed"), LabSession("test") as s:

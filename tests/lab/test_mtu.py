@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sdnctl.lab.controller import daemon_command, wait_until_programmed
-from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix
+from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
 from sdnctl.lab.plan import plan_lab
 from sdnctl.lab.session import LabSession
 from sdnctl.policy.load import load_policy
@@ -18,8 +18,9 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 pytestmark = pytest.mark.lab
 
 
-def test_full_size_packets_cross_hypervisors():
-    topo_path = TOPOLOGIES / "three-tier.topology.yaml"
+def test_full_size_packets_cross_hypervisors(tmp_path):
+    # dpids of its own: the same example may run in another lab on the machine.
+    topo_path = rebased_topology(TOPOLOGIES / "three-tier.topology.yaml", tmp_path, 0x7E5)
     policy_path = TOPOLOGIES / "three-tier.policy.yaml"
     topology = load_topology(topo_path)
     plan = plan_lab(load_policy(policy_path, topology), topology, prefix=free_prefix("m"))

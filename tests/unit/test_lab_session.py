@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from sdnctl.lab.icmp import ICMP_ECHO_REQUEST, checksum, icmp_echo
-from sdnctl.lab.names import DPID_BITS, free_ports, rebase_dpid, rebase_dpids
+from sdnctl.lab.names import DPID_BITS, free_ports, rebase_dpid, rebase_dpids, rebased_topology
 from sdnctl.lab.plan import LabError
 from sdnctl.lab.session import LabSession, Stopped, stop_process
+from sdnctl.topology.load import load_topology
 
 
 def _alive(pid: int) -> bool:
@@ -233,6 +234,20 @@ def test_rebase_dpids_keeps_the_document_and_names_the_switch() -> None:
     assert doc["switches"]["hv1"]["dpid"] == 1  # not mutated
     with pytest.raises(LabError, match="switch big: dpid 0x10000"):
         rebase_dpids({"switches": {"big": {"dpid": 0x10000}}}, 1 << 40)
+
+
+def test_two_rebased_copies_of_one_topology_share_no_dpid(tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parents[2] / "topologies" / "leaf-spine.topology.yaml"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = load_topology(rebased_topology(source, tmp_path / "a", 0x5E7))
+    b = load_topology(rebased_topology(source, tmp_path / "b", 0x5E7))
+    original = load_topology(source)
+    assert set(a.switches) == set(b.switches) == set(original.switches)
+    assert [(x.a, x.b) for x in a.links] == [(x.a, x.b) for x in original.links]
+    for name, sw in original.switches.items():
+        assert a.switches[name].dpid & 0xFFFF == sw.dpid == b.switches[name].dpid & 0xFFFF
+    assert not {s.dpid for s in a.switches.values()} & {s.dpid for s in b.switches.values()}
 
 
 def test_free_ports_are_distinct() -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdnctl.lab.attacks.scene import ATTACKER, POLICY, TOPOLOGY, Scene, build_scene
 from sdnctl.lab.controller import daemon_command, wait_until_programmed
-from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix
+from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
 from sdnctl.lab.plan import LabError, LabPlan, plan_lab
 from sdnctl.lab.session import LabSession, stop_process
 from sdnctl.policy.load import load_policy
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sdnctl.lab.build import Lab
 
 SERVICES = ("icmp", "tcp/80", "tcp/8080")  # what the probe servers answer
+DPID_TAG = 0xA77  # high dpid bits of the attack labs (names.random_dpid_base)
 AGENT_READY_TIMEOUT = 30.0  # scapy takes a second or two to import
 AGENT_ANSWER_TIMEOUT = 60.0
 
@@ -128,13 +129,14 @@ def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
     from sdnctl.lab.build import check_names_free
     from sdnctl.lab.probe import start_servers
 
-    topology = load_topology(topology_path)
-    policy = load_policy(policy_path, topology)
-    plan = plan_lab(policy, topology, free_prefix("a") if prefix is None else prefix)
-    clashes = check_names_free(plan)
-    if clashes:
-        raise LabError("refusing to build the attack lab:\n  " + "\n  ".join(clashes))
     with LabSession("attacks") as session:
+        topology_path = rebased_topology(topology_path, session.tmp, DPID_TAG)
+        topology = load_topology(topology_path)
+        policy = load_policy(policy_path, topology)
+        plan = plan_lab(policy, topology, free_prefix("a") if prefix is None else prefix)
+        clashes = check_names_free(plan)
+        if clashes:
+            raise LabError("refusing to build the attack lab:\n  " + "\n  ".join(clashes))
         running = AttackLab(policy, topology, plan, build_scene(policy, topology, plan), session)
         listen_port, api_port = free_ports(2)
         running.api = f"{LOCALHOST}:{api_port}"

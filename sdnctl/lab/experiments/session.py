@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
 from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY
-from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, random_dpid_base, rebase_dpids
+from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
 from sdnctl.lab.ovs import ofctl
 from sdnctl.lab.plan import LabError, LabPlan, plan_lab
 from sdnctl.lab.session import LabSession, start_process, stop_process
@@ -43,7 +41,7 @@ if TYPE_CHECKING:
 
     from sdnctl.lab.build import Lab
 
-DPID_TAG = 0x5E7  # high dpid bits no example topology uses (names.random_dpid_base)
+DPID_TAG = 0x5E7  # high dpid bits of the experiments' labs (names.random_dpid_base)
 
 
 def say(message: str) -> None:
@@ -228,10 +226,8 @@ def open_session(
     `replicas` > 1: every switch also dials that many more controller ports (set when
     the bridges are created) for experiments that run replicas (leader-kill)."""
     with LabSession("experiment", say) as life:
-        topo_copy, policy_copy = life.tmp / "topology.yaml", life.tmp / "policy.yaml"
-        doc = yaml.safe_load(Path(topology_path).read_text())
-        topo_copy.write_text(yaml.safe_dump(rebase_dpids(doc, random_dpid_base(DPID_TAG)),
-                                            sort_keys=False))
+        topo_copy = rebased_topology(Path(topology_path), life.tmp, DPID_TAG)
+        policy_copy = life.tmp / "policy.yaml"
         policy_text = Path(policy_path).read_text()
         policy_copy.write_text(policy_text)
         topology = load_topology(topo_copy)
