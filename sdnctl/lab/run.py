@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Sized
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, plugged, wait_until_programmed
 from sdnctl.lab.names import LOCALHOST, free_ports
@@ -24,6 +25,9 @@ from sdnctl.policy.model import Policy
 from sdnctl.topology.load import load_topology
 from sdnctl.verify.semantics import probe_services
 from sdnctl.yamlsrc import LoadError
+
+if TYPE_CHECKING:
+    from sdnctl.lab.report import LabReport
 
 
 def _say(message: str) -> None:
@@ -105,16 +109,7 @@ def _run(
     # Imported here: loading mininet is only worth it once the input is good.
     from sdnctl.lab.build import check_names_free
     from sdnctl.lab.probe import probe_matrix, start_servers
-    from sdnctl.lab.report import (
-        format_matrix,
-        format_summary,
-        judge_probes,
-        report_json,
-        write_report,
-    )
-    from sdnctl.render.matrix import (
-        write_lab_heatmap,
-    )
+    from sdnctl.lab.report import format_matrix, format_summary, judge_probes
 
     spare = (p for p in free_ports(3) if p not in (controller_port, api_port))
     listen_port = controller_port or next(spare)
@@ -177,23 +172,28 @@ def _run(
     print(format_matrix(report))
     print(format_summary(report))
     if report_path is not None:
-        document = report_json(
-            report,
-            {
-                "topology": str(topology_path),
-                "policy": str(policy_path),
-                "prefix": plan.prefix,
-                "unplaced": list(plan.unplaced),
-                "all_programmed": waiting is None,
-                "timings": timings,
-            },
-        )
-        write_report(report_path, document)
-        heatmap = Path(report_path).with_suffix(".png")
-        write_lab_heatmap(document["probes"], heatmap,
-                          f"measured reachability: {Path(policy_path).name}")
-        _say(f"report written to {report_path}, heat map to {heatmap}")
+        _write_report(report, report_path, policy_path, {
+            "topology": str(topology_path),
+            "policy": str(policy_path),
+            "prefix": plan.prefix,
+            "unplaced": list(plan.unplaced),
+            "all_programmed": waiting is None,
+            "timings": timings,
+        })
     if report.failures:
         session.keep("probes disagreed with the policy")
         return 1
     return 0
+
+
+def _write_report(report: LabReport, path: str | Path, policy_path: Path,
+                  meta: dict[str, Any]) -> None:
+    """The JSON report and, next to it, the matrix as a PNG heat map."""
+    from sdnctl.lab.report import report_json, write_report
+    from sdnctl.render.matrix import write_lab_heatmap
+
+    document = report_json(report, meta)
+    write_report(path, document)
+    heatmap = Path(path).with_suffix(".png")
+    write_lab_heatmap(document["probes"], heatmap, f"measured reachability: {policy_path.name}")
+    _say(f"report written to {path}, heat map to {heatmap}")
