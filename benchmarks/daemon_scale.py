@@ -298,13 +298,13 @@ def measure(n_vms: int, n_real: int, poll_s: float, keep: bool, probe_ms: int,
 
         t = time.perf_counter()
         db = PrivateOvsdb(tmp)
-        session.on_teardown("private ovsdb-server", db.stop)
+        session.add("private ovsdb-server", db.stop)
         plugged = populate(db, policy, topology, DPID_BASE)
         row["ovsdb_fill_s"] = _r(time.perf_counter() - t, 2)
 
         of_port, api_port = free_port(), free_port()
         dpids = {s.name: DPID_BASE + s.dpid for s in hvs}
-        session.on_teardown("real bridges", lambda: del_bridges(list(real)))
+        session.add("real bridges", lambda: del_bridges(list(real)))
         t = time.perf_counter()
         add_bridges(real, dpids)
         row["real_bridges"] = len(real)
@@ -321,7 +321,7 @@ def measure(n_vms: int, n_real: int, poll_s: float, keep: bool, probe_ms: int,
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=log), "daemon", grace=20.0)
         log.close()
         watcher = Watcher(api, poll_s)
-        session.on_teardown("status poller", watcher.stop)
+        session.add("status poller", watcher.stop)
         print(f"[{n_vms}] daemon pid {proc.pid}, log {tmp / 'daemon.log'}", flush=True)
 
         def alive() -> None:

@@ -142,7 +142,7 @@ def open_net(plan: LabPlan, mode: str, controller_port: int | None = None) -> It
     with LabSession("bench") as session:
         if mode == "normal":
             lab = _build_normal(plan)
-            session.on_teardown("network", lambda: stop_lab(lab))
+            session.add("network", lambda: stop_lab(lab))
         else:
             lab = session.lab(plan, (LOCALHOST, port))
         yield Net(lab, mode, port, session)

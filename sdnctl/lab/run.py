@@ -140,7 +140,7 @@ def _run(
 
     try:
         servers = start_servers(lab.hosts, services)
-        session.on_teardown("probe agents", servers.stop)
+        session.add("probe agents", servers.stop)
         log = session.tmp / "daemon.log"
         daemon = session.spawn("controller daemon",
                                daemon_command(policy_path, topology_path, listen, api), log)

@@ -212,8 +212,8 @@ class LabSession:
                 else:
                     shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def on_teardown(self, what: str, undo: Callable[[], object]) -> None:
-        """Run `undo` at teardown, before everything registered earlier."""
+    def add(self, what: str, undo: Callable[[], object]) -> None:
+        """Run `undo` at teardown, before everything added earlier."""
         self._undo.callback(self._run_undo, what, undo)
 
     def _run_undo(self, what: str, undo: Callable[[], object]) -> None:
@@ -239,7 +239,7 @@ class LabSession:
     def process(self, proc: subprocess.Popen[Any], what: str = "", group: bool = False,
                 grace: float = STOP_GRACE_S) -> subprocess.Popen[Any]:
         """Stop `proc` at teardown by its PID (its process group when `group`)."""
-        self.on_teardown(what or f"pid {proc.pid}",
+        self.add(what or f"pid {proc.pid}",
                          lambda: stop_process(proc, group, grace=grace))
         return proc
 
@@ -254,24 +254,24 @@ class LabSession:
         from sdnctl.lab.build import build_lab, stop_lab
 
         lab = build_lab(plan, controller, more_controllers)
-        self.on_teardown("network", lambda: stop_lab(lab))
+        self.add("network", lambda: stop_lab(lab))
         return lab
 
     def bridge(self, name: str) -> str:
         """Delete OVS bridge `name` at teardown (register it, then create it)."""
-        self.on_teardown(f"bridge {name}", lambda: vsctl("--if-exists", "del-br", name))
+        self.add(f"bridge {name}", lambda: vsctl("--if-exists", "del-br", name))
         return name
 
     def port(self, bridge: str, name: str) -> str:
         """Delete port `name` of `bridge` at teardown."""
-        self.on_teardown(f"port {name}",
+        self.add(f"port {name}",
                          lambda: vsctl("--if-exists", "del-port", bridge, name))
         return name
 
     def veth(self, name: str) -> str:
         """Delete interface `name` (a veth takes its peer with it) at teardown; already
         gone is fine (it goes with its peer, or with the namespace it was moved into)."""
-        self.on_teardown(f"veth {name}", lambda: _run("ip", "link", "del", name))
+        self.add(f"veth {name}", lambda: _run("ip", "link", "del", name))
         return name
 
     def netns(self, name: str) -> str:
@@ -284,5 +284,5 @@ class LabSession:
                     os.kill(int(pid), signal.SIGKILL)
             _run("ip", "netns", "del", name)
 
-        self.on_teardown(f"netns {name}", undo)
+        self.add(f"netns {name}", undo)
         return name

@@ -37,7 +37,7 @@ def test_a_big_network_starts_and_its_api_answers_meanwhile(lab) -> None:
     pol = netgen.write(policy_doc(policy), lab.tmp / "policy.yaml")
     topo = netgen.write(topology_doc(topology), lab.tmp / "topology.yaml")
     db = PrivateOvsdb(lab.tmp)
-    lab.cleanup.on_teardown("private ovsdb-server", db.stop)
+    lab.cleanup.add("private ovsdb-server", db.stop)
     plugged = populate(db, policy, topology, DPID_BASE)
 
     daemon = start(lab, pol, topo, "--ovsdb", db.remote,

@@ -10,6 +10,7 @@ attributes the page puts on what it draws."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -24,7 +25,6 @@ from daemon_cmd import start
 
 from sdnctl.bindings import Bindings, planned_bindings
 from sdnctl.compile.compiler import compile_network
-from sdnctl.lab.session import stop_process
 from sdnctl.policy.load import parse_policy
 from sdnctl.southbound.api_client import get_status, wait_policy, wait_programmed
 from sdnctl.topology.load import parse_topology
@@ -116,9 +116,16 @@ def browse(lab, url: str) -> Dom:
     env = dict(os.environ, HOME=str(profile))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             start_new_session=True)  # its own group: its helpers go with it
-    lab.cleanup.process(proc, "chromium", group=True)
+
+    def stop() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.wait(5)
+
+    lab.cleanup.add(f"chromium {proc.pid}", stop)
     out, err = proc.communicate(timeout=90)
-    stop_process(proc, group=True, first=signal.SIGKILL)  # its helpers may linger
+    stop()
     assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
     return Dom(out.decode())
 

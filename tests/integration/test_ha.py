@@ -61,7 +61,7 @@ class Pair:
 @pytest.fixture
 def pair(lab) -> Iterator[Pair]:
     etcd = start_etcd(lab.tmp)
-    lab.cleanup.on_teardown(f"etcd pid {etcd.proc.pid}", etcd.stop)
+    lab.cleanup.add(f"etcd pid {etcd.proc.pid}", etcd.stop)
     dpid, ports = lab.random_dpid(), (lab.free_port(), lab.free_port())
     topology = lab.write("topology.yaml", f"""\
         version: 1
@@ -284,8 +284,8 @@ def test_split_brain_is_impossible_stopped_leader_cannot_write(pair: Pair) -> No
 
     os.kill(a.proc.pid, signal.SIGSTOP)  # alive, holding its lease until it lapses
     stopped = time.monotonic()
-    lab.cleanup.on_teardown("SIGCONT a", lambda: a.proc.poll() is None
-                            and os.kill(a.proc.pid, signal.SIGCONT))
+    lab.cleanup.add("SIGCONT a", lambda: a.proc.poll() is None
+                    and os.kill(a.proc.pid, signal.SIGCONT))
     held_and_followed = 0
     while True:
         b_status = get_status(b.api)["ha"]  # first b, then etcd: see below

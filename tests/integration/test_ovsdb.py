@@ -122,7 +122,7 @@ def test_monitor_follows_ovs_vsctl_within_two_seconds(lab) -> None:
     seen = Recorder()
     monitor = OvsdbMonitor("unix:/var/run/openvswitch/db.sock", policy, topo, seen)
     monitor.start()
-    lab.cleanup.on_teardown("ovsdb monitor", monitor.stop)
+    lab.cleanup.add("ovsdb monitor", monitor.stop)
     assert monitor.wait_ready(5)
 
     def bound() -> dict[str, PortRef]:

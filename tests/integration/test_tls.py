@@ -76,7 +76,7 @@ def keep_ssl_settings(lab) -> None:
         else:
             lab.sh(["ovs-vsctl", "del-ssl"])
 
-    lab.cleanup.on_teardown("ovs ssl settings", restore)
+    lab.cleanup.add("ovs ssl settings", restore)
 
 
 @pytest.mark.needs("openssl")

@@ -57,7 +57,7 @@ def test_teardown_runs_in_reverse_order_of_creation() -> None:
     done: list[str] = []
     with LabSession("t", say=lambda _m: None) as s:
         for what in ("net", "servers", "daemon", "agent"):
-            s.on_teardown(what, lambda w=what: done.append(w))
+            s.add(what, lambda w=what: done.append(w))
         assert done == []  # nothing undone while the lab runs
     assert done == ["agent", "daemon", "servers", "net"]
 
@@ -70,9 +70,9 @@ def test_a_failing_undo_does_not_stop_the_rest_and_is_reported() -> None:
         raise RuntimeError("bridge busy")
 
     with LabSession("t", say=said.append) as s:
-        s.on_teardown("first", lambda: done.append("first"))
-        s.on_teardown("broken", broken)
-        s.on_teardown("last", lambda: done.append("last"))
+        s.add("first", lambda: done.append("first"))
+        s.add("broken", broken)
+        s.add("last", lambda: done.append("last"))
     assert done == ["last", "first"]
     assert s.errors == ["broken: bridge busy"]
     assert "teardown problem: broken: bridge busy" in said
@@ -83,9 +83,9 @@ def test_an_error_in_the_middle_of_set_up_undoes_what_was_made_and_keeps_tmp() -
     said: list[str] = []
     with pytest.raises(LabError, match="daemon did not start"), \
             LabSession("t", say=said.append) as s:
-        s.on_teardown("net", lambda: done.append("net"))
+        s.add("net", lambda: done.append("net"))
         (s.tmp / "daemon.log").write_text("why it failed")
-        s.on_teardown("servers", lambda: done.append("servers"))
+        s.add("servers", lambda: done.append("servers"))
         raise LabError("the daemon did not start")
     assert done == ["servers", "net"]
     assert (s.tmp / "daemon.log").read_text() == "why it failed"  # kept for inspection
@@ -98,7 +98,7 @@ def test_tmp_goes_after_everything_else_when_all_went_well() -> None:
     seen: list[bool] = []
     with LabSession("t", say=lambda _m: None) as s:
         tmp = s.tmp
-        s.on_teardown("daemon", lambda: seen.append(tmp.is_dir()))  # its log is still there
+        s.add("daemon", lambda: seen.append(tmp.is_dir()))  # its log is still there
     assert seen == [True]
     assert not tmp.exists()
 
@@ -119,7 +119,7 @@ def test_keep_keeps_tmp_and_an_interruption_is_not_a_failure() -> None:
 def test_close_twice_undoes_once() -> None:
     done: list[str] = []
     s = LabSession("t", say=lambda _m: None)
-    s.on_teardown("x", lambda: done.append("x"))
+    s.add("x", lambda: done.append("x"))
     s.close()
     s.close()
     assert done == ["x"]
@@ -170,7 +170,7 @@ def test_sigterm_unwinds_the_session_and_handlers_come_back() -> None:
     before = signal.getsignal(signal.SIGTERM)
     done: list[str] = []
     with pytest.raises(Stopped) as stopped, LabSession("t", say=lambda _m: None) as s:
-        s.on_teardown("net", lambda: done.append("net"))
+        s.add("net", lambda: done.append("net"))
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises before this ends
     assert stopped.value.signum == signal.SIGTERM
@@ -202,8 +202,8 @@ def test_a_second_ctrl_c_does_not_cut_the_teardown_short() -> None:
     before = signal.getsignal(signal.SIGINT)
     done: list[str] = []
     with LabSession("t", say=lambda _m: None) as s:
-        s.on_teardown("net", lambda: done.append("net"))
-        s.on_teardown("impatient user", lambda: os.kill(os.getpid(), signal.SIGINT))
+        s.add("net", lambda: done.append("net"))
+        s.add("impatient user", lambda: os.kill(os.getpid(), signal.SIGINT))
     assert done == ["net"]  # no KeyboardInterrupt in between
     assert signal.getsignal(signal.SIGINT) is before
 

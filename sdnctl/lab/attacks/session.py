@@ -143,7 +143,7 @@ def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
         running.lab = session.lab(plan, (LOCALHOST, listen_port))
         quiet_switch_ports(plan)
         servers = start_servers(running.hosts, [parse_service(s) for s in SERVICES])
-        session.on_teardown("probe servers", servers.stop)
+        session.add("probe servers", servers.stop)
         running.daemon = session.spawn(
             "controller daemon",
             daemon_command(policy_path.resolve(), topology_path.resolve(),
@@ -153,7 +153,7 @@ def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
         if waiting is not None:
             raise LabError(f"the daemon did not program the lab {waiting}")
         running.agent = _start_agent(running.hosts[ATTACKER], running.scene)
-        session.on_teardown("attacker agent", running.agent.stop)
+        session.add("attacker agent", running.agent.stop)
         warm_neighbours(running)
         yield running
 

@@ -116,7 +116,7 @@ class Session:
     def on_teardown(self, what: str, undo: Callable[[], None]) -> None:
         """Run `undo` at teardown (before the daemon and the net go), e.g. to remove an
         extra veth."""
-        self.life.on_teardown(what, undo)
+        self.life.add(what, undo)
 
     # ---- the daemon -------------------------------------------------------------
     @property
@@ -241,7 +241,7 @@ def open_session(
                                [(LOCALHOST, p) for p in session.replica_ports])
         # One undo for whichever daemon runs at the end (experiments restart it), so
         # that what they register later still runs while it is up.
-        life.on_teardown("controller daemon", session.kill_daemon)
+        life.add("controller daemon", session.kill_daemon)
         session.start_daemon()
         session.wait_programmed()
         say(f"lab {plan.prefix}: {len(plan.bridges)} switches, {len(plan.hosts)} VMs, daemon"
