@@ -1,5 +1,5 @@
 # Conveniences over ./dev (which needs nothing but bash on a fresh Debian 12).
-.PHONY: setup lab test unit bench lint
+.PHONY: setup lab test unit bench lint schema
 setup:
 	./dev setup
 lab:
@@ -10,6 +10,9 @@ unit:
 	.venv/bin/pytest -q -rfEs tests/unit
 lint:
 	.venv/bin/ruff check .
+schema:  # regenerate docs/schema/ after changing sdnctl/schema.py (a unit test compares)
+	.venv/bin/sdnctl schema policy > docs/schema/policy.schema.json
+	.venv/bin/sdnctl schema topology > docs/schema/topology.schema.json
 bench:
 	.venv/bin/python benchmarks/compile_scale.py
 	.venv/bin/python benchmarks/flow_growth.py

@@ -206,6 +206,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from sdnctl.schema import SCHEMAS
+
+    print(json.dumps(SCHEMAS[args.kind](), indent=2))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sdnctl.daemon import run_daemon, tls_files
 
@@ -532,6 +539,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["png", "svg", "dot"],
                     help="default: from the output file's suffix")
     sp.set_defaults(func=cmd_graph)
+
+    sp = sub.add_parser(
+        "schema", help="print the JSON Schema of the policy or topology file format",
+        description="Print the JSON Schema (draft 2020-12) of a policy or topology file. "
+        "Editors that read schemas complete keys and flag unknown keys, wrong types and "
+        "out-of-range values as you type: save the output and name it on a file's first "
+        "line, `# yaml-language-server: $schema=policy.schema.json`. Checks that involve "
+        "more than one value (a VLAN used twice, an IP outside its segment) are made by "
+        "`sdnctl check` only. The same schemas are in docs/schema/.")
+    sp.add_argument("kind", choices=["policy", "topology"], help="which file format")
+    sp.set_defaults(func=cmd_schema)
 
     from sdnctl.daemon import add_run_arguments
 

@@ -27,10 +27,12 @@ def test_check_accepts_the_example(capsys):
 
 def test_check_refuses_a_broken_policy_with_file_and_line(capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(Path(POLICY).read_text().replace("vlan: 20", "vlan: 5000"))
+    text = Path(POLICY).read_text()
+    line = text[:text.index("vlan: 20")].count("\n") + 1
+    bad.write_text(text.replace("vlan: 20", "vlan: 5000"))
     code, _, err = run(capsys, "check", "-p", str(bad), "-t", TOPO)
     assert code == 2
-    assert err == f"{bad}:8: segment acme/app: vlan 5000 is out of range 1..4094\n"
+    assert err == f"{bad}:{line}: segment acme/app: vlan 5000 is out of range 1..4094\n"
 
 
 def test_compile_json_is_per_switch(capsys):

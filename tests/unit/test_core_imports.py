@@ -7,7 +7,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "sdnctl"
 CORE = ["policy", "topology", "compile", "verify", "pipeline.py", "flows.py", "diff.py",
-        "bindings.py", "yamlsrc.py"]
+        "bindings.py", "yamlsrc.py", "schema.py"]
 FORBIDDEN = {"os_ken", "ryu", "pyroute2", "ovs", "subprocess", "mininet", "socket"}
 
 

@@ -56,7 +56,7 @@ def test_leaf_spine_ops_rule_can_never_take_effect() -> None:
     assert [w.message.split(":")[0] for w in warnings] == [
         "rule 3 of tenant red (ops -> any)", "vm rops"]
     warning = warnings[0]
-    assert (warning.file, warning.line) == (path, 17)
+    assert (warning.file, warning.line) == (path, 18)
     assert warning.message.startswith(f"rule 3 of tenant red (ops -> any): {NEVER}")
 
 

@@ -65,10 +65,10 @@ def test_example_policies_load_against_their_topology(name: str) -> None:
 def test_three_tier_segments(three_tier: Policy) -> None:
     acme = three_tier.tenants["acme"]
     assert acme.default is Default.DENY
-    assert acme.line == 4
+    assert acme.line == 5
     web = acme.segments["web"]
     assert (web.vlan, web.subnet, web.gateway, web.line) == (
-        10, IPv4Network("10.1.10.0/24"), IPv4Address("10.1.10.1"), 7,
+        10, IPv4Network("10.1.10.0/24"), IPv4Address("10.1.10.1"), 8,
     )
     assert [s.vlan for s in acme.segments.values()] == [10, 20, 30]
 
@@ -83,13 +83,13 @@ def test_three_tier_group_members(three_tier: Policy) -> None:
         ANY: {"web1", "web2", "app1", "db1", "jump1"},
     }
     admin = three_tier.tenants["acme"].groups["admin"]
-    assert (admin.vms, dict(admin.labels), admin.line) == (("jump1",), {}, 14)
+    assert (admin.vms, dict(admin.labels), admin.line) == (("jump1",), {}, 15)
 
 
 def test_three_tier_rules(three_tier: Policy) -> None:
     rules = three_tier.tenants["acme"].rules
     assert [(r.src, r.dst, r.line) for r in rules] == [
-        (ANY, "web", 16), ("web", "app", 17), ("app", "db", 18), ("admin", ANY, 19),
+        (ANY, "web", 17), ("web", "app", 18), ("app", "db", 19), ("admin", ANY, 20),
     ]
     assert rules[0].services == (
         Service(Proto.TCP, 80, 80), Service(Proto.TCP, 443, 443), Service(Proto.ICMP),
@@ -103,9 +103,9 @@ def test_three_tier_vms(three_tier: Policy) -> None:
     assert web1.mac == "02:00:00:00:10:11"
     assert web1.ip == IPv4Address("10.1.10.11")
     assert dict(web1.labels) == {"tier": "web"}
-    assert (web1.host, web1.rate_limit_mbps, web1.line) == ("hv1", 200, 21)
+    assert (web1.host, web1.rate_limit_mbps, web1.line) == ("hv1", 200, 22)
     assert three_tier.vms["web2"].rate_limit_mbps is None
-    assert [vm.line for vm in three_tier.vms.values()] == [21, 23, 25, 27, 29]
+    assert [vm.line for vm in three_tier.vms.values()] == [22, 24, 26, 28, 30]
 
 
 def test_leaf_spine_allows_overlap_and_ip_reuse_across_tenants() -> None:

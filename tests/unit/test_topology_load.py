@@ -30,13 +30,13 @@ def test_example_topologies_load(name: str) -> None:
 def test_three_tier_values() -> None:
     topology = load_topology(TOPOLOGIES / "three-tier.topology.yaml")
     assert dict(topology.switches) == {
-        "hv1": Switch("hv1", 1, Role.HYPERVISOR, 4),
-        "hv2": Switch("hv2", 2, Role.HYPERVISOR, 5),
-        "leaf": Switch("leaf", 16, Role.FABRIC, 6),
+        "hv1": Switch("hv1", 1, Role.HYPERVISOR, 5),
+        "hv2": Switch("hv2", 2, Role.HYPERVISOR, 6),
+        "leaf": Switch("leaf", 16, Role.FABRIC, 7),
     }
     assert topology.links == (
-        Link(PortRef("hv1", 10), PortRef("leaf", 1), 8),
-        Link(PortRef("hv2", 10), PortRef("leaf", 2), 9),
+        Link(PortRef("hv1", 10), PortRef("leaf", 1), 9),
+        Link(PortRef("hv2", 10), PortRef("leaf", 2), 10),
     )
     assert sorted(topology.graph().edges) == [("hv1", "leaf"), ("hv2", "leaf")]
 
