@@ -44,6 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdnctl.bench.report import print_table, write_json  # noqa: E402
+from sdnctl.lab.names import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPO = ROOT / "topologies" / "three-tier.topology.yaml"
@@ -58,11 +59,6 @@ def raise_fd_limit() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], p: float) -> float | None:

@@ -62,6 +62,7 @@ from sdnctl.bench.report import median, print_table, write_json  # noqa: E402
 from sdnctl.bindings import Bindings  # noqa: E402
 from sdnctl.lab.experiments import loss  # noqa: E402
 from sdnctl.lab.experiments.stream import Flow, Stream, Streams, streams  # noqa: E402
+from sdnctl.lab.names import DPID_BITS, rebase_dpids  # noqa: E402
 from sdnctl.lab.plan import LabError, plan_lab  # noqa: E402
 from sdnctl.policy.model import Proto, Service  # noqa: E402
 from sdnctl.southbound.api_client import ApiError  # noqa: E402
@@ -245,7 +246,7 @@ def _lost(log: loss.StreamLog, t0: float, end: float) -> int:
 
 def set_inactivity_probe(net: Net, ms: int) -> None:
     """How long OVS waits on a silent controller before dropping it (default 5 s)."""
-    from sdnctl.lab.build import vsctl
+    from sdnctl.lab.ovs import vsctl
 
     for bridge in net.bridges():
         for uuid in vsctl("get", "Bridge", bridge, "controller").strip("[]").split(", "):
@@ -256,8 +257,8 @@ def set_inactivity_probe(net: Net, ms: int) -> None:
 def run_controller(kind: str, edits: int, tmp: Path,
                    inactivity_probe_ms: int | None = None) -> dict[str, Any]:
     pols = policies()
-    topo = netgen.rebase_dpids(netgen.leaf_pair_topology(N_HV),
-                               netgen.DPID_BASE + (0x100 if kind == "faucet" else 0))
+    topo = rebase_dpids(netgen.leaf_pair_topology(N_HV),
+                        netgen.DPID_BASE | (1 << DPID_BITS if kind == "faucet" else 0))
     everyone = copy.deepcopy(pols["e2"])  # the lab plugs the spare VM too
     policy, topology = netgen.load(everyone, topo)
     plan = plan_lab(policy, topology, "bc" + kind[0])

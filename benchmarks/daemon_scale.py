@@ -56,17 +56,13 @@ the end, also on failure or SIGTERM. Needs root and a running Open vSwitch.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import hashlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -88,6 +84,8 @@ from sdnctl.bench.boundnet import (  # noqa: E402
 )
 from sdnctl.bench.datacentre import datacentre  # noqa: E402
 from sdnctl.bench.report import print_table, write_json  # noqa: E402
+from sdnctl.lab.names import free_port  # noqa: E402
+from sdnctl.lab.session import LabSession  # noqa: E402
 from sdnctl.tools import require_or_exit  # noqa: E402
 from sdnctl.topology.model import Role  # noqa: E402
 
@@ -184,11 +182,6 @@ def flow_count(bridge: str) -> int | None:
 
 # ---- the daemon and its API -------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -291,15 +284,13 @@ def measure(n_vms: int, n_real: int, poll_s: float, keep: bool, probe_ms: int,
     hvs = sorted((s for s in topology.switches.values() if s.role is Role.HYPERVISOR),
                  key=lambda s: s.dpid)
     row.update(hypervisors=len(hvs), switches=len(topology.switches))
-    tmp = Path(tempfile.mkdtemp(prefix="daemon_scale-"))
-    db: PrivateOvsdb | None = None
-    proc: subprocess.Popen[bytes] | None = None
-    watcher: Watcher | None = None
     step = len(hvs) / n_real
     real_hvs = [hvs[int(i * step)].name for i in range(min(n_real, len(hvs)))]
     real = {f"dsb{os.getpid()}h{hv[2:]}": hv for hv in real_hvs}  # bridge -> hypervisor
-    made_bridges: list[str] = []
-    try:
+    with LabSession("daemon_scale") as session:
+        if keep:
+            session.keep("--keep")
+        tmp = session.tmp
         ppath = netgen.write(pdoc, tmp / "policy.yaml")
         tpath = netgen.write(tdoc, tmp / "topology.yaml")
         row["policy_file_mib"] = round(ppath.stat().st_size / 2**20, 2)
@@ -307,12 +298,13 @@ def measure(n_vms: int, n_real: int, poll_s: float, keep: bool, probe_ms: int,
 
         t = time.perf_counter()
         db = PrivateOvsdb(tmp)
+        session.add("private ovsdb-server", db.stop)
         plugged = populate(db, policy, topology, DPID_BASE)
         row["ovsdb_fill_s"] = _r(time.perf_counter() - t, 2)
 
         of_port, api_port = free_port(), free_port()
         dpids = {s.name: DPID_BASE + s.dpid for s in hvs}
-        made_bridges = list(real)
+        session.add("real bridges", lambda: del_bridges(list(real)))
         t = time.perf_counter()
         add_bridges(real, dpids)
         row["real_bridges"] = len(real)
@@ -322,17 +314,18 @@ def measure(n_vms: int, n_real: int, poll_s: float, keep: bool, probe_ms: int,
         api = Api(f"127.0.0.1:{api_port}")
         log = (tmp / "daemon.log").open("wb")
         spawned = time.time()
-        proc = subprocess.Popen(
+        proc = session.process(subprocess.Popen(
             [str(SDNCTL), "run", "-p", str(ppath), "-t", str(tpath),
              "--listen", f"127.0.0.1:{of_port}", "--ovsdb", db.remote,
              "--api", f"127.0.0.1:{api_port}", "--stats-interval", str(stats_s)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=log), "daemon", grace=20.0)
         log.close()
         watcher = Watcher(api, poll_s)
+        session.add("status poller", watcher.stop)
         print(f"[{n_vms}] daemon pid {proc.pid}, log {tmp / 'daemon.log'}", flush=True)
 
         def alive() -> None:
-            if proc is not None and proc.poll() is not None:
+            if proc.poll() is not None:
                 raise RuntimeError(f"daemon exited {proc.returncode}: "
                                    + (tmp / "daemon.log").read_text()[-2000:])
 
@@ -481,24 +474,6 @@ def measure(n_vms: int, n_real: int, poll_s: float, keep: bool, probe_ms: int,
         lat = [p.latency_s for p in watcher.polls[-20:] if p.status is not None]
         row["api_latency_at_rest_ms"] = _r(1000 * sorted(lat)[len(lat) // 2], 1) if lat else None
         return row
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        with contextlib.suppress(Exception):
-            del_bridges(made_bridges)
-        if db is not None:
-            db.stop()
-        if keep:
-            print(f"[{n_vms}] kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 COLUMNS = [

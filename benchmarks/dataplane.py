@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdnctl.bench import netgen  # noqa: E402
 from sdnctl.bench.labnet import Net, iperf_tcp, open_net, ping_rtt_ms, wait_ping  # noqa: E402
 from sdnctl.bench.report import median, print_table, ratio, write_json  # noqa: E402
+from sdnctl.lab.names import DPID_BITS, rebase_dpids  # noqa: E402
 from sdnctl.lab.plan import plan_lab  # noqa: E402
 from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 
@@ -57,7 +58,7 @@ def main() -> int:
     args = ap.parse_args()
     require_or_exit(*LAB_TOOLS, "iperf3", "ping", what="benchmarks/dataplane.py")
 
-    topo_doc = netgen.rebase_dpids(netgen.three_tier_topology())
+    topo_doc = rebase_dpids(netgen.three_tier_topology(), netgen.DPID_BASE)
     pol_doc = netgen.pair_policy({"a1": "hv1", "a2": "hv1", "b1": "hv2"}, ["tcp/5201", "icmp"])
     policy, topology = netgen.load(pol_doc, topo_doc)
     tmp = Path(tempfile.mkdtemp(prefix="sdnctl-bench-dp-"))
@@ -66,8 +67,9 @@ def main() -> int:
 
     runs: list[dict[str, object]] = []
     with open_net(plan_lab(policy, topology, "bds"), "sdnctl") as sd, \
-            open_net(plan_lab(policy, netgen.load(pol_doc, netgen.rebase_dpids(
-                topo_doc, 1 << 40))[1], "bdn"), "normal") as nm:
+            open_net(plan_lab(policy, netgen.load(pol_doc, rebase_dpids(
+                netgen.three_tier_topology(), netgen.DPID_BASE | 1 << DPID_BITS))[1], "bdn"),
+                     "normal") as nm:
         sd.start_daemon(pol_path, topo_path, tmp / "daemon.log")
         sd.wait_programmed()
         for net in (sd, nm):

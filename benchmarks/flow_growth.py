@@ -36,10 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.peers.faucet_run import Faucet, faucet_available, wait_stable  # noqa: E402
 from benchmarks.peers.faucet_yaml import faucet_config, growth_acl_rules  # noqa: E402
 from sdnctl.bench import netgen  # noqa: E402
-from sdnctl.bench.labnet import Net, flow_count, open_net  # noqa: E402
+from sdnctl.bench.labnet import Net, open_net  # noqa: E402
 from sdnctl.bench.report import median, print_table, write_json  # noqa: E402
 from sdnctl.bindings import planned_bindings  # noqa: E402
 from sdnctl.compile.compiler import compile_network  # noqa: E402
+from sdnctl.lab.names import rebase_dpids  # noqa: E402
+from sdnctl.lab.ovs import flow_count  # noqa: E402
 from sdnctl.lab.plan import plan_lab  # noqa: E402
 from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 
@@ -104,7 +106,7 @@ def lab_row(n: int, m: int, k: int, tmp: Path) -> dict[str, object]:
     """Flows installed on a real bridge by sdnctl, then by Faucet, for the same policy,
     and the time a one-rule edit (src -> dst icmp) takes to let a ping through."""
     pol_doc = netgen.growth_policy(n, m, k)
-    topo_doc = netgen.rebase_dpids(netgen.single_topology())
+    topo_doc = rebase_dpids(netgen.single_topology(), netgen.DPID_BASE)
     policy, topo = netgen.load(pol_doc, topo_doc)
     pol_path = netgen.write(pol_doc, tmp / f"growth-{n}-{m}-{k}.policy.yaml")
     topo_path = netgen.write(topo_doc, tmp / "growth.topology.yaml")

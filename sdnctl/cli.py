@@ -1,6 +1,7 @@
 """The `sdnctl` command line: one entry point, one subcommand per job (DESIGN.md §4).
 
-Exit codes: 0 success, 1 the check itself failed (e.g. a lab mismatch), 2 bad input.
+Exit codes: 0 success, 1 the check itself failed (e.g. a lab mismatch), 2 bad input,
+3 the daemon does not answer (every command that talks to it: one message, one code).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 LOCAL_CONNTRACK = "local"  # --connections without a file: this machine's Open vSwitch
 
 EXIT_BAD_INPUT = 2
+EXIT_NO_DAEMON = 3
 DEFAULT_API = "127.0.0.1:8680"
 
 
@@ -33,27 +35,33 @@ def _load(policy_path: str, topology_path: str):  # -> tuple[Policy, Topology]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sdnctl.policy.lint import lint_policy
+    from sdnctl.policy.lint import lint_all
+    from sdnctl.verify.nopath import pairs_without_path
 
     policy, topology = _load(args.policy, args.topology)
-    warnings = lint_policy(policy)
+    # Errors, though the daemon would enforce the policy: where VMs really bind is
+    # its business, but placed as written, these pairs would be BLOCKED.
+    stranded = pairs_without_path(policy, topology)
+    if stranded:
+        for problem in stranded:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    lint = lint_all(policy)
+    warnings = lint.warnings
     if args.live:
         from sdnctl.policy.sprawl import sprawl_warnings
-        from sdnctl.southbound.api_client import ApiError, get_status
+        from sdnctl.southbound.api_client import get_status
 
-        try:
-            status = get_status(args.api, timeout=5.0, token=_api_token(args))
-        except ApiError as exc:
-            print(f"sdnctl check --live: {exc}", file=sys.stderr)
-            return 1
+        status = get_status(args.api, timeout=5.0, token=_api_token(args))
         warnings += sprawl_warnings(policy, status, args.stale_after)
     for w in warnings:
         print(f"{w} (warning)")
     n_rules = sum(len(t.rules) for t in policy.tenants.values())
+    waived = f" ({len(lint.waived)} more waived)" if lint.waived else ""
     print(
         f"ok: {len(topology.switches)} switches, {len(topology.links)} links, "
         f"{len(policy.tenants)} tenants, {len(policy.vms)} VMs, {n_rules} rules, "
-        f"{len(warnings)} warnings"
+        f"{len(warnings)} warnings{waived}"
     )
     return 0
 
@@ -89,7 +97,8 @@ def _parse_service_arg(text: str):  # -> Service
     try:
         return parse_service(text)
     except ValueError as exc:
-        raise SystemExit(f"sdnctl: --service: {exc}") from None
+        print(f"sdnctl explain: --service: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -133,7 +142,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from sdnctl.southbound.api_client import get_policy_text
 
         new = load_policy(args.old, topology)
-        old = parse_policy(get_policy_text(args.api), f"daemon at {args.api}", topology)
+        old = parse_policy(get_policy_text(args.api, token=_api_token(args)),
+                           f"daemon at {args.api}", topology)
     else:
         old = load_policy(args.old, topology)
         new = load_policy(args.new, topology)
@@ -263,13 +273,9 @@ def _add_api_client_arguments(sp: argparse.ArgumentParser) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from sdnctl.render.status import render_status
-    from sdnctl.southbound.api_client import ApiError, get_status
+    from sdnctl.southbound.api_client import get_status
 
-    try:
-        status = get_status(args.api, timeout=5.0, token=_api_token(args))
-    except ApiError as exc:
-        print(f"sdnctl status: {exc}", file=sys.stderr)
-        return 1
+    status = get_status(args.api, timeout=5.0, token=_api_token(args))
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -291,7 +297,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_offline(policy, topology, bindings,
                                 compile_network(policy, topology, bindings))
     else:
-        from sdnctl.southbound.api_client import ApiError
         from sdnctl.southbound.livefetch import fetch_enforced, fetch_live
         from sdnctl.verify.live import verify_network
 
@@ -300,12 +305,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_BAD_INPUT
         token = _api_token(args)
-        try:
-            enforced = fetch_enforced(args.api, token)
-            live = fetch_live(args.api, token, enforced)
-        except ApiError as exc:
-            print(f"sdnctl verify: {exc}", file=sys.stderr)
-            return 3
+        enforced = fetch_enforced(args.api, token)
+        live = fetch_live(args.api, token, enforced)
         report = verify_network(enforced.intent, live, enforced.policy, enforced.topology,
                                 enforced.bindings, enforced.down_ports)
     if args.json:
@@ -485,7 +486,9 @@ def _add_vm_parser(sub) -> None:  # sub: the subparsers action of the top-level 
     sp.set_defaults(func=cmd_vm_migrate)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(full: bool = True) -> argparse.ArgumentParser:
+    """The parser; `full=False` leaves out `run`'s own options, whose definitions
+    import the daemon (a third of a second that other commands need not pay)."""
     p = argparse.ArgumentParser(
         prog="sdnctl",
         description="VLAN segmentation and VM micro-segmentation for Open vSwitch.",
@@ -498,7 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("-t", "--topology", required=True, help="topology file (YAML, version 1)")
 
     sp = sub.add_parser("check", help="validate and lint a policy against a topology",
-                        description="Validate and lint. With --live, also ask the running "
+                        description="Validate and lint. Errors (exit 2) include VM pairs "
+                        "the policy allows that no path connects, placed as written. Each "
+                        "warning ends with a code; `waive: [CODE]` on the rule, group, VM or "
+                        "tenant it is about silences it (docs/policy.md). With --live, also "
+                        "ask the running "
                         "daemon about sprawl: VMs of the policy not bound for longer than "
                         "--stale-after, and hypervisor ports bound to no VM.")
     files(sp)
@@ -531,13 +538,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser(
         "plan", help="reachability a policy edit adds and removes",
-        description="Compare OLD and NEW policies by simulating both. With only one "
-        "file, it is NEW and OLD is the policy the running daemon enforces.")
+        description="Compare what OLD and NEW let every VM pair open, over every port "
+        "of every protocol, and print the differences as ranges (tcp/8101-9000), per "
+        "class of VMs (SEGMENT[GROUPS]). Pairs the fabric cannot connect are left out. "
+        "With only one file, it is NEW and OLD is the policy the running daemon enforces.")
     sp.add_argument("-t", "--topology", required=True)
     sp.add_argument("old", metavar="OLD")
     sp.add_argument("new", metavar="NEW", nargs="?")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--api", default=DEFAULT_API, help=f"daemon status API (default {DEFAULT_API})")
+    _add_api_client_arguments(sp)
     sp.add_argument("--render", metavar="FILE.png|svg",
                     help="also draw what the edit adds (green) and removes (red)")
     sp.add_argument(
@@ -565,22 +574,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("kind", choices=["policy", "topology"], help="which file format")
     sp.set_defaults(func=cmd_schema)
 
-    from sdnctl.daemon import add_run_arguments
-
     sp = sub.add_parser(
         "run", help="the controller daemon",
         description="Programs every switch of the topology from the policy and follows "
         "edits, OVSDB bindings and link changes. Exit 2 on bad input (including a status "
         "API on a non-loopback address without a token), 1 if an address is unusable.")
     files(sp)
-    add_run_arguments(sp)
+    if full:
+        from sdnctl.daemon import add_run_arguments
+
+        add_run_arguments(sp)
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser(
         "status", help="live state from the running daemon",
         description="Switches, VM bindings, unknown ports, the enforced policy (and the "
-        "last refused edit), counters and recent events, as tables. Exit 1 if the daemon "
-        "does not answer.")
+        "last refused edit), counters and recent events, as tables. Exit 3 if the daemon "
+        "does not answer, 1 if it refuses (e.g. a wrong token).")
     _add_api_client_arguments(sp)
     sp.add_argument("--json", action="store_true", help="print the /status document")
     sp.set_defaults(func=cmd_status)
@@ -626,9 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    full = not words or "run" in words or "-h" in words or "--help" in words
+    args = build_parser(full).parse_args(words)
+    from sdnctl.southbound.api_client import ApiError
+
     try:
         return int(args.func(args))
+    except ApiError as exc:
+        return _daemon_failed(args, exc)
     except LoadError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -638,6 +654,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return 0
+
+
+def _daemon_failed(args: argparse.Namespace, exc: Exception) -> int:
+    """Every command that talks to the daemon fails the same way: no answer (refused,
+    unreachable, timed out) is exit 3; an answer that is an error (a wrong token,
+    a refused request) is exit 1. The message names the command and the address."""
+    code = getattr(exc, "code", None)
+    if code is None:
+        print(f"sdnctl {args.command}: the daemon at {args.api} does not answer "
+              f"({_reason(exc)})", file=sys.stderr)
+        return EXIT_NO_DAEMON
+    print(f"sdnctl {args.command}: the daemon at {args.api} refused: {exc}", file=sys.stderr)
+    return 1
+
+
+def _reason(exc: Exception) -> str:
+    cause = exc.__cause__
+    reason = getattr(cause, "reason", cause)  # URLError wraps the socket's error
+    return str(reason or exc)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 # The loaders' own limits, private to them: read here rather than written twice.
-from sdnctl.policy.load import _SMALLEST_SUBNET
+from sdnctl.policy.lint import WAIVABLE
+from sdnctl.policy.load import _SMALLEST_SUBNET, MAX_RATE_MBPS
 from sdnctl.policy.model import ANY, MAX_VNI
 from sdnctl.policy.values import MAX_DNS_SERVERS
 from sdnctl.topology.load import (
@@ -116,6 +117,12 @@ def _object(what: str, properties: Schema, required: list[str], **more: Any) -> 
 
 
 _VERSION: Schema = {"const": 1, "description": "The format's version: always 1."}
+
+
+def _waive(kind: str) -> Schema:
+    codes = WAIVABLE[kind]
+    return _list({"enum": list(codes)}, f"Lint warnings about this {kind} not to print "
+                 f"(`sdnctl check` counts them apart): {', '.join(codes)}.")
 _LABELS: Schema = {
     "type": ["object", "null"],
     "description": "name: value pairs; both are strings (quote numbers and booleans).",
@@ -163,6 +170,7 @@ def _group() -> Schema:
             "labels": {**_LABELS, "description": "Every VM of the tenant whose labels "
                        "include all of these is a member."},
             "vms": _list(_string("A VM of this tenant."), "VMs that are members by name."),
+            "waive": _waive("group"),
         },
         [],
         anyOf=[
@@ -185,6 +193,7 @@ def _rule() -> Schema:
                         "a service: tcp/80, udp/53, tcp/8000-8100 (ports 1..65535), icmp "
                         "or any"),
                 "The services allowed.", non_empty=True),
+            "waive": _waive("rule"),
         },
         ["from", "to", "allow"],
     )
@@ -201,6 +210,7 @@ def _tenant() -> Schema:
             "groups": _names({"$ref": "#/$defs/group"}, "Groups by name; `any` is "
                              "reserved.", reserved=ANY),
             "rules": _list({"$ref": "#/$defs/rule"}, "Allow rules; order does not matter."),
+            "waive": _waive("tenant"),
             "dns": _dns("DNS servers DHCP hands to the tenant's VMs (a segment's own dns "
                         "wins)."),
         },
@@ -224,8 +234,10 @@ def _vm() -> Schema:
             "labels": {**_LABELS, "description": "Labels that groups select by."},
             "host": _string("The hypervisor switch it is placed on (used by the lab and "
                             "`sdnctl vm plug`; the controller trusts only live bindings)."),
-            "rate_limit_mbps": {"type": "integer", "minimum": 1,
-                                "description": "Caps what the VM sends, in Mbit/s."},
+            "rate_limit_mbps": {"type": "integer", "minimum": 1, "maximum": MAX_RATE_MBPS,
+                                "description": "Caps what the VM sends, in Mbit/s (at most "
+                                "what a meter band's 32-bit kbit/s rate encodes)."},
+            "waive": _waive("vm"),
         },
         ["tenant", "segment", "mac", "ip"],
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from sdnctl.lab.run import LOCALHOST, free_port
+from sdnctl.lab.names import LOCALHOST, free_port
 
 FAUCET_VENV = Path(os.environ.get("FAUCET_VENV", "/opt/faucet-venv"))
 

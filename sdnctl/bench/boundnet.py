@@ -24,12 +24,15 @@ import ovs.jsonrpc
 import ovs.stream
 
 from sdnctl.bindings import planned_bindings
+from sdnctl.lab.names import rebase_dpid
+from sdnctl.lab.session import stop_process
 from sdnctl.policy.model import Policy
 from sdnctl.tools import require
 from sdnctl.topology.model import Role, Topology
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 DPID_BASE = 0xD5CA << 36  # datapath ids no example topology or other lab uses
+DPID_BITS = 32  # the data centre's own dpids (spines from 0x10000) fit below DPID_BASE
 Doc = dict[str, Any]
 
 
@@ -69,7 +72,7 @@ def policy_doc(policy: Policy) -> Doc:
 
 
 def topology_doc(topology: Topology, base: int = DPID_BASE) -> Doc:
-    switches = {s.name: {"dpid": base + s.dpid, "role": s.role.value}
+    switches = {s.name: {"dpid": rebase_dpid(s.dpid, base, DPID_BITS), "role": s.role.value}
                 for s in topology.switches.values()}
     links = [{"a": str(link.a), "b": str(link.b)} for link in topology.links]
     return {"version": 1, "switches": switches, "links": links}
@@ -116,13 +119,7 @@ class PrivateOvsdb:
         return results
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -161,7 +158,7 @@ def populate(db: PrivateOvsdb, policy: Policy, topology: Topology, base: int) ->
         if sw.role is not Role.HYPERVISOR:
             continue
         ops.append({"op": "insert", "table": "Bridge", "uuid-name": f"b_{sw.name}", "row": {
-            "name": sw.name, "datapath_id": f"{base + sw.dpid:016x}",
+            "name": sw.name, "datapath_id": f"{rebase_dpid(sw.dpid, base, DPID_BITS):016x}",
             "ports": _set(by_hv.get(sw.name, []))}})
         bridges.append(["named-uuid", f"b_{sw.name}"])
     ops.append({"op": "insert", "table": "Open_vSwitch", "row": {"bridges": _set(bridges)}})

@@ -1,8 +1,8 @@
 """Mininet networks for the lab benchmarks: sdnctl's lab, a NORMAL baseline, a peer's.
 
-Effectful (mininet, ovs-ofctl, processes). Everything started here is stopped by
-PID and every bridge and interface removed by name (`stop_lab`), whatever happens;
-nothing here runs `mn -c` or touches ovs-vswitchd.
+Effectful (mininet, ovs-ofctl, processes). Each net is a `LabSession`: everything
+started here is stopped by PID and every bridge and interface removed by name,
+whatever happens; nothing here runs `mn -c` or touches ovs-vswitchd.
 
 `open_net` builds a LabPlan in one of three modes:
 - "sdnctl": fail mode secure, controller = the sdnctl daemon this module starts;
@@ -19,21 +19,17 @@ import re
 import subprocess
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sdnctl.bindings import Bindings
-from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan
-from sdnctl.lab.run import (
-    LOCALHOST,
-    daemon_command,
-    free_port,
-    start_daemon,
-    stop_daemon,
-    wait_until_programmed,
-)
+from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
+from sdnctl.lab.names import LOCALHOST, free_port
+from sdnctl.lab.ovs import flow_count, ofctl, vsctl
+from sdnctl.lab.plan import LabError, LabPlan
+from sdnctl.lab.session import LabSession, stop_process
 from sdnctl.southbound.api_client import get_status
 from sdnctl.topology.model import PortRef
 
@@ -42,62 +38,16 @@ if TYPE_CHECKING:
 
     from sdnctl.lab.build import Lab
 
-PROGRAM_TIMEOUT = 90.0
-
-
-def ofctl(*args: str) -> str:
-    done = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise LabError(f"ovs-ofctl {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _mgmt(bridge: str) -> str:
-    # DESIGN.md §6: ovs-ofctl wants the mgmt socket where the bridge name alone fails.
-    return f"unix:/var/run/openvswitch/{bridge}.mgmt"
-
-
-def flow_count(bridge: str) -> int:
-    """Flows on a bridge by dump-aggregate (`dump-flows | wc -l` overcounts)."""
-    out = ofctl("dump-aggregate", _mgmt(bridge))
-    found = re.search(r"flow_count=(\d+)", out)
-    if not found:
-        raise LabError(f"dump-aggregate {bridge}: {out.strip()}")
-    return int(found.group(1))
-
 
 def _build_normal(plan: LabPlan) -> Lab:
     """The plan's switches, links and hosts; standalone bridges with one NORMAL flow."""
-    from mininet.net import Mininet
-    from mininet.node import OVSSwitch
+    from sdnctl.lab.build import build_standalone, stop_lab
 
-    from sdnctl.lab.build import Lab, _check_bridges, _configure_host, stop_lab
-
-    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-    lab = Lab(plan, net)
+    lab = build_standalone(plan)
     try:
-        for sw, bridge in plan.bridges.items():
-            lab.switches[sw] = net.addSwitch(
-                bridge, cls=OVSSwitch, dpid=f"{plan.dpids[sw]:016x}", datapath="user",
-                protocols="OpenFlow13", failMode="standalone")
-        by_bridge = {bridge: lab.switches[sw] for sw, bridge in plan.bridges.items()}
-        for link in plan.links:
-            net.addLink(by_bridge[link.a_bridge], by_bridge[link.b_bridge],
-                        port1=link.a_port, port2=link.b_port,
-                        intfName1=link.a_intf, intfName2=link.b_intf)
-        for h in plan.hosts:
-            lab.hosts[h.vm] = net.addHost(h.name, ip=f"{h.ip}/{h.prefixlen}", mac=h.mac)
-            net.addLink(lab.hosts[h.vm], lab.switches[h.switch], port1=0, port2=h.port,
-                        intfName1=HOST_INTF, intfName2=h.intf, addr1=h.mac)
-        net.build()
-        net.start()
-        for h in plan.hosts:
-            _configure_host(lab.hosts[h.vm], h.gateway)
-        _check_bridges(plan)
         for bridge in plan.bridges.values():
-            ofctl("del-flows", _mgmt(bridge))
-            ofctl("add-flow", _mgmt(bridge), "priority=0,actions=NORMAL")
+            ofctl(bridge, "del-flows")
+            ofctl(bridge, "add-flow", "priority=0,actions=NORMAL")
     except BaseException:
         stop_lab(lab)
         raise
@@ -111,12 +61,12 @@ class Net:
     lab: Lab
     mode: str
     controller_port: int
+    session: LabSession
     api: str = ""
     daemon: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     started_at: float = 0.0  # monotonic, when the daemon was started
     started_wall: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def hosts(self) -> dict[str, Host]:
@@ -135,8 +85,6 @@ class Net:
         sdnctl pushes a VLAN tag and an MPLS label (8 bytes) onto frames crossing the
         fabric, so a full 1500-byte IP packet needs a fabric MTU of at least 1508.
         """
-        from sdnctl.lab.build import vsctl
-
         args: list[str] = []
         for link in self.lab.plan.links:
             for intf in (link.a_intf, link.b_intf):
@@ -153,17 +101,15 @@ class Net:
         self.log = log
         self.started_wall = time.time()
         self.started_at = time.monotonic()
-        self.daemon = start_daemon(daemon_command(policy, topology, listen, self.api), log)
+        self.daemon = self.session.spawn(
+            "controller daemon", daemon_command(policy, topology, listen, self.api), log)
 
     def wait_programmed(self, timeout: float = PROGRAM_TIMEOUT,
                         vms: Collection[str] | None = None) -> dict[str, Any]:
         """Block until the daemon has bound every VM (or those in `vms`: the ones its
         policy names) and programmed every switch."""
         assert self.daemon is not None
-        plugged = {h.vm: f"{h.switch}:{h.port}" for h in self.lab.plan.hosts
-                   if vms is None or h.vm in vms}
-        waiting = wait_until_programmed(self.api, sorted(self.lab.plan.bridges), plugged,
-                                        self.daemon, timeout)
+        waiting = wait_until_programmed(self.api, self.lab.plan, self.daemon, timeout, vms)
         if waiting is not None:
             raise LabError(f"daemon not ready {waiting}")
         return get_status(self.api)
@@ -178,33 +124,28 @@ class Net:
 
     def stop_daemon(self) -> None:
         if self.daemon is not None:
-            stop_daemon(self.daemon)
+            stop_process(self.daemon, group=True)
             self.daemon = None
 
 
 @contextlib.contextmanager
 def open_net(plan: LabPlan, mode: str, controller_port: int | None = None) -> Iterator[Net]:
     """Build the plan in `mode`; on leaving, stop the daemon and remove the net."""
-    from sdnctl.lab.build import build_lab, check_names_free, stop_lab
+    from sdnctl.lab.build import check_names_free, stop_lab
 
+    if mode not in ("sdnctl", "peer", "normal"):
+        raise ValueError(f"unknown mode {mode!r}")
     clashes = check_names_free(plan)
     if clashes:
         raise LabError("refusing to build: " + "; ".join(clashes))
     port = controller_port or free_port()
-    if mode == "normal":
-        lab = _build_normal(plan)
-    elif mode in ("sdnctl", "peer"):
-        lab = build_lab(plan, (LOCALHOST, port))
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
-    net = Net(lab, mode, port)
-    try:
-        yield net
-    finally:
-        try:
-            net.stop_daemon()
-        finally:
-            stop_lab(lab)
+    with LabSession("bench") as session:
+        if mode == "normal":
+            lab = _build_normal(plan)
+            session.add("network", lambda: stop_lab(lab))
+        else:
+            lab = session.lab(plan, (LOCALHOST, port))
+        yield Net(lab, mode, port, session)
 
 
 # ---- traffic ----------------------------------------------------------------------

@@ -153,14 +153,6 @@ def load(policy: Doc, topology: Doc) -> tuple[Policy, Topology]:
     return parse_policy(dump(policy), "<policy>", topo), topo
 
 
-DPID_BASE = 0xBE7C << 32  # datapath ids no example topology uses: no twin of another lab
-
-
-def rebase_dpids(topology: Doc, base: int = DPID_BASE) -> Doc:
-    """The same topology with every dpid moved up by `base`.
-
-    The daemon finds VM ports in OVSDB by datapath id machine-wide; dpids of their
-    own keep a benchmark's lab apart from other labs running on the same machine.
-    """
-    switches = {n: dict(s, dpid=base + int(s["dpid"])) for n, s in topology["switches"].items()}
-    return dict(topology, switches=switches)
+# Datapath ids no example topology uses, so a benchmark's lab has no twin elsewhere
+# (`names.rebase_dpids(topology, DPID_BASE)`; the daemon finds VM ports by dpid).
+DPID_BASE = 0xBE7C << 32

@@ -174,7 +174,7 @@ def _plan(edit: EnforcedEdit) -> Doc:
     return {
         "added": [list(t) for t in plan.added[:MAX_LISTED]],
         "removed": [list(t) for t in plan.removed[:MAX_LISTED]],
-        "n_added": len(plan.added), "n_removed": len(plan.removed), "probes": plan.probes,
+        "n_added": len(plan.added), "n_removed": len(plan.removed), "vm_pairs": plan.vm_pairs,
     }
 
 

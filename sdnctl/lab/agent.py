@@ -1,7 +1,7 @@
 """The probe agent that runs inside each lab host: `serve` answers, `probe` asks.
 
 Run as a script inside a Mininet host (`python agent.py serve ...`); it imports only
-the standard library so it starts fast and needs nothing from the venv but Python.
+the standard library and `sdnctl.lab.icmp` (stdlib only too), so it starts fast.
 
 Every answer names the VM that gave it, and `probe` counts a probe as reached only
 when the intended VM answered. Two tenants may reuse an address (DESIGN.md §2), so
@@ -33,29 +33,13 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import cast
 
-ICMP_ECHO_REPLY = 0
-ICMP_ECHO_REQUEST = 8
+from sdnctl.lab.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, icmp_echo
+
 TOKEN_LEN = 8  # random bytes that tie an answer to its question
 BANNER_MAX = 64  # an agent's name fits in this many bytes
 
 
 # ---------------------------------------------------------------- wire helpers
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def icmp_echo(kind: int, ident: int, seq: int, payload: bytes) -> bytes:
-    header = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
-    csum = checksum(header + payload)
-    return struct.pack("!BBHHH", kind, 0, csum, ident, seq) + payload
 
 
 def parse_icmp_echo(packet: bytes) -> tuple[str, str, int, int, int, bytes] | None:

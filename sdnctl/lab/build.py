@@ -23,6 +23,7 @@ from typing import Any
 from mininet.net import Mininet
 from mininet.node import Host, Node, OVSSwitch, RemoteController
 
+from sdnctl.lab.ovs import vsctl
 from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan
 from sdnctl.lab.underlay import build_underlay, underlay_bridges, underlay_clashes
 from sdnctl.tools import LAB_TOOLS, require
@@ -45,16 +46,6 @@ class Lab:
     net: Mininet
     hosts: dict[str, Host] = field(default_factory=dict)  # VM name -> host
     switches: dict[str, OVSSwitch] = field(default_factory=dict)  # topology switch -> switch
-
-
-def vsctl(*args: str) -> str:
-    """Run ovs-vsctl; LabError with its stderr if it fails."""
-    done = subprocess.run(
-        ["ovs-vsctl", "--timeout=10", *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise LabError(f"ovs-vsctl {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 def check_names_free(plan: LabPlan) -> list[str]:
@@ -139,28 +130,48 @@ def build_lab(plan: LabPlan, controller: tuple[str, int],
     problems = check_names_free(plan)
     if problems:
         raise LabError("refusing to build the lab:\n  " + "\n  ".join(problems))
-    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-    lab = Lab(plan, net)
+    lab = _start_net(plan, [controller, *more_controllers], "secure")
     try:
-        _add_nodes(lab, controller, more_controllers)
-        net.build()
-        net.start()
-        for h in plan.hosts:
-            _configure_host(lab.hosts[h.vm], h.gateway)
         _configure_switch_ends(plan)
         build_underlay(plan)  # overlay tunnel endpoints, if the topology has any
         _bind_vms(plan)
-        _check_bridges(plan)
+        check_bridges(plan)
     except BaseException:
         stop_lab(lab)
         raise
     return lab
 
 
-def _add_nodes(lab: Lab, controller: tuple[str, int],
-               more_controllers: Sequence[tuple[str, int]] = ()) -> None:
+def build_standalone(plan: LabPlan) -> Lab:
+    """The plan's switches, links and hosts without a controller (fail mode standalone)
+    and without VM bindings: a network for a baseline that is not sdnctl's."""
+    lab = _start_net(plan, [], "standalone")
+    try:
+        check_bridges(plan)
+    except BaseException:
+        stop_lab(lab)
+        raise
+    return lab
+
+
+def _start_net(plan: LabPlan, controllers: Sequence[tuple[str, int]], fail_mode: str) -> Lab:
+    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+    lab = Lab(plan, net)
+    try:
+        _add_nodes(lab, controllers, fail_mode)
+        net.build()
+        net.start()
+        for h in plan.hosts:
+            _configure_host(lab.hosts[h.vm], h.gateway)
+    except BaseException:
+        stop_lab(lab)
+        raise
+    return lab
+
+
+def _add_nodes(lab: Lab, controllers: Sequence[tuple[str, int]], fail_mode: str) -> None:
     plan, net = lab.plan, lab.net
-    for i, (ip, port) in enumerate([controller, *more_controllers]):
+    for i, (ip, port) in enumerate(controllers):
         net.addController(plan.controller + (f"r{i}" if i else ""),
                           controller=_DaemonController, ip=ip, port=port)
     for sw, bridge in plan.bridges.items():
@@ -170,7 +181,7 @@ def _add_nodes(lab: Lab, controller: tuple[str, int],
             dpid=f"{plan.dpids[sw]:016x}",
             datapath="user",
             protocols="OpenFlow13",
-            failMode="secure",
+            failMode=fail_mode,
         )
     by_bridge = {bridge: lab.switches[sw] for sw, bridge in plan.bridges.items()}
     for link in plan.links:
@@ -239,7 +250,7 @@ def _bind_vms(plan: LabPlan) -> None:
         vsctl(*args[1:])
 
 
-def _check_bridges(plan: LabPlan) -> None:
+def check_bridges(plan: LabPlan) -> None:
     """A bridge that is not netdev is accepted by OVS but forwards nothing: catch it."""
     for bridge in plan.bridges.values():
         kind = vsctl("get", "Bridge", bridge, "datapath_type").strip('"')

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdnctl.lab.plan import LabError
+from sdnctl.lab.session import stop_process
 from sdnctl.policy.model import Proto, Service
 
 if TYPE_CHECKING:  # only the hosts' popen/cmd are used; importing mininet is slow
@@ -59,18 +60,11 @@ class ProbeServers:
     procs: dict[str, subprocess.Popen[bytes]]
 
     def stop(self) -> None:
-        for proc in self.procs.values():
+        for proc in self.procs.values():  # all at once: each then exits within its grace
             if proc.poll() is None:
                 proc.terminate()
         for proc in self.procs.values():
-            try:
-                proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
+            stop_process(proc, grace=2.0)
 
 
 def start_servers(hosts: Mapping[str, Node], services: Sequence[Service]) -> ProbeServers:

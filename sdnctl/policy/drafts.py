@@ -41,6 +41,7 @@ class TenantDraft:
     group_names: set[str] = field(default_factory=set)  # declared, valid or not
     groups: dict[str, Group] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
+    waive: frozenset[str] = frozenset()
     dns: tuple[IPv4Address, ...] = ()
 
 
@@ -56,13 +57,14 @@ class VMDraft:
     labels: dict[str, str] = field(default_factory=dict)
     host: str | None = None
     rate_limit_mbps: int | None = None
+    waive: frozenset[str] = frozenset()
 
 
 def build_tenant(t: TenantDraft) -> Tenant:
     segments = {name: build_segment(s) for name, s in t.segments.items()}
     return Tenant(
         t.name, t.default, MappingProxyType(segments), MappingProxyType(dict(t.groups)),
-        tuple(t.rules), t.line, t.dns,
+        tuple(t.rules), t.line, t.waive, t.dns,
     )
 
 
@@ -75,5 +77,5 @@ def build_vm(vm: VMDraft) -> VM:
     assert vm.tenant and vm.segment and vm.mac and vm.ip is not None
     return VM(
         vm.name, vm.tenant, vm.segment, vm.mac, vm.ip, MappingProxyType(dict(vm.labels)),
-        vm.host, vm.rate_limit_mbps, vm.line,
+        vm.host, vm.rate_limit_mbps, vm.line, vm.waive,
     )

@@ -2,24 +2,101 @@
 
 Nothing here is an error (DESIGN.md §2: a group may match no VM; a rule that can
 never take effect is a lint warning). Messages name the object as the loader does:
-`group T/G` or `rule N of tenant T (FROM -> TO)`.
+`group T/G` or `rule N of tenant T (FROM -> TO)`, and end with the warning's code
+in brackets. An object's `waive: [CODE, ...]` key silences those warnings about
+it (`WAIVABLE` says which objects may waive which codes); `lint_all` returns
+the waived ones apart, so that `check` can count them.
 """
 
 from __future__ import annotations
 
-from sdnctl.policy.model import ANY, VM, Default, Policy, Rule, Tenant
+from dataclasses import dataclass, field
+
+from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Tenant
+from sdnctl.policy.services import ServiceSet
 from sdnctl.yamlsrc import Problem
+
+# The warning codes (docs/policy.md says what each means), by the kind of object
+# that may waive them.
+WAIVABLE = {
+    "tenant": ("exposure",),
+    "group": ("empty-group",),
+    "rule": ("no-effect", "duplicate", "covered", "exposure"),
+    "vm": ("unreachable",),
+}
+
+
+@dataclass
+class Lint:
+    warnings: list[Problem] = field(default_factory=list)
+    waived: list[Problem] = field(default_factory=list)
+
+    def warn(self, owner: Tenant | Group | Rule | VM, code: str, problem: Problem) -> None:
+        problem = Problem(problem.file, problem.line, f"{problem.message} [{code}]")
+        (self.waived if code in owner.waive else self.warnings).append(problem)
 
 
 def lint_policy(policy: Policy) -> list[Problem]:
-    """Every warning for `policy`, sorted by line then message."""
-    warnings: list[Problem] = []
+    """Every warning for `policy` not waived, sorted by line then message."""
+    return lint_all(policy).warnings
+
+
+def lint_all(policy: Policy) -> Lint:
+    """The warnings and, apart, the waived ones; each list sorted by line."""
+    lint = Lint()
     for tenant in policy.tenants.values():
-        warnings += _lint_groups(policy, tenant)
-        warnings += _lint_rules(policy, tenant)
-        warnings += _lint_unreachable(policy, tenant)
-        warnings += _lint_exposure(policy, tenant)
-    return sorted(warnings)
+        for owner, code, problem in (
+                *_lint_groups(policy, tenant), *_lint_rules(policy, tenant),
+                *_lint_overlap(policy, tenant), *_lint_unreachable(policy, tenant),
+                *_lint_exposure(policy, tenant)):
+            lint.warn(owner, code, problem)
+    lint.warnings.sort()
+    lint.waived.sort()
+    return lint
+
+
+Finding = tuple[Tenant | Group | Rule | VM, str, Problem]
+
+
+def _lint_overlap(policy: Policy, tenant: Tenant) -> list[Finding]:
+    """Rules that allow nothing another rule of the tenant does not: written twice
+    (`duplicate`, the later one), or covered by a wider one (`covered`: its sources,
+    its destinations and its services each within the other's). Groups compare by
+    the VMs they match now; a group that matches none is `empty-group`'s business."""
+    if tenant.default is Default.ALLOW:
+        return []  # the default allows everything: no rule adds anything anyway
+    rules = list(enumerate(tenant.rules, start=1))
+    members = {n: policy.members(tenant.name, n)
+               for n in {r.src for r in tenant.rules} | {r.dst for r in tenant.rules}}
+    allowed = {id(r): ServiceSet.of(r.services) for r in tenant.rules}
+    out: list[Finding] = []
+    for number, rule in rules:
+        src, dst = members[rule.src], members[rule.dst]
+        if not src or not dst:
+            continue
+        for other_number, other in rules:
+            if other is rule:
+                continue
+            same = (members[other.src], members[other.dst], allowed[id(other)]) == (
+                src, dst, allowed[id(rule)])
+            if same and other_number > number:
+                continue  # the later of two equal rules is the one reported
+            within = (src <= members[other.src] and dst <= members[other.dst]
+                      and not allowed[id(rule)].minus(allowed[id(other)]))
+            if not within:
+                continue
+            where = _where(tenant, number, rule)
+            them = f"rule {other_number} ({other.src} -> {other.dst}, line {other.line})"
+            message = (f"{where}: allows exactly what {them} allows" if same else
+                       f"{where}: allows nothing that {them} does not already allow")
+            out.append((rule, "duplicate" if same else "covered",
+                        Problem(policy.source, rule.line, message)))
+            break
+    return out
+
+
+def _where(tenant: Tenant, number: int, rule: Rule) -> str:
+    return f"rule {number} of tenant {tenant.name} ({rule.src} -> {rule.dst})"
 
 
 # Labels with a meaning to lint: a public VM should reach sensitive ones only
@@ -28,7 +105,7 @@ PUBLIC = ("exposure", "public")
 SENSITIVE = ("sensitivity", "high")
 
 
-def _lint_unreachable(policy: Policy, tenant: Tenant) -> list[Problem]:
+def _lint_unreachable(policy: Policy, tenant: Tenant) -> list[Finding]:
     """VMs of a default-deny tenant that no rule lets any other VM reach."""
     if tenant.default is Default.ALLOW:
         return []
@@ -39,14 +116,14 @@ def _lint_unreachable(policy: Policy, tenant: Tenant) -> list[Problem]:
             if talkers.reach(b):
                 reachable.add(b)
     return [
-        Problem(policy.source, vm.line,
-                f"vm {vm.name}: no rule lets any VM reach it (tenant {tenant.name} "
-                "denies by default)")
+        (vm, "unreachable", Problem(policy.source, vm.line,
+                                    f"vm {vm.name}: no rule lets any VM reach it (tenant "
+                                    f"{tenant.name} denies by default)"))
         for vm in policy.vms_of(tenant.name) if vm.name not in reachable
     ]
 
 
-def _lint_exposure(policy: Policy, tenant: Tenant) -> list[Problem]:
+def _lint_exposure(policy: Policy, tenant: Tenant) -> list[Finding]:
     """A VM labelled exposure: public that can open connections straight to one
     labelled sensitivity: high."""
     def labelled(kv: tuple[str, str]) -> set[str]:
@@ -64,35 +141,38 @@ def _lint_exposure(policy: Policy, tenant: Tenant) -> list[Problem]:
 
     if tenant.default is Default.ALLOW:
         found = pairs(public, sensitive)
-        return [Problem(policy.source, tenant.line,
-                        f"tenant {tenant.name}: default allow lets public VMs reach sensitive "
-                        f"ones directly: {', '.join(found)}")] if found else []
-    warnings = []
+        return [(tenant, "exposure", Problem(
+            policy.source, tenant.line,
+            f"tenant {tenant.name}: default allow lets public VMs reach sensitive ones "
+            f"directly: {', '.join(found)}"))] if found else []
+    warnings: list[Finding] = []
     for number, rule in enumerate(tenant.rules, start=1):
         found = pairs(policy.members(tenant.name, rule.src), policy.members(tenant.name, rule.dst))
         if found:
             where = f"rule {number} of tenant {tenant.name} ({rule.src} -> {rule.dst})"
-            warnings.append(Problem(
+            warnings.append((rule, "exposure", Problem(
                 policy.source, rule.line,
-                f"{where}: lets public VMs reach sensitive ones directly: {', '.join(found)}"))
+                f"{where}: lets public VMs reach sensitive ones directly: {', '.join(found)}")))
     return warnings
 
 
-def _lint_groups(policy: Policy, tenant: Tenant) -> list[Problem]:
+def _lint_groups(policy: Policy, tenant: Tenant) -> list[Finding]:
     return [
-        Problem(policy.source, group.line, f"group {tenant.name}/{group.name}: matches no VM")
+        (group, "empty-group",
+         Problem(policy.source, group.line, f"group {tenant.name}/{group.name}: matches no VM"))
         for group in tenant.groups.values()
         if not policy.members(tenant.name, group.name)
     ]
 
 
-def _lint_rules(policy: Policy, tenant: Tenant) -> list[Problem]:
-    warnings = []
+def _lint_rules(policy: Policy, tenant: Tenant) -> list[Finding]:
+    warnings: list[Finding] = []
     for number, rule in enumerate(tenant.rules, start=1):
         trouble = _rule_trouble(policy, rule)
         if trouble:
-            where = f"rule {number} of tenant {tenant.name} ({rule.src} -> {rule.dst})"
-            warnings.append(Problem(policy.source, rule.line, f"{where}: {trouble}"))
+            where = _where(tenant, number, rule)
+            warnings.append((rule, "no-effect",
+                             Problem(policy.source, rule.line, f"{where}: {trouble}")))
     return warnings
 
 

@@ -27,6 +27,7 @@ from sdnctl.policy.drafts import (
     build_tenant,
     build_vm,
 )
+from sdnctl.policy.lint import WAIVABLE
 from sdnctl.policy.model import (
     ANY,
     MAX_VNI,
@@ -44,6 +45,7 @@ from sdnctl.policy.values import (
     placement_trouble,
     read_dns,
     read_labels,
+    subnet_trouble,
 )
 from sdnctl.topology.model import Role, Topology
 from sdnctl.yamlsrc import (
@@ -57,14 +59,17 @@ from sdnctl.yamlsrc import (
 )
 
 TOP_KEYS = ("version", "tenants", "vms")
-TENANT_KEYS = ("default", "segments", "groups", "rules", "dns")
+TENANT_KEYS = ("default", "segments", "groups", "rules", "waive", "dns")
 SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway", "dns")
-GROUP_KEYS = ("labels", "vms")
-RULE_KEYS = ("from", "to", "allow")
-VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps")
+GROUP_KEYS = ("labels", "vms", "waive")
+RULE_KEYS = ("from", "to", "allow", "waive")
+VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps", "waive")
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$")
 _SMALLEST_SUBNET = 30  # a /31 or /32 has no room for a VM besides network/broadcast
+# A meter band's rate is a 32-bit count of kbit/s (OpenFlow 1.3 ofp_meter_band);
+# the compiler asks for rate_limit_mbps * 1000.
+MAX_RATE_MBPS = (2**32 - 1) // 1000
 
 
 def load_policy(path: str | Path, topology: Topology | None = None) -> Policy:
@@ -124,6 +129,7 @@ class _PolicyReader:
         self.tenants[name] = tenant
         if "default" in body:
             tenant.default = self._default(body["default"], body.key_line("default"), where)
+        tenant.waive = self._waive(body, "tenant", where)
         if "dns" in body:
             tenant.dns = read_dns(self.r, body["dns"], body.key_line("dns"), where)
         segments = self.r.mapping(body.get("segments"), body.key_line("segments"), where,
@@ -203,6 +209,10 @@ class _PolicyReader:
             self.r.add(line, f"{seg.where}: subnet {subnet} is too small "
                              f"(at most /{_SMALLEST_SUBNET})")
             return None
+        trouble = subnet_trouble(subnet)
+        if trouble:
+            self.r.add(line, f"{seg.where}: subnet {subnet} {trouble}")
+            return None
         return subnet
 
     def _check_overlap(self, tenant: TenantDraft, seg: SegmentDraft, line: int) -> None:
@@ -253,6 +263,7 @@ class _PolicyReader:
         if "rate_limit_mbps" in body:
             vm.rate_limit_mbps = self._rate(body["rate_limit_mbps"],
                                             body.key_line("rate_limit_mbps"), where)
+        vm.waive = self._waive(body, "vm", where)
 
     def _vm_place(self, vm: VMDraft, body: LineDict, where: str) -> None:
         """Tenant and segment; the segment is checked only within a known tenant."""
@@ -365,10 +376,33 @@ class _PolicyReader:
                                  "(vni, no vlan)")
                 return
 
+    def _waive(self, body: LineDict, kind: str, where: str) -> frozenset[str]:
+        """The lint warnings `body` waives: a list of codes this kind of object may
+        waive (sdnctl.policy.lint.WAIVABLE)."""
+        if "waive" not in body:
+            return frozenset()
+        line = body.key_line("waive")
+        items = self.r.sequence(body["waive"], line, where, "waive")
+        codes: set[str] = set()
+        allowed = WAIVABLE[kind]
+        for index, item in enumerate(items or ()):
+            item_line = items.item_line(index) if items else line
+            if item in allowed:
+                codes.add(item)
+            else:
+                self.r.add(item_line, f"{where}: waive names {describe(item)}, not a warning "
+                                      f"a {kind} can waive ({', '.join(allowed)})")
+        return frozenset(codes)
+
     def _rate(self, value: Any, line: int, where: str) -> int | None:
         if not is_int(value) or value <= 0:
             self.r.add(line, f"{where}: rate_limit_mbps must be a positive integer "
                              f"(Mbit/s), got {describe(value)}")
+            return None
+        if value > MAX_RATE_MBPS:
+            self.r.add(line, f"{where}: rate_limit_mbps {value} is more than an OpenFlow "
+                             f"meter can encode (at most {MAX_RATE_MBPS}: a meter band's "
+                             "rate is a 32-bit count of kbit/s)")
             return None
         return int(value)
 
@@ -398,7 +432,8 @@ class _PolicyReader:
         vms = self._group_vms(tenant, body.get("vms"), body.key_line("vms"), where)
         if not body.get("labels") and not body.get("vms"):
             self.r.add(line, f"{where}: names no labels and no vms")
-        return Group(tenant.name, name, MappingProxyType(labels), vms, line)
+        return Group(tenant.name, name, MappingProxyType(labels), vms, line,
+                     self._waive(body, "group", where))
 
     def _group_vms(self, tenant: TenantDraft, value: Any, line: int,
                    where: str) -> tuple[str, ...]:
@@ -435,13 +470,14 @@ class _PolicyReader:
             self.r.add(line, f"{where}: must be a mapping with keys "
                              f"{', '.join(RULE_KEYS)}, got {describe(body)}")
             return None
-        self.r.check_keys(body, where, RULE_KEYS, RULE_KEYS, line)
+        self.r.check_keys(body, where, RULE_KEYS, ("from", "to", "allow"), line)
         src = self._rule_end(tenant, body, "from", where)
         dst = self._rule_end(tenant, body, "to", where)
         services = self._services(body, where) if "allow" in body else ()
+        waive = self._waive(body, "rule", where)
         if src is None or dst is None or not services:
             return None
-        return Rule(tenant.name, src, dst, services, line)
+        return Rule(tenant.name, src, dst, services, line, waive)
 
     def _rule_end(self, tenant: TenantDraft, body: LineDict, key: str,
                   where: str) -> str | None:

@@ -131,6 +131,8 @@ class Group:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     vms: tuple[str, ...] = ()
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,8 @@ class Rule:
     dst: str
     services: tuple[Service, ...]
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,8 @@ class Tenant:
     groups: Mapping[str, Group]
     rules: tuple[Rule, ...]
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
     dns: tuple[IPv4Address, ...] = ()  # DHCP's DNS servers for segments naming none
 
 
@@ -166,6 +172,8 @@ class VM:
     host: str | None  # the placement used by the lab and `vm plug`; None if unplaced
     rate_limit_mbps: int | None
     line: int = field(default=0, compare=False)  # where it was written, not what it is
+    # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
+    waive: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

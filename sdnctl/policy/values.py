@@ -19,6 +19,25 @@ def parse_address(value: Any) -> IPv4Address | None:
         return None
 
 
+# Address blocks no segment may overlap (RFC 6890): traffic there is not unicast
+# between VMs, or never leaves a host, so a VM addressed in one cannot be reached.
+RESERVED_BLOCKS = (
+    (IPv4Network("0.0.0.0/8"), "'this network' (0.0.0.0/8)"),
+    (IPv4Network("127.0.0.0/8"), "loopback (127.0.0.0/8)"),
+    (IPv4Network("169.254.0.0/16"), "link-local (169.254.0.0/16)"),
+    (IPv4Network("224.0.0.0/4"), "multicast (224.0.0.0/4)"),
+    (IPv4Network("240.0.0.0/4"), "reserved class E and the broadcast address (240.0.0.0/4)"),
+)
+
+
+def subnet_trouble(subnet: IPv4Network) -> str:
+    """Why `subnet` cannot be a segment's; "" if it can."""
+    for block, name in RESERVED_BLOCKS:
+        if subnet.overlaps(block):
+            return f"overlaps {name}: VMs cannot be unicast addresses there"
+    return ""
+
+
 def placement_trouble(ip: IPv4Address, subnet: IPv4Network, name: str = "") -> str:
     """Why `ip` cannot be a host address in `subnet`; "" if it can."""
     if ip not in subnet:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from sdnctl.topology.model import Role
+from sdnctl.topology.model import Role, Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +128,43 @@ class PathFinder:
 
 def _spread(node: str, dest: str, neighbour: str) -> int:
     return zlib.crc32(f"{node}>{dest}>{neighbour}".encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Carriage:
+    """Which hypervisors the fabric connects, hypervisors never being transit: two
+    are connected when they are linked to each other or hang off one connected
+    piece of fabric. (A chain hv1–hv2–hv3 connects hv1 to hv2 and hv2 to hv3, not
+    hv1 to hv3.) VXLAN tunnels are the other way between hypervisors: both ends
+    need a `tunnel_ip`, and the segments a connection is delivered into (the
+    destination's, and the source's for the replies) overlays (`vni`)."""
+
+    pieces: dict[str, frozenset[int]]  # hypervisor -> the fabric pieces it hangs off
+    direct: frozenset[frozenset[str]]  # hypervisor pairs linked to each other
+    tunnel: frozenset[str]  # hypervisors with a tunnel endpoint
+
+    def connected(self, a: str, b: str, overlay: bool = False) -> bool:
+        """Can traffic between hypervisors `a` and `b` pass (in overlay segments
+        only, when `overlay`)?"""
+        if a == b or not self.pieces.get(a, frozenset()).isdisjoint(self.pieces.get(b, ())):
+            return True
+        if frozenset((a, b)) in self.direct:
+            return True
+        return overlay and a in self.tunnel and b in self.tunnel
+
+
+def carriage(topology: Topology) -> Carriage:
+    graph = topology.graph()
+    fabric = graph.subgraph(n for n, r in graph.nodes(data="role") if r is not Role.HYPERVISOR)
+    piece_of = {n: i for i, comp in enumerate(nx.connected_components(fabric)) for n in comp}
+    pieces: dict[str, frozenset[int]] = {}
+    direct: set[frozenset[str]] = set()
+    tunnel: set[str] = set()
+    for node, role in graph.nodes(data="role"):
+        if role is not Role.HYPERVISOR:
+            continue
+        pieces[node] = frozenset(piece_of[n] for n in graph.neighbors(node) if n in piece_of)
+        direct.update(frozenset((node, n)) for n in graph.neighbors(node) if n not in piece_of)
+        if topology.switches[node].tunnel_ip is not None:
+            tunnel.add(node)
+    return Carriage(pieces, frozenset(direct), frozenset(tunnel))

@@ -1,95 +1,251 @@
 """`sdnctl plan`: the reachability a policy edit adds and removes, before it is applied.
 
-Both policies are compiled over the same topology and simulated; the answer is
-what the compiled flows would do, not what the policy text seems to say.
+Exact, not sampled: for every ordered VM pair, what the old network lets it open
+and what the new one does are compared as whole sets of services
+(`sdnctl.policy.services.ServiceSet`: TCP and UDP port ranges, ICMP echo, every
+other IPv4 packet), so the answer is in ranges (`tcp/8101-9000`) and covers every
+port of every protocol.
 
-Simulated as `sdnctl verify` simulates (sdnctl.verify.pairs): one representative
-pair per class pair. The classes are those of both policies at once (two VMs are
-in one class when they are alike before the edit and alike after it), so that a
-class pair's representatives stand for all of its VM pairs in both networks.
-Pairs across tenants are swept as verify sweeps them. When the edit leaves the VMs
-and their segments alone (a rule, a group, a default), the new network is only
-simulated where a run over the old one met a flow the edit changed: elsewhere the
-new run would take the very same steps (`reached_pairs_both`).
+What a network lets a pair open is the policy's `reach` (DESIGN.md §2, as
+`sdnctl.verify.semantics` reads it) where the pair can meet at all: both VMs
+placed on a hypervisor of the topology, and the fabric (or a VXLAN tunnel)
+connecting the two (`sdnctl.topology.paths.Carriage`). That the compiled flows do
+exactly this is what the compiler's property tests and `sdnctl verify --offline`
+check; plan does not simulate them again, so its cost follows the edit, not the
+network.
+
+The work is done per class of VMs: VMs of one tenant in the same segment, in the
+same rule endpoints (groups) of the old and of the new policy, are allowed the
+same services by both, so one set difference per class pair stands for all of its
+VM pairs. Only tenants the edit touches (their definition, or one of their VMs)
+are looked at. VM pairs are then listed, less those the fabric cannot carry, and
+every pair with a VM placed differently is judged on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sdnctl.bindings import Bindings, planned_bindings
-from sdnctl.compile.compiler import compile_network
-from sdnctl.policy.model import Policy, Service
+from sdnctl.bindings import planned_bindings
+from sdnctl.policy.model import ANY, Default, Policy
+from sdnctl.policy.services import EMPTY, FULL, ServiceRange, ServiceSet
 from sdnctl.topology.model import Topology
-from sdnctl.verify.classes import VmClass, class_keys, group_classes
-from sdnctl.verify.pairs import reached_pairs, reached_pairs_both
-from sdnctl.verify.semantics import probe_services
+from sdnctl.topology.paths import Carriage, carriage
 
-Triple = tuple[str, str, str]
+Triple = tuple[str, str, str]  # (source VM, destination VM, service range)
+MAX_LISTED = 3  # VM pairs named per change in the text output
+
+
+@dataclass(frozen=True, slots=True)
+class ClassKey:
+    """What the services a VM may open to or accept from a tenant-mate depend on,
+    in one policy."""
+
+    tenant: str
+    segment: str
+    routed: bool
+    overlay: bool  # the segment has a VNI (tunnels may carry it)
+    groups: tuple[str, ...]  # the rule endpoints naming it (ANY aside), sorted
+
+    def label(self) -> str:
+        return f"{self.segment}[{','.join(self.groups)}]" if self.groups else self.segment
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """VM pairs of one tenant that gain (`added`) or lose one range of services."""
+
+    added: bool
+    service: ServiceRange
+    tenant: str
+    src: str  # class labels (`ClassKey.label`)
+    dst: str
+    pairs: tuple[tuple[str, str], ...]  # sorted
+
+    def to_text(self) -> str:
+        sign, what = ("+", "now allowed") if self.added else ("-", "now denied")
+        shown = ", ".join(f"{a}→{b}" for a, b in self.pairs[:MAX_LISTED])
+        more = f", +{len(self.pairs) - MAX_LISTED}" if len(self.pairs) > MAX_LISTED else ""
+        n = len(self.pairs)
+        return (f"{sign} {self.service} {what} {self.tenant}: {self.src}→{self.dst} "
+                f"({n} VM pair{'s' if n != 1 else ''}: {shown}{more})")
+
+    def to_json(self) -> dict[str, object]:
+        return {"added": self.added, "service": str(self.service), "tenant": self.tenant,
+                "from": self.src, "to": self.dst, "pairs": [list(p) for p in self.pairs]}
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    added: tuple[Triple, ...]
-    removed: tuple[Triple, ...]
-    probes: int
+    changes: tuple[Change, ...]
+    vm_pairs: int  # ordered VM pairs compared: those of the tenants the edit touches
+
+    @property
+    def added(self) -> tuple[Triple, ...]:
+        return self._triples(True)
+
+    @property
+    def removed(self) -> tuple[Triple, ...]:
+        return self._triples(False)
+
+    def _triples(self, added: bool) -> tuple[Triple, ...]:
+        return tuple(sorted((a, b, str(c.service)) for c in self.changes if c.added is added
+                            for a, b in c.pairs))
 
     def to_json(self) -> dict[str, object]:
-        return {"added": [list(t) for t in self.added], "removed": [list(t) for t in self.removed]}
+        return {"added": [list(t) for t in self.added], "removed": [list(t) for t in self.removed],
+                "changes": [c.to_json() for c in self.changes]}
 
     def to_text(self) -> str:
-        if not self.added and not self.removed:
-            return f"no change in reachability ({self.probes} probes)"
-        lines = [f"+ {s} -> {d} {svc}" for s, d, svc in self.added]
-        lines += [f"- {s} -> {d} {svc}" for s, d, svc in self.removed]
-        lines.append(f"{len(self.added)} added, {len(self.removed)} removed ({self.probes} probes)")
+        compared = (f"{self.vm_pairs} VM pairs of the tenants it touches compared"
+                    if self.vm_pairs else "no tenant changed")
+        if not self.changes:
+            return f"no change in reachability ({compared})"
+        lines = [c.to_text() for c in self.changes]
+        lines.append(f"{len(self.added)} added, {len(self.removed)} removed "
+                     f"(VM pair × service range; {compared})")
         return "\n".join(lines)
 
 
-def _reached(policy: Policy, topology: Topology, bindings: Bindings,
-             classes: Sequence[VmClass], services: tuple[Service, ...]
-             ) -> dict[tuple[VmClass, VmClass], set[Service]]:
-    flows = compile_network(policy, topology, bindings)
-    return reached_pairs(flows, policy, topology, bindings, classes, services)
+class AllowedServices:
+    """What one policy lets VMs of `tenants` open to each other, as ServiceSets
+    (`allowed` per class pair, `reach` per VM pair where the fabric connects them),
+    and where its VMs are placed."""
+
+    def __init__(self, policy: Policy, topology: Topology, fabric: Carriage,
+                 tenants: set[str]) -> None:
+        self.policy, self.fabric = policy, fabric
+        self.host = {n: ref.switch for n, ref in planned_bindings(policy, topology).ports.items()}
+        self.keys: dict[str, ClassKey] = {}
+        for t in sorted(tenants & policy.tenants.keys()):
+            tenant = policy.tenants[t]
+            ends = sorted(({r.src for r in tenant.rules} | {r.dst for r in tenant.rules}) - {ANY})
+            members = {g: policy.members(t, g) for g in ends}
+            for vm in policy.vms_of(t):
+                seg = policy.segment_of(vm)
+                self.keys[vm.name] = ClassKey(
+                    t, seg.name, seg.routed, seg.overlay,
+                    tuple(g for g in ends if vm.name in members[g]))
+        self._allowed: dict[tuple[ClassKey, ClassKey], ServiceSet] = {}
+
+    def allowed(self, a: ClassKey | None, b: ClassKey | None) -> ServiceSet:
+        """What a VM of class a may open to another VM of class b."""
+        if a is None or b is None or a.tenant != b.tenant:
+            return EMPTY
+        got = self._allowed.get((a, b))
+        if got is None:
+            got = self._allowed[(a, b)] = self._compute(a, b)
+        return got
+
+    def _compute(self, a: ClassKey, b: ClassKey) -> ServiceSet:
+        if a.segment != b.segment and not (a.routed and b.routed):
+            return EMPTY
+        tenant = self.policy.tenants[a.tenant]
+        if tenant.default is Default.ALLOW:
+            return FULL
+        src, dst = {ANY, *a.groups}, {ANY, *b.groups}
+        return ServiceSet.of(s for r in tenant.rules if r.src in src and r.dst in dst
+                             for s in r.services)
+
+    def carried(self, a: str, b: str) -> bool:
+        """Can a connection between the two open: the request into b's segment and
+        the reply into a's (tunnels carry a segment only if it is an overlay)?"""
+        ha, hb = self.host.get(a), self.host.get(b)
+        if ha is None or hb is None:
+            return False
+        return self.fabric.connected(ha, hb, self.keys[a].overlay and self.keys[b].overlay)
+
+    def reach(self, a: str, b: str) -> ServiceSet:
+        """What VM a may open to VM b (none when either is not in this policy)."""
+        if a == b or a not in self.keys or b not in self.keys or not self.carried(a, b):
+            return EMPTY
+        return self.allowed(self.keys[a], self.keys[b])
 
 
-def _same_vms(old: Policy, new: Policy) -> bool:
-    """The same VMs, with the same addresses in the same segments: what a probe reads
-    of the policy besides flows."""
-    if dict(old.vms) != dict(new.vms):
-        return False
-    tenants = {vm.tenant for vm in old.vms.values()}
-    return all(old.tenants[t].segments == new.tenants[t].segments for t in tenants)
-
-
-def _triples(a: VmClass, b: VmClass, services: set[Service]) -> list[Triple]:
-    return [(x, y, str(s)) for x in a.members for y in b.members if x != y for s in services]
+def touched_tenants(old: Policy, new: Policy) -> set[str]:
+    """Tenants whose definition or some VM the edit changes (or adds, or removes)."""
+    out = {t for t in old.tenants.keys() | new.tenants.keys()
+           if old.tenants.get(t) != new.tenants.get(t)}
+    if old.vms is not new.vms:
+        for name in old.vms.keys() | new.vms.keys():
+            a, b = old.vms.get(name), new.vms.get(name)
+            if a != b:
+                out.update(vm.tenant for vm in (a, b) if vm is not None)
+    return out
 
 
 def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
-    services = tuple(sorted(set(probe_services(old)) | set(probe_services(new))))
-    bound_old, bound_new = planned_bindings(old, topology), planned_bindings(new, topology)
-    keys_old, keys_new = class_keys(old, bound_old), class_keys(new, bound_new)
-    classes = group_classes({vm: (keys_old.get(vm), keys_new.get(vm))
-                             for vm in keys_old.keys() | keys_new.keys()})
-    if _same_vms(old, new) and bound_old == bound_new:
-        before, after = reached_pairs_both(
-            compile_network(old, topology, bound_old), compile_network(new, topology, bound_new),
-            old, new, topology, bound_old, classes, services)
-    else:
-        before = _reached(old, topology, bound_old,
-                          [c for c in classes if c.key[0] is not None], services)
-        after = _reached(new, topology, bound_new,
-                         [c for c in classes if c.key[1] is not None], services)
-    added: list[Triple] = []
-    removed: list[Triple] = []
-    for pair in before.keys() | after.keys():
-        was, now = before.get(pair, set()), after.get(pair, set())
-        added += _triples(*pair, now - was)
-        removed += _triples(*pair, was - now)
-    vms = set(old.vms) | set(new.vms)
-    return Plan(
-        tuple(sorted(added)), tuple(sorted(removed)),
-        len(vms) * (len(vms) - 1) * len(services),
-    )
+    tenants = touched_tenants(old, new)
+    fabric = carriage(topology)
+    before = AllowedServices(old, topology, fabric, tenants)
+    after = AllowedServices(new, topology, fabric, tenants)
+    names = sorted(before.keys.keys() | after.keys.keys())
+    # A VM placed differently (or in one policy only) is judged pair by pair; the
+    # others by class, since where they sit is the same on both sides.
+    moved = {n for n in names if before.host.get(n) != after.host.get(n)
+             or _tenant(before.keys.get(n)) != _tenant(after.keys.get(n))}
+    classes: dict[tuple[ClassKey, ClassKey], list[str]] = {}
+    for n in names:
+        if n not in moved:
+            classes.setdefault((before.keys[n], after.keys[n]), []).append(n)
+    found: dict[tuple[bool, ServiceRange, str, str, str], list[tuple[str, str]]] = {}
+
+    def note(pairs: list[tuple[str, str]], was: ServiceSet, now: ServiceSet) -> None:
+        """`pairs` (all of one class pair, or one pair) went from `was` to `now`."""
+        a, b = pairs[0]
+        ka, kb = after.keys.get(a) or before.keys[a], after.keys.get(b) or before.keys[b]
+        for added, diff in ((True, now.minus(was)), (False, was.minus(now))):
+            for r in diff.ranges():
+                found.setdefault((added, r, ka.tenant, ka.label(), kb.label()), []).extend(pairs)
+
+    by_tenant: dict[str, list[tuple[ClassKey, ClassKey]]] = {}
+    for key in classes:
+        by_tenant.setdefault(key[0].tenant, []).append(key)
+    for group in by_tenant.values():
+        for ka in group:
+            for kb in group:
+                was, now = before.allowed(ka[0], kb[0]), after.allowed(ka[1], kb[1])
+                if (ka[0].overlay and kb[0].overlay) != (ka[1].overlay and kb[1].overlay):
+                    # Tunnels carry the pair on one side only.
+                    for a, b in _pairs(classes[ka], classes[kb]):
+                        w, n = before.reach(a, b), after.reach(a, b)
+                        if w != n:
+                            note([(a, b)], w, n)
+                    continue
+                if was == now:
+                    continue
+                # Not moved, same overlay: carried alike on both sides.
+                pairs = [(a, b) for a, b in _pairs(classes[ka], classes[kb])
+                         if before.carried(a, b)]
+                if pairs:
+                    note(pairs, was, now)
+    for m in sorted(moved):
+        for other in names:
+            for a, b in ((m, other), (other, m)):
+                if a == b or (a in moved and b in moved and a != m):
+                    continue  # a pair of two moved VMs is judged once, from its source
+                was, now = before.reach(a, b), after.reach(a, b)
+                if was != now:
+                    note([(a, b)], was, now)
+    changes = tuple(Change(added, r, t, s, d, tuple(sorted(p)))
+                    for (added, r, t, s, d), p in sorted(found.items(), key=_order))
+    return Plan(changes, len(names) * (len(names) - 1))
+
+
+def _tenant(key: ClassKey | None) -> str | None:
+    return key.tenant if key is not None else None
+
+
+def _pairs(xs: Iterable[str], ys: Iterable[str]) -> Iterator[tuple[str, str]]:
+    ys = list(ys)
+    for x in xs:
+        for y in ys:
+            if x != y:
+                yield x, y
+
+
+def _order(item: tuple[tuple[bool, ServiceRange, str, str, str], list[tuple[str, str]]]
+           ) -> tuple[object, ...]:
+    (added, r, t, s, d), _ = item
+    return (t, s, d, not added, r)

@@ -1,9 +1,10 @@
 """Real Open vSwitch, namespaces and daemons for integration tests, each cleaned up.
 
-Every test gets a `cleanup` registry: whatever it registers (bridges, namespaces,
-veths, processes by PID) is removed when the test ends, pass or fail, in reverse
-order. Names are unique (`sdt` + random hex) so tests never touch anything else on
-the machine, and traffic only flows between namespaces the test created.
+Every test gets a `cleanup` registry, a `LabSession` (sdnctl/lab/session.py, the
+lifecycle every lab uses): whatever it registers (bridges, namespaces, veths,
+processes by PID) is removed when the test ends, pass or fail, in reverse order.
+Names are unique (`sdt` + random hex) so tests never touch anything else on the
+machine, and traffic only flows between namespaces the test created.
 
 Tests marked `ovs` need root and a running Open vSwitch (tests/conftest.py checks
 that first: skipped without them, failed under CI=true).
@@ -11,12 +12,9 @@ that first: skipped without them, failed under CI=true).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -27,8 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from sdnctl.lab.names import free_port, unique_name
+from sdnctl.lab.ovs import flow_count, ofctl
+from sdnctl.lab.session import LabSession
+
 REPO = Path(__file__).resolve().parents[2]
-OVS_RUN = Path("/var/run/openvswitch")
 
 
 def sh(cmd: str | list[str], check: bool = True, timeout: float = 20) -> str:
@@ -40,17 +41,6 @@ def sh(cmd: str | list[str], check: bool = True, timeout: float = 20) -> str:
     return res.stdout
 
 
-def unique(prefix: str = "sdt") -> str:
-    """A name unique on this machine that fits an interface name (15 chars)."""
-    return prefix + secrets.token_hex(3)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def random_dpid() -> int:
     """A dpid no lab or colleague's test is likely to use (bit 47 set, random low bits)."""
     return 0x5D7 << 36 | secrets.randbits(32)
@@ -59,84 +49,18 @@ def random_dpid() -> int:
 # ---- the cleanup registry ---------------------------------------------------------
 
 
-class Cleanup:
-    def __init__(self) -> None:
-        self._undo: list[tuple[str, Callable[[], object]]] = []
-
-    def add(self, what: str, undo: Callable[[], object]) -> None:
-        self._undo.append((what, undo))
-
-    def bridge(self, name: str) -> str:
-        self.add(f"bridge {name}", lambda: sh(["ovs-vsctl", "--if-exists", "del-br", name]))
-        return name
-
-    def port(self, bridge: str, name: str) -> str:
-        self.add(
-            f"port {name}", lambda: sh(["ovs-vsctl", "--if-exists", "del-port", bridge, name])
-        )
-        return name
-
-    def netns(self, name: str) -> str:
-        def undo() -> None:
-            # `ip netns del` leaves processes running: kill what is inside first.
-            pids = sh(["ip", "netns", "pids", name], check=False).split()
-            for pid in pids:
-                _kill(int(pid), signal.SIGKILL)
-            sh(["ip", "netns", "del", name], check=False)
-
-        self.add(f"netns {name}", undo)
-        return name
-
-    def veth(self, name: str) -> str:
-        self.add(f"veth {name}", lambda: sh(["ip", "link", "del", name], check=False))
-        return name
-
-    def process(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-        def undo() -> None:
-            if proc.poll() is None:
-                _kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    _kill(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
-
-        self.add(f"pid {proc.pid}", undo)
-        return proc
-
-    def run_all(self) -> list[str]:
-        failures = []
-        while self._undo:
-            what, undo = self._undo.pop()
-            try:
-                undo()
-            except Exception as exc:  # keep undoing the rest
-                failures.append(f"{what}: {exc}")
-        return failures
-
-
-def _kill(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
 @pytest.fixture
-def cleanup() -> Iterator[Cleanup]:
-    reg = Cleanup()
-    try:
-        yield reg
-    finally:
-        failures = reg.run_all()
-        if failures:
-            print("cleanup problems:", *failures, sep="\n  ", file=sys.stderr)
+def cleanup() -> Iterator[LabSession]:
+    with LabSession("cleanup") as session:
+        yield session
 
 
 # ---- OVS and namespaces ------------------------------------------------------------
 
 
-def make_bridge(cleanup: Cleanup, dpid: int, controller_port: int | None = None) -> str:
+def make_bridge(cleanup: LabSession, dpid: int, controller_port: int | None = None) -> str:
     """A userspace (netdev) bridge, fail_mode=secure, OpenFlow 1.3 only."""
-    name = cleanup.bridge(unique())
+    name = cleanup.bridge(unique_name())
     sh(
         ["ovs-vsctl", "add-br", name, "--", "set", "bridge", name, "datapath_type=netdev",
          "fail_mode=secure", "protocols=OpenFlow13", f"other-config:datapath-id={dpid:016x}"]
@@ -148,16 +72,6 @@ def make_bridge(cleanup: Cleanup, dpid: int, controller_port: int | None = None)
         sh(["ovs-vsctl", "set-controller", name, f"tcp:127.0.0.1:{controller_port}",
             "--", "set", "controller", name, "max_backoff=1000"])
     return name
-
-
-def ofctl(bridge: str, command: str, *args: str) -> str:
-    """`ovs-ofctl COMMAND BRIDGE ARGS` (by management socket: the bare name fails here)."""
-    return sh(["ovs-ofctl", "-O", "OpenFlow13", command, f"unix:{OVS_RUN}/{bridge}.mgmt", *args])
-
-
-def flow_count(bridge: str) -> int:
-    out = ofctl(bridge, "dump-aggregate")
-    return int(out.split("flow_count=")[1].split()[0])
 
 
 @dataclass
@@ -176,7 +90,7 @@ class VmPort:
 
 
 def add_vm(
-    cleanup: Cleanup,
+    cleanup: LabSession,
     bridge: str,
     ofport: int,
     mac: str,
@@ -186,9 +100,9 @@ def add_vm(
     attached_mac: str | None = None,
 ) -> VmPort:
     """A namespace with eth0 (MAC, IP, default route) whose peer is OVS port `ofport`."""
-    ns = cleanup.netns(unique())
-    port = cleanup.veth(unique())
-    inner = unique()
+    ns = cleanup.netns(unique_name())
+    port = cleanup.veth(unique_name())
+    inner = unique_name()
     sh(["ip", "netns", "add", ns])
     sh(["ip", "link", "add", port, "type", "veth", "peer", "name", inner])
     sh(["ip", "link", "set", inner, "netns", ns])
@@ -228,19 +142,14 @@ _PROBE = textwrap.dedent(
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(timeout)
         s.sendto(b"ping", (dst, int(arg))); data = s.recv(16); sys.exit(0 if data == b"pong" else 3)
     # icmp echo over a raw socket (no ping binary needed)
-    def csum(b):
-        if len(b) % 2: b += b"\\0"
-        s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xFFFF)
-        return ~(s + (s >> 16)) & 0xFFFF
+    from sdnctl.lab.icmp import ICMP_ECHO_REQUEST, icmp_echo
     ident = os.getpid() & 0xFFFF
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(0.3)
     deadline = time.time() + timeout
     seq = 0
     while time.time() < deadline:
         seq += 1
-        hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"sdnctl"
-        hdr = hdr[:2] + struct.pack("!H", csum(hdr)) + hdr[4:]
-        s.sendto(hdr, (dst, 0))
+        s.sendto(icmp_echo(ICMP_ECHO_REQUEST, ident, seq, b"sdnctl"), (dst, 0))
         try:
             while True:
                 data, addr = s.recvfrom(2048)
@@ -289,7 +198,7 @@ def probe(vm: VmPort, dst: str, service: str, timeout: float = 2.0) -> bool:
     return res.returncode == 0
 
 
-def serve(cleanup: Cleanup, vm: VmPort, *services: str) -> None:
+def serve(cleanup: LabSession, vm: VmPort, *services: str) -> None:
     """Answer `tcp/PORT` and `udp/PORT` inside the VM's namespace until the test ends."""
     proc = cleanup.process(
         subprocess.Popen(
@@ -332,7 +241,7 @@ class Daemon:
 
 
 def start_daemon(
-    cleanup: Cleanup,
+    cleanup: LabSession,
     policy: Path,
     topology: Path,
     log_dir: Path,
@@ -384,7 +293,7 @@ class Pinger:
     stopping the ping while a request is in flight does not count as a loss, and
     replies that stop coming do."""
 
-    def __init__(self, cleanup: Cleanup, vm: VmPort, dst: str, interval_s: float,
+    def __init__(self, cleanup: LabSession, vm: VmPort, dst: str, interval_s: float,
                  out: Path) -> None:
         self.out = out
         with out.open("wb") as f:
@@ -425,11 +334,11 @@ class Pinger:
 class Lab:
     """Everything above, bound to one test's cleanup registry and temp folder."""
 
-    def __init__(self, cleanup: Cleanup, tmp: Path) -> None:
+    def __init__(self, cleanup: LabSession, tmp: Path) -> None:
         self.cleanup = cleanup
         self.tmp = tmp
         self.sh = sh
-        self.unique = unique
+        self.unique = unique_name
         self.free_port = free_port
         self.random_dpid = random_dpid
         self.ofctl = ofctl
@@ -448,12 +357,12 @@ class Lab:
 
     def pinger(self, vm: VmPort, dst: str, interval_s: float = 0.01) -> Pinger:
         """A continuous ping from `vm` to `dst`; call `.stop()` for the loss figures."""
-        return Pinger(self.cleanup, vm, dst, interval_s, self.tmp / f"ping-{unique()}.txt")
+        return Pinger(self.cleanup, vm, dst, interval_s, self.tmp / f"ping-{unique_name()}.txt")
 
     def link(self, bridge_a: str, port_a: int, bridge_b: str, port_b: int) -> tuple[str, str]:
         """A veth pair wired as a fabric link: OpenFlow port `port_a` of `bridge_a` to
         `port_b` of `bridge_b`. `ip link set NAME down` on either end cuts it."""
-        a, b = self.cleanup.veth(unique()), unique()
+        a, b = self.cleanup.veth(unique_name()), unique_name()
         sh(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
         for name, bridge, ofport in ((a, bridge_a, port_a), (b, bridge_b, port_b)):
             sh(["ethtool", "-K", name, "tx", "off"])
@@ -472,8 +381,8 @@ class Lab:
 
     def port(self, bridge: str, ofport: int, **external_ids: str) -> str:
         """A bare veth end on `bridge` (no namespace) with `external_ids` (`vm_id` -> vm-id)."""
-        name = self.cleanup.veth(unique())
-        sh(["ip", "link", "add", name, "type", "veth", "peer", "name", unique()])
+        name = self.cleanup.veth(unique_name())
+        sh(["ip", "link", "add", name, "type", "veth", "peer", "name", unique_name()])
         self.cleanup.port(bridge, name)
         ids = [f"external_ids:{k.replace('_', '-')}={v}" for k, v in external_ids.items()]
         sh(["ovs-vsctl", "add-port", bridge, name, "--", "set", "Interface", name,
@@ -503,5 +412,5 @@ class Lab:
 
 
 @pytest.fixture
-def lab(cleanup: Cleanup, tmp_path: Path) -> Lab:
+def lab(cleanup: LabSession, tmp_path: Path) -> Lab:
     return Lab(cleanup, tmp_path)

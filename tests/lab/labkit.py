@@ -1,28 +1,12 @@
-"""What the lab tests share: unique name prefixes, and the check that a lab left
-nothing of its prefix behind. (Root, OVS and Mininet: the `lab` marker, checked by
-tests/conftest.py.)"""
+"""What the lab tests share: the check that a lab left nothing of its prefix behind.
+(Root, OVS and Mininet: the `lab` marker, checked by tests/conftest.py.)"""
 
 from __future__ import annotations
 
-import random
 import subprocess
 from pathlib import Path
 
-
-def bridges() -> set[str]:
-    out = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
-
-
-def unique_prefix(letter: str) -> str:
-    """Three characters, `letter` first: the longest names (`spine1-eth10`) must stay
-    within 15, and no bridge on the machine may start with it."""
-    taken = bridges()
-    for _ in range(200):
-        prefix = f"{letter}{random.randrange(256):02x}"
-        if not any(b.startswith(prefix) for b in taken):
-            return prefix
-    raise AssertionError("no free prefix")
+from sdnctl.lab.names import bridges
 
 
 def assert_nothing_left(prefix: str, interfaces: tuple[str, ...]) -> None:

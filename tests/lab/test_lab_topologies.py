@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import assert_nothing_left, bridges, unique_prefix
+from labkit import assert_nothing_left
 
+from sdnctl.lab.names import bridges, free_prefix, rebased_topology
 from sdnctl.lab.plan import plan_lab
 from sdnctl.policy.load import load_policy
 from sdnctl.topology.load import load_topology
@@ -27,6 +28,7 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 PAIRS = sorted(TOPOLOGIES.glob("*.topology.yaml"))
 
 pytestmark = pytest.mark.lab
+DPID_TAG = 0x7E5  # high dpid bits of these labs (names.random_dpid_base)
 
 
 def _pair_id(path: Path) -> str:
@@ -40,11 +42,13 @@ def test_lab_matches_policy(topology_path: Path, tmp_path: Path) -> None:
     policy_path = topology_path.with_name(_pair_id(topology_path) + ".policy.yaml")
     topology = load_topology(topology_path)
     policy = load_policy(policy_path, topology)
-    prefix = unique_prefix("t")
+    prefix = free_prefix("t")
     plan = plan_lab(policy, topology, prefix)
     report_path = tmp_path / "report.json"
 
-    code = run_lab(topology_path, policy_path, report_path=report_path, prefix=prefix)
+    # dpids of its own: the same example may run in another lab on the machine.
+    own = rebased_topology(topology_path, tmp_path, DPID_TAG)
+    code = run_lab(own, policy_path, report_path=report_path, prefix=prefix)
 
     assert_nothing_left(prefix, plan.interfaces)
     report = json.loads(report_path.read_text())
@@ -65,9 +69,9 @@ def test_signal_tears_everything_down(signum: int, tmp_path: Path) -> None:
     The daemon is replaced by a sleeper so this holds whatever state the real
     daemon is in; the sleeper must die with the lab too (its process group).
     """
-    topology_path = TOPOLOGIES / "three-tier.topology.yaml"
+    topology_path = rebased_topology(TOPOLOGIES / "three-tier.topology.yaml", tmp_path, DPID_TAG)
     policy_path = TOPOLOGIES / "three-tier.policy.yaml"
-    prefix = unique_prefix("t")
+    prefix = free_prefix("t")
     marker = f"sleeper-{prefix}-{os.getpid()}"
     # The marker is glued together at run time so that only the sleeper's command
     # line contains it, not this script's.

@@ -68,9 +68,11 @@ def test_explain_refuses_unknown_vms_and_services(capsys):
     code, _, err = run(capsys, "explain", "-p", POLICY, "-t", TOPO, "--from", "x", "--to",
                        "web1", "--service", "tcp/80")
     assert code == 2 and "unknown VM" in err
-    with pytest.raises(SystemExit, match="bad service"):
+    with pytest.raises(SystemExit) as stop:
         main(["explain", "-p", POLICY, "-t", TOPO, "--from", "web1", "--to", "app1",
               "--service", "tcp/99999x"])
+    assert stop.value.code == 2
+    assert "sdnctl explain: --service: bad service 'tcp/99999x'" in capsys.readouterr().err
 
 
 def test_plan_reports_what_an_edit_adds_and_removes(capsys, tmp_path):
@@ -101,3 +103,69 @@ def test_explain_dhcp_walks_the_request_and_says_what_the_vm_is_told(capsys):
     code, _, err = run(capsys, "explain", "-p", POLICY, "-t", TOPO, "--from", "db1", "--dhcp",
                        "--to", "web1")
     assert code == 2 and "--dhcp alone" in err
+
+
+def _closed_port() -> str:
+    """An address where nothing listens (bound, then closed: refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+DAEMON_COMMANDS = [
+    ["status"],
+    ["status", "--json"],
+    ["verify"],
+    ["check", "-p", POLICY, "-t", TOPO, "--live"],
+    ["plan", "-t", TOPO, POLICY],
+]
+
+
+@pytest.mark.parametrize("argv", DAEMON_COMMANDS, ids=lambda a: " ".join(a[:1] + a[-1:]))
+def test_a_daemon_that_does_not_answer_is_exit_3_and_one_message(capsys, argv):
+    api = _closed_port()
+    code, out, err = run(capsys, *argv, "--api", api)
+    assert code == 3 and out == ""
+    assert err.startswith(f"sdnctl {argv[0]}: the daemon at {api} does not answer (")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_daemon_that_accepts_but_never_answers_is_exit_3_too(capsys):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (backlog), reads nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        api = f"127.0.0.1:{silent.getsockname()[1]}"
+        code, _, err = run(capsys, "plan", "-t", TOPO, POLICY, "--api", api)
+    assert code == 3 and "does not answer (timed out)" in err, err
+
+
+def test_a_daemon_that_refuses_is_exit_1(capsys):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": "a valid API token is required"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = f"127.0.0.1:{server.server_address[1]}"
+        for argv in (["status"], ["plan", "-t", TOPO, POLICY]):
+            code, _, err = run(capsys, *argv, "--api", api)
+            assert code == 1, argv
+            assert err.startswith(f"sdnctl {argv[0]}: the daemon at {api} refused: ")
+            assert "a valid API token is required" in err
+    finally:
+        server.shutdown()
+        server.server_close()

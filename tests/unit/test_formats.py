@@ -434,16 +434,17 @@ version: 1
 tenants:
   acme:
     default: deny
+    waive: [exposure]
     dns: [10.1.0.2]
     segments:
       web: {vlan: 10, vni: 5010, subnet: 10.1.10.0/24, gateway: 10.1.10.1, dns: [10.1.10.53]}
     groups:
-      web: {labels: {tier: web}, vms: [web2]}
+      web: {labels: {tier: web}, vms: [web2], waive: [empty-group]}
     rules:
-      - {from: any, to: web, allow: [tcp/80, icmp]}
+      - {from: any, to: web, allow: [tcp/80, icmp], waive: [covered]}
 vms:
   web1: {tenant: acme, segment: web, mac: "02:00:00:00:10:11", ip: 10.1.10.11,
-         labels: {tier: web}, host: hv1, rate_limit_mbps: 100}
+         labels: {tier: web}, host: hv1, rate_limit_mbps: 100, waive: [unreachable]}
   web2: {tenant: acme, segment: web, mac: "02:00:00:00:10:12", ip: 10.1.10.12}
 """,
     "topology": """\

@@ -46,7 +46,7 @@ def test_examples_that_mean_what_they_say_have_no_warnings() -> None:
     # The jump host opens connections; nobody is meant to open one to it.
     [warning] = lint_policy(load_policy(TOPOLOGIES / "three-tier.policy.yaml"))
     assert warning.message == (
-        "vm jump1: no rule lets any VM reach it (tenant acme denies by default)")
+        "vm jump1: no rule lets any VM reach it (tenant acme denies by default) [unreachable]")
 
 
 def test_leaf_spine_ops_rule_can_never_take_effect() -> None:
@@ -70,9 +70,9 @@ def test_small_policy_warnings() -> None:
         (25, "vm db1"),  # the app -> db rule cannot take effect: db1 is unreachable
     ]
     by_line = {w.line: w.message for w in warnings}
-    assert by_line[12] == "group acme/ghost: matches no VM"
+    assert by_line[12] == "group acme/ghost: matches no VM [empty-group]"
     assert by_line[15] == ("rule 2 of tenant acme (ghost -> app): from group ghost matches "
-                           "no VM, so the rule has no effect")
+                           "no VM, so the rule has no effect [no-effect]")
     # app is routed but db is not: the rule crosses into a segment without a gateway.
     assert NEVER in by_line[16]
     # db's only member would have to reach itself.
@@ -114,8 +114,9 @@ def test_public_reaching_sensitive_directly_is_flagged_on_the_rule():
     msgs = [str(w) for w in lint_policy(parse_policy(EXPOSURE, "e.yaml"))]
     assert msgs == [
         "e.yaml:14: rule 3 of tenant shop (web -> db): lets public VMs reach sensitive ones "
-        "directly: web1 -> db1",
-        "e.yaml:16: vm web1: no rule lets any VM reach it (tenant shop denies by default)",
+        "directly: web1 -> db1 [exposure]",
+        "e.yaml:16: vm web1: no rule lets any VM reach it (tenant shop denies by default) "
+        "[unreachable]",
     ]
 
 
@@ -123,3 +124,77 @@ def test_going_through_a_tier_is_not_flagged():
     through_app = EXPOSURE.replace("      - {from: web, to: db, allow: [tcp/5432]}\n", "")
     msgs = [str(w) for w in lint_policy(parse_policy(through_app, "e.yaml"))]
     assert not any("sensitive" in m for m in msgs)
+
+
+OVERLAP = """\
+version: 1
+tenants:
+  acme:
+    segments:
+      web: {vlan: 10, subnet: 10.1.10.0/24, gateway: 10.1.10.1}
+      app: {vlan: 20, subnet: 10.1.20.0/24, gateway: 10.1.20.1}
+    groups:
+      web:   {labels: {tier: web}}
+      front: {vms: [web1, web2]}
+      app:   {labels: {tier: app}}
+    rules:
+      - {from: web, to: app, allow: [tcp/8000-9000, icmp]}
+      - {from: front, to: app, allow: [icmp, tcp/8000-9000]}
+      - {from: web, to: app, allow: [tcp/8080]}
+      - {from: web, to: app, allow: [tcp/8080-9001]}
+      - {from: any, to: app, allow: [tcp/22]}
+      - {from: web, to: app, allow: [tcp/22]}
+      - {from: app, to: web, allow: [tcp/80]}
+vms:
+  web1: {tenant: acme, segment: web, mac: "02:00:00:00:10:11", ip: 10.1.10.11,
+         labels: {tier: web}}
+  web2: {tenant: acme, segment: web, mac: "02:00:00:00:10:12", ip: 10.1.10.12,
+         labels: {tier: web}}
+  app1: {tenant: acme, segment: app, mac: "02:00:00:00:20:11", ip: 10.1.20.11,
+         labels: {tier: app}}
+"""
+
+
+def test_duplicate_and_covered_rules_are_named_with_the_rule_that_covers_them():
+    msgs = [str(w) for w in lint_policy(parse_policy(OVERLAP, "o.yaml"))]
+    assert msgs == [
+        # Same VMs (front is exactly web), same services in another order: a duplicate.
+        "o.yaml:13: rule 2 of tenant acme (front -> app): allows exactly what rule 1 "
+        "(web -> app, line 12) allows [duplicate]",
+        "o.yaml:14: rule 3 of tenant acme (web -> app): allows nothing that rule 1 "
+        "(web -> app, line 12) does not already allow [covered]",
+        # One port beyond rule 1's range: not covered.
+        "o.yaml:17: rule 6 of tenant acme (web -> app): allows nothing that rule 5 "
+        "(any -> app, line 16) does not already allow [covered]",
+    ]
+
+
+def test_a_waived_warning_is_counted_apart_and_an_unwaived_one_stays():
+    from sdnctl.policy.lint import lint_all
+
+    waived = OVERLAP.replace("allow: [tcp/8080]}", "allow: [tcp/8080], waive: [covered]}")
+    lint = lint_all(parse_policy(waived, "o.yaml"))
+    assert [w.line for w in lint.warnings] == [13, 17]
+    assert [(w.line, w.message.endswith("[covered]")) for w in lint.waived] == [(14, True)]
+    # A waiver for another code waives nothing.
+    other = OVERLAP.replace("allow: [tcp/8080]}", "allow: [tcp/8080], waive: [no-effect]}")
+    assert [w.line for w in lint_all(parse_policy(other, "o.yaml")).warnings] == [13, 14, 17]
+
+
+def test_every_kind_of_object_waives_its_own_warnings():
+    from sdnctl.policy.lint import lint_all
+
+    text = (POLICY.replace("ghost: {labels: {tier: nothing}}",
+                           "ghost: {labels: {tier: nothing}, waive: [empty-group]}")
+            .replace("{from: db, to: db, allow: [tcp/5432]}",
+                     "{from: db, to: db, allow: [tcp/5432], waive: [no-effect]}")
+            .replace("\n         labels: {tier: db}}",
+                     "\n         labels: {tier: db}, waive: [unreachable]}"))
+    lint = lint_all(parse_policy(text, "p.yaml"))
+    assert [w.line for w in lint.warnings] == [15, 16]
+    assert [w.line for w in lint.waived] == [12, 17, 25]
+    shop = EXPOSURE.replace("tenants:\n  shop:\n", "tenants:\n  shop:\n    default: allow\n"
+                            "    waive: [exposure]\n")
+    lint = lint_all(parse_policy(shop, "e.yaml"))
+    assert lint.warnings == [] and [w.message.split(":")[0] for w in lint.waived] == [
+        "tenant shop"]

@@ -227,3 +227,34 @@ def test_every_compiled_match_survives_the_wire_unchanged():
                 assert back == sb.normalize_match(flow.match), flow
                 checked += 1
     assert checked > 300
+
+
+def test_the_highest_rate_the_loader_accepts_is_the_highest_the_wire_carries() -> None:
+    """rate_limit_mbps is refused at load beyond what a meter band (32-bit kbit/s)
+    encodes: the largest accepted rate compiles to a meter that serializes and
+    reads back; one Mbit/s more would not serialize (the daemon's encoder raised)."""
+    import struct
+    from pathlib import Path
+
+    from sdnctl.bindings import planned_bindings
+    from sdnctl.compile.compiler import compile_network
+    from sdnctl.policy.load import MAX_RATE_MBPS, parse_policy
+    from sdnctl.topology.load import load_topology
+
+    root = Path(__file__).resolve().parents[2]
+    topo = load_topology(root / "topologies" / "three-tier.topology.yaml")
+    text = (root / "topologies" / "three-tier.policy.yaml").read_text()
+    policy = parse_policy(text.replace("rate_limit_mbps: 200", f"rate_limit_mbps: {MAX_RATE_MBPS}"),
+                          "p.yaml", topo)
+    [meter] = compile_network(policy, topo, planned_bindings(policy, topo))["hv1"].meters
+    assert meter.rate_kbps == MAX_RATE_MBPS * 1000 <= 2**32 - 1
+    mod = sb.meter_mod(DP, meter, "add")
+    mod.serialize()
+    buf = bytearray()
+    mod.bands[0].serialize(buf, 0)
+    band = parser.OFPMeterBandHeader.parser(bytes(buf), 0)
+    cfg = parser.OFPMeterConfigStats(flags=mod.flags, meter_id=mod.meter_id, bands=[band])
+    assert sb.meter_from_config(cfg, {meter.meter_id: meter.owner}) == meter
+    over = MeterBand(meter.meter_id, (MAX_RATE_MBPS + 1) * 1000, meter.burst_kb, meter.owner)
+    with pytest.raises(struct.error):
+        sb.meter_mod(DP, over, "add").serialize()

@@ -372,8 +372,8 @@ function drawEdits(doc) {
     li.dataset.added = r.n_added;
     li.dataset.removed = r.n_removed;
     li.append(el("div", {text: r.n_added || r.n_removed
-      ? `reachability: +${r.n_added} added, -${r.n_removed} removed (${r.probes} probes)`
-      : `no change in reachability (${r.probes} probes)`}));
+      ? `reachability: +${r.n_added} added, -${r.n_removed} removed (${r.vm_pairs} VM pairs compared)`
+      : `no change in reachability (${r.vm_pairs} VM pairs compared)`}));
     li.append(el("ul", {}, tripleList("added", "+", r.added, r.n_added),
                  tripleList("removed", "-", r.removed, r.n_removed)));
     return li;

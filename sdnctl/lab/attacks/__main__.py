@@ -1,22 +1,22 @@
 """`python -m sdnctl.lab.attacks [--attack NAME ...]`: run the hostile-VM suite, print the table.
 
 Exit code: 0 every attack failed to get through and allowed traffic kept
-flowing; 1 something leaked, broke or went unchecked; 3 the lab could not run.
+flowing; 1 something leaked, broke or went unchecked; 3 the lab could not run;
+128+N when stopped by signal N (the lab is torn down first).
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from types import FrameType
 
 from sdnctl.lab.attacks.catalogue import ATTACKS
 from sdnctl.lab.plan import LabError
+from sdnctl.lab.session import Stopped, exit_code
 
 
-def _raise_exit(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through `finally`: the lab is torn down
+def _say(message: str) -> None:
+    print(f"attacks: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only this attack (repeatable)")
     parser.add_argument("--prefix", help="name prefix for bridges and hosts (default: random)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_exit)
     attacks = [by_name[n] for n in args.attack] if args.attack else list(ATTACKS)
 
     from sdnctl.lab.attacks.session import attack_lab
@@ -38,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         with attack_lab(args.prefix) as lab:
             report = run_suite(lab, attacks)
     except LabError as exc:
-        print(f"attacks: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 3
+    except (KeyboardInterrupt, Stopped) as exc:  # the lab session has torn down
+        return exit_code(exc, _say)
     print(format_table(report.results))
     for r in report.results:
         if r.storm is not None:

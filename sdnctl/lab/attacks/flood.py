@@ -31,6 +31,7 @@ from sdnctl.lab.attacks.frames import (
     syn,
 )
 from sdnctl.lab.attacks.scene import Scene, VmAddr
+from sdnctl.lab.icmp import checksum
 
 STORM_TEMPLATES = 256
 FUZZ_POOL = 3000
@@ -151,16 +152,7 @@ def _ipv4_header(c: Ctx, src: str, dst: str, proto: int, length: int, ihl: int =
 
     head = struct.pack("!BBHHHBBH4s4s", (version << 4) | ihl, 0, length, c.rng.randrange(0x10000),
                        frag, c.rng.randrange(1, 256), proto, 0, addr(src), addr(dst)) + options
-    return head[:10] + struct.pack("!H", _checksum(head)) + head[12:]
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return head[:10] + struct.pack("!H", checksum(head)) + head[12:]
 
 
 def _safe_proto(c: Ctx) -> int:

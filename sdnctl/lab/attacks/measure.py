@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdnctl.lab.ovs import ofctl
 from sdnctl.southbound.api_client import ApiError, get_status
 
 OVS_RUN = Path("/var/run/openvswitch")
@@ -23,22 +24,9 @@ API_INTERVAL = 0.02  # seconds between status requests while sampling
 API_TIMEOUT = 1.0
 
 
-def mgmt(bridge: str) -> str:
-    """ovs-ofctl wants the management socket; the bare bridge name fails on some setups."""
-    return f"unix:{OVS_RUN / bridge}.mgmt"
-
-
-def ofctl(*args: str) -> str:
-    done = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args],
-                          capture_output=True, text=True, timeout=10, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"ovs-ofctl {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
 def port_rx(bridge: str, port: int) -> int:
     """Frames the switch received on `port` (what reached OVS, whatever it did next)."""
-    found = re.search(r"rx pkts=(\d+)", ofctl("dump-ports", mgmt(bridge), str(port)))
+    found = re.search(r"rx pkts=(\d+)", ofctl(bridge, "dump-ports", str(port), timeout=10))
     return int(found.group(1)) if found else 0
 
 
@@ -47,7 +35,7 @@ def controller_outputs(bridges: Iterable[str]) -> list[str]:
     hits = []
     for bridge in bridges:
         for what in ("dump-flows", "dump-groups"):
-            for line in ofctl(what, mgmt(bridge)).splitlines():
+            for line in ofctl(bridge, what, timeout=10).splitlines():
                 if "CONTROLLER" in line.upper():
                     hits.append(f"{bridge}: {line.strip()}")
     return hits
@@ -57,8 +45,8 @@ def flow_tables(bridges: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Each bridge's flows and groups without counters, sorted: to compare before/after."""
     tables = {}
     for bridge in bridges:
-        lines = (ofctl("--no-stats", "dump-flows", mgmt(bridge)).splitlines()
-                 + ofctl("dump-groups", mgmt(bridge)).splitlines())
+        lines = (ofctl(bridge, "dump-flows", "--no-stats", timeout=10).splitlines()
+                 + ofctl(bridge, "dump-groups", timeout=10).splitlines())
         tables[bridge] = tuple(sorted(
             line.strip() for line in lines
             if line.strip() and not line.startswith(("OFPST", "NXST"))))
@@ -114,7 +102,8 @@ def provoke_packet_in(bridge: str) -> None:
     experimental ethertype) goes only to the controller, never onto a port.
     """
     frame = "ffffffffffff" + "02deadbeef01" + "88b5" + "00" * 46
-    ofctl("packet-out", mgmt(bridge), f"in_port=controller packet={frame} actions=controller")
+    ofctl(bridge, "packet-out", f"in_port=controller packet={frame} actions=controller",
+          timeout=10)
 
 
 @dataclass

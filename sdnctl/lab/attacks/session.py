@@ -1,10 +1,9 @@
 """The hostile-VM lab, up and controlled: Mininet on OVS, the real daemon, the agents.
 
-`attack_lab()` builds the lab with `sdnctl.lab.build`, starts `sdnctl run` with
-`sdnctl.lab.run`'s helpers, waits until every switch is programmed, starts the
-lab's probe servers in every VM and the attacker agent (`hostile`) in the
-attacker's VM; on the way out it removes all of it again, whatever happened:
-agents and daemon by PID, the net with `stop_lab` (never `mn -c`).
+`attack_lab()` opens a `LabSession`: builds the lab, starts `sdnctl run`, waits
+until every switch is programmed, starts the lab's probe servers in every VM and
+the attacker agent (`hostile`) in the attacker's VM; on the way out the session
+removes all of it again, last made first, whatever happened.
 """
 
 from __future__ import annotations
@@ -12,29 +11,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import selectors
-import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdnctl.lab.attacks.scene import ATTACKER, POLICY, TOPOLOGY, Scene, build_scene
+from sdnctl.lab.controller import daemon_command, wait_until_programmed
+from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
 from sdnctl.lab.plan import LabError, LabPlan, plan_lab
-from sdnctl.lab.run import (
-    LOCALHOST,
-    PROGRAM_TIMEOUT,
-    daemon_command,
-    free_port,
-    start_daemon,
-    stop_daemon,
-    wait_until_programmed,
-)
+from sdnctl.lab.session import LabSession, stop_process
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Policy, parse_service
 from sdnctl.tools import require
@@ -45,9 +36,9 @@ if TYPE_CHECKING:
     from mininet.node import Node
 
     from sdnctl.lab.build import Lab
-    from sdnctl.lab.probe import ProbeServers
 
 SERVICES = ("icmp", "tcp/80", "tcp/8080")  # what the probe servers answer
+DPID_TAG = 0xA77  # high dpid bits of the attack labs (names.random_dpid_base)
 AGENT_READY_TIMEOUT = 30.0  # scapy takes a second or two to import
 AGENT_ANSWER_TIMEOUT = 60.0
 
@@ -93,9 +84,7 @@ class AgentClient:
                 self.proc.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=2)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, first=signal.SIGKILL)
 
 
 @dataclass
@@ -106,14 +95,11 @@ class AttackLab:
     topology: Topology
     plan: LabPlan
     scene: Scene
-    tmp: Path
+    session: LabSession  # what the lab made; its temp dir holds the daemon log, captures
     api: str = ""
     lab: Lab | None = None
     daemon: subprocess.Popen[bytes] | None = None
-    servers: ProbeServers | None = None
     agent: AgentClient | None = None
-    errors: list[str] = field(default_factory=list)
-    keep_tmp: bool = False  # after a failure: keep the daemon log and captures
 
     @property
     def hosts(self) -> dict[str, Node]:
@@ -125,45 +111,12 @@ class AttackLab:
         return h.bridge, h.port
 
     @property
+    def tmp(self) -> Path:
+        return self.session.tmp
+
+    @property
     def daemon_log(self) -> Path:
         return self.tmp / "daemon.log"
-
-    def close(self) -> None:
-        steps = [
-            ("attacker agent", lambda: self.agent and self.agent.stop()),
-            ("probe servers", lambda: self.servers and self.servers.stop()),
-            ("controller daemon", lambda: self.daemon and stop_daemon(self.daemon)),
-            ("network", lambda: self.lab and _stop_lab(self.lab)),
-        ]
-        for what, step in steps:
-            try:
-                step()
-            except Exception as exc:  # keep going: the next step must still run
-                self.errors.append(f"stopping the {what}: {exc}")
-        for error in self.errors:
-            print(f"attacks: teardown problem: {error}", file=sys.stderr)
-        if self.keep_tmp:
-            print(f"attacks: kept {self.tmp} (daemon log) for inspection", file=sys.stderr)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _stop_lab(lab: Lab) -> None:
-    from sdnctl.lab.build import stop_lab
-
-    stop_lab(lab)
-
-
-def free_prefix() -> str:
-    """`a` + two hex digits that start no bridge on this machine (names stay <= 15)."""
-    from sdnctl.lab.build import vsctl
-
-    taken = vsctl("list-br").split()
-    for _ in range(200):
-        prefix = f"a{random.randrange(256):02x}"
-        if not any(b.startswith(prefix) for b in taken):
-            return prefix
-    raise LabError("no free name prefix for the attack lab")
 
 
 @contextlib.contextmanager
@@ -173,43 +126,36 @@ def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
     # Captures (capture.py), canaries and neighbour checks (checks.py); the lab's own
     # programs are checked by check_names_free.
     require("tcpdump", "ping", what="the hostile-VM suite", error=LabError)
-    from sdnctl.lab.build import build_lab, check_names_free
+    from sdnctl.lab.build import check_names_free
     from sdnctl.lab.probe import start_servers
 
-    topology = load_topology(topology_path)
-    policy = load_policy(policy_path, topology)
-    plan = plan_lab(policy, topology, free_prefix() if prefix is None else prefix)
-    clashes = check_names_free(plan)
-    if clashes:
-        raise LabError("refusing to build the attack lab:\n  " + "\n  ".join(clashes))
-    session = AttackLab(policy, topology, plan, build_scene(policy, topology, plan),
-                        Path(tempfile.mkdtemp(prefix="sdnctl-attacks-")))
-    try:
-        listen_port = free_port()
-        api_port = free_port()
-        while api_port == listen_port:
-            api_port = free_port()
-        session.api = f"{LOCALHOST}:{api_port}"
-        session.lab = build_lab(plan, (LOCALHOST, listen_port))
+    with LabSession("attacks") as session:
+        topology_path = rebased_topology(topology_path, session.tmp, DPID_TAG)
+        topology = load_topology(topology_path)
+        policy = load_policy(policy_path, topology)
+        plan = plan_lab(policy, topology, free_prefix("a") if prefix is None else prefix)
+        clashes = check_names_free(plan)
+        if clashes:
+            raise LabError("refusing to build the attack lab:\n  " + "\n  ".join(clashes))
+        running = AttackLab(policy, topology, plan, build_scene(policy, topology, plan), session)
+        listen_port, api_port = free_ports(2)
+        running.api = f"{LOCALHOST}:{api_port}"
+        running.lab = session.lab(plan, (LOCALHOST, listen_port))
         quiet_switch_ports(plan)
-        session.servers = start_servers(session.hosts, [parse_service(s) for s in SERVICES])
-        session.daemon = start_daemon(
+        servers = start_servers(running.hosts, [parse_service(s) for s in SERVICES])
+        session.add("probe servers", servers.stop)
+        running.daemon = session.spawn(
+            "controller daemon",
             daemon_command(policy_path.resolve(), topology_path.resolve(),
-                           f"{LOCALHOST}:{listen_port}", session.api),
-            session.daemon_log)
-        plugged = {h.vm: f"{h.switch}:{h.port}" for h in plan.hosts}
-        waiting = wait_until_programmed(session.api, sorted(plan.bridges), plugged,
-                                        session.daemon, PROGRAM_TIMEOUT)
+                           f"{LOCALHOST}:{listen_port}", running.api),
+            running.daemon_log)
+        waiting = wait_until_programmed(running.api, plan, running.daemon)
         if waiting is not None:
             raise LabError(f"the daemon did not program the lab {waiting}")
-        session.agent = _start_agent(session.hosts[ATTACKER], session.scene)
-        warm_neighbours(session)
-        yield session
-    except BaseException:
-        session.keep_tmp = True
-        raise
-    finally:
-        session.close()
+        running.agent = _start_agent(running.hosts[ATTACKER], running.scene)
+        session.add("attacker agent", running.agent.stop)
+        warm_neighbours(running)
+        yield running
 
 
 def quiet_switch_ports(plan: LabPlan) -> None:
@@ -238,21 +184,21 @@ def _start_agent(host: Node, scene: Scene) -> AgentClient:
     return client
 
 
-def warm_neighbours(session: AttackLab) -> None:
+def warm_neighbours(running: AttackLab) -> None:
     """Fill the victims' ARP caches, so a poisoning that got through would show in them.
 
     Linux ignores unsolicited ARP for addresses it has no entry for, but overwrites
     an entry it has: only a warm cache can be poisoned, so only a warm one proves
     anything.
     """
-    s = session.scene
+    s = running.scene
     warm = {
         "rf2": [s.vm("rf2").gateway_ip, s.me.ip],
         "bx1": [s.vm("bx1").gateway_ip, s.vm("bx2").ip],
         "rb1": [s.vm("rb1").gateway_ip],
         ATTACKER: [s.vm("rf2").ip, s.me.gateway_ip],
     }
-    procs = [session.hosts[vm].popen(
+    procs = [running.hosts[vm].popen(
         ["sh", "-c", "; ".join(f"ping -c1 -W0.3 {ip} >/dev/null" for ip in ips if ip)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for vm, ips in warm.items()]

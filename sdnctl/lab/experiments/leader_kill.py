@@ -13,8 +13,6 @@ back, as the session had it.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import time
@@ -22,13 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdnctl.ha.server import EtcdServer, start_etcd
+from sdnctl.lab.controller import daemon_command
 from sdnctl.lab.experiments import loss
 from sdnctl.lab.experiments.cast import Cast, crossing_flow
 from sdnctl.lab.experiments.result import ExperimentResult, median, ms, worst
 from sdnctl.lab.experiments.session import Session, say
 from sdnctl.lab.experiments.stream import streams, warm_up
+from sdnctl.lab.names import LOCALHOST, free_port
 from sdnctl.lab.plan import LabError
-from sdnctl.lab.run import LOCALHOST, daemon_command, free_port, start_daemon, stop_daemon
+from sdnctl.lab.session import start_process, stop_process
 from sdnctl.southbound.api_client import ApiError, get_status
 
 NAME = "leader-kill"
@@ -51,14 +51,12 @@ def _start(session: Session, etcd: EtcdServer, r: Replica) -> None:
     command = daemon_command(session.policy_path, session.topology_path,
                              f"{LOCALHOST}:{r.listen_port}", r.api)
     command += ["--etcd", etcd.url, "--replica-id", r.name, "--stats-interval", "0"]
-    r.proc = start_daemon(command, session.tmp / f"replica-{r.name}-{r.starts}.log")
+    r.proc = start_process(command, session.tmp / f"replica-{r.name}-{r.starts}.log")
 
 
 def _kill(r: Replica) -> None:
     if r.proc is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(r.proc.pid, signal.SIGKILL)
-        r.proc.wait(timeout=10)
+        stop_process(r.proc, group=True, first=signal.SIGKILL, grace=10.0)
         r.proc = None
 
 
@@ -132,7 +130,7 @@ def run(session: Session, runs: int = 3) -> ExperimentResult:
     finally:
         for r in pair:
             if r.proc is not None:
-                stop_daemon(r.proc)
+                stop_process(r.proc, group=True)
                 r.proc = None
         etcd.stop()
         session.start_daemon()

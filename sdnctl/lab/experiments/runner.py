@@ -9,7 +9,6 @@ Whatever happens, everything the lab made is removed before returning.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 import traceback
@@ -21,7 +20,7 @@ from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY, NAMES, expe
 from sdnctl.lab.experiments.result import ExperimentResult, format_table
 from sdnctl.lab.experiments.session import open_session, say
 from sdnctl.lab.plan import LabError
-from sdnctl.lab.run import Stopped, signals_raise
+from sdnctl.lab.session import Stopped, exit_code
 from sdnctl.policy.load import load_policy
 from sdnctl.topology.load import load_topology
 from sdnctl.yamlsrc import LoadError
@@ -68,7 +67,7 @@ def run_experiments(
     started = time.time()
     try:
         replicas = 2 if "leader-kill" in chosen else 1  # its switches dial two controllers
-        with signals_raise(), open_session(topology, policy, prefix, replicas) as session:
+        with open_session(topology, policy, prefix, replicas) as session:
             for name in chosen:
                 try:
                     result = experiment(name)(session, runs)
@@ -85,12 +84,8 @@ def run_experiments(
     except (LabError, OSError) as exc:
         say(f"the lab could not run: {exc}")
         return 3
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 128 + signal.SIGINT
-    except Stopped as exc:
-        say(f"stopped by {exc}")
-        return 128 + exc.signum
+    except (KeyboardInterrupt, Stopped) as exc:
+        return exit_code(exc, say)
     except Exception:  # a bug or a surprise: say so; the lab is already torn down
         say(f"failed:\n{traceback.format_exc()}")
         return 3

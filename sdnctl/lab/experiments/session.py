@@ -1,13 +1,14 @@
 """A lab for experiments: Mininet on real OVS plus the controller daemon, kept running.
 
-`open_session` copies the topology and policy into a temp dir (the experiments
-edit the policy there, never the caller's file), gives every switch a datapath id
-of its own (so the lab cannot be confused with another lab of the same topology,
-which the daemon would see in OVSDB under the same dpids), builds the lab, starts
-`sdnctl run` and waits until every switch is programmed. Everything is undone when
-the block ends: registered cleanups (last first), the daemon (its process group),
-the net (`stop_lab`), the temp dir. Experiments share one session and leave it as
-they found it.
+`open_session` opens a `LabSession`, copies the topology and policy into its temp
+dir (the experiments edit the policy there, never the caller's file), gives every
+switch a datapath id of its own (so the lab cannot be confused with another lab of
+the same topology, which the daemon would see in OVSDB under the same dpids),
+builds the lab, starts `sdnctl run` and waits until every switch is programmed.
+Everything is undone when the block ends, last made first: what the experiments
+registered (`on_teardown`, while the daemon still runs), the daemon (its process
+group), the net, the temp dir. Experiments share one session and leave it as they
+found it.
 """
 
 from __future__ import annotations
@@ -15,30 +16,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import random
-import secrets
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
 from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY
+from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
+from sdnctl.lab.ovs import ofctl
 from sdnctl.lab.plan import LabError, LabPlan, plan_lab
-from sdnctl.lab.run import (
-    LOCALHOST,
-    daemon_command,
-    free_port,
-    start_daemon,
-    stop_daemon,
-    wait_until_programmed,
-)
+from sdnctl.lab.session import LabSession, start_process, stop_process
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Policy
 from sdnctl.southbound.api_client import ApiError, get_status
@@ -50,55 +41,20 @@ if TYPE_CHECKING:
 
     from sdnctl.lab.build import Lab
 
-PROGRAM_TIMEOUT = 60.0
-DPID_BASE = 0x5E7 << 36  # high bits no example topology uses; 20 random bits below
+DPID_TAG = 0x5E7  # high dpid bits of the experiments' labs (names.random_dpid_base)
 
 
 def say(message: str) -> None:
     print(f"experiment: {message}", flush=True)
 
 
-def _bridges() -> set[str]:
-    out = subprocess.run(["ovs-vsctl", "--timeout=10", "list-br"], capture_output=True,
-                         text=True, check=False)
-    return set(out.stdout.split())
-
-
-def pick_prefix() -> str:
-    """Three characters that start no existing bridge name (names stay within 15)."""
-    taken = _bridges()
-    for _ in range(500):
-        prefix = f"x{random.randrange(256):02x}"
-        if not any(b.startswith(prefix) for b in taken):
-            return prefix
-    raise LabError("no free name prefix for the experiment's bridges")
-
-
-def rebase_dpids(text: str, base: int) -> str:
-    """The topology with every dpid moved to `base | dpid` (dpids must fit in 16 bits)."""
-    doc = yaml.safe_load(text)
-    for name, sw in (doc.get("switches") or {}).items():
-        dpid = int(sw["dpid"])
-        if dpid >= 1 << 16:
-            raise LabError(f"switch {name}: dpid {dpid:#x} does not fit in 16 bits: the"
-                           " experiments give each run dpids of its own")
-        sw["dpid"] = base | dpid
-    return yaml.safe_dump(doc, sort_keys=False)
-
-
 def dump_tables(bridge: str) -> list[str]:
     """Flows, groups and meters of `bridge` without counters, sorted: equal iff same state."""
-    target = f"unix:/var/run/openvswitch/{bridge}.mgmt"
     lines: list[str] = []
     for what in ("dump-flows", "dump-groups", "dump-meters"):
-        args = ["ovs-ofctl", "-O", "OpenFlow13", what, target]
-        if what == "dump-flows":
-            args.insert(4, "--no-stats")
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise LabError(f"{' '.join(args)}: {done.stderr.strip()}")
+        out = ofctl(bridge, what, *(["--no-stats"] if what == "dump-flows" else []))
         entries: list[str] = []
-        for line in done.stdout.splitlines():
+        for line in out.splitlines():
             text = line.strip()
             if not text or line.startswith(("OFPST_", "NXST_")):
                 continue
@@ -114,7 +70,7 @@ def dump_tables(bridge: str) -> list[str]:
 class Session:
     """A running lab and its daemon; what the experiments act on."""
 
-    tmp: Path
+    life: LabSession  # what the lab made, undone at the end; its temp dir
     topology_path: Path  # the session's copy (rebased dpids)
     policy_path: Path  # the session's copy: experiments edit this file
     base_policy_text: str
@@ -126,13 +82,15 @@ class Session:
     lab: Lab | None = None
     daemon: subprocess.Popen[bytes] | None = None
     daemon_starts: int = 0
-    cleanups: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
-    keep_logs: bool = False  # an experiment saw something to look into: keep tmp
     replica_ports: tuple[int, ...] = ()  # more controller addresses the switches dial
+
+    @property
+    def tmp(self) -> Path:
+        return self.life.tmp
 
     def keep_for_inspection(self, why: str) -> str:
         """Keep the temp dir (daemon logs) at teardown; a note saying where and why."""
-        self.keep_logs = True
+        self.life.keep(why)
         return f"{why}: daemon logs kept in {self.tmp}"
 
     # ---- the lab ----------------------------------------------------------------
@@ -156,8 +114,9 @@ class Session:
         return {b: dump_tables(b) for b in sorted(self.plan.bridges.values())}
 
     def on_teardown(self, what: str, undo: Callable[[], None]) -> None:
-        """Run `undo` at teardown (before the net goes), e.g. to remove an extra veth."""
-        self.cleanups.append((what, undo))
+        """Run `undo` at teardown (before the daemon and the net go), e.g. to remove an
+        extra veth."""
+        self.life.add(what, undo)
 
     # ---- the daemon -------------------------------------------------------------
     @property
@@ -165,27 +124,23 @@ class Session:
         return self.tmp / f"daemon-{self.daemon_starts}.log"
 
     def start_daemon(self) -> None:
+        """Start the daemon (again); `open_session` stops the one running at the end."""
         self.daemon_starts += 1
         command = daemon_command(self.policy_path, self.topology_path,
                                  f"{LOCALHOST}:{self.listen_port}", self.api)
-        self.daemon = start_daemon(command, self.daemon_log)
+        self.daemon = start_process(command, self.daemon_log)
 
     def kill_daemon(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the daemon's whole process group and reap it."""
-        if self.daemon is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.daemon.pid, sig)
-        self.daemon.wait(timeout=10)
-        self.daemon = None
+        """Signal the daemon's whole process group and reap it (SIGKILL after 10 s)."""
+        if self.daemon is not None:
+            stop_process(self.daemon, group=True, first=sig, grace=10.0)
+            self.daemon = None
 
     def wait_programmed(self, timeout: float = PROGRAM_TIMEOUT) -> float:
         """Seconds until the daemon has bound every VM and programmed every switch."""
         assert self.daemon is not None
         start = time.monotonic()
-        plugged = {h.vm: f"{h.switch}:{h.port}" for h in self.plan.hosts}
-        waiting = wait_until_programmed(self.api, sorted(self.plan.bridges), plugged,
-                                        self.daemon, timeout)
+        waiting = wait_until_programmed(self.api, self.plan, self.daemon, timeout)
         if waiting is not None:
             raise LabError(f"daemon not ready {waiting} (log: {self.daemon_log})")
         return time.monotonic() - start
@@ -260,48 +215,6 @@ class Session:
 
 
 @contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """A second Ctrl-C must not interrupt the teardown and strand bridges."""
-    saved = {}
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            saved[sig] = signal.signal(sig, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
-def _teardown(session: Session) -> list[str]:
-    with _signals_ignored():
-        return _undo_all(session)
-
-
-def _undo_all(session: Session) -> list[str]:
-    errors = []
-    for what, undo in reversed(session.cleanups):
-        try:
-            undo()
-        except Exception as exc:  # keep going: the net must still be stopped
-            errors.append(f"{what}: {exc}")
-    session.cleanups.clear()
-    if session.daemon is not None:
-        try:
-            stop_daemon(session.daemon)
-        except Exception as exc:
-            errors.append(f"daemon: {exc}")
-    if session.lab is not None:
-        from sdnctl.lab.build import stop_lab
-
-        try:
-            stop_lab(session.lab)
-        except Exception as exc:
-            errors.append(f"network: {exc}")
-    return errors
-
-
-@contextlib.contextmanager
 def open_session(
     topology_path: str | Path = DEFAULT_TOPOLOGY,
     policy_path: str | Path = DEFAULT_POLICY,
@@ -312,48 +225,25 @@ def open_session(
 
     `replicas` > 1: every switch also dials that many more controller ports (set when
     the bridges are created) for experiments that run replicas (leader-kill)."""
-    from sdnctl.lab.build import build_lab
-
-    tmp = Path(tempfile.mkdtemp(prefix="sdnctl-exp-"))
-    keep = False
-    session: Session | None = None
-    try:
-        base = DPID_BASE | secrets.randbits(20) << 16
-        topo_copy, policy_copy = tmp / "topology.yaml", tmp / "policy.yaml"
-        topo_copy.write_text(rebase_dpids(Path(topology_path).read_text(), base))
+    with LabSession("experiment", say) as life:
+        topo_copy = rebased_topology(Path(topology_path), life.tmp, DPID_TAG)
+        policy_copy = life.tmp / "policy.yaml"
         policy_text = Path(policy_path).read_text()
         policy_copy.write_text(policy_text)
         topology = load_topology(topo_copy)
         policy = load_policy(policy_copy, topology)
-        plan = plan_lab(policy, topology, pick_prefix() if prefix is None else prefix)
-        listen_port = free_port()
-        api_port = free_port()
-        while api_port == listen_port:
-            api_port = free_port()
-        session = Session(tmp, topo_copy, policy_copy, policy_text, policy, topology, plan,
-                          listen_port, f"{LOCALHOST}:{api_port}")
-        taken = {listen_port, api_port}
-        while len(session.replica_ports) < replicas - 1:
-            port = free_port()
-            if port not in taken:
-                taken.add(port)
-                session.replica_ports += (port,)
+        plan = plan_lab(policy, topology, free_prefix("x") if prefix is None else prefix)
+        listen_port, api_port, *more = free_ports(1 + max(replicas, 1))
+        session = Session(life, topo_copy, policy_copy, policy_text, policy, topology, plan,
+                          listen_port, f"{LOCALHOST}:{api_port}", replica_ports=tuple(more))
         started = time.monotonic()
-        session.lab = build_lab(plan, (LOCALHOST, listen_port),
-                                [(LOCALHOST, p) for p in session.replica_ports])
+        session.lab = life.lab(plan, (LOCALHOST, listen_port),
+                               [(LOCALHOST, p) for p in session.replica_ports])
+        # One undo for whichever daemon runs at the end (experiments restart it), so
+        # that what they register later still runs while it is up.
+        life.add("controller daemon", session.kill_daemon)
         session.start_daemon()
         session.wait_programmed()
         say(f"lab {plan.prefix}: {len(plan.bridges)} switches, {len(plan.hosts)} VMs, daemon"
-            f" programmed in {time.monotonic() - started:.1f} s (files and logs in {tmp})")
+            f" programmed in {time.monotonic() - started:.1f} s (files and logs in {life.tmp})")
         yield session
-    except BaseException:
-        keep = True
-        raise
-    finally:
-        errors = _teardown(session) if session is not None else []
-        for error in errors:
-            say(f"teardown problem: {error}")
-        if keep or errors or (session is not None and session.keep_logs):
-            say(f"kept {tmp} (daemon logs) for inspection")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdnctl.lab.experiments.loss import StreamLog
 from sdnctl.lab.plan import LabError
+from sdnctl.lab.session import stop_process
 from sdnctl.policy.model import Proto, Service
 
 if TYPE_CHECKING:
@@ -73,16 +74,6 @@ def _wait_ready(proc: subprocess.Popen[bytes], what: str) -> None:
         proc.wait(timeout=5)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         raise LabError(f"{what} failed to start: {err.strip()}")
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
@@ -159,16 +150,8 @@ class Streams:
         return f"{lo}-{lo + FRESH_BLOCK - 1}"
 
     def close(self) -> None:
-        for stream in self.running:
-            _end(stream.sender)
-            for pipe in (stream.sender.stdout, stream.sender.stderr):
-                if pipe:
-                    pipe.close()
-        for proc in self.echoes.values():
-            _end(proc)
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe:
-                    pipe.close()
+        for proc in [s.sender for s in self.running] + list(self.echoes.values()):
+            stop_process(proc, grace=3.0)
         self.running.clear()
         self.echoes.clear()
 

@@ -1,7 +1,7 @@
 """The continuous-probe agent that runs inside a lab host: `echo` answers, `send` streams.
 
 Run as a script inside a Mininet host (`python streamer.py send ...`); standard
-library only, so it starts fast and needs nothing from the venv but Python.
+library and `sdnctl.lab.icmp` (stdlib only too), so it starts fast.
 
     echo --port 7000
         echoes every UDP datagram back to its sender unchanged; prints "ready".
@@ -40,24 +40,10 @@ import struct
 import sys
 import time
 
+from sdnctl.lab.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, icmp_echo
+
 PROBE = struct.Struct("!IId")  # token, sequence number, send time
-ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 FRESH_SOCKET_LIFE_S = 1.0  # a fresh probe's socket waits this long for its answer
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def _icmp_echo(ident: int, seq: int, payload: bytes) -> bytes:
-    header = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident, seq & 0xFFFF)
-    csum = _checksum(header + payload)
-    return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, csum, ident, seq & 0xFFFF) + payload
 
 
 def _stop_flag() -> list[int]:
@@ -138,7 +124,7 @@ class _Sender:
                 assert self.sock is not None
                 # A new identifier per probe is a new ICMP "connection" for conntrack.
                 ident = (self.icmp_ident + seq) & 0xFFFF if self.fresh else self.icmp_ident
-                self.sock.sendto(_icmp_echo(ident, seq, payload), (self.ip, 0))
+                self.sock.sendto(icmp_echo(ICMP_ECHO_REQUEST, ident, seq, payload), (self.ip, 0))
             elif self.fresh:
                 sock = self._new_socket()
                 self.fresh_socks.append((now, sock))

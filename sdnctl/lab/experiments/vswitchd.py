@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdnctl.lab.experiments.session import dump_tables
+from sdnctl.lab.ovs import bridges, ofctl
 from sdnctl.lab.plan import LabError
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
@@ -90,17 +91,6 @@ def _run(*args: str, timeout: float = 60.0) -> None:
         raise LabError(f"{' '.join(args)}: {(done.stderr or done.stdout).strip()}")
 
 
-def _ofctl(bridge: str, *args: str) -> None:
-    _run("ovs-ofctl", "-O", "OpenFlow13", args[0], f"unix:/var/run/openvswitch/{bridge}.mgmt",
-         *args[1:])
-
-
-def bridges() -> list[str]:
-    out = subprocess.run(["ovs-vsctl", "--timeout=10", "list-br"], capture_output=True,
-                         text=True, check=True)
-    return out.stdout.split()
-
-
 @dataclass(frozen=True, slots=True)
 class SavedTables:
     bridge: str
@@ -120,17 +110,17 @@ def restore_tables(saved: SavedTables, scratch: Path, replace: bool = False) -> 
         by_kind[kind].append(text)
     if replace:
         for what in ("del-flows", "del-groups", "del-meters"):
-            _ofctl(saved.bridge, what)
+            ofctl(saved.bridge, what)
     if by_kind["dump-groups"]:
         path = scratch / f"{saved.bridge}.groups"
         path.write_text("\n".join(by_kind["dump-groups"]) + "\n")
-        _ofctl(saved.bridge, "add-groups", str(path))
+        ofctl(saved.bridge, "add-groups", str(path))
     for meter in by_kind["dump-meters"]:
-        _ofctl(saved.bridge, "add-meter", meter)
+        ofctl(saved.bridge, "add-meter", meter)
     if by_kind["dump-flows"]:
         path = scratch / f"{saved.bridge}.flows"
         path.write_text("\n".join(by_kind["dump-flows"]) + "\n")
-        _ofctl(saved.bridge, "add-flows", str(path))
+        ofctl(saved.bridge, "add-flows", str(path))
 
 
 def _changed(saved: list[SavedTables]) -> list[str]:
