@@ -34,10 +34,13 @@ PACKAGES: dict[str, str] = {
     "dot": "graphviz",  # sdnctl graph
     "chromium": "chromium",  # tests/integration/test_dashboard.py
     "etcd": "etcd-server",  # sdnctl run --etcd: tests and the leader-kill experiment
+    "udhcpc": "udhcpc",  # a real DHCP client: tests/integration/test_dhcp_live.py
 }
 
-# What building any Mininet lab runs (sdnctl/lab/build.py and Mininet itself).
-LAB_TOOLS = ("ovs-vsctl", "ovs-ofctl", "ovs-appctl", "mnexec", "ip", "ethtool", "sysctl")
+# What building any Mininet lab runs (sdnctl/lab/build.py and Mininet itself; udhcpc:
+# the lab's VMs boot their addresses by DHCP).
+LAB_TOOLS = ("ovs-vsctl", "ovs-ofctl", "ovs-appctl", "mnexec", "ip", "ethtool", "sysctl",
+             "udhcpc")
 
 
 class ToolMissing(RuntimeError):

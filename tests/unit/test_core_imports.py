@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "sdnctl"
-CORE = ["policy", "topology", "compile", "verify", "pipeline.py", "flows.py", "diff.py",
+CORE = ["policy", "topology", "compile", "verify", "dhcp", "pipeline.py", "flows.py", "diff.py",
         "bindings.py", "yamlsrc.py", "schema.py"]
 FORBIDDEN = {"os_ken", "ryu", "pyroute2", "ovs", "subprocess", "mininet", "socket"}
 
