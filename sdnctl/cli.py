@@ -49,8 +49,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     lint = lint_all(policy)
     warnings = lint.warnings
     if args.live:
+        from sdnctl.client.api import get_status
         from sdnctl.policy.sprawl import sprawl_warnings
-        from sdnctl.southbound.api_client import get_status
 
         status = get_status(args.api, timeout=5.0, token=_api_token(args))
         warnings += sprawl_warnings(policy, status, args.stale_after)
@@ -129,7 +129,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     topology = load_topology(args.topology)
     if args.new is None:  # one file given: it is NEW, OLD is what the daemon enforces
-        from sdnctl.southbound.api_client import get_policy_text
+        from sdnctl.client.api import get_policy_text
 
         new = load_policy(args.old, topology)
         old = parse_policy(get_policy_text(args.api, token=_api_token(args)),
@@ -262,8 +262,8 @@ def _add_api_client_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from sdnctl.client.api import get_status
     from sdnctl.render.status import render_status
-    from sdnctl.southbound.api_client import get_status
 
     status = get_status(args.api, timeout=5.0, token=_api_token(args))
     if args.json:
@@ -287,7 +287,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_offline(policy, topology, bindings,
                                 compile_network(policy, topology, bindings))
     else:
-        from sdnctl.southbound.livefetch import fetch_enforced, fetch_live
+        from sdnctl.client.livefetch import fetch_enforced, fetch_live
         from sdnctl.verify.live import verify_network
 
         if args.policy or args.topology:
@@ -625,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     full = not words or "run" in words or "-h" in words or "--help" in words
     args = build_parser(full).parse_args(words)
-    from sdnctl.southbound.api_client import ApiError
+    from sdnctl.client.api import ApiError
 
     try:
         return int(args.func(args))

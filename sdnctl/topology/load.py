@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sdnctl.policy.values import parse_address
+from sdnctl.addresses import parse_address
 from sdnctl.topology.model import TUNNEL_PORT, Link, PortRef, Role, Switch, Topology
 from sdnctl.yamlsrc import LineDict, Report, describe, is_int, load_yaml, read_source
 
