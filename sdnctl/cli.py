@@ -23,6 +23,7 @@ LOCAL_CONNTRACK = "local"  # --connections without a file: this machine's Open v
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_DAEMON = 3
+EXIT_CANNOT_RUN = 3  # as a lab that cannot start: something it needs is not installed
 DEFAULT_API = "127.0.0.1:8680"
 
 
@@ -640,6 +641,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return 0
+    except ModuleNotFoundError as exc:  # an optional extra (lab, render) not installed
+        from sdnctl.tools import missing_extra
+
+        why = missing_extra(exc)
+        if why is None:
+            raise
+        print(f"sdnctl {args.command}: {why}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 def _daemon_failed(args: argparse.Namespace, exc: Exception) -> int:
