@@ -60,9 +60,18 @@ def _vms(policy: Policy, vms: dict) -> Policy:
     return Policy(policy.tenants, MappingProxyType(vms))
 
 
+OBJECTS = "reread"  # how an edited policy reaches the compiler (--objects)
+
+
 def reloaded(policy: Policy) -> Policy:
-    """`policy` as a reload of its file gives it to the daemon: equal, but every
-    tenant and VM a new object (so no comparison can stop at identity)."""
+    """`policy` as a reload of its file gives it to the daemon.
+
+    `reread` (the daemon since its policy re-reader, sdnctl/policy/reread.py): the
+    tenants and VMs the edit did not touch are the objects of the last read, so a
+    comparison stops at identity. `full`: every tenant and VM a new object, as a
+    full read gives them (the re-reader falls back to one when in doubt)."""
+    if OBJECTS == "reread":  # new mappings, the very same objects where unchanged
+        return Policy(MappingProxyType(dict(policy.tenants)), MappingProxyType(dict(policy.vms)))
     return Policy(
         MappingProxyType({n: dataclasses.replace(t) for n, t in policy.tenants.items()}),
         MappingProxyType({n: dataclasses.replace(v) for n, v in policy.vms.items()}),
@@ -211,7 +220,12 @@ def main() -> int:
     ap.add_argument("sizes", nargs="*", type=int, default=[1000, 5000, 20000])
     ap.add_argument("--placement", choices=[*PLACEMENTS, "both"], default="both")
     ap.add_argument("--json", help="write the results here (default benchmarks/results/)")
+    ap.add_argument("--objects", choices=["reread", "full"], default="reread",
+                    help="an edited policy as the daemon's re-reader gives it (unchanged "
+                    "tenants and VMs are the same objects; default) or as a full read does")
     args = ap.parse_args()
+    global OBJECTS
+    OBJECTS = args.objects
     placements = PLACEMENTS if args.placement == "both" else (args.placement,)
     rows = [measure(n, p) for p in placements for n in args.sizes]
     print(f"{'placement':>9} {'VMs':>6} {'HVs':>5} {'compile s':>9} {'peak MB':>8} "

@@ -105,17 +105,27 @@ def _parse_service_arg(text: str):  # -> Service
 def cmd_explain(args: argparse.Namespace) -> int:
     from sdnctl.bindings import planned_bindings
     from sdnctl.compile.compiler import compile_network
-    from sdnctl.verify.explain import explain
+    from sdnctl.verify.explain import DhcpExplanation, Explanation, explain, explain_dhcp
 
     policy, topology = _load(args.policy, args.topology)
+    wants_pair = args.dst is not None or args.service is not None
+    if (args.dhcp and wants_pair) or (not args.dhcp and (args.dst is None or args.service is None)):
+        print("sdnctl explain: give --to and --service, or --dhcp alone", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.dhcp:
+        args.dst = args.src
     for name in (args.src, args.dst):
         if name not in policy.vms:
             print(f"{args.policy}: unknown VM {name!r}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    service = _parse_service_arg(args.service)
     bindings = planned_bindings(policy, topology)
     flows = compile_network(policy, topology, bindings)
-    result = explain(flows, policy, topology, bindings, args.src, args.dst, service)
+    result: Explanation | DhcpExplanation
+    if args.dhcp:
+        result = explain_dhcp(flows, policy, topology, bindings, args.src)
+    else:
+        service = _parse_service_arg(args.service)
+        result = explain(flows, policy, topology, bindings, args.src, args.dst, service)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -515,11 +525,15 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
                     help="ofctl: lines for `ovs-ofctl -O OpenFlow13 add-flows` (default)")
     sp.set_defaults(func=cmd_compile)
 
-    sp = sub.add_parser("explain", help="walk the compiled pipeline for one connection")
+    sp = sub.add_parser("explain", help="walk the compiled pipeline for one connection "
+                                        "(or a VM's DHCP request)")
     files(sp)
     sp.add_argument("--from", dest="src", required=True, metavar="VM")
-    sp.add_argument("--to", dest="dst", required=True, metavar="VM")
-    sp.add_argument("--service", required=True, help="tcp/80, udp/53, icmp, ...")
+    sp.add_argument("--to", dest="dst", metavar="VM")
+    sp.add_argument("--service", help="tcp/80, udp/53, icmp, ...")
+    sp.add_argument("--dhcp", action="store_true",
+                    help="instead of --to/--service: is the VM's DHCP DISCOVER answered, "
+                         "and with what (address, router, DNS, MTU, lease)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_explain)
 

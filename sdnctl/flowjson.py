@@ -82,7 +82,7 @@ def group_from_json(data: Mapping[str, Any]) -> Group:
 
 def meter_from_json(data: Mapping[str, Any]) -> MeterBand:
     return MeterBand(int(data["meter_id"]), int(data["rate_kbps"]), int(data["burst_kb"]),
-                     str(data.get("owner", "base")))
+                     str(data.get("owner", "base")), bool(data.get("pktps", False)))
 
 
 def flowset_from_json(data: Mapping[str, Any]) -> FlowSet:

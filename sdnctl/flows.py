@@ -51,7 +51,7 @@ MATCH_FIELDS = (
     "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state", "ct_mark",
     "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
-    "ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst", "icmpv4_type",
+    "ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type",
 )
 _FIELD_ORDER = {f: i for i, f in enumerate(MATCH_FIELDS)}
 
@@ -271,10 +271,14 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class MeterBand:
+    """One drop band. `rate_kbps`/`burst_kb` are packets/s and packets when `pktps`
+    (the DHCP meters count requests, not bytes)."""
+
     meter_id: int
     rate_kbps: int
     burst_kb: int
     owner: str = "base"
+    pktps: bool = False
 
 
 FlowKey = tuple[str, int, Match]
@@ -454,6 +458,7 @@ _OFCTL_FIELD = {
     "ipv4_dst": "nw_dst",
     "ip_proto": "nw_proto",
     "tcp_dst": "tp_dst",
+    "udp_src": "tp_src",
     "udp_dst": "tp_dst",
     "icmpv4_type": "icmp_type",
 }
@@ -574,8 +579,9 @@ def render_group_ofctl(group: Group) -> str:
 
 
 def render_meter_ofctl(meter: MeterBand) -> str:
+    unit = "pktps" if meter.pktps else "kbps"
     return (
-        f"meter={meter.meter_id},kbps,burst,"
+        f"meter={meter.meter_id},{unit},burst,"
         f"band=type=drop,rate={meter.rate_kbps},burst_size={meter.burst_kb}"
     )
 
@@ -636,7 +642,7 @@ def flowset_to_json(fs: FlowSet) -> dict[str, object]:
         ],
         "meters": [
             {"meter_id": m.meter_id, "rate_kbps": m.rate_kbps, "burst_kb": m.burst_kb,
-             "owner": m.owner}
+             "owner": m.owner, **({"pktps": True} if m.pktps else {})}
             for m in fs.meters
         ],
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sdnctl.live.state import ControllerState
@@ -188,3 +188,27 @@ def _collect(state: ControllerState) -> Iterable[Family]:
     yield Family("sdnctl_openflow_tls_handshakes_refused_total", "counter",
                  "OpenFlow TLS handshakes that failed (e.g. a certificate from another CA).").add(
         tls_refused)
+    yield from _dhcp_families(state.dhcp.snapshot())
+
+
+def _dhcp_families(dhcp: dict[str, Any]) -> Iterable[Family]:
+    """DHCP requests by outcome and meter drops, per VM and per switch."""
+    for scope, label in (("by_vm", "vm"), ("by_switch", "switch")):
+        requests = Family(f"sdnctl_dhcp_requests_{label}_total", "counter",
+                          f"DHCP requests that reached the controller, per {label}, by outcome "
+                          "(offer, ack, nak, ignored, malformed).")
+        drops = Family(f"sdnctl_dhcp_meter_drops_{label}_total", "counter",
+                       f"DHCP requests the {label}'s DHCP meter dropped in the switch.")
+        for name, tally in dhcp[scope].items():
+            for outcome, n in tally.items():
+                if outcome == "meter_drops":
+                    drops.add(n, **{label: name})
+                else:
+                    requests.add(n, **{label: name}, outcome=outcome)
+        yield requests
+        yield drops
+    unbound = Family("sdnctl_dhcp_unbound_port_total", "counter",
+                     "DHCP requests from ports bound to no VM (ignored), per switch.")
+    for switch, n in dhcp["unbound_port"].items():
+        unbound.add(n, switch=switch)
+    yield unbound

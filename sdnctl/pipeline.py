@@ -29,8 +29,10 @@ PIPELINE: tuple[Stage, ...] = (
     Stage(
         "port_security",
         "classify by in_port; drop frames whose MAC, IP, ARP sender or tag is not the bound "
-        "VM's; load tenant/segment/zone; meter the VM; untag frames from trunks",
-        ("arp", "ct_out", "l2_forward"),
+        "VM's; load tenant/segment/zone; meter the VM; untag frames from trunks; "
+        "the bound VM's DHCP requests go through its DHCP meter to `dhcp`, DHCP answers "
+        "from a VM are dropped",
+        ("arp", "ct_out", "l2_forward", "dhcp"),
     ),
     Stage("arp", "answer ARP for VMs and gateways from the bindings; drop the rest", ()),
     Stage("ct_out", "send IP from a VM through conntrack in the VM's zone", ("acl",)),
@@ -55,6 +57,11 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("ct_in", "send IP towards a local VM through conntrack in that VM's zone", ("deliver",)),
     Stage("deliver",
           "commit new connections in the destination zone, drop revoked ones, output to the VM",
+          ()),
+    # Last, so that adding it renumbered no table: a stage's place is not its order of use.
+    Stage("dhcp",
+          "DHCP requests from bound VMs: through the switch's DHCP meter to the controller, "
+          "which answers from the policy",
           ()),
 )
 

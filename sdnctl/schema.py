@@ -22,8 +22,15 @@ from typing import Any
 from sdnctl.policy.lint import WAIVABLE
 from sdnctl.policy.load import _SMALLEST_SUBNET, MAX_RATE_MBPS
 from sdnctl.policy.model import ANY, MAX_VNI
-from sdnctl.topology.load import _SWITCH_NAME_RE, MAX_DPID, MAX_PORT
-from sdnctl.topology.model import TUNNEL_PORT
+from sdnctl.policy.values import MAX_DNS_SERVERS
+from sdnctl.topology.load import (
+    _SWITCH_NAME_RE,
+    MAX_DPID,
+    MAX_PORT,
+    MAX_UNDERLAY_MTU,
+    MIN_UNDERLAY_MTU,
+)
+from sdnctl.topology.model import DEFAULT_UNDERLAY_MTU, TUNNEL_PORT
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MAX_VLAN = 4094
@@ -126,6 +133,11 @@ _LABELS: Schema = {
 # -- policy -----------------------------------------------------------------------------
 
 
+def _dns(what: str) -> Schema:
+    return {**_list(_address("A unicast IPv4 address."), what), "uniqueItems": True,
+            "maxItems": MAX_DNS_SERVERS}
+
+
 def _segment() -> Schema:
     prefix = f"(?:{integer_pattern(_SMALLEST_SUBNET)}|0+)"
     subnet = _whole(rf"{_IPV4}/(?:{prefix}|{_IPV4})")
@@ -143,6 +155,8 @@ def _segment() -> Schema:
             "gateway": _address("The distributed router's address in this segment (inside "
                                 "the subnet, not its network or broadcast address). Without "
                                 "it the segment is never routed."),
+            "dns": _dns("DNS servers DHCP hands to the segment's VMs; instead of the "
+                        "tenant's."),
         },
         ["subnet"],
         anyOf=[{"required": ["vlan"]}, {"required": ["vni"]}],
@@ -197,6 +211,8 @@ def _tenant() -> Schema:
                              "reserved.", reserved=ANY),
             "rules": _list({"$ref": "#/$defs/rule"}, "Allow rules; order does not matter."),
             "waive": _waive("tenant"),
+            "dns": _dns("DNS servers DHCP hands to the tenant's VMs (a segment's own dns "
+                        "wins)."),
         },
         ["segments"],
     )
@@ -306,6 +322,10 @@ def topology_schema() -> Schema:
                 "additionalProperties": {"$ref": "#/$defs/switch"},
             },
             "links": _list({"$ref": "#/$defs/link"}, "Links between switches."),
+            "underlay_mtu": {"type": "integer", "minimum": MIN_UNDERLAY_MTU,
+                             "maximum": MAX_UNDERLAY_MTU, "default": DEFAULT_UNDERLAY_MTU,
+                             "description": "MTU of the fabric links and the tunnel "
+                             "underlay; DHCP tells VMs what fits inside it."},
         },
         "additionalProperties": False,
         "$defs": {"switch": _switch(), "link": _link()},

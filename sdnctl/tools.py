@@ -34,14 +34,17 @@ PACKAGES: dict[str, str] = {
     "dot": "graphviz",  # sdnctl graph
     "chromium": "chromium",  # tests/integration/test_dashboard.py
     "etcd": "etcd-server",  # sdnctl run --etcd: tests and the leader-kill experiment
+    "udhcpc": "udhcpc",  # a real DHCP client: tests/integration/test_dhcp_live.py
 }
 
-# What building any Mininet lab runs (sdnctl/lab/build.py and Mininet itself).
 # Python packages of pyproject.toml's optional extras -> the extra that installs each
 # (`pip install sdnctl` alone gives the controller and the command line).
 EXTRAS: dict[str, str] = {"mininet": "lab", "scapy": "lab", "matplotlib": "render"}
 
-LAB_TOOLS = ("ovs-vsctl", "ovs-ofctl", "ovs-appctl", "mnexec", "ip", "ethtool", "sysctl")
+# What building any Mininet lab runs (sdnctl/lab/build.py and Mininet itself; udhcpc:
+# the lab's VMs boot their addresses by DHCP).
+LAB_TOOLS = ("ovs-vsctl", "ovs-ofctl", "ovs-appctl", "mnexec", "ip", "ethtool", "sysctl",
+             "udhcpc")
 
 
 class ToolMissing(RuntimeError):

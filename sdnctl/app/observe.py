@@ -1,8 +1,9 @@
 """What the controller app does besides programming: it watches.
 
-- Packet-ins are counted per switch and dropped (no packet-out, nothing learnt),
-  with a rate-limited log line (sdnctl.live.counters). The pipeline sends nothing
-  to the controller; one arriving means a flow outside the policy sent it.
+- Packet-ins from stage `dhcp` are DHCP requests, answered by `sdnctl/app/dhcp.py`. Any
+  other is counted per switch and dropped (no packet-out, nothing learnt), with a
+  rate-limited log line (sdnctl.live.counters): the pipeline sends nothing else to
+  the controller, so one arriving means a flow outside the policy sent it.
 - Live reads: `read_switch` (any thread; the API's `/flows/SWITCH?source=switch`)
   asks a switch for its flows, groups and meters and waits for the answer, which
   `sdnctl verify` compares with intent.
@@ -27,9 +28,11 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from sdnctl.api import SwitchReadError
 from sdnctl.live.reads import KINDS, Read, Waiter
 from sdnctl.live.state import ControllerState, SwitchState
+from sdnctl.pipeline import table_id
 from sdnctl.southbound import ofp as sb
 from sdnctl.southbound.livedump import drop_samples, dump_to_json
 
+DHCP_TABLE = table_id("dhcp")
 PACKET_IN_REASONS = {ofp.OFPR_NO_MATCH: "table miss", ofp.OFPR_ACTION: "output to controller",
                      ofp.OFPR_INVALID_TTL: "invalid TTL"}
 
@@ -55,6 +58,8 @@ class ObserverMixin:
     name: str
     send_event: Callable[[str, Any], Any]
     _switch_of: Callable[[Any], SwitchState | None]
+    _dhcp_packet_in: Callable[[Any, SwitchState], None]
+    _poll_dhcp_meters: Callable[[SwitchState], None]
     _poll_round: list[str]  # switches still to read in this round of the stats poll
 
     # ---- packet-ins --------------------------------------------------------------
@@ -63,6 +68,10 @@ class ObserverMixin:
         msg = ev.msg
         with self.state.lock:
             sw = self._switch_of(msg.datapath)
+        if sw is not None and msg.table_id == DHCP_TABLE and msg.reason == ofp.OFPR_ACTION:
+            self._dhcp_packet_in(msg, sw)  # the metered DHCP path: answered, not counted here
+            return
+        with self.state.lock:
             if sw is not None:
                 sw.on_packet_in()
             name = sw.name if sw else f"dpid {msg.datapath.id or 0:#x}"
@@ -169,6 +178,7 @@ class ObserverMixin:
                 continue  # being programmed: its counters can wait for the next round
             sw.start_poll()
             self._start_read(sw, Read(sw.name, {"flows"}, functools.partial(self._polled, sw)))
+            self._poll_dhcp_meters(sw)
             return
 
     def _polled(self, sw: SwitchState, read: Read) -> None:

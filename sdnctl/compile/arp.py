@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sdnctl.compile.context import NetworkView
+from sdnctl.dhcp.lease import server_address
 from sdnctl.flows import OFPP_IN_PORT, Flow, Match, Move, Output, SetField
 from sdnctl.pipeline import REG_SEGMENT, gateway_mac
 from sdnctl.policy.model import Segment
@@ -54,6 +55,14 @@ def arp_segment_flows(view: NetworkView, seg: Segment) -> Iterator[Flow]:
         yield Flow(
             "arp", PRIO_ANSWER, Match.of(request, arp_tpa=str(seg.gateway)),
             arp_reply_actions(gateway_mac(seg.id), str(seg.gateway)), f"segment:{seg.id}",
+        )
+    else:
+        # A segment without a gateway: its DHCP server address, so that a renewing
+        # VM can unicast to it (the request then goes to stage dhcp like any other).
+        server = str(server_address(seg))
+        yield Flow(
+            "arp", PRIO_ANSWER, Match.of(request, arp_tpa=server),
+            arp_reply_actions(gateway_mac(seg.id), server), f"segment:{seg.id}",
         )
     for vm in view.bound_by_segment.get(seg.id, ()):  # only VMs that are really there
         yield Flow(

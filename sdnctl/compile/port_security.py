@@ -1,8 +1,9 @@
 """Stage `port_security`: classify every frame by where it came in.
 
 From a VM port only the bound VM's own untagged IPv4 and ARP pass (source MAC,
-source IP, ARP sender MAC and IP all checked); everything else from that port is
-dropped. From a trunk, frames tagged with a carried segment are untagged and
+source IP, ARP sender MAC and IP all checked), and its DHCP requests (from 0.0.0.0
+too) go to stage `dhcp` (`sdnctl.compile.dhcp`); DHCP answers and everything else
+from that port are dropped. From a trunk, frames tagged with a carried segment are untagged and
 handed to `l2_forward`; from the VXLAN port, IPv4 frames whose tunnel key is the
 VNI of a segment with a VM here are handed to `l2_forward` the same way. Each
 accepted frame leaves with the tenant in `metadata`, the segment (`Segment.id`) in
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sdnctl.compile.context import ROUTED_BIT, TENANT_MASK, NetworkView
+from sdnctl.compile.dhcp import dhcp_meters, dhcp_port_flows
 from sdnctl.flows import (
     OFPVID_PRESENT,
     Flow,
@@ -60,6 +62,7 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
              tenant_metadata(view, vm.tenant, seg.routed), Goto("arp")),
             owner,
         )
+        yield from dhcp_port_flows(lv)
         # Anything else from a VM port is spoofed or unsupported: say so by name.
         yield Flow("port_security", PRIO_PORT_DROP, Match.of(in_port=port), (), owner)
 
@@ -108,7 +111,9 @@ def _tunnel_ingress(view: NetworkView, switch: str) -> Iterator[Flow]:
 
 
 def compile_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:
-    """One meter per rate-limited VM, id = its port (unique on the switch)."""
+    """One meter per rate-limited VM, id = its port (unique on the switch), and the
+    DHCP meters (`sdnctl.compile.dhcp`)."""
+    yield from dhcp_meters(view, switch)
     for lv in view.local_vms(switch):
         if lv.vm.rate_limit_mbps:
             kbps = lv.vm.rate_limit_mbps * 1000

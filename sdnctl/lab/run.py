@@ -3,12 +3,18 @@
 Exit codes: 0 the data plane matched the policy on every probe; 1 some probe
 disagreed (LEAK or BLOCKED) or never ran; 2 bad input (files, names, a bridge of
 that name already exists); 3 the lab could not run (daemon died, switches not
-programmed in time, probe agents failed); 128+N when stopped by signal N.
-Whatever happens, everything the lab made is removed before returning.
+programmed in time, a VM got no DHCP lease, probe agents failed); 128+N when
+stopped by signal N. Whatever happens, everything the lab made is removed before
+returning.
+
+Once every switch is programmed, each VM drops the address it was built with and
+boots its network with a real DHCP client (udhcpc), as a cloud image would: the
+probes then use what DHCP handed out (address, router, MTU).
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 import traceback
@@ -17,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, plugged, wait_until_programmed
+from sdnctl.lab.dhcpclient import NoLease, boot_addresses
 from sdnctl.lab.names import LOCALHOST, free_ports
-from sdnctl.lab.plan import LabError, LabPlan, plan_lab
+from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan, plan_lab
 from sdnctl.lab.session import LabSession, Stopped, exit_code
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Policy
@@ -160,10 +167,16 @@ def _run(
             _say("probing anyway (keep going)")
         started = time.monotonic()
         addresses = {h.vm: str(h.ip) for h in plan.hosts}
+        leases = boot_addresses(lab.hosts, addresses, HOST_INTF, session.tmp)
+        timings["dhcp_s"] = round(time.monotonic() - started, 2)
+        median = statistics.median(lease.took_s for lease in leases.values())
+        _say(f"{_count(leases, 'VM')} took their addresses by DHCP in"
+             f" {timings['dhcp_s']:.1f} s (median lease {median:.2f} s)")
+        started = time.monotonic()
         results = probe_matrix(lab.hosts, addresses, services)
         timings["probe_s"] = round(time.monotonic() - started, 2)
         _say(f"{len(results)} probes in {timings['probe_s']:.1f} s")
-    except LabError as exc:
+    except (LabError, NoLease) as exc:
         _say(str(exc))
         session.keep("the lab failed")
         return 3

@@ -29,6 +29,7 @@ from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
 from sdnctl.live.counters import Counters
+from sdnctl.live.dhcp import DhcpResponder
 from sdnctl.live.history import EditStart, EnforcedEdit, History
 from sdnctl.live.links import LinkState
 from sdnctl.live.reads import Read
@@ -416,6 +417,7 @@ class ControllerState:
         self.use_bundles = use_bundles
         self.history = History()
         self.counters = Counters()
+        self.dhcp = DhcpResponder()  # answers the metered DHCP path (sdnctl/app/dhcp.py)
         self.daemon = DaemonParts()
         self.started_at = time.monotonic() if started_at is None else started_at
         self.lock = threading.RLock()

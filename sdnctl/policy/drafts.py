@@ -23,6 +23,7 @@ class SegmentDraft:
     vni: int | None = None
     subnet: IPv4Network | None = None
     gateway: IPv4Address | None = None
+    dns: tuple[IPv4Address, ...] | None = None
 
     @property
     def where(self) -> str:
@@ -41,6 +42,7 @@ class TenantDraft:
     groups: dict[str, Group] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     waive: frozenset[str] = frozenset()
+    dns: tuple[IPv4Address, ...] = ()
 
 
 @dataclass
@@ -62,13 +64,13 @@ def build_tenant(t: TenantDraft) -> Tenant:
     segments = {name: build_segment(s) for name, s in t.segments.items()}
     return Tenant(
         t.name, t.default, MappingProxyType(segments), MappingProxyType(dict(t.groups)),
-        tuple(t.rules), t.line, t.waive,
+        tuple(t.rules), t.line, t.waive, t.dns,
     )
 
 
 def build_segment(s: SegmentDraft) -> Segment:
     assert (s.vlan is not None or s.vni is not None) and s.subnet is not None
-    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line, s.vni)
+    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line, s.vni, s.dns)
 
 
 def build_vm(vm: VMDraft) -> VM:

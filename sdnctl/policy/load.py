@@ -43,6 +43,7 @@ from sdnctl.policy.values import (
     listing,
     mac_trouble,
     placement_trouble,
+    read_dns,
     read_labels,
     subnet_trouble,
 )
@@ -58,8 +59,8 @@ from sdnctl.yamlsrc import (
 )
 
 TOP_KEYS = ("version", "tenants", "vms")
-TENANT_KEYS = ("default", "segments", "groups", "rules", "waive")
-SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway")
+TENANT_KEYS = ("default", "segments", "groups", "rules", "waive", "dns")
+SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway", "dns")
 GROUP_KEYS = ("labels", "vms", "waive")
 RULE_KEYS = ("from", "to", "allow", "waive")
 VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps", "waive")
@@ -129,6 +130,8 @@ class _PolicyReader:
         if "default" in body:
             tenant.default = self._default(body["default"], body.key_line("default"), where)
         tenant.waive = self._waive(body, "tenant", where)
+        if "dns" in body:
+            tenant.dns = read_dns(self.r, body["dns"], body.key_line("dns"), where)
         segments = self.r.mapping(body.get("segments"), body.key_line("segments"), where,
                                   "segments")
         for seg_name, seg_body, seg_line in self.r.names(segments or LineDict(), where,
@@ -161,6 +164,8 @@ class _PolicyReader:
             self._check_overlap(tenant, seg, body.key_line("subnet"))
         if "gateway" in body:
             seg.gateway = self._gateway(seg, body["gateway"], body.key_line("gateway"))
+        if "dns" in body:
+            seg.dns = read_dns(self.r, body["dns"], body.key_line("dns"), seg.where)
 
     def _vlan(self, seg: SegmentDraft, value: Any, line: int) -> int | None:
         return self._segment_number(seg, "vlan", 4094, self.vlans, value, line)
@@ -309,6 +314,10 @@ class _PolicyReader:
         trouble = placement_trouble(ip, seg.subnet, seg.where)
         if not trouble and ip == seg.gateway:
             trouble = f"is the gateway of {seg.where}"
+        if not trouble and seg.gateway is None and ip == seg.subnet.broadcast_address - 1:
+            # DHCP answers a segment without a gateway from this address.
+            trouble = (f"is reserved as the DHCP server address of {seg.where} "
+                       "(the last usable address of a segment without a gateway)")
         if trouble:
             self.r.add(line, f"{where}: ip {ip} {trouble}")
         return ip

@@ -96,6 +96,7 @@ class Segment:
     gateway: IPv4Address | None  # None: the segment is never routed
     line: int = field(default=0, compare=False)  # where it was written, not what it is
     vni: int | None = None  # the VXLAN key between hypervisors; None: VLAN only
+    dns: tuple[IPv4Address, ...] | None = None  # DHCP's DNS servers; None: the tenant's
 
     def __post_init__(self) -> None:
         if self.vlan is None and self.vni is None:
@@ -157,6 +158,7 @@ class Tenant:
     line: int = field(default=0, compare=False)  # where it was written, not what it is
     # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
     waive: frozenset[str] = field(default=frozenset(), compare=False)
+    dns: tuple[IPv4Address, ...] = ()  # DHCP's DNS servers for segments naming none
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from sdnctl.addresses import parse_address
 from sdnctl.pipeline import GATEWAY_MAC_PREFIX, OVERLAY_GATEWAY_MAC_PREFIX
 from sdnctl.yamlsrc import LineDict, Report, describe, show_key
 
@@ -50,6 +51,33 @@ def mac_trouble(mac: str) -> str:
         return ("is in the range reserved for overlay gateway MACs "
                 f"({OVERLAY_GATEWAY_MAC_PREFIX}xx:xx:xx)")
     return ""
+
+
+MAX_DNS_SERVERS = 8  # DHCP carries them in one option; resolvers read three
+
+
+def read_dns(report: Report, value: Any, line: int, where: str) -> tuple[IPv4Address, ...]:
+    """`dns: [10.1.0.2, ...]`: unicast IPv4 addresses, each once."""
+    items = report.sequence(value, line, where, "dns")
+    if items is None:
+        return ()
+    found: dict[IPv4Address, None] = {}
+    for index, item in enumerate(items):
+        item_line = items.item_line(index)
+        ip = parse_address(item)
+        if ip is None or ip.is_multicast or ip.is_unspecified or ip == IPv4Address(
+            "255.255.255.255"
+        ):
+            report.add(item_line, f"{where}: dns must list unicast IPv4 addresses like "
+                                  f"10.1.0.2, got {describe(item)}")
+        elif ip in found:
+            report.add(item_line, f"{where}: dns lists {ip} twice")
+        else:
+            found[ip] = None
+    if len(found) > MAX_DNS_SERVERS:
+        report.add(line, f"{where}: dns lists {len(found)} servers, at most "
+                         f"{MAX_DNS_SERVERS}")
+    return tuple(found)
 
 
 def read_labels(report: Report, value: Any, line: int, where: str) -> dict[str, str]:

@@ -6,6 +6,9 @@ Messages read `<object>: <problem>` where the object is `topology`, `switch S` o
 A hypervisor may name an overlay tunnel endpoint: `tunnel_ip` (its underlay
 address, unique) and optionally `tunnel_port` (the OpenFlow number of its VXLAN
 port, default TUNNEL_PORT), a port no link may use.
+
+`underlay_mtu` (optional, default 1500) is the MTU of the fabric links and of the
+tunnel underlay; DHCP tells VMs what fits inside it (`sdnctl.dhcp.lease`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,18 @@ from types import MappingProxyType
 from typing import Any
 
 from sdnctl.addresses import parse_address
-from sdnctl.topology.model import TUNNEL_PORT, Link, PortRef, Role, Switch, Topology
+from sdnctl.topology.model import (
+    DEFAULT_UNDERLAY_MTU,
+    TUNNEL_PORT,
+    Link,
+    PortRef,
+    Role,
+    Switch,
+    Topology,
+)
 from sdnctl.yamlsrc import LineDict, Report, describe, is_int, load_yaml, read_source
 
-TOP_KEYS = ("version", "switches", "links")
+TOP_KEYS = ("version", "switches", "links", "underlay_mtu")
 SWITCH_KEYS = ("dpid", "role", "tunnel_ip", "tunnel_port")
 REQUIRED_SWITCH_KEYS = ("dpid", "role")
 LINK_KEYS = ("a", "b")
@@ -33,6 +44,9 @@ _PORT_REF_RE = re.compile(r"^([^:\s]+):([0-9]+)$")
 # `ofport_request` accepts 1..65279 only.
 MAX_PORT = 0xFEFF
 MAX_DPID = 2**64 - 1
+# An underlay below IPv6's minimum link MTU would leave VMs too little to be useful.
+MIN_UNDERLAY_MTU = 1280
+MAX_UNDERLAY_MTU = 65535
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -79,12 +93,25 @@ class _TopologyReader:
             self._link(index + 1, body, links.item_line(index))
             for index, body in enumerate(links or ())
         ] if links is not None else []
+        mtu = self._underlay_mtu(top)
         if self.r.problems:
             return None
         good = {name: sw for name, sw in self.switches.items() if sw is not None}
         return Topology(
-            MappingProxyType(good), tuple(b for b in built if b is not None), self.r.source
+            MappingProxyType(good), tuple(b for b in built if b is not None), self.r.source,
+            mtu,
         )
+
+    def _underlay_mtu(self, top: LineDict) -> int:
+        if "underlay_mtu" not in top:
+            return DEFAULT_UNDERLAY_MTU
+        value = top["underlay_mtu"]
+        if not is_int(value) or not MIN_UNDERLAY_MTU <= value <= MAX_UNDERLAY_MTU:
+            self.r.add(top.key_line("underlay_mtu"),
+                       f"topology: underlay_mtu must be an integer "
+                       f"{MIN_UNDERLAY_MTU}..{MAX_UNDERLAY_MTU} (bytes), got {describe(value)}")
+            return DEFAULT_UNDERLAY_MTU
+        return int(value)
 
 
     # -- switches -------------------------------------------------------------------

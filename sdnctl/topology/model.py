@@ -19,6 +19,8 @@ class Role(enum.Enum):
 # The OpenFlow port of a hypervisor's VXLAN port when the topology names none:
 # high, so it never meets planned VM ports (100, 101, ...) or usual trunk numbers.
 TUNNEL_PORT = 65000
+# The MTU of fabric links and the tunnel underlay when the topology names none.
+DEFAULT_UNDERLAY_MTU = 1500
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class Topology:
     switches: Mapping[str, Switch]
     links: tuple[Link, ...]
     source: str = "<topology>"
+    underlay_mtu: int = DEFAULT_UNDERLAY_MTU
     # Indexes, not data: link ends by switch and by port, so lookups cost O(1).
     _link_ports: Mapping[str, frozenset[int]] = field(
         init=False, repr=False, compare=False, hash=False

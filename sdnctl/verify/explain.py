@@ -1,4 +1,5 @@
-"""`sdnctl explain`: say, table by table, why a connection is allowed or denied."""
+"""`sdnctl explain`: say, table by table, why a connection is allowed or denied, or
+(`--dhcp`) whether a VM's DHCP request is answered and what the answer says."""
 
 from __future__ import annotations
 
@@ -6,12 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sdnctl.bindings import Bindings
-from sdnctl.flows import Flow, FlowSet, render_action_ofctl, render_match_ofctl
+from sdnctl.dhcp.lease import Lease, lease_of
+from sdnctl.flows import (
+    OFPP_CONTROLLER,
+    Flow,
+    FlowSet,
+    render_action_ofctl,
+    render_match_ofctl,
+)
 from sdnctl.policy.model import Policy, Service
-from sdnctl.topology.model import Topology
+from sdnctl.topology.model import PortRef, Topology
 from sdnctl.verify.reach import ProbeResult, probe
 from sdnctl.verify.semantics import reach
-from sdnctl.verify.simulate import Simulator
+from sdnctl.verify.simulate import Simulator, Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +98,62 @@ def explain(
 ) -> Explanation:
     result = probe(Simulator(flowsets, topology), policy, bindings, src, dst, service)
     return Explanation(result, reach(policy, src, dst, service))
+
+
+@dataclass(frozen=True, slots=True)
+class DhcpExplanation:
+    """`explain --dhcp`: a VM's DHCP DISCOVER through its switch, and what it is told."""
+
+    vm: str
+    trace: Trace
+    answered: bool  # the request reaches the controller path on the VM's own switch
+    lease: Lease | None  # what the answer says (None: the VM is not bound)
+
+    def to_json(self) -> dict[str, object]:
+        lease = self.lease
+        return {
+            "from": self.vm, "service": "dhcp",
+            "verdict": "answered" if self.answered else "unanswered",
+            "lease": None if lease is None else {
+                "ip": str(lease.ip), "prefixlen": lease.network.prefixlen,
+                "router": str(lease.router) if lease.router else None,
+                "dns": [str(a) for a in lease.dns], "mtu": lease.mtu,
+                "lease_s": lease.seconds, "server": str(lease.server_ip)},
+            "steps": [{"phase": "discover", "switch": s.switch, "table": s.stage,
+                       **_flow_json(s.flow)} for s in self.trace.steps],
+        }
+
+    def to_text(self) -> str:
+        lines = [f"{self.vm} -> DHCP DISCOVER (0.0.0.0:68 -> 255.255.255.255:67)"]
+        for step in self.trace.steps:
+            f = step.flow
+            if f is None:
+                lines.append(f"    {step.switch:<8} {step.stage:<14} no flow matched: drop")
+                continue
+            acts = ",".join(render_action_ofctl(a) for a in f.actions) or "drop"
+            lines.append(f"    {step.switch:<8} {step.stage:<14} prio {f.priority:<4} "
+                         f"{f.owner:<28} {render_match_ofctl(f.match) or '*'} -> {acts}")
+        if not self.answered or self.lease is None:
+            lines.append("verdict: UNANSWERED (the request does not reach the controller)")
+            return "\n".join(lines)
+        lease = self.lease
+        lines.append(
+            f"verdict: ANSWERED by the controller from the policy: {lease.ip}/"
+            f"{lease.network.prefixlen}, router {lease.router or 'none'}, dns "
+            f"{', '.join(map(str, lease.dns)) or 'none'}, mtu {lease.mtu}, lease "
+            f"{lease.seconds} s, server {lease.server_ip}")
+        return "\n".join(lines)
+
+
+def explain_dhcp(flowsets: Mapping[str, FlowSet], policy: Policy, topology: Topology,
+                 bindings: Bindings, vm: str) -> DhcpExplanation:
+    at = bindings.ports.get(vm)
+    if at is None:
+        return DhcpExplanation(vm, Trace(), False, None)
+    v = policy.vms[vm]
+    discover = {"eth_src": v.mac, "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0800,
+                "ipv4_src": "0.0.0.0", "ipv4_dst": "255.255.255.255", "ip_ttl": 64,
+                "ip_proto": 17, "udp_src": 68, "udp_dst": 67}
+    trace = Simulator(flowsets, topology).inject(at, discover)
+    answered = [ref for ref, _ in trace.delivered] == [PortRef(at.switch, OFPP_CONTROLLER)]
+    return DhcpExplanation(vm, trace, answered, lease_of(policy, topology, v))

@@ -83,7 +83,7 @@ def compare_switch(intent: FlowSet, live: FlowSet, unparsed: Iterable[Mapping[st
                         lambda g: (g.type, g.buckets), render_group_ofctl)
     out += _compare_ids(name, "meter", {m.meter_id: m for m in intent.meters},
                         {m.meter_id: m for m in live.meters},
-                        lambda m: (m.rate_kbps, m.burst_kb), render_meter_ofctl)
+                        lambda m: (m.rate_kbps, m.burst_kb, m.pktps), render_meter_ofctl)
     order = {"missing": 0, "extra": 1, "changed": 2, "unparsed": 3}
     return sorted(out, key=lambda d: (d.what != "flow", order.get(d.kind, 9),
                                       (d.intent or d.live).table if d.intent or d.live else 99))

@@ -232,6 +232,9 @@ def test_app_programs_once_and_queues_changes_behind_the_barrier(tmp_path) -> No
     dp = FakeDatapath(7)
     _connect(app, dp)
     sent = dp.take()
+    meters = len(sw.desired.meters)  # w1's DHCP meter and the switch's: before the bundle
+    assert meters == 2 and sent[:meters] == ["OFPMeterMod"] * meters
+    sent = sent[meters:]
     assert sent[0] == "ONFBundleCtrlMsg" and sent[-2] == "ONFBundleCtrlMsg"
     assert sent[-1] == "OFPBarrierRequest" and set(sent[1:-2]) == {"ONFBundleAddMsg"}
     assert sw.flow_mods_sent == len(sw.desired.flows) == len(sent) - 3
@@ -260,7 +263,8 @@ def test_a_rejected_update_unprograms_and_rereads_the_switch(tmp_path) -> None:
     sw = state.switches["hv1"]
     dp = FakeDatapath(7)
     _connect(app, dp)
-    xids = [m.xid for m in dp.sent]
+    # The first flow-mod (after the meters and the bundle's opening).
+    xids = [m.xid for m in dp.sent if type(m).__name__ != "OFPMeterMod"]
     dp.take()
     app._error(Ev(msg=Ev(datapath=dp, xid=xids[1], type=ofp.OFPET_BAD_ACTION, code=4)))
     _barrier(app, dp, sw.batch.barrier_xid)

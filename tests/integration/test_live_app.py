@@ -251,8 +251,10 @@ def test_the_stats_poll_reads_one_switch_at_a_time() -> None:
     asked = [name for name, dp in dps.items() if dp.sent]
     assert len(asked) == 1
     first = dps[asked[0]]
-    req = first.sent[-1]
-    assert type(req).__name__ == "OFPFlowStatsRequest"
+    # The flow stats, and the meter stats for the DHCP meters' drops.
+    assert [type(m).__name__ for m in first.sent] == ["OFPFlowStatsRequest",
+                                                      "OFPMeterStatsRequest"]
+    req = first.sent[0]
     first.take()
     app._poll(EventPoll())  # a new round while one read is in flight asks nobody more
     assert all(not dp.sent for dp in dps.values())

@@ -13,12 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from sdnctl.compile.dhcp import VM_DHCP_BURST, VM_DHCP_PPS
 from sdnctl.lab.attacks.catalogue import ATTACKS, CONTROL, Kind
-from sdnctl.lab.attacks.suite import AttackResult, SuiteReport
+from sdnctl.lab.attacks.suite import AttackResult, StormFigures, SuiteReport
+from sdnctl.pipeline import table_id
 
 pytestmark = [pytest.mark.lab, pytest.mark.needs("tcpdump")]  # captures
 
 STORM = next(a for a in ATTACKS if a.kind is Kind.STORM)
+DHCP_STORM = next(a for a in ATTACKS if a.kind is Kind.DHCP_STORM)
 FUZZ = next(a for a in ATTACKS if a.kind is Kind.FUZZ)
 API_BUDGET_MS = 100.0  # issue 5: the status API answers within 100 ms under a storm
 RSS_GROWTH_KB = 20 * 1024  # "bounded": a storm must not grow the daemon by more than this
@@ -79,12 +82,40 @@ def test_attack_gets_nothing_through(suite: SuiteReport, name: str) -> None:
     assert r.daemon_alive
 
 
-def test_no_flow_sends_to_the_controller(suite: SuiteReport) -> None:
-    """The pipeline is proactive: no flow or group outputs to CONTROLLER, so no frame
-    a VM sends can become a packet-in, and the switches sent none during the suite."""
-    assert suite.controller_outputs == []
+def dhcp_budget(storm: StormFigures) -> int:
+    """Packet-ins the DHCP storm window may cause: what evil's DHCP meter lets through
+    (its burst, then its rate, over the window) and the witnesses' own clients (a
+    DISCOVER and a REQUEST per lease, a few more for a retry)."""
+    evil = VM_DHCP_BURST + VM_DHCP_PPS * (storm.seconds + 2)
+    return int(evil + 4 * (len(storm.dhcp_leases_s) + len(storm.dhcp_failures)))
+
+
+def test_only_the_metered_dhcp_path_reaches_the_controller(suite: SuiteReport) -> None:
+    """The pipeline is proactive: the only flows that output to CONTROLLER are stage
+    dhcp's, behind the switch's DHCP meter, and the only packet-ins during the suite
+    are DHCP requests of the starvation window, as many as the meters let through."""
+    dhcp_table = f"table={table_id('dhcp')},"
+    assert suite.controller_outputs, "no DHCP path: the check below would be empty"
+    wrong = [o for o in suite.controller_outputs
+             if dhcp_table not in o.replace(" ", "") or "meter:" not in o]
+    assert wrong == []
     assert suite.snooped > 0, "the snoop saw no OpenFlow at all: it was not listening"
-    assert suite.packet_ins == 0
+    storm = _result(suite, DHCP_STORM.name).storm
+    assert storm is not None
+    assert suite.packet_ins == storm.packet_ins  # none outside the DHCP window
+    assert suite.packet_ins <= dhcp_budget(storm)
+
+
+def test_dhcp_starvation_leaves_others_their_lease(suite: SuiteReport) -> None:
+    """5,000 DHCP requests/s from one VM: the other VMs' real clients still get their
+    policy addresses, the API answers, and the controller sees what the meter allows."""
+    storm = _result(suite, DHCP_STORM.name).storm
+    assert storm is not None
+    assert storm.rate >= 0.8 * DHCP_STORM.rate, f"only {storm.rate:.0f} frames/s"
+    assert storm.dhcp_failures == [] and len(storm.dhcp_leases_s) >= 2
+    assert storm.api_failures == 0 and storm.api_p99_ms < API_BUDGET_MS
+    assert storm.witness_failures == []
+    assert 0 < storm.packet_ins <= dhcp_budget(storm)
 
 
 def test_attacks_leave_the_flow_tables_alone(suite: SuiteReport) -> None:

@@ -93,6 +93,18 @@ def test_plan_reports_what_an_edit_adds_and_removes(capsys, tmp_path):
     assert code == 0 and out.startswith("no change")
 
 
+def test_explain_dhcp_walks_the_request_and_says_what_the_vm_is_told(capsys):
+    code, out, _ = run(capsys, "explain", "-p", POLICY, "-t", TOPO, "--from", "db1", "--dhcp",
+                       "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["verdict"] == "answered"
+    assert [s["table"] for s in doc["steps"]] == ["port_security", "dhcp"]
+    assert doc["lease"]["ip"] == "10.1.30.11" and doc["lease"]["mtu"] == 1492
+    code, _, err = run(capsys, "explain", "-p", POLICY, "-t", TOPO, "--from", "db1", "--dhcp",
+                       "--to", "web1")
+    assert code == 2 and "--dhcp alone" in err
+
+
 def _closed_port() -> str:
     """An address where nothing listens (bound, then closed: refused)."""
     import socket

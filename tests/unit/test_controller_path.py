@@ -1,8 +1,10 @@
-"""Nothing the compiler emits reaches the controller, so the controller path needs no
-meter (docs/threat-model.md): no flow or group bucket outputs to CONTROLLER or to
-any other reserved port a frame could escape through (NORMAL, FLOOD, ALL, LOCAL),
-and every table ends in an explicit drop, so OVS's table-miss behaviour never
-matters. Checked over every example network, and over random ones."""
+"""The controller path is the metered DHCP path and nothing else (docs/threat-model.md):
+no flow or group bucket outputs to CONTROLLER except stage `dhcp`'s, which passes
+the switch's packets/s meter first; only port security's DHCP flows go to `dhcp`,
+each for one VM port, one MAC, UDP 68->67, through that VM's own packets/s meter.
+Nothing outputs to any other reserved port a frame could escape through (NORMAL,
+FLOOD, ALL, LOCAL), and every table ends in an explicit drop, so OVS's table-miss
+behaviour never matters. Checked over every example network, and over random ones."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
-from sdnctl.flows import OFPP_IN_PORT, FlowSet, Match, Output
+from sdnctl.flows import OFPP_CONTROLLER, OFPP_IN_PORT, Flow, FlowSet, Goto, Match, Meter, Output
 from sdnctl.live.counters import Counters
 from sdnctl.pipeline import PIPELINE
 from sdnctl.policy.load import load_policy
@@ -28,15 +30,51 @@ MAX_PORT = 0xFFFFFF00  # OFPP_MAX: ports above are reserved (CONTROLLER, NORMAL,
 
 
 def escapes(fs: FlowSet) -> list[str]:
-    """Every output to a reserved port other than IN_PORT (ARP answers go back there)."""
+    """Every output to a reserved port other than IN_PORT (ARP answers go back there)
+    and the metered DHCP path's CONTROLLER, and every way into that path that is not
+    one VM's metered DHCP requests."""
     found = []
+    pktps = {m.meter_id for m in fs.meters if m.pktps}
     actions = [(f"flow {f.stage}/{f.priority}/{f.owner}", f.actions) for f in fs.flows]
     actions += [(f"group {g.group_id}", b.actions) for g in fs.groups for b in g.buckets]
-    for where, acts in actions:
+    dhcp_flows = {id(f) for f in fs.flows if _metered_dhcp_exit(f, pktps)}
+    for (where, acts), flow in zip(actions, [*fs.flows, *([None] * (len(actions)))],
+                                   strict=False):
         for act in acts:
-            if isinstance(act, Output) and act.port > MAX_PORT and act.port != OFPP_IN_PORT:
-                found.append(f"{fs.switch}: {where} outputs to {act.port:#x}")
+            if not isinstance(act, Output) or act.port <= MAX_PORT or act.port == OFPP_IN_PORT:
+                continue
+            if act.port == OFPP_CONTROLLER and flow is not None and id(flow) in dhcp_flows:
+                continue
+            found.append(f"{fs.switch}: {where} outputs to {act.port:#x}")
+    meters_in: set[int] = set()
+    for f in fs.flows:
+        if any(isinstance(a, Goto) and a.stage == "dhcp" for a in f.actions):
+            trouble = _dhcp_entry_trouble(f, pktps, meters_in)
+            if trouble:
+                found.append(f"{fs.switch}: flow {f.stage}/{f.priority}/{f.owner} {trouble}")
     return found
+
+
+def _metered_dhcp_exit(f: Flow, pktps: set[int]) -> bool:
+    return (f.stage == "dhcp" and bool(f.actions) and isinstance(f.actions[0], Meter)
+            and f.actions[0].meter_id in pktps and f.match.get("udp_dst") == 67)
+
+
+def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
+    """Why a flow into stage dhcp is not one VM port's metered DHCP requests; "" if it is."""
+    m = f.match
+    if f.stage != "port_security" or m.get("in_port") is None or m.get("eth_src") is None:
+        return "enters dhcp without naming a VM port and MAC"
+    if (m.get("udp_src"), m.get("udp_dst"), m.get("ip_proto")) != (68, 67, 17):
+        return "enters dhcp with something other than DHCP requests"
+    meter = f.actions[0]
+    if not isinstance(meter, Meter) or meter.meter_id not in pktps:
+        return "enters dhcp without a packets/s meter"
+    key = (meter.meter_id, m.get("in_port"))
+    if any(other != m.get("in_port") for mid, other in meters_in if mid == meter.meter_id):
+        return "shares its DHCP meter with another port"
+    meters_in.add(key)  # type: ignore[arg-type]
+    return ""
 
 
 def check(flowsets: dict[str, FlowSet]) -> None:
@@ -66,10 +104,25 @@ def test_no_random_network_flow_reaches_the_controller(net) -> None:
 
 
 def test_the_check_can_fail() -> None:
-    from sdnctl.flows import OFPP_CONTROLLER, Flow
-
     fs = FlowSet.build("x", [Flow("arp", 10, Match.of(), (Output(OFPP_CONTROLLER),))])
     assert escapes(fs) == ["x: flow arp/10/base outputs to 0xfffffffd"]
+
+
+def test_the_check_refuses_an_unmetered_or_wide_dhcp_path() -> None:
+    from sdnctl.flows import MeterBand
+
+    to_controller = Flow("dhcp", 100, Match.of(eth_type=0x800, ip_proto=17, udp_dst=67),
+                         (Output(OFPP_CONTROLLER),))
+    fs = FlowSet.build("x", [to_controller])
+    assert escapes(fs) == ["x: flow dhcp/100/base outputs to 0xfffffffd"]
+    # Metered at the switch, but entered by all of a port's UDP (no VM meter, no MAC).
+    metered = Flow("dhcp", 100, to_controller.match,
+                   (Meter(9), Output(OFPP_CONTROLLER)))
+    wide = Flow("port_security", 250, Match.of(in_port=3, eth_type=0x800, ip_proto=17),
+                (Goto("dhcp"),))
+    fs = FlowSet.build("x", [metered, wide], meters=[MeterBand(9, 100, 100, pktps=True)])
+    assert escapes(fs) == ["x: flow port_security/250/base enters dhcp without naming a "
+                           "VM port and MAC"]
 
 
 # ---- the counters behind /metrics ------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[2] / "sdnctl"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("core", {"__init__", "addresses", "bindings", "compile", "diff", "flowjson", "flows",
+    ("core", {"__init__", "addresses", "bindings", "compile", "dhcp", "diff", "flowjson", "flows",
               "gcpause", "pipeline", "policy", "schema", "topology", "verify", "yamlsrc"}),
     ("adapters", {"client", "ha", "render", "southbound", "tools"}),
     ("live", {"live"}),

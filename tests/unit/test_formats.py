@@ -435,8 +435,9 @@ tenants:
   acme:
     default: deny
     waive: [exposure]
+    dns: [10.1.0.2]
     segments:
-      web: {vlan: 10, vni: 5010, subnet: 10.1.10.0/24, gateway: 10.1.10.1}
+      web: {vlan: 10, vni: 5010, subnet: 10.1.10.0/24, gateway: 10.1.10.1, dns: [10.1.10.53]}
     groups:
       web: {labels: {tier: web}, vms: [web2], waive: [empty-group]}
     rules:
@@ -448,6 +449,7 @@ vms:
 """,
     "topology": """\
 version: 1
+underlay_mtu: 1600
 switches:
   hv1: {dpid: 1, role: hypervisor, tunnel_ip: 198.51.100.1, tunnel_port: 100}
   leaf: {dpid: 16, role: fabric}

@@ -59,7 +59,7 @@ def test_unknown_keys_are_named_with_the_allowed_ones() -> None:
     assert problems(text) == [
         "t.yaml:3: switch hv1: unknown key 'kind' (allowed: dpid, role, tunnel_ip, tunnel_port)",
         "t.yaml:4: topology: unknown key 'link', did you mean 'links'? "
-        "(allowed: version, switches, links)",
+        "(allowed: version, switches, links, underlay_mtu)",
     ]
 
 

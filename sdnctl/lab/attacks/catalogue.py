@@ -20,6 +20,8 @@ class Kind(enum.StrEnum):
     NON_IP = "non-ip"
     GATEWAY = "gateway spoofing"
     STORM = "packet-in storm"
+    DHCP = "rogue dhcp"
+    DHCP_STORM = "dhcp starvation"
     FUZZ = "packet fuzz"
     CONTROL = "control"
 
@@ -89,6 +91,13 @@ ATTACKS: tuple[Attack, ...] = (
            check_neighbours=True),
     Attack("ttl-expiry", Kind.GATEWAY,
            "routed pings with TTL 0 and 1 (an OVS dec_ttl may raise invalid-TTL packet-ins)"),
+    Attack("dhcp-rogue-server", Kind.DHCP,
+           "DHCP offers, acks and naks (udp 67 -> 68) from its true MAC and IP, broadcast"
+           " and unicast to rf2 and bx1"),
+    Attack("dhcp-starvation", Kind.DHCP_STORM,
+           "DHCP discovers and requests for random client MACs, from its own MAC and from"
+           " random ones, while rf2 and wa renew their leases",
+           rate=STORM_RATE, seconds=STORM_SECONDS),
     Attack("packet-in-storm", Kind.STORM,
            "random source MACs and IPs: IPv4, ARP, TTL-1 and unknown destinations",
            rate=STORM_RATE, seconds=STORM_SECONDS),

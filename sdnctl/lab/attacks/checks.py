@@ -5,6 +5,8 @@
   tcp/8080, evil -> rf2 icmp), answered by the intended VM (the lab's agent).
 - canaries: an allowed, marked ping to every victim, so each capture is shown
   to be listening while the attack ran.
+- DHCP: a real client (udhcpc) in a VM still gets that VM's policy address
+  (`check_dhcp`, run during the DHCP starvation storm).
 - neighbours: every ARP cache entry of the victims and the attacker maps an
   address to its true MAC, and the switch, asked afresh, still answers right.
 """
@@ -12,8 +14,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -24,6 +28,33 @@ if TYPE_CHECKING:
     from mininet.node import Node
 
 PROBE_TIMEOUT = 1.0
+DHCP_WITNESSES = ("rf2", "wa")  # one beside the attacker (same segment and switch), one not
+
+
+def check_dhcp(hosts: Mapping[str, Node], scene: Scene,
+               names: tuple[str, ...] = DHCP_WITNESSES) -> tuple[list[float], list[str]]:
+    """udhcpc in each of `names` at once, leaving the interface as it is (`-s
+    /bin/true`): (seconds each lease took, one line per VM that got none or a wrong one)."""
+    started = time.monotonic()
+    procs = {name: hosts[name].popen(
+        ["udhcpc", "-i", HOST_INTF, "-f", "-q", "-n", "-t", "3", "-T", "1", "-A", "1",
+         "-s", "/bin/true"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT) for name in names}
+    took, failures = [], []
+    for name, proc in procs.items():
+        try:
+            out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            failures.append(f"{name}: udhcpc hung")
+            continue
+        got = re.search(r"lease of (\S+) obtained", out)
+        if got is None or got[1] != scene.vm(name).ip:
+            failures.append(f"{name}: no DHCP lease for {scene.vm(name).ip}: {out[-200:]!r}")
+        else:
+            took.append(time.monotonic() - started)
+    return took, failures
 
 
 def liveness_targets(s: Scene) -> dict[str, list[dict[str, str]]]:

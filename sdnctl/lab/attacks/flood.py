@@ -73,6 +73,24 @@ def storm_templates(s: Scene, c: Ctx) -> list[Template]:
     return out
 
 
+def dhcp_starvation_templates(s: Scene, c: Ctx) -> list[Template]:
+    """DISCOVERs and REQUESTs for made-up clients (a new chaddr each): from evil's own
+    MAC, which the switch meters per VM, and from random MACs, which port security
+    drops. The controller answers none of them (chaddr is not evil's)."""
+    from sdnctl.lab.attacks.frames import dhcp_request
+
+    me, rng, out = s.me, c.rng, []
+    for i in range(STORM_TEMPLATES):
+        chaddr = bytes([0x02, *(rng.randrange(256) for _ in range(5))])
+        if i % 2:
+            frame = dhcp_request(me.mac, chaddr, "discover", c)
+        else:
+            frame = dhcp_request(me.mac, chaddr, "request", c,
+                                 f"10.0.1.{rng.randrange(100, 250)}")
+        out.append(Template(frame, randomise_mac=i % 4 == 3))
+    return out
+
+
 def patch_source_mac(frame: bytes, mac: bytes) -> bytes:
     """The frame with Ethernet source (and ARP sender hardware address) set to `mac`."""
     out = bytearray(frame)

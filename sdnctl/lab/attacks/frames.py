@@ -394,6 +394,38 @@ def ttl_expiry(s: Scene, c: Ctx) -> list[bytes]:
                      TCP(sport=42000, dport=ALLOWED_PORT, flags="S"), c, ttl=1)]
 
 
+def dhcp_rogue_server(s: Scene, c: Ctx) -> list[bytes]:
+    """evil answers as a DHCP server, with its own valid addresses: no VM may hear it."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+
+    me, rf2, bx1 = s.me, s.vm("rf2"), s.vm("bx1")
+    out = []
+    for kind in ("offer", "ack", "nak"):
+        for victim in (rf2, bx1):
+            for eth_dst, ip_dst in ((BROADCAST, "255.255.255.255"), (victim.mac, victim.ip)):
+                bootp = (BOOTP(op=2, yiaddr=victim.ip, siaddr=me.ip, chaddr=_mac(victim.mac),
+                               xid=c.rng.randrange(1, 1 << 32))
+                         / DHCP(options=[("message-type", kind), ("server_id", me.ip),
+                                         ("router", me.ip), ("name_server", me.ip), "end"]))
+                out.append(ip_frame(me.mac, eth_dst, me.ip, ip_dst,
+                                    UDP(sport=67, dport=68) / bootp, c))
+    return out
+
+
+def dhcp_request(eth_src: str, chaddr: bytes, kind: str, c: Ctx,
+                 requested: str | None = None) -> bytes:
+    """A DHCP client message from 0.0.0.0, as a booting VM sends it."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+
+    options: list[object] = [("message-type", kind)]
+    if requested is not None:
+        options.append(("requested_addr", requested))
+    bootp = (BOOTP(op=1, chaddr=chaddr, xid=c.rng.randrange(1, 1 << 32))
+             / DHCP(options=[*options, "end"]))
+    return ip_frame(eth_src, BROADCAST, "0.0.0.0", "255.255.255.255",
+                    UDP(sport=68, dport=67) / bootp, c)
+
+
 def control_allowed(s: Scene, c: Ctx) -> list[bytes]:
     """Allowed pings, marked: the harness must count each of them as delivered."""
     me, rf2, rb1 = s.me, s.vm("rf2"), s.vm("rb1")
@@ -419,5 +451,6 @@ BUILDERS: dict[str, Callable[[Scene, Ctx], list[bytes]]] = {
     "icmp-related-forged": icmp_related_forged,
     "non-ip": non_ip,
     "gateway-spoof": gateway_spoof,
+    "dhcp-rogue-server": dhcp_rogue_server,
     "ttl-expiry": ttl_expiry,
 }

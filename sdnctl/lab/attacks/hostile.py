@@ -7,7 +7,8 @@ line on stdin and answers one JSON line on stdout:
 
     {"op": "send", "attack": NAME, "marker": HEX, "seed": N, "repeat": R}
         build NAME's frames (frames.BUILDERS) and send each R times
-    {"op": "flood", "attack": "packet-in-storm" | "fuzz", "marker", "seed", "rate", "seconds"}
+    {"op": "flood", "attack": "packet-in-storm" | "fuzz" | "dhcp-starvation", "marker", "seed",
+     "rate", "seconds"}
         send at `rate` frames/s for `seconds`
     {"op": "connect", "ip": IP, "port": P}   an allowed TCP connection, kept open
     {"op": "quit"}
@@ -96,6 +97,8 @@ class Agent:
             rate, seconds = int(str(cmd["rate"])), float(str(cmd["seconds"]))
             if name == "fuzz":
                 stream = _cycle(flood.fuzz_pool(self.scene, ctx))
+            elif name == "dhcp-starvation":
+                stream = _storm(flood.dhcp_starvation_templates(self.scene, ctx))
             else:
                 stream = _storm(flood.storm_templates(self.scene, ctx))
             started = time.monotonic()  # building the pool is not sending

@@ -7,7 +7,9 @@ A frame that reached victim V leaked when either
   sender is not a real VM of V's tenant as V would see it (its own MAC and IP on
   V's segment, or V's gateway MAC and a routed VM's IP); or `reach()` allows
   neither it nor the reverse connection it could answer; or it is a fragment;
-  or ARP that is not a true answer (a VM or gateway of V's segment) addressed to V.
+  or ARP that is not a true answer (a VM or gateway of V's segment) addressed to V;
+  or a DHCP answer that is not the policy's (from V's gateway MAC and address,
+  UDP 67 -> 68, handing out V's own address or none) to V.
 
 The second rule catches frames with no room for a marker (truncated, random
 bytes) without counting the lab's own allowed traffic as leaks. Pure: bytes in.
@@ -99,6 +101,8 @@ def _allowed_ipv4(frame: bytes, v: VmAddr, scene: Scene, policy: Policy) -> bool
     if flags_frag & 0x3FFF:  # more-fragments or an offset: a fragment
         return False
     proto, src, dst = ip[9], _ip(ip[12:16]), _ip(ip[16:20])
+    if proto == 17 and _policy_dhcp_answer(frame, ihl, src, dst, v):
+        return True
     a = _sender(_mac(frame[6:12]), src, v, scene)
     if dst != v.ip or a is None or _mac(frame[0:6]) != v.mac:
         return False
@@ -114,6 +118,18 @@ def _allowed_ipv4(frame: bytes, v: VmAddr, scene: Scene, policy: Policy) -> bool
         if l4[0] == ICMP_ECHO_REPLY:
             return reach(policy, v.name, a.name, Service(Proto.ICMP))
     return False
+
+
+def _policy_dhcp_answer(frame: bytes, ihl: int, src: str, dst: str, v: VmAddr) -> bool:
+    """The controller's answer to V's own DHCP client (the lab's DHCP witnesses)."""
+    bootp = frame[14 + ihl + 8:]
+    if v.gateway_mac is None or len(bootp) < 20 or frame[14 + ihl:14 + ihl + 4] != bytes(
+            (0, 67, 0, 68)):
+        return False
+    return (_mac(frame[6:12]) == v.gateway_mac and src == v.gateway_ip
+            and dst in (v.ip, "255.255.255.255")
+            and _mac(frame[0:6]) in (v.mac, "ff:ff:ff:ff:ff:ff")
+            and _ip(bootp[16:20]) in (v.ip, "0.0.0.0"))
 
 
 def describe(frame: bytes) -> str:

@@ -46,6 +46,8 @@ class StormFigures:
     vswitchd_cpu_s: float | None = None  # CPU ovs-vswitchd used during the storm
     witness_checks: int = 0  # liveness rounds run during the storm
     witness_failures: list[str] = field(default_factory=list)
+    dhcp_leases_s: list[float] = field(default_factory=list)  # DHCP witnesses' leases
+    dhcp_failures: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -126,8 +128,8 @@ def run_attack(lab: AttackLab, attack: Attack) -> AttackResult:
     victims = {v: lab.hosts[v] for v in VICTIMS}
     caps = start_captures(victims, lab.tmp, attack.name)
     try:
-        if attack.kind is Kind.STORM:
-            result.storm, answer = _storm(lab, command)
+        if attack.kind in (Kind.STORM, Kind.DHCP_STORM):
+            result.storm, answer = _storm(lab, command, dhcp=attack.kind is Kind.DHCP_STORM)
         else:
             answer = lab.agent.ask(command)
         result.switch_rx = measure.port_rx(bridge, port) - rx_before  # before the canaries
@@ -162,9 +164,10 @@ def daemon_answers(lab: AttackLab) -> bool:
     return True
 
 
-def _storm(lab: AttackLab, command: dict[str, object]
+def _storm(lab: AttackLab, command: dict[str, object], dhcp: bool = False
            ) -> tuple[StormFigures, dict[str, Any]]:
-    """The flood, with the API sampled, memory read and the witnesses talking meanwhile."""
+    """The flood, with the API sampled, memory read and the witnesses talking meanwhile
+    (with `dhcp`, the DHCP witnesses also take their leases, round after round)."""
     assert lab.agent is not None and lab.daemon is not None
     figures = StormFigures()
     pid = lab.daemon.pid
@@ -181,6 +184,10 @@ def _storm(lab: AttackLab, command: dict[str, object]
             figures.witness_failures += checks.check_liveness(lab.hosts, witness_targets,
                                                               retries=0)
             figures.witness_checks += 1
+            if dhcp and not stop.is_set():
+                took, failed = checks.check_dhcp(lab.hosts, lab.scene)
+                figures.dhcp_leases_s += took
+                figures.dhcp_failures += failed
 
     talker = threading.Thread(target=witnesses, name="witnesses", daemon=True)
     talker.start()
@@ -238,6 +245,9 @@ def format_storm(f: StormFigures) -> str:
            " machine)" if f.vswitchd_cpu_s is not None and f.seconds else ""),
         f"witness traffic during the storm: {f.witness_checks} rounds,"
         f" {len(f.witness_failures)} probes failed",
+        *([f"DHCP witnesses during the storm: {len(f.dhcp_leases_s)} leases (slowest"
+           f" {max(f.dhcp_leases_s):.2f} s), {len(f.dhcp_failures)} failed"]
+          if f.dhcp_leases_s or f.dhcp_failures else []),
     ])
 
 

@@ -70,7 +70,10 @@ from sdnctl.southbound.ofp.messages import (  # noqa: F401
     bucket_to_ofp,
     flow_mod,
     group_mod,
+    meter_band_drops,
     meter_mod,
+    meter_stats_request,
+    packet_out,
     state_requests,
 )
 from sdnctl.southbound.ofp.update import (  # noqa: F401

@@ -113,19 +113,21 @@ def parse_group_desc(
 
 
 def meter_from_config(cfg: OfpMsg, owners: Mapping[int, str] | None = None) -> MeterBand:
-    """One OFPMeterConfigStats -> IR MeterBand; anything but one kbps drop band with a
-    burst becomes a rate-0 meter, which equals no desired meter."""
+    """One OFPMeterConfigStats -> IR MeterBand; anything but one kbps or pktps drop
+    band with a burst becomes a rate-0 meter, which equals no desired meter."""
     owner = (owners or {}).get(cfg.meter_id, "foreign")
     bands = list(cfg.bands)
+    units = cfg.flags & (ofp.OFPMF_KBPS | ofp.OFPMF_PKTPS)
     plain = (
-        cfg.flags & (ofp.OFPMF_KBPS | ofp.OFPMF_BURST) == ofp.OFPMF_KBPS | ofp.OFPMF_BURST
-        and not cfg.flags & ofp.OFPMF_PKTPS
+        cfg.flags & ofp.OFPMF_BURST
+        and units in (ofp.OFPMF_KBPS, ofp.OFPMF_PKTPS)
         and len(bands) == 1
         and isinstance(bands[0], parser.OFPMeterBandDrop)
     )
     if not plain:
         return MeterBand(cfg.meter_id, 0, 0, "foreign")
-    return MeterBand(cfg.meter_id, bands[0].rate, bands[0].burst_size, owner)
+    return MeterBand(cfg.meter_id, bands[0].rate, bands[0].burst_size, owner,
+                     units == ofp.OFPMF_PKTPS)
 
 
 def parse_meter_config(

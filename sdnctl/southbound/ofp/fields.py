@@ -26,7 +26,7 @@ FIELD_BITS: dict[str, int] = {
     "in_port": 32, "metadata": 64, "reg5": 32, "reg6": 32, "reg7": 32, "conj_id": 32,
     "ct_state": 32, "ct_mark": 32, "eth_type": 16, "eth_src": 48, "eth_dst": 48, "vlan_vid": 13,
     "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
-    "ip_proto": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_dst": 16,
+    "ip_proto": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_src": 16, "udp_dst": 16,
     "icmpv4_type": 8, "mpls_label": 20, "tun_id": 64, "tun_dst": 32,
 }
 # IR name -> os-ken OXM name where they differ (ovs-fields(7) says tun_id, OpenFlow

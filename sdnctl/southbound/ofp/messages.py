@@ -74,9 +74,27 @@ def meter_mod(dp: Datapath, meter: MeterBand, command: str = "add") -> OfpMsg:
     bands = [] if command == "delete" else [
         parser.OFPMeterBandDrop(rate=meter.rate_kbps, burst_size=meter.burst_kb)
     ]
+    unit = ofp.OFPMF_PKTPS if meter.pktps else ofp.OFPMF_KBPS
     return parser.OFPMeterMod(
-        dp, commands[command], ofp.OFPMF_KBPS | ofp.OFPMF_BURST, meter.meter_id, bands
+        dp, commands[command], unit | ofp.OFPMF_BURST, meter.meter_id, bands
     )
+
+
+def packet_out(dp: Datapath, port: int, frame: bytes) -> OfpMsg:
+    """Send `frame` out of `port` as it is (the DHCP responder's answers)."""
+    return parser.OFPPacketOut(
+        dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+        actions=[parser.OFPActionOutput(port, 0)], data=frame,
+    )
+
+
+def meter_stats_request(dp: Datapath) -> OfpMsg:
+    return parser.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL)
+
+
+def meter_band_drops(body: list[OfpMsg]) -> dict[int, int]:
+    """OFPMeterStats entries -> meter id -> packets its (one) band dropped."""
+    return {m.meter_id: sum(b.packet_band_count for b in m.band_stats) for m in body}
 
 
 def barrier(dp: Datapath) -> OfpMsg:

@@ -1,0 +1,74 @@
+"""Stage `dhcp`, and the port-security flows that lead to it: DHCP answered from the policy.
+
+The only path to the controller. From a VM port, the bound VM's own DHCP client
+messages (UDP 68->67, from its MAC, from 0.0.0.0 or its own address) go through a
+per-VM meter (`port_security`), then through the switch's meter (`dhcp`), then to
+the controller, which answers on that port (`sdnctl.app.dhcp`). OpenFlow 1.3
+allows one meter instruction per flow, hence two stages. A storm from one VM is
+cut to its own rate in the switch; a storm from many to the switch's rate; the
+controller never sees more than that. DHCP server messages (UDP source port 67)
+from a VM port are dropped: no VM answers for the network.
+
+Cost: 3 flows per local VM, 1 flow and 1 + (local VMs) meters per hypervisor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sdnctl.compile.context import LocalVM, NetworkView
+from sdnctl.flows import OFPP_CONTROLLER, Flow, Goto, Match, Meter, MeterBand, Output
+
+ETH_IP = 0x0800
+UDP = 17
+DHCP_CLIENT_PORT = 68
+DHCP_SERVER_PORT = 67
+PRIO_DHCP = 250  # above port security's allow (200): decided before any other IP flow
+
+# Meter ids: a VM's rate-limit meter is its port number (< 0xFF00); the DHCP meters
+# sit above all of those, and stay below OVS's userspace limit of 2**18 meters.
+DHCP_METER_BASE = 0x20000
+SWITCH_DHCP_METER = DHCP_METER_BASE  # port 0 is no VM's
+# A real client sends a handful of messages a minute; a VM gets a burst of 10 and 5
+# a second after that, a switch 100 a second, which one Python controller answers
+# without breaking step.
+VM_DHCP_PPS, VM_DHCP_BURST = 5, 10
+SWITCH_DHCP_PPS, SWITCH_DHCP_BURST = 100, 100
+
+
+def vm_dhcp_meter(port: int) -> int:
+    return DHCP_METER_BASE + port
+
+
+def dhcp_port_flows(lv: LocalVM) -> Iterator[Flow]:
+    """Port security's DHCP flows for one local VM (stage `port_security`)."""
+    vm, port = lv.vm, lv.port
+    owner = f"vm:{vm.name}"
+    request = {"in_port": port, "eth_src": vm.mac, "vlan_vid": 0, "eth_type": ETH_IP,
+               "ip_proto": UDP, "udp_src": DHCP_CLIENT_PORT, "udp_dst": DHCP_SERVER_PORT}
+    for source in ("0.0.0.0", str(vm.ip)):  # asking for a lease; renewing one
+        yield Flow("port_security", PRIO_DHCP, Match.of(request, ipv4_src=source),
+                   (Meter(vm_dhcp_meter(port)), Goto("dhcp")), owner)
+    # A VM answering as a DHCP server, whatever addresses it claims.
+    yield Flow("port_security", PRIO_DHCP,
+               Match.of(in_port=port, eth_type=ETH_IP, ip_proto=UDP, udp_src=DHCP_SERVER_PORT),
+               (), owner)
+
+
+def compile_dhcp(view: NetworkView, switch: str) -> Iterator[Flow]:
+    """Stage `dhcp`: one flow per hypervisor with VMs."""
+    if not view.local_vms(switch):
+        return
+    yield Flow("dhcp", 100,
+               Match.of(eth_type=ETH_IP, ip_proto=UDP, udp_dst=DHCP_SERVER_PORT),
+               (Meter(SWITCH_DHCP_METER), Output(OFPP_CONTROLLER)), "base")
+
+
+def dhcp_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:
+    local = view.local_vms(switch)
+    if not local:
+        return
+    yield MeterBand(SWITCH_DHCP_METER, SWITCH_DHCP_PPS, SWITCH_DHCP_BURST, "base", pktps=True)
+    for lv in local:
+        yield MeterBand(vm_dhcp_meter(lv.port), VM_DHCP_PPS, VM_DHCP_BURST,
+                        f"vm:{lv.vm.name}", pktps=True)

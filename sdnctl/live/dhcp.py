@@ -1,0 +1,136 @@
+"""The controller's DHCP responder: a packet-in from stage `dhcp` -> the answer frame.
+
+Everything but the OpenFlow messages: which VM is bound to the port the request
+came in on (the live binding, never the frame's claims), what the policy tells
+it (`sdnctl.dhcp.lease`), and counters for /metrics, per VM and per switch. A
+port bound to no VM, a frame whose source MAC or client hardware address is not
+that VM's, or bytes that are not a DHCP request get no answer and are counted.
+The switch's meters (`sdnctl.compile.dhcp`) bound what arrives here; their
+drops are read from the switch (`record_meter_drops`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sdnctl.bindings import Bindings
+from sdnctl.compile.dhcp import SWITCH_DHCP_METER, vm_dhcp_meter
+from sdnctl.dhcp.lease import answer, lease_of
+from sdnctl.dhcp.wire import MalformedDhcp, MessageType, encode_reply, parse_request
+from sdnctl.policy.model import VM, Policy
+from sdnctl.topology.model import PortRef, Topology
+
+log = logging.getLogger("controller")
+LOG_EVERY_S = 10.0
+
+# Outcomes counted per VM (and per switch): what each request came to.
+OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed")
+
+
+@dataclass
+class _Tally:
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    meter_drops: int = 0
+    _meter_last: int = 0
+
+
+@dataclass
+class DhcpCounters:
+    by_vm: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+    by_switch: dict[str, _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+    unbound: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per switch
+
+
+class DhcpResponder:
+    """Answers DHCP packet-ins; thread-safe (the API reads counters from its threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts = DhcpCounters()
+        self._index_of: Bindings | None = None
+        self._at: dict[PortRef, str] = {}
+        self._logged_at: dict[str, float] = {}
+
+    def handle(self, policy: Policy, topology: Topology, bindings: Bindings, switch: str,
+               in_port: int, frame: bytes) -> bytes | None:
+        """The frame to send back out of `in_port`, or None."""
+        vm = self._vm_at(policy, bindings, PortRef(switch, in_port))
+        if vm is None:
+            with self.lock:
+                self.counts.unbound[switch] += 1
+            self._log(switch, f"{switch}: DHCP from port {in_port}, bound to no VM: ignored")
+            return None
+        try:
+            request = parse_request(frame)
+        except MalformedDhcp as exc:
+            self._count(vm.name, switch, "malformed")
+            self._log(vm.name, f"{vm.name}: malformed DHCP request ignored: {exc}")
+            return None
+        reply = answer(request, lease_of(policy, topology, vm))
+        if reply is None:
+            self._count(vm.name, switch, "ignored")
+            if request.kind in (MessageType.RELEASE, MessageType.DECLINE):
+                log.info("%s: DHCP %s of %s (the address stays the VM's by policy)",
+                         vm.name, request.kind.name, request.ciaddr or request.requested_ip)
+            return None
+        frame_out = encode_reply(reply)
+        outcome = {MessageType.OFFER: "offer", MessageType.NAK: "nak"}.get(reply.kind, "ack")
+        self._count(vm.name, switch, outcome)
+        return frame_out
+
+    def _vm_at(self, policy: Policy, bindings: Bindings, where: PortRef) -> VM | None:
+        with self.lock:
+            if self._index_of is not bindings:  # bindings are replaced, never mutated
+                self._at = {ref: name for name, ref in bindings.ports.items()}
+                self._index_of = bindings
+            name = self._at.get(where)
+        return policy.vms.get(name) if name is not None else None
+
+    def _count(self, vm: str, switch: str, outcome: str) -> None:
+        with self.lock:
+            self.counts.by_vm[vm].outcomes[outcome] += 1
+            self.counts.by_switch[switch].outcomes[outcome] += 1
+
+    def _log(self, key: str, message: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now - self._logged_at.get(key, float("-inf")) < LOG_EVERY_S:
+                return
+            self._logged_at[key] = now
+        log.warning("%s", message)
+
+    def record_meter_drops(self, switch: str, bindings: Bindings,
+                           dropped: dict[int, int]) -> None:
+        """A switch's DHCP meters reported (meter id -> packets dropped so far): add the
+        growth since the last report to its VMs' and its own totals."""
+        with self.lock:
+            owners = {vm_dhcp_meter(ref.port): name for name, ref in bindings.ports.items()
+                      if ref.switch == switch}
+            for meter_id, total in dropped.items():
+                if meter_id == SWITCH_DHCP_METER:
+                    tally = self.counts.by_switch[switch]
+                elif meter_id in owners:
+                    tally = self.counts.by_vm[owners[meter_id]]
+                else:
+                    continue
+                grew = total - tally._meter_last if total >= tally._meter_last else total
+                tally.meter_drops += grew
+                tally._meter_last = total
+
+    def snapshot(self) -> dict[str, object]:
+        """For /status and /metrics: plain JSON."""
+        with self.lock:
+            c = self.counts
+
+            def tally(t: _Tally) -> dict[str, int]:
+                return {**t.outcomes, "meter_drops": t.meter_drops}
+
+            return {
+                "by_vm": {vm: tally(t) for vm, t in sorted(c.by_vm.items())},
+                "by_switch": {sw: tally(t) for sw, t in sorted(c.by_switch.items())},
+                "unbound_port": dict(sorted(c.unbound.items())),
+            }
