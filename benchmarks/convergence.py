@@ -60,12 +60,12 @@ from sdnctl.bench import netgen  # noqa: E402
 from sdnctl.bench.labnet import Net, open_net, wait_ping  # noqa: E402
 from sdnctl.bench.report import median, print_table, write_json  # noqa: E402
 from sdnctl.bindings import Bindings  # noqa: E402
+from sdnctl.client.api import ApiError  # noqa: E402
 from sdnctl.lab.experiments import loss  # noqa: E402
 from sdnctl.lab.experiments.stream import Flow, Stream, Streams, streams  # noqa: E402
 from sdnctl.lab.names import DPID_BITS, rebase_dpids  # noqa: E402
 from sdnctl.lab.plan import LabError, plan_lab  # noqa: E402
 from sdnctl.policy.model import Proto, Service  # noqa: E402
-from sdnctl.southbound.api_client import ApiError  # noqa: E402
 from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 
 N_HV, N_VMS = 8, 50

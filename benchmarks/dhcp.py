@@ -32,18 +32,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sdnctl.client.api import (  # noqa: E402
+    ApiError,
+    get_metrics,
+    get_status,
+    wait_programmed,
+)
 from sdnctl.dhcp.wire import MessageType, encode_request  # noqa: E402
 from sdnctl.lab.dhcpclient import (  # noqa: E402
     netns_runner,
     obtain_leases,
     sender_result,
     start_sender,
-)
-from sdnctl.southbound.api_client import (  # noqa: E402
-    ApiError,
-    get_metrics,
-    get_status,
-    wait_programmed,
 )
 from sdnctl.tools import require_or_exit  # noqa: E402
 

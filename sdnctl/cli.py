@@ -23,6 +23,7 @@ LOCAL_CONNTRACK = "local"  # --connections without a file: this machine's Open v
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_DAEMON = 3
+EXIT_CANNOT_RUN = 3  # as a lab that cannot start: something it needs is not installed
 DEFAULT_API = "127.0.0.1:8680"
 
 
@@ -49,8 +50,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     lint = lint_all(policy)
     warnings = lint.warnings
     if args.live:
+        from sdnctl.client.api import get_status
         from sdnctl.policy.sprawl import sprawl_warnings
-        from sdnctl.southbound.api_client import get_status
 
         status = get_status(args.api, timeout=5.0, token=_api_token(args))
         warnings += sprawl_warnings(policy, status, args.stale_after)
@@ -139,7 +140,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     topology = load_topology(args.topology)
     if args.new is None:  # one file given: it is NEW, OLD is what the daemon enforces
-        from sdnctl.southbound.api_client import get_policy_text
+        from sdnctl.client.api import get_policy_text
 
         new = load_policy(args.old, topology)
         old = parse_policy(get_policy_text(args.api, token=_api_token(args)),
@@ -272,8 +273,8 @@ def _add_api_client_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from sdnctl.client.api import get_status
     from sdnctl.render.status import render_status
-    from sdnctl.southbound.api_client import get_status
 
     status = get_status(args.api, timeout=5.0, token=_api_token(args))
     if args.json:
@@ -297,7 +298,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_offline(policy, topology, bindings,
                                 compile_network(policy, topology, bindings))
     else:
-        from sdnctl.southbound.livefetch import fetch_enforced, fetch_live
+        from sdnctl.client.livefetch import fetch_enforced, fetch_live
         from sdnctl.verify.live import verify_network
 
         if args.policy or args.topology:
@@ -639,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     full = not words or "run" in words or "-h" in words or "--help" in words
     args = build_parser(full).parse_args(words)
-    from sdnctl.southbound.api_client import ApiError
+    from sdnctl.client.api import ApiError
 
     try:
         return int(args.func(args))
@@ -654,6 +655,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return 0
+    except ModuleNotFoundError as exc:  # an optional extra (lab, render) not installed
+        from sdnctl.tools import missing_extra
+
+        why = missing_extra(exc)
+        if why is None:
+            raise
+        print(f"sdnctl {args.command}: {why}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 def _daemon_failed(args: argparse.Namespace, exc: Exception) -> int:

@@ -37,6 +37,10 @@ PACKAGES: dict[str, str] = {
     "udhcpc": "udhcpc",  # a real DHCP client: tests/integration/test_dhcp_live.py
 }
 
+# Python packages of pyproject.toml's optional extras -> the extra that installs each
+# (`pip install sdnctl` alone gives the controller and the command line).
+EXTRAS: dict[str, str] = {"mininet": "lab", "scapy": "lab", "matplotlib": "render"}
+
 # What building any Mininet lab runs (sdnctl/lab/build.py and Mininet itself; udhcpc:
 # the lab's VMs boot their addresses by DHCP).
 LAB_TOOLS = ("ovs-vsctl", "ovs-ofctl", "ovs-appctl", "mnexec", "ip", "ethtool", "sysctl",
@@ -80,3 +84,13 @@ def require_or_exit(*tools: str, what: str) -> None:
         require(*tools, what=what)
     except ToolMissing as exc:
         raise SystemExit(f"{exc}") from None
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """`needs matplotlib: pip install 'sdnctl[render]' (or ./dev setup)` when `exc` is
+    an optional extra's package not being installed; None for any other import."""
+    package = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(package)
+    if extra is None:
+        return None
+    return f"needs {package}: pip install 'sdnctl[{extra}]' (or ./dev setup)"

@@ -25,12 +25,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sdnctl.bindings import Bindings
+from sdnctl.client.api import get_status
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
 from sdnctl.lab.names import LOCALHOST, free_port
 from sdnctl.lab.ovs import flow_count, ofctl, vsctl
 from sdnctl.lab.plan import LabError, LabPlan
 from sdnctl.lab.session import LabSession, stop_process
-from sdnctl.southbound.api_client import get_status
 from sdnctl.topology.model import PortRef
 
 if TYPE_CHECKING:

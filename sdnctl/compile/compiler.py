@@ -9,14 +9,11 @@ composes, and FlowSet sorts, so the output is deterministic.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
-
 from sdnctl.bindings import Bindings
 from sdnctl.compile.context import NetworkView
 from sdnctl.compile.parts import PartStore, compose_switch
 from sdnctl.flows import FlowSet
+from sdnctl.gcpause import gc_paused
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import PortRef, Topology
 
@@ -39,20 +36,6 @@ def compile_network(
 def compile_all(view: NetworkView, store: PartStore) -> dict[str, FlowSet]:
     with gc_paused():
         return {name: compose_switch(view, store, name) for name in sorted(view.topology.switches)}
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Compiling allocates many small acyclic objects; the cyclic collector would
-    rescan all of them over and over while finding nothing to free. Pause it for
-    the duration."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def compile_switch(policy: Policy, topology: Topology, bindings: Bindings, switch: str) -> FlowSet:

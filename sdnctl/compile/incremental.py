@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from sdnctl.bindings import Bindings
 from sdnctl.compile.acl import rule_ids, tenant_rules
-from sdnctl.compile.compiler import compile_all, gc_paused
+from sdnctl.compile.compiler import compile_all
 from sdnctl.compile.context import NetworkView
 from sdnctl.compile.parts import (
     PartKey,
@@ -45,6 +45,7 @@ from sdnctl.compile.parts import (
     replan_acl,
 )
 from sdnctl.flows import FlowSet, Fragment
+from sdnctl.gcpause import gc_paused
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import PortRef, Topology
 

@@ -46,10 +46,10 @@ def wait_until_programmed(
     Otherwise, at `timeout`, what is still missing. Switches reported programmed
     before the daemon saw a VM's binding would drop that VM's traffic, and the lab
     would blame the policy: hence the bindings. Polls through
-    api_client.wait_programmed in short slices so that a daemon that died is noticed
+    client.api.wait_programmed in short slices so that a daemon that died is noticed
     at once (LabError) rather than after the whole timeout.
     """
-    from sdnctl.southbound.api_client import wait_programmed
+    from sdnctl.client.api import wait_programmed
 
     switches = sorted(plan.bridges)
     bindings = plugged(plan, vms)

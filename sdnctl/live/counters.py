@@ -20,22 +20,15 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdnctl.southbound.livedump import DropSample
 
 log = logging.getLogger("controller")
 
 LOG_EVERY_S = 10.0
 RELOAD_OUTCOMES = ("ok", "refused", "unchanged")
-
-
-@dataclass(frozen=True, slots=True)
-class DropSample:
-    """One drop flow's counters in one poll. `key` identifies the flow on its switch."""
-
-    key: object
-    tenant: str  # "" for flows no tenant owns (base drops shared by all)
-    stage: str
-    packets: int
-    bytes: int
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from sdnctl.addresses import parse_address
 from sdnctl.pipeline import tenant_id
 from sdnctl.policy.drafts import (
     SegmentDraft,
@@ -41,7 +42,6 @@ from sdnctl.policy.model import (
 from sdnctl.policy.values import (
     listing,
     mac_trouble,
-    parse_address,
     placement_trouble,
     read_dns,
     read_labels,

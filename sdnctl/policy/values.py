@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from ipaddress import AddressValueError, IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from sdnctl.addresses import parse_address
 from sdnctl.pipeline import GATEWAY_MAC_PREFIX, OVERLAY_GATEWAY_MAC_PREFIX
 from sdnctl.yamlsrc import LineDict, Report, describe, show_key
-
-
-def parse_address(value: Any) -> IPv4Address | None:
-    """An IPv4 address written as text (ipaddress would also take a bare int)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return IPv4Address(value.strip())
-    except AddressValueError:
-        return None
-
 
 # Address blocks no segment may overlap (RFC 6890): traffic there is not unicast
 # between VMs, or never leaves a host, so a VM addressed in one cannot be reached.

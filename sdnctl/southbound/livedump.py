@@ -16,12 +16,23 @@ tenant that owns each, for the dropped-by-policy counters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sdnctl.flowjson import lenient_flow
 from sdnctl.flows import FlowSet, flow_to_json, flowset_to_json
-from sdnctl.live.counters import DropSample
 from sdnctl.southbound import ofp as sb
+
+
+@dataclass(frozen=True, slots=True)
+class DropSample:
+    """One drop flow's counters in one poll. `key` identifies the flow on its switch."""
+
+    key: object
+    tenant: str  # "" for flows no tenant owns (base drops shared by all)
+    stage: str
+    packets: int
+    bytes: int
 
 
 def _describe_match(match: Any) -> dict[str, object]:

@@ -44,7 +44,7 @@ import ovs.poller
 import ovs.stream
 
 from sdnctl.bindings import Bindings
-from sdnctl.compile.compiler import gc_paused
+from sdnctl.gcpause import gc_paused
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import PortRef, Role, Topology
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sdnctl.policy.values import parse_address
+from sdnctl.addresses import parse_address
 from sdnctl.topology.model import (
     DEFAULT_UNDERLAY_MTU,
     TUNNEL_PORT,

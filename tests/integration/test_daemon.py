@@ -14,7 +14,7 @@ import pytest
 from fakeswitch import Ev, FakeDatapath
 from netdata import POLICY
 
-from sdnctl.southbound.api_client import get_flows, get_policy_text, get_status, wait_programmed
+from sdnctl.client.api import get_flows, get_policy_text, get_status, wait_programmed
 
 VMS = {  # name: (ofport, mac, ip/len, gateway)
     "w1": (100, "02:00:00:09:10:11", "10.9.10.11/24", "10.9.10.1"),

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from private_ovsdb import Ovsdb
 
-from sdnctl.southbound.api_client import ApiError, get_status
+from sdnctl.client.api import ApiError, get_status
 
 REPO = Path(__file__).resolve().parents[2]
 LEFTOVERS = Path(__file__).with_name("leftovers.py")

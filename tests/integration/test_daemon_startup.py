@@ -26,7 +26,7 @@ from sdnctl.bench.boundnet import (
     topology_doc,
 )
 from sdnctl.bench.datacentre import datacentre
-from sdnctl.southbound.api_client import ApiError, get_status
+from sdnctl.client.api import ApiError, get_status
 
 N_VMS = 2000
 

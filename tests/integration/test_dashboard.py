@@ -24,9 +24,9 @@ import pytest
 from daemon_cmd import start
 
 from sdnctl.bindings import Bindings, planned_bindings
+from sdnctl.client.api import get_status, wait_policy, wait_programmed
 from sdnctl.compile.compiler import compile_network
 from sdnctl.policy.load import parse_policy
-from sdnctl.southbound.api_client import get_status, wait_policy, wait_programmed
 from sdnctl.topology.load import parse_topology
 from sdnctl.topology.model import PortRef
 from sdnctl.verify.reach import reachability

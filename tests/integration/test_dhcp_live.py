@@ -24,8 +24,8 @@ import pytest
 from daemon_cmd import start
 from dhcpkit import sender_result, start_sender, start_udhcpc, udhcpc
 
+from sdnctl.client.api import get_metrics, get_status, wait_programmed
 from sdnctl.dhcp.wire import MessageType, encode_request
-from sdnctl.southbound.api_client import get_metrics, get_status, wait_programmed
 
 pytestmark = [pytest.mark.ovs, pytest.mark.needs("udhcpc", "tcpdump")]
 

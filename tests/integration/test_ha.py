@@ -26,10 +26,10 @@ import daemon_cmd
 import pytest
 from netdata import POLICY
 
+from sdnctl.client.api import ApiError, get_status, wait_programmed
 from sdnctl.ha.etcd import EtcdStore
 from sdnctl.ha.model import is_newer
 from sdnctl.ha.server import EtcdServer, start_etcd
-from sdnctl.southbound.api_client import ApiError, get_status, wait_programmed
 
 pytestmark = [pytest.mark.ovs, pytest.mark.needs("etcd")]
 

@@ -17,15 +17,15 @@ import pytest
 from netdata import POLICY
 
 from sdnctl.bindings import Bindings
-from sdnctl.compile.compiler import compile_network
-from sdnctl.diff import diff_flowsets
-from sdnctl.policy.load import load_policy
-from sdnctl.southbound.api_client import (
+from sdnctl.client.api import (
     get_policy_text,
     get_status,
     wait_policy,
     wait_programmed,
 )
+from sdnctl.compile.compiler import compile_network
+from sdnctl.diff import diff_flowsets
+from sdnctl.policy.load import load_policy
 from sdnctl.southbound.ofp import normalize_flowset
 from sdnctl.topology.load import load_topology
 from sdnctl.topology.model import PortRef

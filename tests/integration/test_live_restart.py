@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sdnctl.southbound.api_client import get_status, wait_programmed
+from sdnctl.client.api import get_status, wait_programmed
 
 POLICY = """\
 version: 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from netdata import POLICY
 
-from sdnctl.southbound.api_client import get_status, wait_programmed
+from sdnctl.client.api import get_status, wait_programmed
 
 
 def _threads(pid: int) -> int:

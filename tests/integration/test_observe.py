@@ -15,7 +15,7 @@ import pytest
 from daemon_cmd import REPO, start
 from netdata import POLICY
 
-from sdnctl.southbound.api_client import get_metrics, get_status, wait_programmed
+from sdnctl.client.api import get_metrics, get_status, wait_programmed
 
 pytestmark = pytest.mark.ovs
 

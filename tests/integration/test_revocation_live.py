@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from netdata import POLICY
 
-from sdnctl.southbound.api_client import wait_policy, wait_programmed
+from sdnctl.client.api import wait_policy, wait_programmed
 
 WEB_TO_DB = "      - {from: web, to: db, allow: [tcp/5432]}\n"
 VMS = {  # name: (ofport, mac, ip/len, gateway)

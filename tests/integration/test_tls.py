@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from daemon_cmd import start
 
-from sdnctl.southbound.api_client import get_status, wait_programmed
+from sdnctl.client.api import get_status, wait_programmed
 
 pytestmark = pytest.mark.ovs
 

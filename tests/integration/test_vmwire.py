@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from sdnctl.cli import main
-from sdnctl.southbound.api_client import get_status, wait_programmed
+from sdnctl.client.api import get_status, wait_programmed
 from sdnctl.southbound.vmwire import host_ifnames
 
 POLICY = """\

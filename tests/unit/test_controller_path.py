@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
 from sdnctl.flows import OFPP_CONTROLLER, OFPP_IN_PORT, Flow, FlowSet, Goto, Match, Meter, Output
-from sdnctl.live.counters import Counters, DropSample
+from sdnctl.live.counters import Counters
 from sdnctl.pipeline import PIPELINE
 from sdnctl.policy.load import load_policy
+from sdnctl.southbound.livedump import DropSample
 from sdnctl.topology.load import load_topology
 from tests.unit.netgen import networks
 

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 from sdnctl.bindings import planned_bindings
-from sdnctl.live.counters import DropSample
 from sdnctl.live.state import Batch, ControllerState, PolicyInfo
 from sdnctl.metrics import Family, render, render_metrics
 from sdnctl.policy.load import load_policy
+from sdnctl.southbound.livedump import DropSample
 from sdnctl.southbound.ovsdb import BindingSnapshot
 from sdnctl.topology.load import load_topology
 

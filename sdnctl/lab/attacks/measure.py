@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdnctl.client.api import ApiError, get_status
 from sdnctl.lab.ovs import ofctl
-from sdnctl.southbound.api_client import ApiError, get_status
 
 OVS_RUN = Path("/var/run/openvswitch")
 API_INTERVAL = 0.02  # seconds between status requests while sampling

@@ -16,13 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdnctl.client.api import ApiError, get_status
 from sdnctl.lab.attacks import checks, measure
 from sdnctl.lab.attacks.capture import start_captures, stop_captures
 from sdnctl.lab.attacks.catalogue import Attack, Kind
 from sdnctl.lab.attacks.judge import judge_frames
 from sdnctl.lab.attacks.scene import ATTACKER, VICTIMS, WITNESSES
 from sdnctl.lab.attacks.session import AttackLab
-from sdnctl.southbound.api_client import ApiError, get_status
 
 REPEAT = 5  # each crafted frame is sent this often (first: upcall path; then: flow cache)
 SETTLE = 0.3  # seconds for the last frames to land before the captures stop

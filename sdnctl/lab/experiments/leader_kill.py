@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sdnctl.client.api import ApiError, get_status
 from sdnctl.ha.server import EtcdServer, start_etcd
 from sdnctl.lab.controller import daemon_command
 from sdnctl.lab.experiments import loss
@@ -29,7 +30,6 @@ from sdnctl.lab.experiments.stream import streams, warm_up
 from sdnctl.lab.names import LOCALHOST, free_port
 from sdnctl.lab.plan import LabError
 from sdnctl.lab.session import start_process, stop_process
-from sdnctl.southbound.api_client import ApiError, get_status
 
 NAME = "leader-kill"
 READY_S = 60.0  # replicas started and settled (generous: shared machine)

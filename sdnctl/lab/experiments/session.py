@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sdnctl.client.api import ApiError, get_status
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
 from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY
 from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
@@ -32,7 +33,6 @@ from sdnctl.lab.plan import LabError, LabPlan, plan_lab
 from sdnctl.lab.session import LabSession, start_process, stop_process
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Policy
-from sdnctl.southbound.api_client import ApiError, get_status
 from sdnctl.topology.load import load_topology
 from sdnctl.topology.model import Topology
 

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sdnctl.client.api import ApiError
 from sdnctl.lab.experiments.cast import CastError
 from sdnctl.lab.experiments.session import Session
 from sdnctl.lab.experiments.stream import NetnsNode
 from sdnctl.lab.ovs import vsctl
 from sdnctl.lab.plan import HOST_INTF, IFNAMSIZ, LabError, intf_name
 from sdnctl.policy.load import parse_policy
-from sdnctl.southbound.api_client import ApiError
 
 if TYPE_CHECKING:
     from mininet.node import Node

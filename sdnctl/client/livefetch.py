@@ -15,11 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sdnctl.bindings import Bindings
-from sdnctl.flowjson import flow_from_json, flowset_from_json
-from sdnctl.flows import FlowSet
-from sdnctl.policy.load import parse_policy
-from sdnctl.policy.model import Policy
-from sdnctl.southbound.api_client import (
+from sdnctl.client.api import (
     ApiError,
     get_flows,
     get_live_flows,
@@ -27,6 +23,10 @@ from sdnctl.southbound.api_client import (
     get_status,
     get_topology_text,
 )
+from sdnctl.flowjson import flow_from_json, flowset_from_json
+from sdnctl.flows import FlowSet
+from sdnctl.policy.load import parse_policy
+from sdnctl.policy.model import Policy
 from sdnctl.topology.load import parse_topology
 from sdnctl.topology.model import PortRef, Topology
 from sdnctl.verify.live import LiveTables
