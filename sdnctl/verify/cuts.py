@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sdnctl.pipeline import MARK_REVOKED
 from sdnctl.policy.model import Policy, Proto, Service
 from sdnctl.verify.semantics import Semantics
 
@@ -22,7 +23,6 @@ _FIELDS = re.compile(r"(\w+)=(\([^)]*\)|[^,]*)")
 # TCP states in which a connection still carries data (OVS prints state= or, with -m,
 # state_orig= and state_reply=).
 _LIVE_TCP = {"ESTABLISHED", "SYN_RECV", "CLOSE_WAIT"}
-MARK_REVOKED = 1
 
 
 @dataclass(frozen=True, slots=True)
