@@ -70,9 +70,9 @@ class CachingSimulator(Simulator):
     def __init__(self, flowsets: Mapping[str, FlowSet], topology: Topology,
                  down_ports: frozenset[PortRef] = frozenset()) -> None:
         super().__init__(flowsets, topology, down_ports)
-        self._arp: dict[tuple[PortRef, tuple[object, ...]], tuple[Trace, bool]] = {}
+        self._arp: dict[tuple[PortRef, tuple[object, ...]], Trace] = {}
         self._first: dict[tuple[PortRef, tuple[object, ...]],
-                          tuple[Trace, dict[tuple[str, int], set[tuple[object, ...]]], bool]] = {}
+                          tuple[Trace, dict[tuple[str, int], set[tuple[object, ...]]]]] = {}
         self.injections = 0
 
     def forget_first_packets(self) -> None:
@@ -83,13 +83,9 @@ class CachingSimulator(Simulator):
         self.injections += 1
         return super().inject_unknown(at, pkt)
 
-    def _fresh(self, at: PortRef, pkt: Packet, ct: Conntrack) -> tuple[Trace, bool]:
-        """super().inject, and whether that run alone touched a watched flow."""
-        before, self.touched = self.touched, False
+    def _fresh(self, at: PortRef, pkt: Packet, ct: Conntrack) -> Trace:
         self.injections += 1
-        trace = super().inject(at, pkt, ct)
-        touched, self.touched = self.touched, before or self.touched
-        return trace, touched
+        return super().inject(at, pkt, ct)
 
     def inject(self, at: PortRef, pkt: Packet, ct: Conntrack | None = None) -> Trace:
         key = (at, tuple(sorted(pkt.items())))
@@ -99,17 +95,15 @@ class CachingSimulator(Simulator):
                 if len(self._arp) >= self.MAX_ARP:
                     self._arp.clear()
                 hit = self._arp[key] = self._fresh(at, pkt, Conntrack())
-            self.touched |= hit[1]
-            return hit[0]
+            return hit
         if ct is not None and not ct.tables:
             first = self._first.get(key)
             if first is None:
-                trace, touched = self._fresh(at, pkt, ct)
-                self._first[key] = (trace, {k: set(v) for k, v in ct.tables.items()}, touched)
+                trace = self._fresh(at, pkt, ct)
+                self._first[key] = (trace, {k: set(v) for k, v in ct.tables.items()})
                 return trace
-            trace, tables, touched = first
+            trace, tables = first
             ct.tables.update({k: set(v) for k, v in tables.items()})
-            self.touched |= touched
             return trace
         self.injections += 1
         return super().inject(at, pkt, ct)
@@ -199,50 +193,6 @@ def check_pairs(
     return walk.report
 
 
-def reached_pairs(
-    flowsets: Mapping[str, FlowSet],
-    policy: Policy,
-    topology: Topology,
-    bindings: Bindings,
-    classes: Sequence[VmClass],
-    services: Iterable[Service],
-) -> dict[tuple[VmClass, VmClass], set[Service]]:
-    """For every ordered class pair whose representatives' probe opens a connection
-    (`ProbeResult.reached`), the services it opens for: what `check_pairs` simulates,
-    without the policy's verdicts (`sdnctl plan` compares two networks with it)."""
-    walk = _Recorder(CachingSimulator(flowsets, topology), Semantics(policy), bindings,
-                     classes, PairReport(list(classes), tuple(services)))
-    walk.run()
-    return walk.reached
-
-
-def reached_pairs_both(
-    old: Mapping[str, FlowSet],
-    new: Mapping[str, FlowSet],
-    old_policy: Policy,
-    new_policy: Policy,
-    topology: Topology,
-    bindings: Bindings,
-    classes: Sequence[VmClass],
-    services: Iterable[Service],
-) -> tuple[dict[tuple[VmClass, VmClass], set[Service]],
-           dict[tuple[VmClass, VmClass], set[Service]]]:
-    """`reached_pairs` of two networks that differ in flows only: the same VMs with
-    the same addresses and segments, bound alike. The old network is walked in full,
-    watching every flow the two differ in (`Simulator.watch_changes`); the new one
-    is simulated only where a run of the old touched one of them: elsewhere it takes
-    the very same steps."""
-    services = tuple(services)
-    old_sim, new_sim = CachingSimulator(old, topology), CachingSimulator(new, topology)
-    old_sim.watch_changes(new)
-    walk = _Both(old_sim, Semantics(old_policy), bindings, classes,
-                 PairReport(list(classes), services))
-    walk.new = _Recorder(new_sim, Semantics(new_policy), bindings, classes,
-                         PairReport(list(classes), services))
-    walk.run()
-    return walk.reached, walk.new.reached
-
-
 class _Walk:
     """Every class pair, source class by source class: the probes within its tenant,
     then the sweep of the others. What becomes of a probe is `judge`'s business."""
@@ -300,52 +250,6 @@ class _Checker(_Walk):
             self.report.mismatches.append(Mismatch(
                 a, b, service, real, allowed, reason, listed[:MAX_LISTED_PAIRS],
                 pair_count(a, b)))
-
-
-class _Recorder(_Walk):
-    def __init__(self, *args: object, **kw: object) -> None:
-        super().__init__(*args, **kw)  # type: ignore[arg-type]
-        self.reached: dict[tuple[VmClass, VmClass], set[Service]] = {}
-
-    def judge(self, a: VmClass, b: VmClass, src: str, dst: str, service: Service,
-              result: ProbeResult) -> None:
-        if result.reached:
-            self.reached.setdefault((a, b), set()).add(service)
-
-
-class _Both(_Recorder):
-    """`reached_pairs_both`: records the old network's probes, and the new one's (a
-    probe of its own only when the old run touched a changed flow)."""
-
-    new: _Recorder
-
-    def run(self) -> None:
-        self.new.sim.forget_first_packets()
-        super().run()
-
-    def sweep(self, a: VmClass, others: _OtherTenants, tenant: str) -> None:
-        self.new.sim.forget_first_packets()
-        self.sim.touched = False
-        _sweep_other_tenants(self, a, others, tenant)
-        if self.sim.touched:  # some run of it may go elsewhere in the new network
-            _sweep_other_tenants(self.new, a, others, tenant)
-
-    def probe_pair(self, a: VmClass, b: VmClass,
-                   services: Iterable[Service] | None = None) -> None:
-        if pair_count(a, b) == 0:
-            return
-        src, dst = _rep_pair(a, b)
-        touched = self.sim.touched
-        for service in self.report.services if services is None else services:
-            self.sim.touched = False
-            result = probe(self.sim, self.sem.policy, self.bindings, src, dst, service)
-            self.judge(a, b, src, dst, service, result)
-            if self.sim.touched:
-                touched = True
-                result = probe(self.new.sim, self.new.sem.policy, self.bindings, src, dst,
-                               service)
-            self.new.judge(a, b, src, dst, service, result)
-        self.sim.touched = touched
 
 
 class _OtherTenants:

@@ -278,20 +278,6 @@ def _entry(flow: Flow) -> _Entry:
     return flow, shape, key, _is_clause(flow), any(c.field == "conj_id" for c in ordered)
 
 
-def _could_match(entry: _Entry, pkt: Packet) -> bool:
-    """Whether `pkt` matches the entry's flow, conj_id aside (a packet never carries
-    one; a flow on conj_id is taken to match whenever the rest does)."""
-    for (name, mask), want in zip(entry[1], entry[2], strict=True):
-        if name == "conj_id":
-            continue
-        got = _packet_value(pkt, name)
-        if got is None or got.__class__ is Unknown:
-            return got is not None  # an Unknown may be anything
-        if (got if mask is None else got & mask) != want:  # type: ignore[operator]
-            return False
-    return True
-
-
 class _Table:
     """One switch table: plain flows, conjunction clauses, and flows on conj_id."""
 
@@ -611,12 +597,6 @@ class Simulator:
         self._switches: dict[str, _Switch] = {}  # built on first use: a probe visits few
         self._entries: dict[int, _Entry] = {}  # id(flow) -> its entry (the flow keeps it)
         self._steps: dict[tuple[str, int, int], Step] = {}  # steps are values (by id(flow))
-        # `watch`: flows (switch -> table -> entries) whose presence or absence might
-        # change a lookup; a lookup that a packet could match one of them in sets
-        # `touched`. Switches in `watch_all` touch on every run (their groups differ).
-        self.watch: dict[str, dict[int, list[_Entry]]] = {}
-        self.watch_all: frozenset[str] = frozenset()
-        self.touched = False
         self._symbolic = False  # inside `inject_unknown`
         self._links: dict[PortRef, PortRef] = {}
         for link in topology.links:
@@ -664,35 +644,7 @@ class Simulator:
     def lookup(self, switch: str, table: int, pkt: Packet) -> Flow | None:
         """The flow a packet hits in one table, with OVS conjunction semantics."""
         t = self._switch(switch).tables.get(table)
-        if self.watch and not self.touched:
-            watched = self.watch.get(switch)
-            if watched and any(_could_match(e, pkt) for e in watched.get(table, ())):
-                self.touched = True
         return t.lookup(pkt, self._symbolic) if t is not None else None
-
-    def watch_changes(self, other: Mapping[str, FlowSet]) -> None:
-        """Watch every flow that differs between these FlowSets and `other`'s (either
-        version), and every switch whose groups differ. A run that leaves `touched`
-        unset takes, over `other`, exactly the steps it took here: each of its
-        lookups would find the same flows matching."""
-        watch: dict[str, dict[int, list[_Entry]]] = {}
-        every: set[str] = set()
-        for name in self.flowsets.keys() | other.keys():
-            mine, theirs = self.flowsets.get(name), other.get(name)
-            if mine is None or theirs is None:
-                every.add(name)
-                continue
-            if mine is theirs or mine.same_parts(theirs):
-                continue
-            if mine.groups != theirs.groups or mine.meters != theirs.meters:
-                every.add(name)
-            want = {f.key: f for f in mine.flows}
-            have = {f.key: f for f in theirs.flows}
-            changed = [f for k, f in want.items() if have.get(k) != f]
-            changed += [f for k, f in have.items() if want.get(k) != f]
-            for f in changed:
-                watch.setdefault(name, {}).setdefault(f.table, []).append(_entry(f))
-        self.watch, self.watch_all = watch, frozenset(every)
 
     # -- one switch ---------------------------------------------------------------
 
@@ -702,9 +654,7 @@ class Simulator:
         """Run the pipeline from table 0; return (out_port, packet) copies."""
         sw = self._switch(switch)
         pkt = dict(pkt, in_port=in_port)
-        if switch in self.watch_all:
-            self.touched = True
-        if sw.keys is None or self._symbolic or switch in self.watch:
+        if sw.keys is None or self._symbolic:
             return self._pipeline(switch, pkt, ct, trace)
         key = tuple(pkt.get(k, _MISSING) for k in sw.keys)
         hit = sw.memo.get(key)
@@ -812,7 +762,6 @@ class Simulator:
         while queue:
             where, p, hops = queue.pop(0)
             if hops > MAX_HOPS or where.switch not in self.flowsets:
-                self.touched |= where.switch in self.watch_all
                 continue
             for port, out in self._run_switch(where.switch, where.port, p, ct, trace):
                 ref = PortRef(where.switch, port)
