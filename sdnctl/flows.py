@@ -45,13 +45,16 @@ def parse_ct_state(text: str) -> tuple[int, int]:
 
 
 # Fields a match may name; anything else is a compiler bug caught at build time.
-# `tun_id` is the VNI of a frame that arrived through a tunnel (0 otherwise); the
-# tunnel's far end is chosen with the action `SetField("tun_dst", ip)`.
+# `ip_frag` is OVS's fragment field (bit 0: a fragment, bit 1: not the first), so
+# `ip_frag=(1, 1)` matches every fragment. `tun_id` is the VNI of a frame that
+# arrived through a tunnel (0 otherwise); the tunnel's far end is chosen with the
+# action `SetField("tun_dst", ip)`.
 MATCH_FIELDS = (
     "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state", "ct_mark",
     "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
-    "ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type",
+    "ip_proto", "ip_frag", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_src", "udp_dst",
+    "icmpv4_type",
 )
 _FIELD_ORDER = {f: i for i, f in enumerate(MATCH_FIELDS)}
 
@@ -486,9 +489,18 @@ def _render_value(name: str, value: MatchValue) -> str:
     return str(value)
 
 
+# ovs-ofctl reads `ip_frag` only by name: (value, mask) -> that name.
+_IP_FRAG_NAME = {(0, 1): "no", (0, 3): "no", (1, 1): "yes", (1, 3): "first",
+                 (3, 3): "later", (0, 2): "not_later"}
+
+
 def render_match_ofctl(match: Match) -> str:
     parts = []
     for name, value in match:
+        if name == "ip_frag":
+            pair = value if isinstance(value, tuple) else (value, 3)
+            parts.append(f"ip_frag={_IP_FRAG_NAME[pair]}")  # type: ignore[index]
+            continue
         if name == "vlan_vid":
             # ovs-ofctl speaks 802.1Q through vlan_tci (VID plus the CFI/present bit).
             if isinstance(value, tuple):

@@ -6,6 +6,15 @@ its port), so a reply is `+est` wherever it enters a pipeline, whether the two
 VMs share a hypervisor or not. One zone per VM port keeps tenants with
 overlapping addresses apart.
 
+IP fragments are dropped before either conntrack: OVS 3.1's userspace conntrack
+holds fragments to reassemble them and later hands held ones (expired or left
+over) to whatever batch of packets passes conntrack next, anywhere in the
+datapath, which then takes that batch's actions: a fragment the ACL would
+refuse can leave through another connection's `output` (measured: the
+ip-fragments attack followed 15 s later by an allowed ping reached `rf2`). A
+fragment that never reaches conntrack is never held. Fragmented traffic is
+therefore not carried at all (fail closed); VMs are given an MTU that fits.
+
 `deliver` also drops what arrives for a connection revoked in the receiver's zone
 (ct_mark set by the `acl` stage where the receiver opened it): the replies of a
 connection an edit no longer allows.
@@ -20,18 +29,25 @@ from sdnctl.flows import Ct, Flow, Match, Output
 from sdnctl.pipeline import MARK_REVOKED, REG_OUT_PORT, REG_ZONE
 
 PRIO_REVOKED = 250
+PRIO_FRAGMENT = 110  # above the conntrack flows of ct_out and ct_in (100)
 
 ETH_IP = 0x0800
 
 
+FRAGMENT = Match.of(eth_type=ETH_IP, ip_frag=(1, 1))
+
+
 def compile_ct_out(view: NetworkView, switch: str) -> Iterator[Flow]:
     if view.local_vms(switch):
+        yield Flow("ct_out", PRIO_FRAGMENT, FRAGMENT, (), "base")
         yield Flow(
             "ct_out", 100, Match.of(eth_type=ETH_IP), (Ct(zone=REG_ZONE, table="acl"),), "base"
         )
 
 
 def compile_ct_in(view: NetworkView, switch: str) -> Iterator[Flow]:
+    if view.local_vms(switch):
+        yield Flow("ct_in", PRIO_FRAGMENT, FRAGMENT, (), "base")
     for lv in view.local_vms(switch):
         yield Flow(
             "ct_in", 100, Match.of({REG_OUT_PORT: lv.port}, eth_type=ETH_IP),

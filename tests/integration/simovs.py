@@ -310,6 +310,8 @@ def packet_fields(frame: Frame) -> Packet:
         pkt.update(ipv4_src=layer.src, ipv4_dst=layer.dst, ip_proto=layer.proto,
                    ip_ttl=layer.ttl)
         later = layer.frag > 0
+        if later or layer.flags.MF:
+            pkt["ip_frag"] = 3 if later else 1  # OVS's nw_frag: a fragment, not the first
         l4 = layer.payload
         if layer.proto == 6:
             tcp = l4 if isinstance(l4, TCP) else None

@@ -8,6 +8,7 @@ docs/threat-model.md. The table of attacks is printed at the end of the module.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -149,6 +150,45 @@ def test_harness_sees_a_delivered_frame(lab: object) -> None:
     assert r.sent == 2 * REPEAT
     assert r.leaked == r.sent, r.leaks
     assert set(r.leaks) == {"rf2", "rb1"}
+
+
+IPF_EXPIRY_S = 15.0  # OVS 3.1 gives up reassembling a fragment list after this
+
+
+def test_no_fragment_is_held_to_leak_later(lab: object) -> None:
+    """The leak one storm run saw (1 frame in 19,977: evil -> rf2, a 50-byte TCP
+    "segment"): OVS 3.1's userspace conntrack held the orphan fragment of the
+    ip-fragments attack run before, and when it expired, handed it to the next
+    batch passing conntrack, an allowed ping's, which output it to rf2 (reproduced:
+    15 s of quiet, then one ping). Now fragments stop before conntrack: OVS's
+    reassembly takes none in, and after its expiry time, with allowed traffic
+    flowing, none reaches a victim."""
+    from sdnctl.lab.attacks.capture import start_captures, stop_captures
+    from sdnctl.lab.attacks.checks import check_liveness, liveness_targets
+    from sdnctl.lab.attacks.judge import judge_frames
+    from sdnctl.lab.attacks.measure import ipf_accepted
+    from sdnctl.lab.attacks.scene import VICTIMS
+    from sdnctl.lab.attacks.session import AttackLab
+    from sdnctl.lab.attacks.suite import REPEAT
+
+    assert isinstance(lab, AttackLab) and lab.agent is not None
+    marker = os.urandom(8)
+    held_before = ipf_accepted()
+    caps = start_captures({v: lab.hosts[v] for v in VICTIMS}, lab.tmp, "held-fragments")
+    try:
+        answer = lab.agent.ask({"op": "send", "attack": "ip-fragments", "marker": marker.hex(),
+                                "seed": 7, "repeat": REPEAT})
+        held = ipf_accepted() - held_before
+        time.sleep(IPF_EXPIRY_S + 0.5)
+        failures = check_liveness(lab.hosts, liveness_targets(lab.scene))
+    finally:
+        captured = stop_captures(caps)
+    assert int(answer["sent"]) > 0
+    assert held == 0, f"OVS's conntrack took in {held} fragments"
+    assert failures == []
+    leaks = {vm: judge_frames(cap.frames, vm, lab.scene, lab.policy, marker, os.urandom(8)).leaks
+             for vm, cap in captured.items()}
+    assert not any(leaks.values()), leaks
 
 
 def test_neighbour_check_sees_a_poisoned_cache(lab: object) -> None:

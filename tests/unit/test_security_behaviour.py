@@ -16,6 +16,7 @@ import pytest
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
+from sdnctl.flows import FlowSet
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Proto, Service
 from sdnctl.topology.load import load_topology
@@ -242,3 +243,41 @@ def test_a_routed_packet_whose_ttl_runs_out_stops_at_the_router(net, ttl, routed
         assert pkt["ip_ttl"] == ttl - 1
     else:
         assert [(s.switch, s.stage) for s in trace.dropped_at] == [("hv1", "l3_route")]
+
+
+# ---- IP fragments never reach conntrack ------------------------------------------
+# OVS 3.1's userspace conntrack holds fragments to reassemble them and later hands
+# them to whatever batch passes conntrack next (see sdnctl/compile/conntrack.py), so
+# the only safe fragment is one that never gets there.
+
+FIRST_FRAGMENT, LATER_FRAGMENT = 1, 3  # OVS's ip_frag: a fragment; and not the first
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+@pytest.mark.parametrize("frag", [FIRST_FRAGMENT, LATER_FRAGMENT])
+def test_an_ip_fragment_stops_before_conntrack(net, victim, frag):
+    """Even under default allow, to a VM beside it or across the fabric: dropped in
+    ct_out, with no conntrack action run on the way."""
+    later = {"tcp_dst": 0, "tcp_src": 0, "tcp_flags": 0} if frag == LATER_FRAGMENT else {}
+    trace = _send(net, "o1", _tcp(net, "o1", victim, ip_frag=frag, **later))
+    assert trace.delivered == []
+    [drop] = trace.dropped_at
+    assert (drop.switch, drop.stage) == ("hv1", "ct_out")
+    assert [s.stage for s in trace.steps] == ["port_security", "ct_out"]
+
+
+def test_the_receiving_end_drops_fragments_on_its_own(net):
+    """A fragment that got past the sender's switch (its ct_out drop removed here)
+    still stops at the receiver's ct_in, before that switch's conntrack."""
+    policy, topo, bindings, sim = net
+    hv1 = sim.flowsets["hv1"]
+    kept = [f for f in hv1.flows if not (f.stage == "ct_out" and f.match.get("ip_frag"))]
+    assert len(kept) == len(hv1.flows) - 1
+    flowsets = dict(sim.flowsets, hv1=FlowSet.of("hv1", kept, hv1.groups, hv1.meters))
+    leaky = Simulator(flowsets, topo)
+    trace = leaky.inject(bindings.ports["o1"], _tcp(net, "o1", "o3", ip_frag=FIRST_FRAGMENT),
+                         Conntrack())
+    assert trace.delivered == []
+    [drop] = trace.dropped_at
+    assert (drop.switch, drop.stage) == ("hv2", "ct_in")
+    assert not [s for s in trace.steps if s.switch == "hv2" and s.stage == "deliver"]

@@ -20,6 +20,7 @@ from sdnctl.client.api import ApiError, get_status
 from sdnctl.lab.ovs import ofctl
 
 OVS_RUN = Path("/var/run/openvswitch")
+NETDEV_DATAPATH = "netdev@ovs-netdev"  # the one userspace datapath every lab bridge is on
 API_INTERVAL = 0.02  # seconds between status requests while sampling
 API_TIMEOUT = 1.0
 
@@ -171,3 +172,17 @@ def vswitchd_cpu_seconds() -> float | None:
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
     return None
+
+
+def ipf_accepted() -> int:
+    """IPv4 fragments OVS's userspace conntrack has taken in to reassemble so far.
+
+    A held fragment is the danger: OVS 3.1 later hands it to whatever passes
+    conntrack next (sdnctl/compile/conntrack.py). Machine-wide, like the datapath.
+    """
+    out = subprocess.run(["ovs-appctl", "dpctl/ipf-get-status", NETDEV_DATAPATH],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    found = re.search(r"v4 frags accepted: (\d+)", out)
+    if found is None:
+        raise RuntimeError(f"dpctl/ipf-get-status: no v4 count in {out!r}")
+    return int(found.group(1))

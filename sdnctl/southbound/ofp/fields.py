@@ -26,8 +26,8 @@ FIELD_BITS: dict[str, int] = {
     "in_port": 32, "metadata": 64, "reg5": 32, "reg6": 32, "reg7": 32, "conj_id": 32,
     "ct_state": 32, "ct_mark": 32, "eth_type": 16, "eth_src": 48, "eth_dst": 48, "vlan_vid": 13,
     "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
-    "ip_proto": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_src": 16, "udp_dst": 16,
-    "icmpv4_type": 8, "mpls_label": 20, "tun_id": 64, "tun_dst": 32,
+    "ip_proto": 8, "ip_frag": 2, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_src": 16,
+    "udp_dst": 16, "icmpv4_type": 8, "mpls_label": 20, "tun_id": 64, "tun_dst": 32,
 }
 # IR name -> os-ken OXM name where they differ (ovs-fields(7) says tun_id, OpenFlow
 # 1.3 calls it tunnel_id; tun_dst is Nicira's tun_ipv4_dst).
@@ -139,7 +139,13 @@ def match_to_ofp(match: Match) -> OfpMsg:
             fields[name] = _vlan_to_ofp(value)
         else:
             fields[OFP_NAME.get(name, name)] = value
-    return parser.OFPMatch(**fields)
+    built = parser.OFPMatch(**fields)
+    if "ip_frag" in fields:
+        # os-ken orders fields by OXM type, which puts Nicira's ip_frag before its
+        # prerequisite eth_type, and OVS refuses that (OFPBMC_BAD_PREREQ): put it last.
+        ordered = sorted(built.items(), key=lambda kv: kv[0] == "ip_frag")
+        built = parser.OFPMatch(_ordered_fields=ordered)
+    return built
 
 
 def _vlan_to_ofp(value: MatchValue) -> int | tuple[int, int]:
