@@ -6,7 +6,8 @@ venv's interpreter (it imports sdnctl):
     sudo .venv/bin/python mininet/experiments.py all --json out.json
     sudo .venv/bin/python mininet/experiments.py policy-edit link-cut --runs 5
 
-NAME: policy-edit, link-cut, vm-migration, controller-restart, vswitchd-restart, all.
+NAME: policy-edit, link-cut, vm-migration, controller-restart, leader-kill, faults,
+vswitchd-restart, all.
 Default files: topologies/leaf-spine.topology.yaml and the experiments' own policy
 (sdnctl/lab/experiments/data/live.policy.yaml); -t/-p pick others.
 """

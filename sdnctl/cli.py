@@ -339,7 +339,10 @@ def _add_lab_experiment_parser(labsub) -> None:  # labsub: the `lab` subparsers 
         "experiment", help="measure live changes on real OVS with continuous probes",
         description="Builds one lab (Mininet, userspace OVS, `sdnctl run`), runs the named "
         "experiments in it and prints their figures, measured with a probe every 10 ms: "
-        + ", ".join(NAMES) + " (or all). vswitchd-restart restarts the machine's "
+        + ", ".join(NAMES) + " (or all). faults injects one fault after another (daemon "
+        "SIGKILL and SIGSTOP, OVSDB restart, link cut, bad policy edits, replica leader "
+        "kill) under allowed and denied probes and reports each against its promised bound "
+        "(docs/reliability.md). vswitchd-restart restarts the machine's "
         "ovs-vswitchd and runs only when no other process uses Open vSwitch. Exit 0 when "
         "every experiment ran, 1 if one failed, 2 on bad input, 3 if the lab could not run.")
     sp.add_argument("names", nargs="+", metavar="NAME", help="experiment(s), or all")

@@ -21,6 +21,7 @@ PACKAGES: dict[str, str] = {
     "ovs-appctl": "openvswitch-common",
     "ovsdb-server": "openvswitch-common",  # a private OVSDB: sdnctl/bench/boundnet.py
     "ovsdb-tool": "openvswitch-common",
+    "ovsdb-client": "openvswitch-common",  # the fault suite's OVSDB relay: is it serving?
     "mnexec": "mininet",  # Mininet's helper; the Python package comes from pip (.venv)
     "ip": "iproute2",
     "ss": "iproute2",

@@ -41,6 +41,7 @@ class Captured:
     vm: str
     frames: tuple[bytes, ...]
     kernel_dropped: int  # frames tcpdump's socket lost: must be 0 for a verdict to hold
+    times: tuple[float, ...] = ()  # each frame's capture time (wall clock, time.time())
 
 
 def start_captures(hosts: Mapping[str, Node], folder: Path, tag: str) -> dict[str, Capture]:
@@ -97,10 +98,12 @@ def stop_captures(caps: Mapping[str, Capture]) -> dict[str, Captured]:
     for vm, cap in caps.items():
         err = _stop(cap)
         dropped = re.search(rb"(\d+) packets? dropped by kernel", err)
-        frames = read_pcap(cap.path) if cap.path.exists() else ()
+        records = read_pcap_timed(cap.path) if cap.path.exists() else ()
         with contextlib.suppress(OSError):
             cap.path.unlink()
-        out[vm] = Captured(vm, frames, int(dropped.group(1)) if dropped else -1)
+        out[vm] = Captured(vm, tuple(f for _t, f in records),
+                           int(dropped.group(1)) if dropped else -1,
+                           tuple(t for t, _f in records))
     return out
 
 
@@ -115,15 +118,22 @@ def _stop(cap: Capture) -> bytes:
 
 def read_pcap(path: Path) -> tuple[bytes, ...]:
     """The frames of a classic pcap file (what tcpdump -w writes), either byte order."""
+    return tuple(frame for _t, frame in read_pcap_timed(path))
+
+
+def read_pcap_timed(path: Path) -> tuple[tuple[float, bytes], ...]:
+    """(capture time, frame) of each frame of a classic pcap file, either byte order,
+    micro- or nanosecond timestamps."""
     data = path.read_bytes()
     if len(data) < 24:
         return ()
     magic = data[:4]
     order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    frames, pos = [], 24
+    scale = 1e-9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
+    records, pos = [], 24
     while pos + 16 <= len(data):
-        _sec, _frac, caplen, _wirelen = struct.unpack(order + "IIII", data[pos:pos + 16])
+        sec, frac, caplen, _wirelen = struct.unpack(order + "IIII", data[pos:pos + 16])
         pos += 16
-        frames.append(data[pos:pos + caplen])
+        records.append((sec + frac * scale, data[pos:pos + caplen]))
         pos += caplen
-    return tuple(frames)
+    return tuple(records)

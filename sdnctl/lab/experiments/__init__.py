@@ -8,12 +8,15 @@ link-cut            cut a fabric link carrying a flow, with and without a backup
 vm-migration        move a VM's binding to another hypervisor; its downtime
 controller-restart  SIGKILL the daemon and start it again; loss (expected: none)
 leader-kill         two replicas (etcd lease): SIGKILL the leader; takeover time, loss
+faults              every fault in turn under allowed and denied probes, each against
+                    its promised bound (docs/reliability.md)
 vswitchd-restart    restart ovs-vswitchd (machine-wide: only when nobody else uses it)
 
 Shared parts: `streamer` (the in-host probe agent), `stream` (runs it), `loss`
 (figures from what it saw), `cast` (who plays which part), `result` (figures,
-table, JSON), `runner` (the command line's entry). Nothing here imports mininet at
-package import time.
+table, JSON), `runner` (the command line's entry); the fault suite's `prober`
+(allowed and denied probes, captures judged for leaks) and `ovsdb_relay`. Nothing
+here imports mininet at package import time.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ MODULES = {
     "vm-migration": "vm_migration",
     "controller-restart": "controller_restart",
     "leader-kill": "leader_kill",
+    "faults": "faults",
     "vswitchd-restart": "vswitchd_restart",
 }
 NAMES = tuple(MODULES)

@@ -13,15 +13,16 @@ back, as the session had it.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sdnctl.client.api import ApiError, get_status
 from sdnctl.ha.server import EtcdServer, start_etcd
-from sdnctl.lab.controller import daemon_command
 from sdnctl.lab.experiments import loss
 from sdnctl.lab.experiments.cast import Cast, crossing_flow
 from sdnctl.lab.experiments.result import ExperimentResult, median, ms, worst
@@ -48,8 +49,7 @@ class Replica:
 
 def _start(session: Session, etcd: EtcdServer, r: Replica) -> None:
     r.starts += 1
-    command = daemon_command(session.policy_path, session.topology_path,
-                             f"{LOCALHOST}:{r.listen_port}", r.api)
+    command = session.daemon_command(r.listen_port, r.api)
     command += ["--etcd", etcd.url, "--replica-id", r.name, "--stats-interval", "0"]
     r.proc = start_process(command, session.tmp / f"replica-{r.name}-{r.starts}.log")
 
@@ -87,46 +87,67 @@ def _wait(r: Replica, leading: bool, switches: list[str], timeout: float) -> dic
         time.sleep(0.02)
 
 
-def run(session: Session, runs: int = 3) -> ExperimentResult:
+@dataclass(frozen=True, slots=True)
+class Takeover:
+    """One leader kill: when, and what the new leader said once every switch was MASTER."""
+
+    killed: float  # monotonic
+    lease_won_s: float  # SIGKILL -> the follower created the leadership key
+    all_master_s: float  # SIGKILL -> every switch acknowledged the new leader
+    flow_mods: int  # flow-mods the new leader had sent by then
+    taken_over: float  # monotonic, when the new leader's status said so
+
+
+@dataclass
+class ReplicaPair:
+    """Two replicas of the session's daemon behind one etcd; `kill_leader` per run."""
+
+    session: Session
+    etcd: EtcdServer
+    pair: tuple[Replica, Replica]
+    kills: int = 0
+
+    @property
+    def switches(self) -> list[str]:
+        return sorted(self.session.plan.bridges)
+
+    def kill_leader(self) -> Takeover:
+        """SIGKILL whichever leads (they alternate), wait for the other to take every
+        switch over, start the killed one again as the follower."""
+        leader, follower = self.pair[self.kills % 2], self.pair[(self.kills + 1) % 2]
+        self.kills += 1
+        killed_wall, killed = time.time(), time.monotonic()
+        _kill(leader)
+        st = _wait(follower, True, self.switches, TAKEOVER_S)
+        taken_over = time.monotonic()
+        role_at = max(float(st["switches"][n]["role_at"]) for n in self.switches)
+        mods = sum(int(st["switches"][n]["flow_mods_sent"]) for n in self.switches)
+        _start(self.session, self.etcd, leader)  # back, as the follower
+        _wait(leader, False, self.switches, READY_S)
+        return Takeover(killed, st["ha"]["leading_since"] - killed_wall, role_at - killed_wall,
+                        mods, taken_over)
+
+
+@contextlib.contextmanager
+def replica_pair(session: Session) -> Iterator[ReplicaPair]:
+    """The session's single daemon replaced by two replicas (`sdnctl run --etcd`, a
+    throwaway etcd), r0 leading, r1 following; the single daemon back at the end, as
+    the session had it. The switches keep their flows throughout."""
     if not session.replica_ports:
         raise LabError(f"{NAME} needs switches that dial a second controller (run it through"
                        " `sdnctl lab experiment`, which builds the lab so)")
-    result = ExperimentResult(NAME)
-    flow = crossing_flow(Cast(session.policy, session.topology, session.plan))
-    switches = sorted(session.plan.bridges)
-    result.setup = {"flow": str(flow), "kills": runs, "replicas": 2, "lease_ttl_s": 2}
     etcd = start_etcd(session.tmp)
     api2 = free_port()
-    pair = [Replica("r0", session.listen_port, session.api),
-            Replica("r1", session.replica_ports[0], f"{LOCALHOST}:{api2}")]
-    marks = []
+    pair = (Replica("r0", session.listen_port, session.api),
+            Replica("r1", session.replica_ports[0], f"{LOCALHOST}:{api2}"))
+    switches = sorted(session.plan.bridges)
     try:
         session.kill_daemon(signal.SIGTERM)  # the single daemon; the flows stay
         _start(session, etcd, pair[0])
         _wait(pair[0], True, switches, READY_S)
         _start(session, etcd, pair[1])
         _wait(pair[1], False, switches, READY_S)
-        with streams(session.hosts, session.addresses) as s:
-            warm_up(s, flow)
-            long_lived = s.start(flow)
-            fresh = s.start(flow, fresh=True)
-            time.sleep(0.3)
-            for i in range(runs):
-                leader, follower = pair[i % 2], pair[(i + 1) % 2]
-                before = session.dump_all()
-                killed_wall, killed = time.time(), time.monotonic()
-                _kill(leader)
-                st = _wait(follower, True, switches, TAKEOVER_S)
-                role_at = max(float(st["switches"][n]["role_at"]) for n in switches)
-                mods = sum(int(st["switches"][n]["flow_mods_sent"]) for n in switches)
-                time.sleep(AFTER_S)
-                after = session.dump_all()
-                changed = sorted(b for b in before if before[b] != after.get(b))
-                marks.append((killed, time.monotonic(), st["ha"]["leading_since"] - killed_wall,
-                               role_at - killed_wall, mods, changed))
-                _start(session, etcd, leader)  # back, as the follower
-                _wait(leader, False, switches, READY_S)
-            logs = {"long-lived": long_lived.stop(), "fresh": fresh.stop()}
+        yield ReplicaPair(session, etcd, pair)
     finally:
         for r in pair:
             if r.proc is not None:
@@ -135,6 +156,28 @@ def run(session: Session, runs: int = 3) -> ExperimentResult:
         etcd.stop()
         session.start_daemon()
         session.wait_programmed()
+
+
+def run(session: Session, runs: int = 3) -> ExperimentResult:
+    result = ExperimentResult(NAME)
+    flow = crossing_flow(Cast(session.policy, session.topology, session.plan))
+    result.setup = {"flow": str(flow), "kills": runs, "replicas": 2, "lease_ttl_s": 2}
+    marks = []
+    with replica_pair(session) as replicas, streams(session.hosts, session.addresses) as s:
+        warm_up(s, flow)
+        long_lived = s.start(flow)
+        fresh = s.start(flow, fresh=True)
+        time.sleep(0.3)
+        for _ in range(runs):
+            before = session.dump_all()
+            t = replicas.kill_leader()
+            end = time.monotonic()
+            time.sleep(AFTER_S)
+            after = session.dump_all()
+            changed = sorted(b for b in before if before[b] != after.get(b))
+            marks.append((t.killed, end + AFTER_S, t.lease_won_s, t.all_master_s, t.flow_mods,
+                          changed))
+        logs = {"long-lived": long_lived.stop(), "fresh": fresh.stop()}
     per_run = [{
         "lost_long_lived": loss.count_lost(logs["long-lived"], start, end),
         "lost_new_connections": loss.count_lost(logs["fresh"], start, end),

@@ -66,8 +66,11 @@ def run_experiments(
     failed: list[str] = []
     started = time.time()
     try:
-        replicas = 2 if "leader-kill" in chosen else 1  # its switches dial two controllers
-        with open_session(topology, policy, prefix, replicas) as session:
+        # leader-kill's (and faults') switches dial two controllers; faults restarts an
+        # OVSDB of the session's own.
+        replicas = 2 if {"leader-kill", "faults"} & set(chosen) else 1
+        with open_session(topology, policy, prefix, replicas,
+                          ovsdb_relay="faults" in chosen) as session:
             for name in chosen:
                 try:
                     result = experiment(name)(session, runs)

@@ -5,6 +5,8 @@ dir (the experiments edit the policy there, never the caller's file), gives ever
 switch a datapath id of its own (so the lab cannot be confused with another lab of
 the same topology, which the daemon would see in OVSDB under the same dpids),
 builds the lab, starts `sdnctl run` and waits until every switch is programmed.
+With `ovsdb_relay`, the daemon reads OVSDB through an ovsdb-server of the session's
+own (`ovsdb_relay.OvsdbRelay`), which the fault suite restarts.
 Everything is undone when the block ends, last made first: what the experiments
 registered (`on_teardown`, while the daemon still runs), the daemon (its process
 group), the net, the temp dir. Experiments share one session and leave it as they
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sdnctl.client.api import ApiError, get_status
 from sdnctl.lab.controller import PROGRAM_TIMEOUT, daemon_command, wait_until_programmed
 from sdnctl.lab.experiments import DEFAULT_POLICY, DEFAULT_TOPOLOGY
+from sdnctl.lab.experiments.ovsdb_relay import OvsdbRelay
 from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
 from sdnctl.lab.ovs import ofctl
 from sdnctl.lab.plan import LabError, LabPlan, plan_lab
@@ -83,6 +86,7 @@ class Session:
     daemon: subprocess.Popen[bytes] | None = None
     daemon_starts: int = 0
     replica_ports: tuple[int, ...] = ()  # more controller addresses the switches dial
+    relay: OvsdbRelay | None = None  # the daemon's OVSDB, when the session has its own
 
     @property
     def tmp(self) -> Path:
@@ -126,9 +130,17 @@ class Session:
     def start_daemon(self) -> None:
         """Start the daemon (again); `open_session` stops the one running at the end."""
         self.daemon_starts += 1
-        command = daemon_command(self.policy_path, self.topology_path,
-                                 f"{LOCALHOST}:{self.listen_port}", self.api)
+        command = self.daemon_command(self.listen_port, self.api)
         self.daemon = start_process(command, self.daemon_log)
+
+    def daemon_command(self, listen_port: int, api: str) -> list[str]:
+        """`sdnctl run` on the session's files, OpenFlow on `listen_port` (and the
+        session's own OVSDB, if it has one)."""
+        command = daemon_command(self.policy_path, self.topology_path,
+                                 f"{LOCALHOST}:{listen_port}", api)
+        if self.relay is not None:
+            command += ["--ovsdb", self.relay.remote]
+        return command
 
     def kill_daemon(self, sig: int = signal.SIGKILL) -> None:
         """Signal the daemon's whole process group and reap it (SIGKILL after 10 s)."""
@@ -220,11 +232,14 @@ def open_session(
     policy_path: str | Path = DEFAULT_POLICY,
     prefix: str | None = None,
     replicas: int = 1,
+    ovsdb_relay: bool = False,
 ) -> Iterator[Session]:
     """Build the lab, start the daemon, yield the session; tear everything down after.
 
     `replicas` > 1: every switch also dials that many more controller ports (set when
-    the bridges are created) for experiments that run replicas (leader-kill)."""
+    the bridges are created) for experiments that run replicas (leader-kill).
+    `ovsdb_relay`: the daemon reads OVSDB through a relay of the session's own
+    (`session.relay`), so that an experiment can restart it (faults)."""
     with LabSession("experiment", say) as life:
         topo_copy = rebased_topology(Path(topology_path), life.tmp, DPID_TAG)
         policy_copy = life.tmp / "policy.yaml"
@@ -237,6 +252,10 @@ def open_session(
         session = Session(life, topo_copy, policy_copy, policy_text, policy, topology, plan,
                           listen_port, f"{LOCALHOST}:{api_port}", replica_ports=tuple(more))
         started = time.monotonic()
+        if ovsdb_relay:
+            session.relay = OvsdbRelay(life.tmp)
+            life.add("OVSDB relay", session.relay.stop)
+            session.relay.start()
         session.lab = life.lab(plan, (LOCALHOST, listen_port),
                                [(LOCALHOST, p) for p in session.replica_ports])
         # One undo for whichever daemon runs at the end (experiments restart it), so

@@ -2,8 +2,8 @@
 
 The shared probe of every experiment. A `Flow` is (source VM, destination VM,
 service); inside `with streams(hosts, addresses) as s:`, `s.start(flow)` runs
-`streamer.py send` in the source host (and, for UDP, one `streamer.py echo` per
-port in the destination) and returns a `Stream` whose `stop()` gives back the
+`streamer.py send` in the source host (and, for UDP and TCP, one `streamer.py echo`
+per port in the destination) and returns a `Stream` whose `stop()` gives back the
 `StreamLog` (sdnctl.lab.experiments.loss reads the figures). Every process
 started here is stopped by PID when the block ends, also when something fails.
 """
@@ -42,7 +42,7 @@ _fresh_blocks = itertools.count()
 class Flow:
     src: str
     dst: str
-    service: Service  # udp/N or icmp
+    service: Service  # udp/N, tcp/N (a new connection per probe) or icmp
 
     def __str__(self) -> str:
         return f"{self.src}->{self.dst} {self.service}"
@@ -109,29 +109,30 @@ class Streams:
 
     hosts: Mapping[str, Node | NetnsNode]
     addresses: Mapping[str, str]
-    echoes: dict[tuple[str, int], subprocess.Popen[bytes]] = field(default_factory=dict)
+    echoes: dict[tuple[str, str, int], subprocess.Popen[bytes]] = field(default_factory=dict)
     running: list[Stream] = field(default_factory=list)
 
-    def _echo(self, vm: str, port: int) -> None:
-        if (vm, port) in self.echoes:
+    def serve(self, vm: str, service: Service) -> None:
+        """An echo server for `service` (udp/N or tcp/N) in `vm`, if none runs yet: a
+        probe there is answered if it arrives (also one the policy should stop)."""
+        if service.proto not in (Proto.UDP, Proto.TCP):
+            return  # icmp: the kernel answers
+        key = (vm, service.proto.value, service.port_lo)
+        if key in self.echoes:
             return
         proc = self.hosts[vm].popen(
-            [sys.executable, str(STREAMER), "echo", "--port", str(port)],
-            stdin=subprocess.DEVNULL)
-        self.echoes[(vm, port)] = proc
+            [sys.executable, str(STREAMER), "echo", "--port", str(service.port_lo),
+             "--proto", service.proto.value], stdin=subprocess.DEVNULL)
+        self.echoes[key] = proc
         _wait_ready(proc, f"echo server in {vm}")
 
     def start(self, flow: Flow, fresh: bool = False, interval: float = INTERVAL_S) -> Stream:
-        """Start probing `flow` every `interval` seconds (a new connection each if fresh)."""
+        """Start probing `flow` every `interval` seconds (a new connection each if fresh;
+        TCP always is)."""
         svc = flow.service
-        if svc.proto is Proto.UDP:
-            self._echo(flow.dst, svc.port_lo)
-            args = ["--proto", "udp", "--port", str(svc.port_lo)]
-        elif svc.proto is Proto.ICMP:
-            args = ["--proto", "icmp"]
-        else:
-            raise LabError(f"cannot stream {svc}: streams are udp/N or icmp")
-        if fresh:
+        self.serve(flow.dst, svc)
+        args = _proto_args(svc)
+        if fresh or svc.proto is Proto.TCP:
             args += ["--fresh", "--sports", self._sports()]
         command = [sys.executable, str(STREAMER), "send", "--ip", self.addresses[flow.dst],
                    "--interval", str(interval), *args]
@@ -167,6 +168,14 @@ def streams(hosts: Mapping[str, Node | NetnsNode], addresses: Mapping[str, str]
         s.close()
 
 
+def _proto_args(svc: Service) -> list[str]:
+    if svc.proto in (Proto.UDP, Proto.TCP):
+        return ["--proto", svc.proto.value, "--port", str(svc.port_lo)]
+    if svc.proto is Proto.ICMP:
+        return ["--proto", "icmp"]
+    raise LabError(f"cannot stream {svc}: streams are udp/N, tcp/N or icmp")
+
+
 def warm_up(s: Streams, flow: Flow, timeout: float = 5.0) -> float:
     """Probe `flow` until one probe is answered; seconds it took. LabError at `timeout`.
 
@@ -175,10 +184,10 @@ def warm_up(s: Streams, flow: Flow, timeout: float = 5.0) -> float:
     """
     start = time.monotonic()
     svc = flow.service
-    args = ["--proto", "icmp"] if svc.proto is Proto.ICMP else ["--proto", "udp", "--port",
-                                                                 str(svc.port_lo)]
-    if svc.proto is Proto.UDP:
-        s._echo(flow.dst, svc.port_lo)
+    args = _proto_args(svc)
+    if svc.proto is Proto.TCP:
+        args += ["--sports", s._sports()]
+    s.serve(flow.dst, svc)
     while time.monotonic() - start < timeout:
         proc = s.hosts[flow.src].popen(
             [sys.executable, str(STREAMER), "send", "--ip", s.addresses[flow.dst],

@@ -3,8 +3,9 @@
 Run as a script inside a Mininet host (`python streamer.py send ...`); standard
 library and `sdnctl.lab.icmp` (stdlib only too), so it starts fast.
 
-    echo --port 7000
+    echo --port 7000 [--proto tcp]
         echoes every UDP datagram back to its sender unchanged; prints "ready".
+        With tcp: accepts every connection on the port (and echoes what it sends).
     send --ip 10.5.20.12 --proto udp --port 7000 --interval 0.01 [--fresh]
         sends one probe every `interval` seconds, each carrying a sequence number,
         until SIGTERM/SIGINT; then waits `--linger` seconds for late answers and
@@ -12,10 +13,16 @@ library and `sdnctl.lab.icmp` (stdlib only too), so it starts fast.
         "recv": [[seq, t], ...]} with t = time.monotonic() of the send / the answer.
     send --proto icmp ...
         the same with ICMP echo requests, answered by the peer's kernel.
+    send --proto tcp --port 8080 --fresh ...
+        a new TCP connection per probe: answered when the handshake completes
+        (the SYN got there and the SYN-ACK came back); then reset, so that no
+        TIME_WAIT holds the source port.
 
-`--fresh` makes every probe a new connection for conntrack: a new UDP socket on
-the next source port of `--sports` (not the kernel's pick, which may repeat a
+`--fresh` makes every probe a new connection for conntrack: a new UDP or TCP socket
+on the next source port of `--sports` (not the kernel's pick, which may repeat a
 recent port whose conntrack entry still lives) or a new ICMP identifier per probe.
+TCP probes are always fresh (a lost segment of one long connection is resent, not
+lost: it would show as a delay).
 That is how to see a rule take effect: packets of an established connection pass
 whatever the rules say (`+est`), so a stream that reuses one 5-tuple would never
 show a newly denied flow stop. Without `--fresh` the stream is one long-lived connection, as a real
@@ -56,7 +63,9 @@ def _stop_flag() -> list[int]:
 # ----------------------------------------------------------------------- echo
 
 
-def echo(port: int) -> int:
+def echo(port: int, proto: str = "udp") -> int:
+    if proto == "tcp":
+        return echo_tcp(port)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("0.0.0.0", port))
@@ -71,6 +80,41 @@ def echo(port: int) -> int:
         # OSError: no route back right now; the sender counts it lost, as it should.
         with contextlib.suppress(OSError):
             sock.sendto(data, addr)
+    return 0
+
+
+def echo_tcp(port: int) -> int:
+    """Accept every connection; echo what arrives; close what the peer closes or resets."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", port))
+    listener.listen(1024)
+    listener.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    stop = _stop_flag()
+    print("ready", flush=True)
+    while not stop:
+        for key, _ in sel.select(0.2):
+            sock: socket.socket = key.fileobj  # type: ignore[assignment]
+            if sock is listener:
+                with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+                    conn, _addr = listener.accept()
+                    conn.setblocking(False)
+                    sel.register(conn, selectors.EVENT_READ)
+                continue
+            try:
+                data = sock.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                data = b""  # reset by the prober: the usual end of a probe
+            if data:
+                with contextlib.suppress(OSError):
+                    sock.send(data)
+            else:
+                sel.unregister(sock)
+                sock.close()
     return 0
 
 
@@ -90,8 +134,11 @@ class _Sender:
         self.fresh_socks: collections.deque[tuple[float, socket.socket]] = collections.deque()
         self.icmp_ident = self.token & 0xFFFF
         self.sock = self._new_socket() if not fresh or proto == "icmp" else None
+        self.connecting: dict[int, int] = {}  # TCP: socket fd -> the probe's seq
 
     def _new_socket(self) -> socket.socket:
+        if self.proto == "tcp":
+            return self._connect()
         if self.proto == "icmp":
             sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         else:
@@ -101,6 +148,17 @@ class _Sender:
             sock.connect((self.ip, self.port))
         sock.setblocking(False)
         self.sel.register(sock, selectors.EVENT_READ)
+        return sock
+
+    def _connect(self) -> socket.socket:
+        """A TCP probe: a non-blocking connect; writable = the handshake is done."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Reset on close, not FIN: no TIME_WAIT keeps the source port from the next round.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._bind_next(sock)
+        sock.setblocking(False)
+        sock.connect_ex((self.ip, self.port))
+        self.sel.register(sock, selectors.EVENT_WRITE)
         return sock
 
     def _bind_next(self, sock: socket.socket) -> None:
@@ -125,6 +183,10 @@ class _Sender:
                 # A new identifier per probe is a new ICMP "connection" for conntrack.
                 ident = (self.icmp_ident + seq) & 0xFFFF if self.fresh else self.icmp_ident
                 self.sock.sendto(icmp_echo(ICMP_ECHO_REQUEST, ident, seq, payload), (self.ip, 0))
+            elif self.proto == "tcp":
+                sock = self._new_socket()
+                self.fresh_socks.append((now, sock))
+                self.connecting[sock.fileno()] = seq
             elif self.fresh:
                 sock = self._new_socket()
                 self.fresh_socks.append((now, sock))
@@ -140,12 +202,17 @@ class _Sender:
     def _expire(self, now: float) -> None:
         while self.fresh_socks and now - self.fresh_socks[0][0] > FRESH_SOCKET_LIFE_S:
             _t, sock = self.fresh_socks.popleft()
-            self.sel.unregister(sock)
+            self.connecting.pop(sock.fileno(), None)
+            with contextlib.suppress(KeyError, ValueError):  # a TCP probe may be done
+                self.sel.unregister(sock)
             sock.close()
 
     def receive(self, timeout: float) -> None:
         for key, _ in self.sel.select(max(0.0, timeout)):
             sock: socket.socket = key.fileobj  # type: ignore[assignment]
+            if self.proto == "tcp":
+                self._connected(sock)
+                continue
             while True:
                 try:
                     data = sock.recv(2048)
@@ -154,6 +221,14 @@ class _Sender:
                 except OSError:
                     break  # ICMP errors surface on a connected UDP socket: not an answer
                 self._record(data)
+
+    def _connected(self, sock: socket.socket) -> None:
+        """A TCP probe's socket became writable: answered unless the connect failed."""
+        self.sel.unregister(sock)
+        seq = self.connecting.pop(sock.fileno(), None)
+        if seq is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+            self.recv.setdefault(seq, time.monotonic())
+        sock.close()  # a reset (SO_LINGER 0); _expire closes it again, harmlessly
 
     def _record(self, data: bytes) -> None:
         if self.proto == "icmp":
@@ -206,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     e = sub.add_parser("echo")
     e.add_argument("--port", type=int, required=True)
+    e.add_argument("--proto", choices=["udp", "tcp"], default="udp")
     s = sub.add_parser("send")
     s.add_argument("--ip", required=True)
-    s.add_argument("--proto", choices=["udp", "icmp"], default="udp")
+    s.add_argument("--proto", choices=["udp", "icmp", "tcp"], default="udp")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--interval", type=float, default=0.01)
     s.add_argument("--fresh", action="store_true", help="a new connection per probe")
@@ -218,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="source ports a --fresh UDP stream cycles through (LO-HI)")
     args = parser.parse_args(argv)
     if args.command == "echo":
-        return echo(args.port)
+        return echo(args.port, args.proto)
     lo, _, hi = args.sports.partition("-")
-    return send(args.ip, args.proto, args.port, args.interval, args.fresh, args.linger,
+    fresh = args.fresh or args.proto == "tcp"
+    return send(args.ip, args.proto, args.port, args.interval, fresh, args.linger,
                 args.duration, range(int(lo), int(hi or lo) + 1))
 
 
