@@ -7,6 +7,9 @@ window of its own that ends once the system has recovered and settled:
 
   daemon-sigkill   SIGKILL the controller daemon, start it again 0.5 s later
   daemon-sigstop   freeze the daemon (SIGSTOP) for 3 s, then SIGCONT
+  daemon-sigstop-long  the same for 12 s: past OVS's inactivity probe (5 s, then 5 s
+                   for the echo's answer), so the switches drop the frozen controller
+                   and dial it again
   ovsdb-restart    restart the ovsdb-server the daemon reads bindings from (the
                    session's relay: the machine's own serves every lab, ovsdb_relay.py)
   link-cut         cut the uplink carrying a dual-homed hypervisor's traffic for 1 s
@@ -50,6 +53,7 @@ NAME = "faults"
 SETTLE_S = 0.5  # watched after the system says it recovered, inside the fault's window
 DAEMON_DOWN_S = 0.5
 FREEZE_S = 3.0
+LONG_FREEZE_S = 12.0  # OVS: inactivity probe after 5 s idle, disconnect 5 s later
 OVSDB_DOWN_S = 1.0
 CUT_S = 1.0
 SEEN_TIMEOUT_S = 10.0
@@ -70,6 +74,8 @@ BOUNDS: dict[str, Bound] = {
     "daemon-sigkill": Bound(0, promise="no allowed probe lost (fail_mode=secure keeps the"
                             " flows); the new daemon changes nothing in the tables"),
     "daemon-sigstop": Bound(0, promise="no allowed probe lost; the tables unchanged"),
+    "daemon-sigstop-long": Bound(0, promise="no allowed probe lost while the switches drop"
+                                 " the frozen controller and reconnect; the tables unchanged"),
     "ovsdb-restart": Bound(0, promise="no allowed probe lost; the bindings and tables"
                            " unchanged; the outage and the return are reported"),
     "link-cut": Bound(0, LINK_CUT_WINDOW_MS, tables_same=False,
@@ -107,6 +113,7 @@ class WindowVerdict:
     worst_window_ms: float  # longest outage of any allowed probe
     leaks: tuple[Leak, ...]
     broken: tuple[str, ...]  # every bound the window broke, in words
+    losses: tuple[str, ...] = ()  # each allowed probe that lost: how many, when, how long
 
 
 def _cut(probe: Probe, window: Window) -> bool:
@@ -120,12 +127,16 @@ def judge_window(window: Window, logs: Mapping[Probe, StreamLog], leaks: Sequenc
     lost = lost_cut = 0
     worst = 0.0
     broken: list[str] = []
+    losses: list[str] = []
     for probe, log in logs.items():
         if not probe.allowed:
             continue
         n = loss.count_lost(log, window.start, window.end)
-        gap = loss.longest_window_s(loss.gaps(log, window.start, window.end), log) * 1000
+        found = loss.gaps(log, window.start, window.end)
+        gap = loss.longest_window_s(found, log) * 1000
         worst = max(worst, gap)
+        if n:
+            losses.append(describe_loss(probe, found, gap, window.start))
         if _cut(probe, window) and bound.window_ms is not None:
             lost_cut += n
             if gap > bound.window_ms:
@@ -140,18 +151,35 @@ def judge_window(window: Window, logs: Mapping[Probe, StreamLog], leaks: Sequenc
     if bound.tables_same and window.tables_changed:
         broken.append(f"tables changed on {', '.join(window.tables_changed)}")
     broken += window.problems
-    return WindowVerdict(window.fault, lost, lost_cut, round(worst, 1), mine, tuple(broken))
+    return WindowVerdict(window.fault, lost, lost_cut, round(worst, 1), mine, tuple(broken),
+                         tuple(losses))
+
+
+def describe_loss(probe: Probe, found: Sequence[loss.Gap], longest_ms: float, t0: float) -> str:
+    """One probe's losses in words: how many, in how many runs, the first one when."""
+    n = sum(g.lost for g in found)
+    first = found[0].first_lost_t - t0 if found else 0.0
+    return (f"{probe.name}: {n} lost in {len(found)} runs, longest {longest_ms:.0f} ms,"
+            f" first at +{first:.2f} s")
 
 
 def lost_between(logs: Mapping[Probe, StreamLog], windows: Sequence[Window]) -> int:
     """Allowed probes lost outside every fault's window (nothing should be). Pure."""
+    return sum(len(times) for times in losses_between(logs, windows).values())
+
+
+def losses_between(logs: Mapping[Probe, StreamLog], windows: Sequence[Window]
+                   ) -> dict[Probe, list[float]]:
+    """Send times of the allowed probes lost outside every fault's window, per probe."""
     spans = sorted((w.start, w.end) for w in windows)
-    lost = 0
+    out: dict[Probe, list[float]] = {}
     for probe, log in logs.items():
         if probe.allowed:
-            lost += sum(1 for _s, t, ok in log.between()
-                        if not ok and not any(a <= t < b for a, b in spans))
-    return lost
+            times = [t for _s, t, ok in log.between()
+                     if not ok and not any(a <= t < b for a, b in spans)]
+            if times:
+                out[probe] = times
+    return out
 
 
 # ---------------------------------------------------------------- the faults
@@ -198,17 +226,26 @@ def daemon_sigkill(session: Session, w: Window) -> None:
         w.problems.append(f"the new daemon sent {w.figures['flow_mods']} flow-mods")
 
 
-def daemon_sigstop(session: Session, w: Window) -> None:
+def daemon_sigstop(session: Session, w: Window, seconds: float) -> None:
+    """Freeze the daemon for `seconds`; after a long freeze, wait until every switch
+    has dialled it again and been reconciled."""
     assert session.daemon is not None
+    mods_before = session.flow_mods_sent()
     os.kill(session.daemon.pid, signal.SIGSTOP)
     try:
-        time.sleep(FREEZE_S)
+        time.sleep(seconds)
     finally:
         os.kill(session.daemon.pid, signal.SIGCONT)
-    thawed = time.monotonic()
-    session.wait_programmed()
-    w.figures["answering_after_ms"] = ms(time.monotonic() - thawed)
+    thawed, thawed_wall = time.monotonic(), time.time()
+    if seconds > LONG_FREEZE_S / 2:
+        w.figures["reconnected_ms"] = ms(session.wait_reconnected(thawed_wall))
+    else:
+        session.wait_programmed()
+    w.figures["programmed_after_ms"] = ms(time.monotonic() - thawed)
     w.figures["switch_reconnects"] = len(session.events_since(w.start_wall, ("connect",)))
+    w.figures["flow_mods"] = session.flow_mods_sent() - mods_before
+    if w.figures["flow_mods"]:
+        w.problems.append(f"the thawed daemon sent {w.figures['flow_mods']} flow-mods")
 
 
 def ovsdb_restart(session: Session, w: Window) -> None:
@@ -320,7 +357,8 @@ def inject_all(session: Session, cast: Cast, link: Probe, windows: list[Window],
     base = session.policy_path.read_text()
     steps: list[tuple[str, Callable[[Window], None]]] = [
         ("daemon-sigkill", lambda w: daemon_sigkill(session, w)),
-        ("daemon-sigstop", lambda w: daemon_sigstop(session, w)),
+        ("daemon-sigstop", lambda w: daemon_sigstop(session, w, FREEZE_S)),
+        ("daemon-sigstop-long", lambda w: daemon_sigstop(session, w, LONG_FREEZE_S)),
         ("ovsdb-restart", lambda w: ovsdb_restart(session, w)),
         ("link-cut", lambda w: link_cut(session, w, cast, link)),
         ("bad-edit-syntax", lambda w: bad_edit(session, w, syntax_error(base))),
@@ -361,12 +399,15 @@ def run(session: Session, runs: int = 1) -> ExperimentResult:
 def add_figures(result: ExperimentResult, windows: Sequence[Window], record: ProbeRecord
                 ) -> None:
     """Each window's verdict as figures and a run; the whole run's leaks and losses."""
+    first = min((w.start for w in windows), default=0.0)
     for w in windows:
         bound = BOUNDS[w.fault]
         v = judge_window(w, record.logs, record.leaks, bound)
         result.runs.append({"fault": w.fault, "lost": v.lost, "lost_on_cut": v.lost_on_cut,
                             "worst_window_ms": v.worst_window_ms, "leaks": len(v.leaks),
                             "tables_changed": w.tables_changed, "broken": list(v.broken),
+                            "losses": list(v.losses), "from_s": round(w.start - first, 2),
+                            "to_s": round(w.end - first, 2),
                             "took_ms": ms(w.end - w.start), **w.figures})
         result.add(f"{w.fault}_lost", v.lost, "packets", str(bound.lost), bound.promise)
         if bound.window_ms is not None:
@@ -376,7 +417,12 @@ def add_figures(result: ExperimentResult, windows: Sequence[Window], record: Pro
         for name, value in w.figures.items():
             result.add(f"{w.fault}_{name}", value)
         result.notes += [f"{w.fault}: {b}" for b in v.broken]
+        if v.broken:
+            result.notes += [f"{w.fault}: {line}" for line in v.losses]
     sent = sum(loss.count_sent(log) for p, log in record.logs.items() if p.allowed)
+    for probe, times in losses_between(record.logs, windows).items():
+        result.notes.append(f"between faults: {probe.name}: {len(times)} lost, at"
+                            f" +{', +'.join(f'{t - first:.2f}' for t in times[:8])} s")
     result.add("lost_between_faults", lost_between(record.logs, windows), "packets", "0",
                f"allowed probes lost outside every fault's window ({sent} allowed sent)")
     result.add("leaked", len(record.leaks), "frames", "0",
