@@ -37,10 +37,12 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sdnctl.client.api import ApiError
 from sdnctl.lab.experiments import loss
 from sdnctl.lab.experiments.cast import Cast, CastError, dual_homed_flow
+from sdnctl.lab.experiments.leader_kill import replica_pair
 from sdnctl.lab.experiments.link_cut import carrying_links, set_link
 from sdnctl.lab.experiments.loss import StreamLog
 from sdnctl.lab.experiments.prober import ACROSS, Leak, Probe, ProbeRecord, choose_probes, probing
@@ -209,7 +211,7 @@ def _until(what: str, check: Callable[[], bool], timeout: float = SEEN_TIMEOUT_S
     return time.monotonic() - start
 
 
-def _status_or_none(session: Session) -> dict[str, object] | None:
+def _status_or_none(session: Session) -> dict[str, Any] | None:
     try:
         return session.status()
     except ApiError:
@@ -226,9 +228,9 @@ def daemon_sigkill(session: Session, w: Window) -> None:
         w.problems.append(f"the new daemon sent {w.figures['flow_mods']} flow-mods")
 
 
-def daemon_sigstop(session: Session, w: Window, seconds: float) -> None:
-    """Freeze the daemon for `seconds`; after a long freeze, wait until every switch
-    has dialled it again and been reconciled."""
+def daemon_sigstop(session: Session, w: Window, seconds: float, redial: bool) -> None:
+    """Freeze the daemon for `seconds`; `redial`: the freeze outlasts OVS's inactivity
+    probe, so wait until every switch has dialled it again and been reconciled."""
     assert session.daemon is not None
     mods_before = session.flow_mods_sent()
     os.kill(session.daemon.pid, signal.SIGSTOP)
@@ -237,7 +239,7 @@ def daemon_sigstop(session: Session, w: Window, seconds: float) -> None:
     finally:
         os.kill(session.daemon.pid, signal.SIGCONT)
     thawed, thawed_wall = time.monotonic(), time.time()
-    if seconds > LONG_FREEZE_S / 2:
+    if redial:
         w.figures["reconnected_ms"] = ms(session.wait_reconnected(thawed_wall))
     else:
         session.wait_programmed()
@@ -253,11 +255,11 @@ def ovsdb_restart(session: Session, w: Window) -> None:
     if relay is None:
         raise LabError(f"{NAME}: ovsdb-restart needs the session's own OVSDB (ovsdb_relay)")
 
-    def ovsdb() -> dict[str, object]:
+    def ovsdb() -> dict[str, Any]:
         st = _status_or_none(session) or {}
-        return dict(st.get("ovsdb") or {})  # type: ignore[call-overload]
+        return dict(st.get("ovsdb") or {})
 
-    bindings = (session.status().get("bindings"))
+    bindings = session.status().get("bindings")
     reconnects = int(ovsdb().get("reconnects") or 0)
     stopped = time.monotonic()
     relay.stop()
@@ -299,14 +301,14 @@ def bad_edit(session: Session, w: Window, text: str) -> None:
     wall = time.time()
     saved = session.write_policy(text)
 
-    def refused() -> dict[str, object] | None:
+    def refused() -> dict[str, Any] | None:
         st = _status_or_none(session) or {}
-        last = dict(st.get("policy") or {}).get("last_refused")  # type: ignore[call-overload]
+        last = dict(st.get("policy") or {}).get("last_refused")
         return dict(last) if last and float(last.get("time", 0)) >= wall else None
 
     _until("the refused edit reported", lambda: refused() is not None)
     w.figures["refused_reported_ms"] = ms(time.monotonic() - saved)
-    problems = list((refused() or {}).get("problems") or [])  # type: ignore[call-overload]
+    problems = list((refused() or {}).get("problems") or [])
     w.figures["problem"] = str(problems[0]) if problems else ""
     name = re.escape(session.policy_path.name)
     if not problems or not re.search(rf"{name}:\d+: ", str(problems[0])):
@@ -321,8 +323,6 @@ def bad_edit(session: Session, w: Window, text: str) -> None:
 
 
 def leader_kill(session: Session, w: Window) -> None:
-    from sdnctl.lab.experiments.leader_kill import replica_pair
-
     with replica_pair(session) as pair:
         t = pair.kill_leader()
     w.figures["takeover_ms"] = ms(t.all_master_s)
@@ -357,8 +357,9 @@ def inject_all(session: Session, cast: Cast, link: Probe, windows: list[Window],
     base = session.policy_path.read_text()
     steps: list[tuple[str, Callable[[Window], None]]] = [
         ("daemon-sigkill", lambda w: daemon_sigkill(session, w)),
-        ("daemon-sigstop", lambda w: daemon_sigstop(session, w, FREEZE_S)),
-        ("daemon-sigstop-long", lambda w: daemon_sigstop(session, w, LONG_FREEZE_S)),
+        ("daemon-sigstop", lambda w: daemon_sigstop(session, w, FREEZE_S, redial=False)),
+        ("daemon-sigstop-long",
+         lambda w: daemon_sigstop(session, w, LONG_FREEZE_S, redial=True)),
         ("ovsdb-restart", lambda w: ovsdb_restart(session, w)),
         ("link-cut", lambda w: link_cut(session, w, cast, link)),
         ("bad-edit-syntax", lambda w: bad_edit(session, w, syntax_error(base))),
