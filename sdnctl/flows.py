@@ -349,7 +349,7 @@ class FlowSet:
         self.parts = parts
         self.masked = masked  # flows of `parts` that a `local` flow replaces
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by content (__eq__), so unhashable; typeshed wants a method
 
     @classmethod
     def build(
@@ -498,11 +498,13 @@ def render_match_ofctl(match: Match) -> str:
     parts = []
     for name, value in match:
         if name == "ip_frag":
+            value = typing.cast("int | tuple[int, int]", value)  # ip_frag is numeric
             pair = value if isinstance(value, tuple) else (value, 3)
-            parts.append(f"ip_frag={_IP_FRAG_NAME[pair]}")  # type: ignore[index]
+            parts.append(f"ip_frag={_IP_FRAG_NAME[pair]}")
             continue
         if name == "vlan_vid":
             # ovs-ofctl speaks 802.1Q through vlan_tci (VID plus the CFI/present bit).
+            value = typing.cast("int | tuple[int, int]", value)  # a VID is a number
             if isinstance(value, tuple):
                 parts.append(f"vlan_tci={hex(value[0])}/{hex(value[1] | 0x1000)}")
             elif value == 0:
@@ -619,7 +621,7 @@ def render_flowset_ofctl(fs: FlowSet, cache: dict[int, str] | None = None) -> st
 
 def action_to_json(act: Action) -> dict[str, object]:
     out: dict[str, object] = {"type": type(act).__name__}
-    for name in act.__slots__:  # type: ignore[union-attr]
+    for name in act.__slots__:
         out[name] = getattr(act, name)
     return out
 

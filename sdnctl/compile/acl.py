@@ -19,6 +19,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import cast
 
 from sdnctl.compile.context import NetworkView
 from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue
@@ -104,20 +105,20 @@ def rule_owner(rule: Rule) -> str:
 def rule_ids(view: NetworkView) -> dict[Rule, int]:
     """Conjunction ids of every rule of the policy, unique network-wide: a tenant's
     ACL part is shared by switches that host different other tenants."""
-    ids = view.memo.get("rule_ids")
+    ids = cast("dict[Rule, int] | None", view.memo.get("rule_ids"))  # set only here
     if ids is None:
         ids = conjunction_ids([r for t in view.policy.tenants.values() for r in t.rules])
         view.memo["rule_ids"] = ids
-    return ids  # type: ignore[return-value]
+    return ids
 
 
 def tenant_rules(view: NetworkView, tenant: str) -> list[Rule]:
     key = f"rules:{tenant}"
-    rules = view.memo.get(key)
+    rules = cast("list[Rule] | None", view.memo.get(key))  # set only here
     if rules is None:
         rules = unique_rules(list(view.policy.tenants[tenant].rules))
         view.memo[key] = rules
-    return rules  # type: ignore[return-value]
+    return rules
 
 
 def acl_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
@@ -156,7 +157,7 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
     so tenants never share a flow and a tenant's part is the same whoever else a
     switch hosts."""
     tid = view.tenant_ids[tenant]
-    tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    tenant_match: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
     if view.policy.tenants[tenant].default is Default.ALLOW:
         yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match), _COMMIT,
                    f"tenant:{tenant}")
@@ -211,7 +212,7 @@ def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Fl
     if view.policy.tenants[tenant].default is Default.ALLOW:
         return
     tid = view.tenant_ids[tenant]
-    tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    tenant_match: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
     here = {lv.vm.name for lv in view.local_tenant_vms(switch, tenant)}
     clauses = _Clauses()
     ids = rule_ids(view)

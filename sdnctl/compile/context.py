@@ -82,8 +82,8 @@ class NetworkView:
         view._members = {k: v for k, v in self._members.items()
                          if k[0] not in tenants and k[0] not in vm_tenants}
         if reseg:  # LocalVM holds the segment: re-read the VMs of those tenants
-            for switch, local in self.local.items():
-                if any(lv.vm.tenant in reseg for lv in local):
+            for switch, held in self.local.items():
+                if any(lv.vm.tenant in reseg for lv in held):
                     switches.add(switch)
         view.where = where
         local = dict(self.local)

@@ -21,6 +21,7 @@ from sdnctl.flows import (
     Flow,
     Goto,
     Match,
+    MatchValue,
     Meter,
     MeterBand,
     PopMpls,
@@ -47,7 +48,8 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
         vm, seg, port = lv.vm, lv.segment, lv.port
         owner = f"vm:{vm.name}"
         meter = (Meter(port),) if vm.rate_limit_mbps else ()
-        untagged_from_vm = {"in_port": port, "eth_src": vm.mac, "vlan_vid": 0}
+        untagged_from_vm: dict[str, MatchValue] = {
+            "in_port": port, "eth_src": vm.mac, "vlan_vid": 0}
         yield Flow(
             "port_security", PRIO_ALLOW,
             Match.of(untagged_from_vm, eth_type=ETH_IP, ipv4_src=str(vm.ip)),

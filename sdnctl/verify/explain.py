@@ -19,7 +19,7 @@ from sdnctl.policy.model import Policy, Service
 from sdnctl.topology.model import PortRef, Topology
 from sdnctl.verify.reach import ProbeResult, probe
 from sdnctl.verify.semantics import reach
-from sdnctl.verify.simulate import Simulator, Trace
+from sdnctl.verify.simulate import Packet, Simulator, Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ def explain_dhcp(flowsets: Mapping[str, FlowSet], policy: Policy, topology: Topo
     if at is None:
         return DhcpExplanation(vm, Trace(), False, None)
     v = policy.vms[vm]
-    discover = {"eth_src": v.mac, "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0800,
+    discover: Packet = {"eth_src": v.mac, "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0800,
                 "ipv4_src": "0.0.0.0", "ipv4_dst": "255.255.255.255", "ip_ttl": 64,
                 "ip_proto": 17, "udp_src": 68, "udp_dst": 67}
     trace = Simulator(flowsets, topology).inject(at, discover)

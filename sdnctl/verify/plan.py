@@ -209,9 +209,9 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
                 if (ka[0].overlay and kb[0].overlay) != (ka[1].overlay and kb[1].overlay):
                     # Tunnels carry the pair on one side only.
                     for a, b in _pairs(classes[ka], classes[kb]):
-                        w, n = before.reach(a, b), after.reach(a, b)
-                        if w != n:
-                            note([(a, b)], w, n)
+                        was_ab, now_ab = before.reach(a, b), after.reach(a, b)
+                        if was_ab != now_ab:
+                            note([(a, b)], was_ab, now_ab)
                     continue
                 if was == now:
                     continue

@@ -17,7 +17,7 @@ from sdnctl.bindings import Bindings
 from sdnctl.flows import FlowSet
 from sdnctl.policy.model import VM, Policy, Proto, Service
 from sdnctl.topology.model import Topology
-from sdnctl.verify.simulate import TCP_ACK, TCP_SYN, Conntrack, Packet, Simulator, Trace
+from sdnctl.verify.simulate import TCP_ACK, TCP_SYN, Conntrack, Packet, Simulator, Trace, Unknown
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 # What a drop in each stage means, in the policy's words.
@@ -63,8 +63,8 @@ def _next_hop_ip(policy: Policy, vm: VM, dst_ip: str) -> str | None:
     return ip_text(seg.gateway) if seg.gateway is not None else None
 
 
-def arp_request(vm: VM, ip: str) -> Packet:
-    """`vm` asks who has `ip`."""
+def arp_request(vm: VM, ip: str | Unknown) -> Packet:
+    """`vm` asks who has `ip` (an Unknown: every address no flow names)."""
     return {
         "eth_src": vm.mac, "eth_dst": BROADCAST, "eth_type": 0x0806, "arp_op": 1,
         "arp_sha": vm.mac, "arp_spa": ip_text(vm.ip), "arp_tha": "00:00:00:00:00:00", "arp_tpa": ip,
@@ -83,7 +83,8 @@ def resolve(sim: Simulator, bindings: Bindings, vm: VM, ip: str, ct: Conntrack,
     return None
 
 
-def service_packet(service: Service, src: VM, dst_ip: str, src_mac: str, dst_mac: str) -> Packet:
+def service_packet(service: Service, src: VM, dst_ip: str | Unknown, src_mac: str,
+                   dst_mac: str) -> Packet:
     pkt: Packet = {
         "eth_src": src_mac, "eth_dst": dst_mac, "eth_type": 0x0800,
         "ipv4_src": ip_text(src.ip), "ipv4_dst": dst_ip, "ip_ttl": 64,
