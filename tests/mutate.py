@@ -94,10 +94,10 @@ MUTANTS = [
     Mutant("acl-default-allow-drops", ACL, "Match.of(tenant_match), _COMMIT,",
            "Match.of(tenant_match), (),", "a default-allow tenant drops its connections"),
     Mutant("ct-out-passes-fragments", CT,
-           '        yield Flow("ct_out", PRIO_FRAGMENT, FRAGMENT, (), "base")\n', "        pass\n",
+           '        yield Flow("ct_out", PRIO_FRAGMENT, fragments(eth), (), "base")\n', "        pass\n",
            "IP fragments reach the sender's conntrack (OVS may hold and misdeliver them)"),
     Mutant("ct-in-passes-fragments", CT,
-           '        yield Flow("ct_in", PRIO_FRAGMENT, FRAGMENT, (), "base")\n', "        pass\n",
+           '        yield Flow("ct_in", PRIO_FRAGMENT, fragments(eth), (), "base")\n', "        pass\n",
            "IP fragments reach the receiver's conntrack"),
     Mutant("ct-in-source-zone", CT, '(Ct(zone=lv.port, table="deliver"),)',
            '(Ct(zone=REG_ZONE, table="deliver"),)', "ct_in in the sender's zone"),
@@ -141,8 +141,8 @@ MUTANTS = [
            "set_field does nothing"),
     Mutant("sim-ff-ignores-liveness", SIM, "buckets = tuple(live[:1])",
            "buckets = tuple(buckets[:1])", "fast-failover takes the first bucket, live or not"),
-    Mutant("sim-push-mpls-keeps-type", SIM, "p.update(eth_type=0x8847, mpls_label=0)",
-           "p.update(mpls_label=0)", "push_mpls leaves the ethertype"),
+    Mutant("sim-push-mpls-keeps-type", SIM, "p.update(eth_type=0x8847, mpls_label=0, mpls_tc=0)",
+           "p.update(mpls_label=0, mpls_tc=0)", "push_mpls leaves the ethertype"),
 ]
 
 

@@ -104,7 +104,7 @@ def read_family(r: Report, body: LineDict, where: str) -> int | None:
     if "family" not in body:
         return None
     value: Any = body["family"]
-    if value not in FAMILIES:
+    if not isinstance(value, str) or value not in FAMILIES:
         r.add(body.key_line("family"), f"{where}: family must be ipv4 or ipv6 (leave it out "
                                        f"for both), got {describe(value)}")
         return None

@@ -63,8 +63,9 @@ Packet = dict[str, int | str]
 
 MAX_HOPS = 32
 MAX_RECIRCULATIONS = 16
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
+_IP6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
 
 
 _DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id", "ct_mark"})
@@ -125,6 +126,11 @@ def _to_int(name: str, value: int | str) -> int:
         got = _IP_INT.get(value)
         if got is None:
             got = _IP_INT[value] = int(ipaddress.IPv4Address(value))
+        return got
+    if name in _IP6_FIELDS:
+        got = _IP_INT.get(value)
+        if got is None:
+            got = _IP_INT[value] = int(ipaddress.IPv6Address(value))
         return got
     return int(value, 0)
 
@@ -403,7 +409,7 @@ def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
             case PushVlan() | PopVlan():
                 out.add("vlan_vid")
             case PushMpls() | PopMpls():
-                out.update(("eth_type", "mpls_label", "mpls_payload_type"))
+                out.update(("eth_type", "mpls_label", "mpls_tc", "mpls_payload_type"))
             case DecTtl():
                 out.add("ip_ttl")
             case Output() | GroupAction() | Meter() | Goto() | Conjunction():
@@ -436,6 +442,11 @@ _TCP_CORE_FLAGS = 0x3F  # FIN SYN RST PSH ACK URG; ECE and CWR never change a ve
 # ICMP requests that may open a connection, and the reply type that answers each.
 ICMP_REPLY_OF = {8: 0, 13: 14, 15: 16}
 _ICMP_REQUEST_OF = {reply: request for request, reply in ICMP_REPLY_OF.items()}
+# ICMPv6: only an echo request (128) opens one; its reply is 129. Neighbour
+# discovery and every other type outside a connection are `+inv`.
+ICMP6_REPLY_OF = {128: 129}
+_ICMP6_REQUEST_OF = {reply: request for request, reply in ICMP6_REPLY_OF.items()}
+ICMPV6 = 58
 
 
 def tcp_valid(flags: int) -> bool:
@@ -464,7 +475,7 @@ class Conntrack:
     except that, until its first reply, a UDP/ICMP/other packet or a TCP SYN in the
     original direction is still `+new`; a reply is `+est+rpl`. A packet that cannot
     open a connection (`tcp_opens`, an ICMP other than a request) and belongs to
-    none is `+inv`, and so is anything that is not IPv4."""
+    none is `+inv`, and so is anything that is not IPv4 or IPv6."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
     marks: dict[tuple[str, int, tuple[object, ...]], int] = field(default_factory=dict)
@@ -474,7 +485,7 @@ class Conntrack:
     @staticmethod
     def _tuple(pkt: Packet) -> tuple[object, ...] | None:
         if pkt.get("eth_type") != 0x0800:
-            return None
+            return Conntrack._tuple6(pkt)
         proto = pkt.get("ip_proto")
         if proto == 6:
             sport, dport = pkt.get("tcp_src"), pkt.get("tcp_dst")
@@ -488,6 +499,23 @@ class Conntrack:
         return (proto, pkt.get("ipv4_src"), sport, pkt.get("ipv4_dst"), dport)
 
     @staticmethod
+    def _tuple6(pkt: Packet) -> tuple[object, ...] | None:
+        """IPv6's 5-tuple, the same shape (addresses never equal an IPv4 one)."""
+        if pkt.get("eth_type") != 0x86DD:
+            return None
+        proto = pkt.get("ip_proto")
+        if proto == 6:
+            sport, dport = pkt.get("tcp_src"), pkt.get("tcp_dst")
+        elif proto == 17:
+            sport, dport = pkt.get("udp_src"), pkt.get("udp_dst")
+        elif proto == ICMPV6:
+            kind = pkt.get("icmpv6_type")
+            sport = dport = (pkt.get("icmp_id", 0), _ICMP6_REQUEST_OF.get(kind, kind))  # type: ignore[arg-type]
+        else:
+            sport = dport = 0
+        return (proto, pkt.get("ipv6_src"), sport, pkt.get("ipv6_dst"), dport)
+
+    @staticmethod
     def _opens(pkt: Packet) -> bool:
         """Whether `pkt` may start a connection (else, outside one, it is `+inv`)."""
         proto = pkt.get("ip_proto")
@@ -495,6 +523,8 @@ class Conntrack:
             return tcp_opens(int(pkt.get("tcp_flags", TCP_SYN)))
         if proto == 1:
             return pkt.get("icmpv4_type") in ICMP_REPLY_OF
+        if proto == ICMPV6 and pkt.get("eth_type") == 0x86DD:
+            return pkt.get("icmpv6_type") in ICMP6_REPLY_OF
         return True
 
     def lookup(self, switch: str, zone: int, pkt: Packet) -> int:
@@ -527,6 +557,8 @@ class Conntrack:
     @staticmethod
     def _is_reply(pkt: Packet) -> bool:
         """ICMP: only a reply type answers a request (another request is its own)."""
+        if pkt.get("ip_proto") == ICMPV6 and pkt.get("eth_type") == 0x86DD:
+            return pkt.get("icmpv6_type") in _ICMP6_REQUEST_OF
         return pkt.get("ip_proto") != 1 or pkt.get("icmpv4_type") in _ICMP_REQUEST_OF
 
     def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
@@ -833,10 +865,11 @@ def _apply_in_place(act: object, p: Packet) -> None:
         p.pop("vlan_vid", None)
     elif kind is PushMpls:
         payload = p.get("eth_type")
-        p.update(eth_type=0x8847, mpls_label=0)
+        p.update(eth_type=0x8847, mpls_label=0, mpls_tc=0)
         p["mpls_payload_type"] = payload  # type: ignore[assignment]
     elif kind is PopMpls:
         p.pop("mpls_label", None)
+        p.pop("mpls_tc", None)
         p.pop("mpls_payload_type", None)
         p["eth_type"] = act.ethertype  # type: ignore[attr-defined]
     elif kind is DecTtl:
