@@ -7,6 +7,11 @@ port bound to no VM, a frame whose source MAC or client hardware address is not
 that VM's, or bytes that are not a DHCP request get no answer and are counted.
 The switch's meters (`sdnctl.compile.dhcp`) bound what arrives here; their
 drops are read from the switch (`record_meter_drops`).
+
+IPv6 neighbour and router solicitations arrive on the same path (stage `dhcp`,
+the ND meters of `sdnctl.compile.nd`) and are answered here too, from the same
+binding (`sdnctl.nd.answer`), counted as `nd_advert`, `nd_ignored` or
+`nd_malformed`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from sdnctl.bindings import Bindings
 from sdnctl.compile.dhcp import SWITCH_DHCP_METER, vm_dhcp_meter
 from sdnctl.dhcp.lease import answer, lease_of
 from sdnctl.dhcp.wire import MalformedDhcp, MessageType, encode_reply, parse_request
+from sdnctl.nd.answer import answer_solicitation
+from sdnctl.nd.wire import MalformedNd, encode_advert, parse_solicitation
 from sdnctl.policy.model import VM, Policy
 from sdnctl.topology.model import PortRef, Topology
 
@@ -28,7 +35,9 @@ log = logging.getLogger("controller")
 LOG_EVERY_S = 10.0
 
 # Outcomes counted per VM (and per switch): what each request came to.
-OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed")
+OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed", "nd_advert", "nd_ignored",
+            "nd_malformed")
+ETH_IP6 = b"\x86\xdd"
 
 
 @dataclass
@@ -64,6 +73,8 @@ class DhcpResponder:
                 self.counts.unbound[switch] += 1
             self._log(switch, f"{switch}: DHCP from port {in_port}, bound to no VM: ignored")
             return None
+        if frame[12:14] == ETH_IP6:
+            return self._nd(policy, topology, bindings, vm, switch, frame)
         try:
             request = parse_request(frame)
         except MalformedDhcp as exc:
@@ -81,6 +92,21 @@ class DhcpResponder:
         outcome = {MessageType.OFFER: "offer", MessageType.NAK: "nak"}.get(reply.kind, "ack")
         self._count(vm.name, switch, outcome)
         return frame_out
+
+    def _nd(self, policy: Policy, topology: Topology, bindings: Bindings, vm: VM, switch: str,
+            frame: bytes) -> bytes | None:
+        try:
+            asked = parse_solicitation(frame)
+        except MalformedNd as exc:
+            self._count(vm.name, switch, "nd_malformed")
+            self._log(vm.name, f"{vm.name}: malformed solicitation ignored: {exc}")
+            return None
+        advert = answer_solicitation(policy, topology, bindings, vm, asked)
+        if advert is None:
+            self._count(vm.name, switch, "nd_ignored")
+            return None
+        self._count(vm.name, switch, "nd_advert")
+        return encode_advert(advert)
 
     def _vm_at(self, policy: Policy, bindings: Bindings, where: PortRef) -> VM | None:
         with self.lock:
