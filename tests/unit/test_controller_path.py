@@ -1,7 +1,9 @@
 """The controller path is the metered DHCP path and nothing else (docs/threat-model.md):
 no flow or group bucket outputs to CONTROLLER except stage `dhcp`'s, which passes
 the switch's packets/s meter first; only port security's DHCP flows go to `dhcp`,
-each for one VM port, one MAC, UDP 68->67, through that VM's own packets/s meter.
+each for one VM port, one MAC, UDP 68->67, through that VM's own packets/s meter,
+and its IPv6 neighbour and router solicitations (ICMPv6 135 and 133), the same way
+through the VM's own ND meter.
 Nothing outputs to any other reserved port a frame could escape through (NORMAL,
 FLOOD, ALL, LOCAL), and every table ends in an explicit drop, so OVS's table-miss
 behaviour never matters. Checked over every example network, and over random ones."""
@@ -26,6 +28,7 @@ from tests.unit.netgen import networks
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.name.removesuffix(".topology.yaml")
                   for p in (ROOT / "topologies").glob("*.topology.yaml"))
+ICMPV6, SOLICITATIONS = 58, (133, 135)  # router and neighbour solicitations
 MAX_PORT = 0xFFFFFF00  # OFPP_MAX: ports above are reserved (CONTROLLER, NORMAL, FLOOD, ...)
 
 
@@ -57,7 +60,8 @@ def escapes(fs: FlowSet) -> list[str]:
 
 def _metered_dhcp_exit(f: Flow, pktps: set[int]) -> bool:
     return (f.stage == "dhcp" and bool(f.actions) and isinstance(f.actions[0], Meter)
-            and f.actions[0].meter_id in pktps and f.match.get("udp_dst") == 67)
+            and f.actions[0].meter_id in pktps
+            and (f.match.get("udp_dst") == 67 or f.match.get("ip_proto") == ICMPV6))
 
 
 def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
@@ -65,8 +69,10 @@ def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
     m = f.match
     if f.stage != "port_security" or m.get("in_port") is None or m.get("eth_src") is None:
         return "enters dhcp without naming a VM port and MAC"
-    if (m.get("udp_src"), m.get("udp_dst"), m.get("ip_proto")) != (68, 67, 17):
-        return "enters dhcp with something other than DHCP requests"
+    solicitation = m.get("ip_proto") == ICMPV6 and m.get("icmpv6_type") in SOLICITATIONS
+    if (m.get("udp_src"), m.get("udp_dst"), m.get("ip_proto")) != (68, 67, 17) and not (
+            solicitation):
+        return "enters dhcp with something other than DHCP requests or ND solicitations"
     meter = f.actions[0]
     if not isinstance(meter, Meter) or meter.meter_id not in pktps:
         return "enters dhcp without a packets/s meter"
