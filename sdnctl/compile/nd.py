@@ -15,15 +15,15 @@ Every other ICMPv6 message from a VM port is dropped by one flow, whatever its
 source: router advertisements (RA guard), neighbour advertisements (the network
 answers for every address, a VM never needs to), redirects, MLD, duplicate
 address detection probes (source `::`: nobody answers, so the probe succeeds),
-except echo (128/129) and errors (types below 128: they pass only as conntrack
-`+rel` of a connection) from `ip6`. DHCPv6 server messages (UDP source port 547)
+except echo (128/129) and the four error types (1-4: they pass only as
+conntrack `+rel` of a connection) from `ip6`. DHCPv6 server messages (UDP source port 547)
 are dropped as DHCPv4 server messages are. Extension headers: OVS and its
 conntrack read through hop-by-hop, routing and destination options headers to the
 upper-layer protocol, so these flows judge what is inside them (MLD behind a
 hop-by-hop header is still MLD, and dropped); a fragment is dropped before
 conntrack (`sdnctl.compile.conntrack`).
 
-Cost: 9 flows per VM with an IPv6 address, its ND meter; per hypervisor with one,
+Cost: 13 flows per VM with an IPv6 address, its ND meter; per hypervisor with one,
 a flow in `dhcp` and the switch's ND meter. A policy without `subnet6` compiles
 to exactly what it did before.
 """
@@ -50,8 +50,10 @@ from sdnctl.policy.ipv6 import link_local
 ETH_IP6 = 0x86DD
 ICMPV6 = 58
 UDP = 17
-ICMP6_ECHO = (128, 0xFE)  # echo request and reply
-ICMP6_ERRORS = (0, 0x80)  # types 0..127
+# What passes from `ip6` to conntrack: the errors RFC 4443 defines (destination
+# unreachable, packet too big, time exceeded, parameter problem: conntrack passes
+# them only as `+rel`) and echo request and reply. OVS cannot mask icmpv6_type.
+ICMP6_PASS = (1, 2, 3, 4, 128, 129)
 ND_ROUTER_SOLICIT = 133
 ND_NEIGHBOR_SOLICIT = 135
 DHCP6_SERVER_PORT = 547
@@ -95,7 +97,7 @@ def nd_port_flows(view: NetworkView, lv: LocalVM) -> Iterator[Flow]:
              metadata6(view, lv), Goto("ct_out"))
     yield Flow("port_security", 200, Match.of(own, ipv6_src=str(vm.ip6)), to_ct, owner)
     icmp = dict(own, ip_proto=ICMPV6)
-    for kind in (ICMP6_ECHO, ICMP6_ERRORS):
+    for kind in ICMP6_PASS:
         yield Flow("port_security", PRIO_ICMP6_PASS,
                    Match.of(icmp, ipv6_src=str(vm.ip6), icmpv6_type=kind), to_ct, owner)
     to_controller = (Meter(vm_nd_meter(port)), Goto("dhcp"))

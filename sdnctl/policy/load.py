@@ -372,10 +372,12 @@ class _PolicyReader:
             self.r.add(line, f"{where}: host {vm.host!r} has no tunnel_ip, but {seg.where} "
                              "is an overlay segment (vni, no vlan)")
             return
-        if seg.gateway is None:
+        if seg.gateway is None and seg.gateway6 is None:
             return
         for other in self.tenants[vm.tenant].segments.values():
-            if other.vni is not None and other.vlan is None and other.gateway is not None:
+            routed = ((seg.gateway is not None and other.gateway is not None)
+                      or (seg.gateway6 is not None and other.gateway6 is not None))
+            if other.vni is not None and other.vlan is None and routed:
                 self.r.add(line, f"{where}: host {vm.host!r} has no tunnel_ip, but {seg.where} "
                                  f"is routed to {other.where}, an overlay segment "
                                  "(vni, no vlan)")

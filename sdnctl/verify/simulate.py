@@ -686,6 +686,13 @@ class Simulator:
         """Run the pipeline from table 0; return (out_port, packet) copies."""
         sw = self._switch(switch)
         pkt = dict(pkt, in_port=in_port)
+        if int(pkt.get("ip_frag", 0)) & 1:
+            # OVS's "normal" fragment handling: every fragment, the first too, is
+            # looked up with its L4 fields zero (measured: an ICMPv6 first fragment
+            # does not match icmpv6_type=its type).
+            for name in _FRAGMENT_ZEROED:
+                if name in pkt:
+                    pkt[name] = 0
         if sw.keys is None or self._symbolic:
             return self._pipeline(switch, pkt, ct, trace)
         key = tuple(pkt.get(k, _MISSING) for k in sw.keys)
@@ -827,6 +834,8 @@ class Simulator:
             self._symbolic = False
 
 
+_FRAGMENT_ZEROED = ("tcp_src", "tcp_dst", "tcp_flags", "udp_src", "udp_dst", "icmpv4_type",
+                    "icmpv6_type")
 _PIPELINE_STATE = {
     "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
     "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
