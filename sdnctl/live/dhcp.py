@@ -11,7 +11,10 @@ drops are read from the switch (`record_meter_drops`).
 IPv6 neighbour and router solicitations arrive on the same path (stage `dhcp`,
 the ND meters of `sdnctl.compile.nd`) and are answered here too, from the same
 binding (`sdnctl.nd.answer`), counted as `nd_advert`, `nd_ignored` or
-`nd_malformed`.
+`nd_malformed`. Router advertisements are also sent unsolicited, to every bound
+VM with an IPv6 address, with the stats poll at most every `RA_EVERY_S`: a VM
+solicits only when its interface comes up, and the router lifetime (9000 s, the
+most RFC 4861 allows) would run out without them.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from sdnctl.bindings import Bindings
 from sdnctl.compile.dhcp import SWITCH_DHCP_METER, vm_dhcp_meter
 from sdnctl.dhcp.lease import answer, lease_of
 from sdnctl.dhcp.wire import MalformedDhcp, MessageType, encode_reply, parse_request
-from sdnctl.nd.answer import answer_solicitation
+from sdnctl.nd.answer import answer_solicitation, periodic_advert
 from sdnctl.nd.wire import MalformedNd, encode_advert, parse_solicitation
 from sdnctl.policy.model import VM, Policy
 from sdnctl.topology.model import PortRef, Topology
 
 log = logging.getLogger("controller")
 LOG_EVERY_S = 10.0
+RA_EVERY_S = 600.0  # unsolicited RAs: well inside the 9000 s router lifetime
 
 # Outcomes counted per VM (and per switch): what each request came to.
 OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed", "nd_advert", "nd_ignored",
@@ -63,6 +67,7 @@ class DhcpResponder:
         self._index_of: Bindings | None = None
         self._at: dict[PortRef, str] = {}
         self._logged_at: dict[str, float] = {}
+        self._advertised_at: dict[str, float] = {}  # switch -> last unsolicited RAs
 
     def handle(self, policy: Policy, topology: Topology, bindings: Bindings, switch: str,
                in_port: int, frame: bytes) -> bytes | None:
@@ -107,6 +112,25 @@ class DhcpResponder:
             return None
         self._count(vm.name, switch, "nd_advert")
         return encode_advert(advert)
+
+    def due_adverts(self, policy: Policy, topology: Topology, bindings: Bindings, switch: str,
+                    now: float | None = None) -> list[tuple[int, bytes]]:
+        """(port, frame) of the unsolicited router advertisements `switch` is due: one
+        per bound VM with an IPv6 address, at most every RA_EVERY_S."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            if now - self._advertised_at.get(switch, float("-inf")) < RA_EVERY_S:
+                return []
+            self._advertised_at[switch] = now
+        out = []
+        for name, ref in sorted(bindings.ports.items()):
+            vm = policy.vms.get(name)
+            if ref.switch != switch or vm is None:
+                continue
+            advert = periodic_advert(policy, topology, vm)
+            if advert is not None:
+                out.append((ref.port, encode_advert(advert)))
+        return out
 
     def _vm_at(self, policy: Policy, bindings: Bindings, where: PortRef) -> VM | None:
         with self.lock:
