@@ -5,6 +5,7 @@ MTU and router, and unsolicited RAs when they are due."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from ipaddress import IPv6Address
 
@@ -183,10 +184,8 @@ def test_each_malformation_is_refused(mangle):
 @given(st.binary(max_size=200))
 def test_random_bytes_are_refused_with_one_error_type(data):
     frame = bytes(12) + b"\x86\xdd" + data
-    try:
+    with contextlib.suppress(MalformedNd):  # anything else escaping fails the test
         parse_solicitation(frame)
-    except MalformedNd:
-        pass
 
 
 def test_unsolicited_advertisements_when_due(net):
