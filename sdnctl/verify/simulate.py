@@ -834,8 +834,9 @@ class Simulator:
             self._symbolic = False
 
 
-_FRAGMENT_ZEROED = ("tcp_src", "tcp_dst", "tcp_flags", "udp_src", "udp_dst", "icmpv4_type",
-                    "icmpv6_type")
+# What OVS zeroes (its transport ports, which for ICMP are type and code); TCP
+# flags stay as they are.
+_FRAGMENT_ZEROED = ("tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type", "icmpv6_type")
 _PIPELINE_STATE = {
     "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
     "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
