@@ -149,8 +149,9 @@ def normalize_match(match: Match) -> Match:
     return Match.of({name: _normalize_value(name, value) for name, value in match})
 
 
-def match_to_ofp(match: Match) -> OfpMsg:
-    """IR match -> OFPMatch (ct_state as bits, vlan_vid with OFPVID_PRESENT)."""
+def ofp_fields(match: Match) -> dict[str, object]:
+    """IR match -> os-ken's OXM names and user values (ct_state as bits, vlan_vid with
+    OFPVID_PRESENT), in the IR's order."""
     fields: dict[str, object] = {}
     for name, value in normalize_match(match):
         if name == "ct_state":
@@ -159,6 +160,12 @@ def match_to_ofp(match: Match) -> OfpMsg:
             fields[name] = _vlan_to_ofp(value)
         else:
             fields[OFP_NAME.get(name, name)] = value
+    return fields
+
+
+def match_to_ofp(match: Match) -> OfpMsg:
+    """IR match -> OFPMatch."""
+    fields = ofp_fields(match)
     built = parser.OFPMatch(**fields)
     if "ip_frag" in fields:
         # os-ken orders fields by OXM type, which puts Nicira's ip_frag before its
