@@ -126,11 +126,13 @@ def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
         # As the loader demands: a VM that may send into an overlay-only segment (it
         # is in one, or routes into a routed one) sits on a tunnel endpoint.
         routes_to_overlay = any(x.vlan is None and x.routed for x in segments.values())
+        routes6_to_overlay = any(x.vlan is None and x.routed6 for x in segments.values())
         n_vms = draw(st.integers(1, 4))
         for v in range(n_vms):
             seg = draw(st.sampled_from(sorted(segments)))
             overlay_only = segments[seg].vlan is None or (
-                routes_to_overlay and segments[seg].routed)
+                routes_to_overlay and segments[seg].routed) or (
+                routes6_to_overlay and segments[seg].routed6)
             name = f"{tname}v{v}"
             ip = segments[seg].subnet.network_address + 10 + v
             label = draw(st.sampled_from(LABELS))
