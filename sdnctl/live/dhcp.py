@@ -1,4 +1,6 @@
-"""The controller's DHCP responder: a packet-in from stage `dhcp` -> the answer frame.
+"""The controller's responder on the metered path: a packet-in from stage `dhcp` -> the
+answer frame. Mostly DHCP; also the distributed router's "time exceeded" for a
+VM's packet to its gateway that the router would let expire (sdnctl.icmp).
 
 Everything but the OpenFlow messages: which VM is bound to the port the request
 came in on (the live binding, never the frame's claims), what the policy tells
@@ -10,8 +12,8 @@ drops are read from the switch (`record_meter_drops`).
 
 IPv6 neighbour and router solicitations arrive on the same path (stage `dhcp`,
 the ND meters of `sdnctl.compile.nd`) and are answered here too, from the same
-binding (`sdnctl.nd.answer`), counted as `nd_advert`, `nd_ignored` or
-`nd_malformed`. Router advertisements are also sent unsolicited, to every bound
+binding (`sdnctl.nd.answer`), counted as `nd-advert`, `nd-ignored` or
+`nd-malformed`. Router advertisements are also sent unsolicited, to every bound
 VM with an IPv6 address, with the stats poll at most every `RA_EVERY_S`: a VM
 solicits only when its interface comes up, and the router lifetime (9000 s, the
 most RFC 4861 allows) would run out without them.
@@ -28,9 +30,17 @@ from dataclasses import dataclass, field
 from sdnctl.bindings import Bindings
 from sdnctl.compile.dhcp import SWITCH_DHCP_METER, vm_dhcp_meter
 from sdnctl.dhcp.lease import answer, lease_of
-from sdnctl.dhcp.wire import MalformedDhcp, MessageType, encode_reply, parse_request
+from sdnctl.dhcp.wire import (
+    MalformedDhcp,
+    MessageType,
+    encode_reply,
+    mac_bytes,
+    parse_request,
+)
+from sdnctl.icmp import expired_at_router, time_exceeded
 from sdnctl.nd.answer import answer_solicitation, periodic_advert
 from sdnctl.nd.wire import MalformedNd, encode_advert, parse_solicitation
+from sdnctl.pipeline import gateway_mac
 from sdnctl.policy.model import VM, Policy
 from sdnctl.topology.model import PortRef, Topology
 
@@ -39,8 +49,8 @@ LOG_EVERY_S = 10.0
 RA_EVERY_S = 600.0  # unsolicited RAs: well inside the 9000 s router lifetime
 
 # Outcomes counted per VM (and per switch): what each request came to.
-OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed", "nd_advert", "nd_ignored",
-            "nd_malformed")
+OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed", "time-exceeded", "nd-advert",
+            "nd-ignored", "nd-malformed")
 ETH_IP6 = b"\x86\xdd"
 
 
@@ -80,6 +90,14 @@ class DhcpResponder:
             return None
         if frame[12:14] == ETH_IP6:
             return self._nd(policy, topology, bindings, vm, switch, frame)
+        segment = policy.segment_of(vm)
+        gateway = gateway_mac(segment.id)
+        if (segment.gateway is not None and not _to_dhcp_server(frame)
+                and expired_at_router(frame, gateway)):
+            own = frame[6:12] == mac_bytes(vm.mac) and frame[26:30] == vm.ip.packed
+            expired = time_exceeded(frame, gateway, segment.gateway) if own else None
+            self._count(vm.name, switch, "ignored" if expired is None else "time-exceeded")
+            return expired
         try:
             request = parse_request(frame)
         except MalformedDhcp as exc:
@@ -103,14 +121,14 @@ class DhcpResponder:
         try:
             asked = parse_solicitation(frame)
         except MalformedNd as exc:
-            self._count(vm.name, switch, "nd_malformed")
+            self._count(vm.name, switch, "nd-malformed")
             self._log(vm.name, f"{vm.name}: malformed solicitation ignored: {exc}")
             return None
         advert = answer_solicitation(policy, topology, bindings, vm, asked)
         if advert is None:
-            self._count(vm.name, switch, "nd_ignored")
+            self._count(vm.name, switch, "nd-ignored")
             return None
-        self._count(vm.name, switch, "nd_advert")
+        self._count(vm.name, switch, "nd-advert")
         return encode_advert(advert)
 
     def due_adverts(self, policy: Policy, topology: Topology, bindings: Bindings, switch: str,
@@ -184,3 +202,11 @@ class DhcpResponder:
                 "by_switch": {sw: tally(t) for sw, t in sorted(c.by_switch.items())},
                 "unbound_port": dict(sorted(c.unbound.items())),
             }
+
+
+def _to_dhcp_server(frame: bytes) -> bool:
+    """IPv4 UDP to port 67: a DHCP request, answered as one even when sent with TTL 1."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return False
+    l4 = 14 + (frame[14] & 0x0F) * 4
+    return len(frame) >= l4 + 4 and frame[l4 + 2:l4 + 4] == b"\x00\x43"

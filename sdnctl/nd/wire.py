@@ -15,6 +15,10 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
+from sdnctl.dhcp.wire import checksum as internet_checksum
+from sdnctl.dhcp.wire import mac_bytes as _mac_bytes
+from sdnctl.dhcp.wire import mac_text as _mac_text
+
 ETH_IP6 = 0x86DD
 ICMPV6 = 58
 ROUTER_SOLICIT, ROUTER_ADVERT = 133, 134
@@ -54,22 +58,10 @@ class Advert:
     body: bytes
 
 
-def _mac_bytes(mac: str) -> bytes:
-    return bytes(int(b, 16) for b in mac.split(":"))
-
-
-def _mac_text(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
 def checksum(source: IPv6Address, destination: IPv6Address, message: bytes) -> int:
     """The ICMPv6 checksum over the pseudo-header and `message` (its checksum zero)."""
-    data = (source.packed + destination.packed + struct.pack("!I3xB", len(message), ICMPV6)
-            + message + (b"\0" if len(message) % 2 else b""))
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return internet_checksum(source.packed + destination.packed
+                             + struct.pack("!I3xB", len(message), ICMPV6) + message)
 
 
 def parse_solicitation(frame: bytes) -> Solicitation:

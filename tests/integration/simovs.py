@@ -50,6 +50,7 @@ from scapy.packet import Packet as Frame
 from scapy.packet import Raw, raw
 
 from sdnctl.flows import (
+    OFPP_CONTROLLER,
     OFPVID_PRESENT,
     FlowSet,
     render_flow_ofctl,
@@ -152,8 +153,7 @@ class SwitchBridge:
 _HIT = re.compile(r"^\s*(\d+)\. .*priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
 _OUTPUT = re.compile(r"^\s+output:(\d+)$")
 _IN_PORT = re.compile(r"^\s+(?:output:)?IN_PORT$", re.I)
-_CONTROLLER = re.compile(r"^\s+CONTROLLER:\d+$")
-OFPP_CONTROLLER = 0xFFFFFFFD
+_CONTROLLER = re.compile(r"^\s+CONTROLLER:\d+$")  # the metered controller path's exit
 
 
 @dataclass

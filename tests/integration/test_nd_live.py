@@ -116,7 +116,7 @@ def test_slaac_from_the_controllers_advert_then_neighbours_and_router(lab) -> No
     assert lab.wait_for(lambda: _ping6(vms["w1"], str(_address("d1"))), 15, "w1 -> d1 routed")
     assert _ping6(vms["d1"], str(_address("w1")))  # any -> web icmp
     metrics = get_metrics(daemon.api)
-    assert re.search(r'sdnctl_dhcp_requests_vm_total\{vm="w1",outcome="nd_advert"\} [1-9]',
+    assert re.search(r'sdnctl_dhcp_requests_vm_total\{vm="w1",outcome="nd-advert"\} [1-9]',
                      metrics), metrics
 
 

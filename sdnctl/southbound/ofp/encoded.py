@@ -28,7 +28,12 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from sdnctl.flows import Action, Flow, FlowSet, Fragment, Goto, Match, Meter, WriteMetadata
 from sdnctl.southbound.ofp.actions import action_to_ofp, instructions_for
-from sdnctl.southbound.ofp.fields import BUNDLE_FLAGS, Datapath, ofp_fields
+from sdnctl.southbound.ofp.fields import (
+    AFTER_PREREQUISITES,
+    BUNDLE_FLAGS,
+    Datapath,
+    ofp_fields,
+)
 from sdnctl.southbound.ofp.messages import flow_mod
 
 _ENCODER = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
@@ -91,7 +96,7 @@ def _tlv(name: str, value: object) -> tuple[int, bytes]:
     [(ofp_name, user)] = ofp_fields(Match(((name, value),))).items()  # type: ignore[arg-type]
     num, kind = ofp.oxm_get_field_info_by_name(ofp_name)
     order = num[0] if isinstance(num, tuple) else num
-    if name == "ip_frag":  # after its eth_type prerequisite, as match_to_ofp puts it
+    if ofp_name in AFTER_PREREQUISITES:  # after eth_type, as match_to_ofp puts them
         order = 1 << 40
     masked = isinstance(user, tuple)
     val, mask = user if isinstance(user, tuple) else (user, None)
