@@ -42,7 +42,7 @@ class Explanation:
     def to_json(self) -> dict[str, object]:
         r = self.result
         return {
-            "from": r.src, "to": r.dst, "service": str(r.service),
+            "from": r.src, "to": r.dst, "service": str(r.service), "family": f"ipv{r.family}",
             "verdict": self.verdict, "reason": r.reason or _decider(r),
             "promised": "allowed" if self.promised else "denied",
             "steps": self.steps_json(),
@@ -50,7 +50,7 @@ class Explanation:
 
     def to_text(self) -> str:
         r = self.result
-        lines = [f"{r.src} -> {r.dst} {r.service}"]
+        lines = [f"{r.src} -> {r.dst} {r.service}" + (" (IPv6)" if r.family == 6 else "")]
         for phase, trace in r.traces:
             lines.append(f"  {phase}:")
             for step in trace.steps:
@@ -94,10 +94,11 @@ def _decider(r: ProbeResult) -> str:
 
 def explain(
     flowsets: Mapping[str, FlowSet], policy: Policy, topology: Topology, bindings: Bindings,
-    src: str, dst: str, service: Service,
+    src: str, dst: str, service: Service, family: int = 4,
 ) -> Explanation:
-    result = probe(Simulator(flowsets, topology), policy, bindings, src, dst, service)
-    return Explanation(result, reach(policy, src, dst, service))
+    result = probe(Simulator(flowsets, topology), policy, bindings, src, dst, service,
+                   family=family)
+    return Explanation(result, reach(policy, src, dst, service, family))
 
 
 @dataclass(frozen=True, slots=True)

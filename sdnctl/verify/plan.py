@@ -146,6 +146,7 @@ class AllowedServices:
             return FULL
         src, dst = {ANY, *a.groups}, {ANY, *b.groups}
         return ServiceSet.of(s for r in tenant.rules if r.src in src and r.dst in dst
+                             and r.covers(4)  # plan walks IPv4 (docs/decisions.md, IPv6)
                              for s in r.services)
 
     def carried(self, a: str, b: str) -> bool:

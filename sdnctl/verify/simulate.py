@@ -66,8 +66,9 @@ Packet: TypeAlias = "dict[str, int | str | Unknown]"  # an Unknown only in `inje
 
 MAX_HOPS = 32
 MAX_RECIRCULATIONS = 16
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
+_IP6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
 
 
 _DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id", "ct_mark"})
@@ -128,6 +129,11 @@ def _to_int(name: str, value: int | str) -> int:
         got = _IP_INT.get(value)
         if got is None:
             got = _IP_INT[value] = int(ipaddress.IPv4Address(value))
+        return got
+    if name in _IP6_FIELDS:
+        got = _IP_INT.get(value)
+        if got is None:
+            got = _IP_INT[value] = int(ipaddress.IPv6Address(value))
         return got
     return int(value, 0)
 
@@ -410,7 +416,7 @@ def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
             case PushVlan() | PopVlan():
                 out.add("vlan_vid")
             case PushMpls() | PopMpls():
-                out.update(("eth_type", "mpls_label", "mpls_payload_type"))
+                out.update(("eth_type", "mpls_label", "mpls_tc", "mpls_payload_type"))
             case DecTtl():
                 out.add("ip_ttl")
             case Output() | GroupAction() | Meter() | Goto() | Conjunction():
@@ -443,6 +449,11 @@ _TCP_CORE_FLAGS = 0x3F  # FIN SYN RST PSH ACK URG; ECE and CWR never change a ve
 # ICMP requests that may open a connection, and the reply type that answers each.
 ICMP_REPLY_OF = {8: 0, 13: 14, 15: 16}
 _ICMP_REQUEST_OF: dict[object, int] = {reply: request for request, reply in ICMP_REPLY_OF.items()}
+# ICMPv6: only an echo request (128) opens one; its reply is 129. Neighbour
+# discovery and every other type outside a connection are `+inv`.
+ICMP6_REPLY_OF = {128: 129}
+_ICMP6_REQUEST_OF: dict[object, int] = {reply: request for request, reply in ICMP6_REPLY_OF.items()}
+ICMPV6 = 58
 
 
 def tcp_valid(flags: int) -> bool:
@@ -471,7 +482,7 @@ class Conntrack:
     except that, until its first reply, a UDP/ICMP/other packet or a TCP SYN in the
     original direction is still `+new`; a reply is `+est+rpl`. A packet that cannot
     open a connection (`tcp_opens`, an ICMP other than a request) and belongs to
-    none is `+inv`, and so is anything that is not IPv4."""
+    none is `+inv`, and so is anything that is not IPv4 or IPv6."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
     marks: dict[tuple[str, int, tuple[object, ...]], int] = field(default_factory=dict)
@@ -481,7 +492,7 @@ class Conntrack:
     @staticmethod
     def _tuple(pkt: Packet) -> tuple[object, ...] | None:
         if pkt.get("eth_type") != 0x0800:
-            return None
+            return Conntrack._tuple6(pkt)
         proto = pkt.get("ip_proto")
         sport: object
         dport: object
@@ -497,6 +508,25 @@ class Conntrack:
         return (proto, pkt.get("ipv4_src"), sport, pkt.get("ipv4_dst"), dport)
 
     @staticmethod
+    def _tuple6(pkt: Packet) -> tuple[object, ...] | None:
+        """IPv6's 5-tuple, the same shape (addresses never equal an IPv4 one)."""
+        if pkt.get("eth_type") != 0x86DD:
+            return None
+        proto = pkt.get("ip_proto")
+        sport: object
+        dport: object
+        if proto == 6:
+            sport, dport = pkt.get("tcp_src"), pkt.get("tcp_dst")
+        elif proto == 17:
+            sport, dport = pkt.get("udp_src"), pkt.get("udp_dst")
+        elif proto == ICMPV6:
+            kind = pkt.get("icmpv6_type")
+            sport = dport = (pkt.get("icmp_id", 0), _ICMP6_REQUEST_OF.get(kind, kind))
+        else:
+            sport = dport = 0
+        return (proto, pkt.get("ipv6_src"), sport, pkt.get("ipv6_dst"), dport)
+
+    @staticmethod
     def _opens(pkt: Packet) -> bool:
         """Whether `pkt` may start a connection (else, outside one, it is `+inv`)."""
         proto = pkt.get("ip_proto")
@@ -504,6 +534,8 @@ class Conntrack:
             return tcp_opens(int(pkt.get("tcp_flags", TCP_SYN)))
         if proto == 1:
             return pkt.get("icmpv4_type") in ICMP_REPLY_OF
+        if proto == ICMPV6 and pkt.get("eth_type") == 0x86DD:
+            return pkt.get("icmpv6_type") in ICMP6_REPLY_OF
         return True
 
     def lookup(self, switch: str, zone: int, pkt: Packet) -> int:
@@ -536,6 +568,8 @@ class Conntrack:
     @staticmethod
     def _is_reply(pkt: Packet) -> bool:
         """ICMP: only a reply type answers a request (another request is its own)."""
+        if pkt.get("ip_proto") == ICMPV6 and pkt.get("eth_type") == 0x86DD:
+            return pkt.get("icmpv6_type") in _ICMP6_REQUEST_OF
         return pkt.get("ip_proto") != 1 or pkt.get("icmpv4_type") in _ICMP_REQUEST_OF
 
     def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
@@ -664,6 +698,13 @@ class Simulator:
         """Run the pipeline from table 0; return (out_port, packet) copies."""
         sw = self._switch(switch)
         pkt = dict(pkt, in_port=in_port)
+        if int(pkt.get("ip_frag", 0)) & 1:
+            # OVS's "normal" fragment handling: every fragment, the first too, is
+            # looked up with its L4 fields zero (measured: an ICMPv6 first fragment
+            # does not match icmpv6_type=its type).
+            for name in _FRAGMENT_ZEROED:
+                if name in pkt:
+                    pkt[name] = 0
         if sw.keys is None or self._symbolic:
             return self._pipeline(switch, pkt, ct, trace)
         key = tuple(pkt.get(k, _MISSING) for k in sw.keys)
@@ -806,6 +847,9 @@ class Simulator:
             self._symbolic = False
 
 
+# What OVS zeroes (its transport ports, which for ICMP are type and code); TCP
+# flags stay as they are.
+_FRAGMENT_ZEROED = ("tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type", "icmpv6_type")
 _PIPELINE_STATE = {
     "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
     "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
@@ -844,11 +888,12 @@ def _apply_in_place(act: Action, p: Packet) -> None:
         p.pop("vlan_vid", None)
     elif act.__class__ is PushMpls:
         payload = p.get("eth_type")
-        p.update(eth_type=0x8847, mpls_label=0)
+        p.update(eth_type=0x8847, mpls_label=0, mpls_tc=0)
         # No eth_type: None, which reads as absent (typed Packet values exclude None).
         p["mpls_payload_type"] = payload  # type: ignore[assignment]
     elif act.__class__ is PopMpls:
         p.pop("mpls_label", None)
+        p.pop("mpls_tc", None)
         p.pop("mpls_payload_type", None)
         p["eth_type"] = act.ethertype
     elif act.__class__ is DecTtl:

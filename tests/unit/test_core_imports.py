@@ -29,7 +29,7 @@ PKG = Path(__file__).resolve().parents[2] / "sdnctl"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"__init__", "addresses", "bindings", "compile", "dhcp", "diff", "flowjson", "flows",
-              "gcpause", "icmp", "pipeline", "policy", "schema", "topology", "verify",
+              "gcpause", "icmp", "nd", "pipeline", "policy", "schema", "topology", "verify",
               "yamlsrc"}),
     ("adapters", {"client", "ha", "render", "southbound", "tools"}),
     ("live", {"live"}),
