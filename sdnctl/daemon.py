@@ -267,6 +267,7 @@ class Daemon:
         state.bindings_ready = False
         state.daemon.rebind = monitor.rebind
         state.daemon.ovsdb = monitor.health
+        state.daemon.mirrors = monitor.mirrors
         startup = Startup(self.started_at)
         state.daemon.info = {
             "started_at": self.started_wall, "listen": str(ends.listen),
