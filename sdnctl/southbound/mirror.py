@@ -39,9 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdnctl.policy.model import Policy
-from sdnctl.southbound.ovsdb import CAPTURE_KEY, VM_ID_KEY
+from sdnctl.southbound.ovsdb import CAPTURE_KEY, MIRROR_VM_KEY, VM_ID_KEY
 from sdnctl.southbound.ovsdb import MIRROR_DIRECTION_KEY as DIRECTION_KEY
-from sdnctl.southbound.ovsdb import MIRROR_VM_KEY
 from sdnctl.southbound.ovsdb_write import OvsdbError, OvsdbWriter
 from sdnctl.southbound.vmlinks import (
     Attachment,

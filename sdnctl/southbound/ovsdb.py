@@ -139,7 +139,8 @@ def compute_bindings(
             continue  # a bridge this controller does not manage
         vm = rec.external_ids.get(VM_ID_KEY)
         if not vm:
-            if (sw.role is Role.HYPERVISOR and CAPTURE_KEY not in rec.external_ids and rec.kind in VM_PORT_KINDS
+            if (sw.role is Role.HYPERVISOR and rec.kind in VM_PORT_KINDS
+                    and CAPTURE_KEY not in rec.external_ids  # a mirror's capture end
                     and ofport not in link_ports[sw.name]):
                 unclaimed.append(PortProblem(sw.name, ofport, rec.interface, "",
                                              "no vm-id: bound to no VM"))
