@@ -181,6 +181,16 @@ class OvsdbWriter:
                 raise OvsdbError(f"OVSDB {self.remote}: transaction failed: {txn.get_error()}")
         raise OvsdbError(f"OVSDB {self.remote}: transaction kept conflicting, gave up")
 
+    def wait_change(self, timeout_s: float) -> None:
+        """Until OVSDB sends a change (or `timeout_s`)."""
+        seqno = self._idl.change_seqno
+        deadline = time.monotonic() + timeout_s
+        while self._idl.change_seqno == seqno and time.monotonic() < deadline:
+            self._idl.run()
+            if self._idl.change_seqno != seqno:
+                return
+            self._block(None)
+
     def _wait_cfg(self, cfg: int) -> None:
         def done() -> bool:
             root = next(iter(self._table("Open_vSwitch")), None)
