@@ -33,6 +33,7 @@ TESTS = [
     "tests/unit/test_revocation.py",
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
+    "tests/unit/test_mirror.py",
 ]
 
 
@@ -49,6 +50,7 @@ PS = "sdnctl/compile/port_security.py"
 ACL = "sdnctl/compile/acl.py"
 CT = "sdnctl/compile/conntrack.py"
 SIM = "sdnctl/verify/simulate.py"
+MIRROR = "sdnctl/southbound/mirror.py"
 
 MUTANTS = [
     # -- compiler: port security
@@ -143,6 +145,15 @@ MUTANTS = [
            "buckets = tuple(buckets[:1])", "fast-failover takes the first bucket, live or not"),
     Mutant("sim-push-mpls-keeps-type", SIM, "p.update(eth_type=0x8847, mpls_label=0)",
            "p.update(mpls_label=0)", "push_mpls leaves the ethertype"),
+    # -- mirroring: who may receive a VM's mirrored frames (sdnctl/southbound/mirror.py)
+    Mutant("mirror-other-tenant-port", MIRROR,
+           "        if policy.vms[owner].tenant != tenant:\n            return (f\"{where} is VM",
+           "        if False:\n            return (f\"{where} is VM",
+           "another tenant's VM port may be a mirror's capture port"),
+    Mutant("mirror-other-tenant-netns", MIRROR,
+           "        if policy.vms[owner].tenant != tenant:\n            return (f\"namespace",
+           "        if False:\n            return (f\"namespace",
+           "a namespace holding another tenant's VM may receive a mirror"),
 ]
 
 
