@@ -127,6 +127,11 @@ def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
     ovsdb = status.get("ovsdb")
     if ovsdb:
         out.append(_ovsdb_line(ovsdb, now))
+    ipfix = status.get("ipfix")
+    if ipfix:
+        out.append(f"ipfix     to {ipfix.get('collector')}, 1 packet in {ipfix.get('sampling')}, "
+                   f"from {', '.join(ipfix.get('switches') or []) or 'no switch yet'}"
+                   + (f" (error: {ipfix['last_error']})" if ipfix.get("last_error") else ""))
 
     switches = status.get("switches") or {}
     rows = []

@@ -109,6 +109,14 @@ def test_status_lists_mirrors() -> None:
     assert "mirrors" not in render_status({"mirrors": []}, now=0)
 
 
+def test_status_shows_the_ipfix_export() -> None:
+    ipfix = {"collector": "10.0.0.9:4739", "sampling": 1, "switches": ["hv1", "hv2"],
+             "last_error": None}
+    assert "ipfix     to 10.0.0.9:4739, 1 packet in 1, from hv1, hv2" in \
+        render_status({"ipfix": ipfix}, now=0)
+    assert "ipfix" not in render_status({"ipfix": None}, now=0)
+
+
 def test_ipfix_collector_and_rows() -> None:
     assert parse_collector("127.0.0.1:4739") == "127.0.0.1:4739"
     for bad in ("collector:4739", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "::1:9"):
