@@ -684,8 +684,10 @@ class OvsdbMonitor:
             tables = session.replica.changed_tables
             if tables & {"Mirror", "Bridge", "Port", "Interface"}:
                 self._mirrors = session.replica.mirrors()
-            # Mirror statistics change every few seconds: no reason to re-bind.
-            changed = bool(tables - {"Mirror"})
+            # Mirror statistics change every few seconds: no reason to re-bind. (An
+            # empty first read changes no table and still counts: it is the first.)
+            if tables and tables <= {"Mirror"}:
+                changed = False
             tables.clear()
         if (changed or self._force) and session.ready:
             self._force = False
