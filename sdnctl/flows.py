@@ -46,14 +46,14 @@ def parse_ct_state(text: str) -> tuple[int, int]:
 
 # Fields a match may name; anything else is a compiler bug caught at build time.
 # `ip_frag` is OVS's fragment field (bit 0: a fragment, bit 1: not the first), so
-# `ip_frag=(1, 1)` matches every fragment. `tun_id` is the VNI of a frame that
-# arrived through a tunnel (0 otherwise); the tunnel's far end is chosen with the
-# action `SetField("tun_dst", ip)`.
+# `ip_frag=(1, 1)` matches every fragment; `ip_ttl` is the IPv4 TTL. `tun_id` is
+# the VNI of a frame that arrived through a tunnel (0 otherwise); the tunnel's far
+# end is chosen with the action `SetField("tun_dst", ip)`.
 MATCH_FIELDS = (
     "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state", "ct_mark",
     "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
-    "ip_proto", "ip_frag", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_src", "udp_dst",
+    "ip_proto", "ip_frag", "ip_ttl", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_src", "udp_dst",
     "icmpv4_type",
 )
 _FIELD_ORDER = {f: i for i, f in enumerate(MATCH_FIELDS)}
@@ -464,6 +464,7 @@ _OFCTL_FIELD = {
     "udp_src": "tp_src",
     "udp_dst": "tp_dst",
     "icmpv4_type": "icmp_type",
+    "ip_ttl": "nw_ttl",
 }
 _NXM_NAME = {
     "eth_src": "NXM_OF_ETH_SRC[]",

@@ -2,7 +2,8 @@
 
     network   switches (role, layer for drawing, connected, flows, in sync), links
               (and whether down), VMs (tenant, segment, IP, MAC, planned host, where
-              bound), unbound VMs, the enforced policy
+              bound, what the controller answered it: DHCP and "time exceeded", and
+              what its meter dropped), unbound VMs, the enforced policy
     matrix    sdnctl.dashboard.matrix
     explain   sdnctl.verify.explain over the live (or intent) FlowSets, as JSON and text
     edits     the last enforced reloads (switches and flow-mods they changed, and the
@@ -87,6 +88,8 @@ def network_doc(view: View) -> Doc:
     links = [{"a": str(link.a), "b": str(link.b),
               "down": link.a in view.down_ports or link.b in view.down_ports}
              for link in topo.links]
+    answered = view.answers.get("by_vm", {})
+    assert isinstance(answered, dict)
     vms = []
     for name, vm in sorted(policy.vms.items()):
         ref = ports.get(name)
@@ -97,6 +100,7 @@ def network_doc(view: View) -> Doc:
             "ip": str(vm.ip), "mac": vm.mac, "host": vm.host,
             "at": str(ref) if ref else None, "switch": ref.switch if ref else None,
             "labels": dict(vm.labels),
+            "answers": answered.get(name),  # None: the controller never heard from it
         })
     return {
         **view.status,

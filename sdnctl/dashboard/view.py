@@ -39,6 +39,7 @@ class View:
     status: dict[str, object]  # the /status document's policy, daemon and binding parts
     edits: tuple[EnforcedEdit, ...]  # oldest first
     events: tuple[dict[str, object], ...]  # oldest first
+    answers: dict[str, object]  # the controller path's answers (DhcpResponder.snapshot)
 
     @property
     def live_is_intent(self) -> bool:
@@ -77,4 +78,5 @@ def take_view(state: ControllerState) -> View:
             switches={name: sw.status() for name, sw in sorted(state.switches.items())},
             status=status, edits=tuple(state.history.edits),
             events=tuple(dict(e) for e in state.history.events),
+            answers=state.dhcp.snapshot(),  # its own lock: a copy, taken with the rest
         )

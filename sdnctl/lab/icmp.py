@@ -1,6 +1,6 @@
 """The Internet checksum and ICMP echo messages, for the agents that run inside lab hosts.
 
-Standard library only: the probe agent (`agent.py`) and the stream agent
+Standard library and sdnctl's core only: the probe agent (`agent.py`) and the stream agent
 (`experiments/streamer.py`) run as scripts inside Mininet hosts and import this
 module, so it must start fast and need nothing but Python.
 """
@@ -9,23 +9,10 @@ from __future__ import annotations
 
 import struct
 
+from sdnctl.dhcp.wire import checksum  # the one copy (core, standard library only)
+
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071): one's complement of the one's-complement sum
-    of the 16-bit words (an odd byte is padded with a zero).
-
-    >>> hex(checksum(bytes.fromhex("0001f203f4f5f6f7")))  # RFC 1071's example: sum ddf2
-    '0x220d'
-    """
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:  # fold the carries back in until none is left
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def icmp_echo(kind: int, ident: int, seq: int, payload: bytes) -> bytes:

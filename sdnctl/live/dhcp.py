@@ -1,4 +1,6 @@
-"""The controller's DHCP responder: a packet-in from stage `dhcp` -> the answer frame.
+"""The controller's responder on the metered path: a packet-in from stage `dhcp` -> the
+answer frame. Mostly DHCP; also the distributed router's "time exceeded" for a
+VM's packet to its gateway that the router would let expire (sdnctl.icmp).
 
 Everything but the OpenFlow messages: which VM is bound to the port the request
 came in on (the live binding, never the frame's claims), what the policy tells
@@ -20,7 +22,15 @@ from dataclasses import dataclass, field
 from sdnctl.bindings import Bindings
 from sdnctl.compile.dhcp import SWITCH_DHCP_METER, vm_dhcp_meter
 from sdnctl.dhcp.lease import answer, lease_of
-from sdnctl.dhcp.wire import MalformedDhcp, MessageType, encode_reply, parse_request
+from sdnctl.dhcp.wire import (
+    MalformedDhcp,
+    MessageType,
+    encode_reply,
+    mac_bytes,
+    parse_request,
+)
+from sdnctl.icmp import expired_at_router, time_exceeded
+from sdnctl.pipeline import gateway_mac
 from sdnctl.policy.model import VM, Policy
 from sdnctl.topology.model import PortRef, Topology
 
@@ -28,7 +38,7 @@ log = logging.getLogger("controller")
 LOG_EVERY_S = 10.0
 
 # Outcomes counted per VM (and per switch): what each request came to.
-OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed")
+OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed", "time-exceeded")
 
 
 @dataclass
@@ -64,6 +74,14 @@ class DhcpResponder:
                 self.counts.unbound[switch] += 1
             self._log(switch, f"{switch}: DHCP from port {in_port}, bound to no VM: ignored")
             return None
+        segment = policy.segment_of(vm)
+        gateway = gateway_mac(segment.id)
+        if (segment.gateway is not None and not _to_dhcp_server(frame)
+                and expired_at_router(frame, gateway)):
+            own = frame[6:12] == mac_bytes(vm.mac) and frame[26:30] == vm.ip.packed
+            expired = time_exceeded(frame, gateway, segment.gateway) if own else None
+            self._count(vm.name, switch, "ignored" if expired is None else "time-exceeded")
+            return expired
         try:
             request = parse_request(frame)
         except MalformedDhcp as exc:
@@ -134,3 +152,11 @@ class DhcpResponder:
                 "by_switch": {sw: tally(t) for sw, t in sorted(c.by_switch.items())},
                 "unbound_port": dict(sorted(c.unbound.items())),
             }
+
+
+def _to_dhcp_server(frame: bytes) -> bool:
+    """IPv4 UDP to port 67: a DHCP request, answered as one even when sent with TTL 1."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return False
+    l4 = 14 + (frame[14] & 0x0F) * 4
+    return len(frame) >= l4 + 4 and frame[l4 + 2:l4 + 4] == b"\x00\x43"

@@ -30,6 +30,7 @@ from scapy.packet import Packet as Frame
 from scapy.packet import Raw
 
 from sdnctl.flows import (
+    OFPP_CONTROLLER,
     OFPVID_PRESENT,
     FlowSet,
     render_flow_ofctl,
@@ -132,6 +133,7 @@ class SwitchBridge:
 _HIT = re.compile(r"^\s*(\d+)\. .*priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
 _OUTPUT = re.compile(r"^\s+output:(\d+)$")
 _IN_PORT = re.compile(r"^\s+(?:output:)?IN_PORT$", re.I)
+_CONTROLLER = re.compile(r"^\s+CONTROLLER:\d+$")  # the metered controller path's exit
 
 
 @dataclass
@@ -256,6 +258,8 @@ def parse_trace(text: str, bridge: str, in_port: int, v: Verdict | None = None) 
             v.outputs.append(int(m.group(1)))
         elif _IN_PORT.match(line):
             v.outputs.append(in_port)
+        elif _CONTROLLER.match(line):
+            v.outputs.append(OFPP_CONTROLLER)
     v.outputs.sort()
     return v
 

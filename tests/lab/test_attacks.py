@@ -87,24 +87,34 @@ def dhcp_budget(storm: StormFigures) -> int:
     """Packet-ins the DHCP storm window may cause: what evil's DHCP meter lets through
     (its burst, then its rate, over the window) and the witnesses' own clients (a
     DISCOVER and a REQUEST per lease, a few more for a retry)."""
-    evil = VM_DHCP_BURST + VM_DHCP_PPS * (storm.seconds + 2)
-    return int(evil + 4 * (len(storm.dhcp_leases_s) + len(storm.dhcp_failures)))
+    return evil_budget(storm.seconds) + witness_dhcp(storm)
 
 
-def test_only_the_metered_dhcp_path_reaches_the_controller(suite: SuiteReport) -> None:
+def evil_budget(seconds: float) -> int:
+    """What evil's own meter (DHCP and its expired packets share it) lets through in
+    `seconds`: its burst, then its rate (and 2 s of slack for the window's edges)."""
+    return int(VM_DHCP_BURST + VM_DHCP_PPS * (seconds + 2))
+
+
+def witness_dhcp(storm: StormFigures) -> int:
+    return 4 * (len(storm.dhcp_leases_s) + len(storm.dhcp_failures))
+
+
+def test_only_the_metered_controller_path_reaches_the_controller(suite: SuiteReport) -> None:
     """The pipeline is proactive: the only flows that output to CONTROLLER are stage
-    dhcp's, behind the switch's DHCP meter, and the only packet-ins during the suite
-    are DHCP requests of the starvation window, as many as the meters let through."""
+    dhcp's, behind the switch's meter, and every packet-in of the suite came through
+    a VM's own meter: evil's DHCP requests and its expired routed packets (the router
+    answers "time exceeded"), as many as that meter lets through over the whole
+    suite, plus the witnesses' DHCP clients."""
     dhcp_table = f"table={table_id('dhcp')},"
-    assert suite.controller_outputs, "no DHCP path: the check below would be empty"
+    assert suite.controller_outputs, "no controller path: the check below would be empty"
     wrong = [o for o in suite.controller_outputs
              if dhcp_table not in o.replace(" ", "") or "meter:" not in o]
     assert wrong == []
     assert suite.snooped > 0, "the snoop saw no OpenFlow at all: it was not listening"
     storm = _result(suite, DHCP_STORM.name).storm
     assert storm is not None
-    assert suite.packet_ins == storm.packet_ins  # none outside the DHCP window
-    assert suite.packet_ins <= dhcp_budget(storm)
+    assert suite.packet_ins <= evil_budget(suite.seconds) + witness_dhcp(storm)
 
 
 def test_dhcp_starvation_leaves_others_their_lease(suite: SuiteReport) -> None:
@@ -132,7 +142,8 @@ def test_storm_leaves_the_daemon_responsive(suite: SuiteReport) -> None:
     assert storm.api_samples >= 50
     assert storm.api_p99_ms < API_BUDGET_MS
     assert storm.rss_after_kb - storm.rss_before_kb < RSS_GROWTH_KB
-    assert storm.packet_ins == 0
+    # Its TTL-1 pings to the gateway are the router's to answer: through evil's meter.
+    assert 0 < storm.packet_ins <= evil_budget(storm.seconds)
     assert storm.witness_checks >= 2 and storm.witness_failures == []
 
 

@@ -1,7 +1,9 @@
 """The controller path is the metered DHCP path and nothing else (docs/threat-model.md):
 no flow or group bucket outputs to CONTROLLER except stage `dhcp`'s, which passes
-the switch's packets/s meter first; only port security's DHCP flows go to `dhcp`,
-each for one VM port, one MAC, UDP 68->67, through that VM's own packets/s meter.
+the switch's packets/s meter first; only port security's flows go to `dhcp`, each
+for one VM port, one MAC, through that VM's own packets/s meter, and only for UDP
+68->67 or for the VM's own packets to a gateway MAC with TTL 1 (the router's
+"time exceeded").
 Nothing outputs to any other reserved port a frame could escape through (NORMAL,
 FLOOD, ALL, LOCAL), and every table ends in an explicit drop, so OVS's table-miss
 behaviour never matters. Checked over every example network, and over random ones."""
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
+from sdnctl.compile.dhcp import TTL_EXPIRES
 from sdnctl.flows import OFPP_CONTROLLER, OFPP_IN_PORT, Flow, FlowSet, Goto, Match, Meter, Output
 from sdnctl.live.counters import Counters
 from sdnctl.pipeline import PIPELINE
@@ -26,6 +29,7 @@ from tests.unit.netgen import networks
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.name.removesuffix(".topology.yaml")
                   for p in (ROOT / "topologies").glob("*.topology.yaml"))
+GATEWAY_MACS = "0e:00:"  # sdnctl.pipeline.gateway_mac: no VM may hold one
 MAX_PORT = 0xFFFFFF00  # OFPP_MAX: ports above are reserved (CONTROLLER, NORMAL, FLOOD, ...)
 
 
@@ -57,7 +61,8 @@ def escapes(fs: FlowSet) -> list[str]:
 
 def _metered_dhcp_exit(f: Flow, pktps: set[int]) -> bool:
     return (f.stage == "dhcp" and bool(f.actions) and isinstance(f.actions[0], Meter)
-            and f.actions[0].meter_id in pktps and f.match.get("udp_dst") == 67)
+            and f.actions[0].meter_id in pktps
+            and (f.match.get("udp_dst") == 67 or f.match.get("ip_ttl") == TTL_EXPIRES))
 
 
 def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
@@ -65,8 +70,11 @@ def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
     m = f.match
     if f.stage != "port_security" or m.get("in_port") is None or m.get("eth_src") is None:
         return "enters dhcp without naming a VM port and MAC"
-    if (m.get("udp_src"), m.get("udp_dst"), m.get("ip_proto")) != (68, 67, 17):
-        return "enters dhcp with something other than DHCP requests"
+    dhcp = (m.get("udp_src"), m.get("udp_dst"), m.get("ip_proto")) == (68, 67, 17)
+    expired = (m.get("ip_ttl") == TTL_EXPIRES and m.get("ipv4_src") is not None
+               and str(m.get("eth_dst")).startswith(GATEWAY_MACS))
+    if not (dhcp or expired):
+        return "enters dhcp with something other than DHCP requests or expired packets"
     meter = f.actions[0]
     if not isinstance(meter, Meter) or meter.meter_id not in pktps:
         return "enters dhcp without a packets/s meter"

@@ -28,7 +28,8 @@ PKG = Path(__file__).resolve().parents[2] / "sdnctl"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"__init__", "addresses", "bindings", "compile", "dhcp", "diff", "flowjson", "flows",
-              "gcpause", "pipeline", "policy", "schema", "topology", "verify", "yamlsrc"}),
+              "gcpause", "icmp", "pipeline", "policy", "schema", "topology", "verify",
+              "yamlsrc"}),
     ("adapters", {"client", "ha", "render", "southbound", "tools"}),
     ("live", {"live"}),
     ("daemon", {"api", "apitoken", "app", "daemon", "dashboard", "endpoints", "httpserver",

@@ -370,3 +370,29 @@ def test_a_view_is_a_snapshot() -> None:
     view = board.view()
     st.switches["hv1"].want(FlowSet.of("hv1", ()), 0.0)  # later changes do not reach it
     assert view.intent["hv1"].n_flows > 0 and board.view().intent["hv1"].n_flows == 0
+
+
+def test_each_vm_shows_what_the_controller_answered_it() -> None:
+    """The counts come from the responder itself (a DHCP DISCOVER answered, a TTL-1
+    packet to the gateway answered): the VM that asked has them, the others none."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.l2 import Ether
+
+    from sdnctl.dhcp.wire import MessageType, encode_request
+    from sdnctl.pipeline import gateway_mac
+
+    st = make_state("three-tier")
+    name, vm = next((n, v) for n, v in sorted(st.policy.vms.items())
+                    if st.policy.segment_of(v).gateway is not None)
+    at = st.snapshot.bindings.ports[name]
+    seg = st.policy.segment_of(vm)
+    ask = encode_request(MessageType.DISCOVER, vm.mac, 7)
+    expiring = bytes(Ether(src=vm.mac, dst=gateway_mac(seg.id))
+                     / IP(src=str(vm.ip), dst="192.0.2.9", ttl=1) / ICMP())
+    for frame in (ask, expiring):
+        assert st.dhcp.handle(st.policy, st.topology, st.snapshot.bindings, at.switch, at.port,
+                              frame) is not None
+    net = get_json(make_api(st), "/network")
+    rows = {v["name"]: v["answers"] for v in net["vms"]}
+    assert rows[name]["offer"] == 1 and rows[name]["time-exceeded"] == 1
+    assert all(answers is None for other, answers in rows.items() if other != name)

@@ -78,3 +78,21 @@ def test_a_fragment_shared_by_switches_is_encoded_once(monkeypatch):
     assert len(calls) == len({id(f) for f in calls})  # no flow object encoded twice
     distinct = {id(f) for fs in hypervisors for frag in fs.fragments() for f in frag.flows}
     assert len(calls) <= len(distinct)
+
+
+def test_each_add_is_os_kens_bytes_for_every_example_flow():
+    """The add built from cached TLVs and instructions equals os-ken's whole message,
+    for every flow of every example network and of the hostile lab (masked fields,
+    ip_frag after its prerequisite, conjunctions, ct with marks, groups, meters)."""
+    hostile = TOPOLOGIES.parent / "sdnctl" / "lab" / "attacks" / "data"
+    pairs = [(p.with_name(p.name.replace(".policy.", ".topology.")), p)
+             for p in [*sorted(TOPOLOGIES.glob("*.policy.yaml")), hostile / "hostile.policy.yaml"]]
+    seen = 0
+    for topo_path, policy_path in pairs:
+        topo = load_topology(topo_path)
+        policy = load_policy(policy_path, topo)
+        for fs in compile_network(policy, topo, planned_bindings(policy, topo)).values():
+            for f in fs.flows:
+                assert encoded.encode_add(f) == encoded.encode_add_os_ken(f), f
+                seen += 1
+    assert seen > 500

@@ -16,7 +16,7 @@ import pytest
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
-from sdnctl.flows import FlowSet
+from sdnctl.flows import OFPP_CONTROLLER, FlowSet, Meter
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Proto, Service
 from sdnctl.topology.load import load_topology
@@ -232,17 +232,40 @@ def test_a_frame_is_never_sent_back_out_of_the_port_it_came_in_on(net):
     assert _delivered_to(net, sim.inject(PortRef("leaf", 2), frame), "o2")
 
 
-@pytest.mark.parametrize("ttl,routed", [(1, False), (0, False), (2, True)])
-def test_a_routed_packet_whose_ttl_runs_out_stops_at_the_router(net, ttl, routed):
-    """f1 (front) to b1 (back) is routed: dec_ttl at TTL 0 or 1 ends the packet in
-    l3_route, as OVS does; TTL 2 arrives with 1."""
+@pytest.mark.parametrize("ttl,routed", [(1, False), (2, True)])
+def test_a_routed_packet_whose_ttl_runs_out_goes_to_the_router_itself(net, ttl, routed):
+    """f1 (front) to b1 (back) is routed: at TTL 1 the router would discard it, so it
+    goes, through f1's own meter, to the controller (which answers "time exceeded"),
+    never to b1 or the fabric; TTL 2 arrives with 1."""
     trace = _send(net, "f1", _tcp(net, "f1", "b1", eth_dst="0e:00:00:00:00:14", ip_ttl=ttl))
     assert _delivered_to(net, trace, "b1") is routed
     if routed:
         [(_, pkt)] = trace.delivered
         assert pkt["ip_ttl"] == ttl - 1
     else:
-        assert [(s.switch, s.stage) for s in trace.dropped_at] == [("hv1", "l3_route")]
+        assert [ref for ref, _ in trace.delivered] == [PortRef("hv1", OFPP_CONTROLLER)]
+        assert [s.stage for s in trace.steps] == ["port_security", "dhcp"]
+        assert isinstance(trace.steps[0].flow.actions[0], Meter)
+
+
+@pytest.mark.parametrize("gateway,ttl", [("0e:00:00:00:00:1e", 1), ("0e:00:00:00:00:14", 0)])
+def test_an_expired_packet_the_router_does_not_answer_stops_in_it(net, gateway, ttl):
+    """Sent to the back segment's gateway MAC rather than its own (only a VM's own
+    gateway is answered for), or with TTL 0 (which OVS cannot tell from 1 in one
+    masked match, and no sender uses), an f1 packet is discarded by the router's
+    dec_ttl in l3_route, as OVS does, silently."""
+    trace = _send(net, "f1", _tcp(net, "f1", "b1", eth_dst=gateway, ip_ttl=ttl))
+    assert trace.delivered == []
+    assert [(s.switch, s.stage) for s in trace.dropped_at] == [("hv1", "l3_route")]
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_ttl_one_inside_a_segment_is_switched_not_answered(net, victim):
+    """Only the router decrements TTL: a TTL-1 packet to a VM of the same segment is
+    delivered as it is, and nothing goes to the controller."""
+    trace = _send(net, "o1", _tcp(net, "o1", victim, ip_ttl=1))
+    assert [ref for ref, _ in trace.delivered] == [net[2].ports[victim]]
+    assert trace.delivered[0][1]["ip_ttl"] == 1
 
 
 # ---- IP fragments never reach conntrack ------------------------------------------

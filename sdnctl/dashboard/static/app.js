@@ -219,15 +219,28 @@ function switchTable(net) {
 }
 
 function vmTable(net) {
-  const head = el("tr", {}, ["VM", "tenant", "segment", "IP", "MAC", "planned host", "bound at"]
+  const head = el("tr", {}, ["VM", "tenant", "segment", "IP", "MAC", "planned host", "bound at",
+                             "controller answers"]
     .map(h => el("th", {text: h})));
   const rows = net.vms.map(vm => el("tr", {"data-vm": vm.name, "data-at": vm.at || "",
                                            class: vm.at ? "" : "unbound"},
     el("td", {text: vm.name}), el("td", {text: vm.tenant}),
     el("td", {text: `${vm.segment} (${segmentTag(vm)})`}), el("td", {text: vm.ip}),
     el("td", {text: vm.mac}), el("td", {text: vm.host || "-"}),
-    el("td", {text: vm.at || "unbound"})));
+    el("td", {text: vm.at || "unbound"}),
+    el("td", {class: "answers", text: answersText(vm.answers)})));
   replace("vms", el("thead", {}, head), el("tbody", {}, rows));
+}
+
+// What the controller answered a VM (DHCP, the router's "time exceeded") and what its
+// meter dropped before the controller: only the non-zero counts, "-" for none.
+function answersText(a) {
+  if (!a) return "-";
+  const shown = [["offer", "offers"], ["ack", "acks"], ["nak", "naks"],
+                 ["time-exceeded", "time exceeded"], ["ignored", "ignored"],
+                 ["malformed", "malformed"], ["meter_drops", "dropped by its meter"]]
+    .filter(([key]) => a[key]).map(([key, label]) => `${a[key]} ${label}`);
+  return shown.length ? shown.join(", ") : "-";
 }
 
 // ---- the matrix ---------------------------------------------------------------------------

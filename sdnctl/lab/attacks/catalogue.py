@@ -90,7 +90,7 @@ ATTACKS: tuple[Attack, ...] = (
            "frames from the gateway MACs or the gateway IP, and ARP answers for the gateway",
            check_neighbours=True),
     Attack("ttl-expiry", Kind.GATEWAY,
-           "routed pings with TTL 0 and 1 (an OVS dec_ttl may raise invalid-TTL packet-ins)"),
+           "routed pings with TTL 0 and 1: the router answers evil alone (metered)"),
     Attack("dhcp-rogue-server", Kind.DHCP,
            "DHCP offers, acks and naks (udp 67 -> 68) from its true MAC and IP, broadcast"
            " and unicast to rf2 and bx1"),

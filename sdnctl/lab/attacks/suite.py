@@ -92,6 +92,7 @@ class SuiteReport:
     packet_ins: int  # PACKET_IN messages the switches sent during the whole suite
     snooped: int  # OpenFlow messages seen on the controller connections (echoes: > 0)
     flows_changed: list[str]  # bridges whose flows or groups differ after the suite
+    seconds: float = 0.0  # the whole suite's wall time (the per-VM meters' refill window)
 
 
 def run_suite(lab: AttackLab, attacks: Iterable[Attack]) -> SuiteReport:
@@ -99,14 +100,16 @@ def run_suite(lab: AttackLab, attacks: Iterable[Attack]) -> SuiteReport:
     outputs = measure.controller_outputs(bridges)
     before = measure.flow_tables(bridges)
     snoop = measure.PacketInSnoop(bridges).start()
+    started = time.monotonic()
     try:
         results = [run_attack(lab, attack) for attack in attacks]
     finally:
         seen = snoop.stop()
+    took = time.monotonic() - started
     # Nothing a VM sends may change switch state (no learning, no reactive flows).
     after = measure.flow_tables(bridges)
     changed = [b for b in bridges if before[b] != after[b]]
-    return SuiteReport(results, outputs, seen.packet_ins, seen.messages, changed)
+    return SuiteReport(results, outputs, seen.packet_ins, seen.messages, changed, took)
 
 
 def run_attack(lab: AttackLab, attack: Attack) -> AttackResult:

@@ -26,12 +26,14 @@ FIELD_BITS: dict[str, int] = {
     "in_port": 32, "metadata": 64, "reg5": 32, "reg6": 32, "reg7": 32, "conj_id": 32,
     "ct_state": 32, "ct_mark": 32, "eth_type": 16, "eth_src": 48, "eth_dst": 48, "vlan_vid": 13,
     "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
-    "ip_proto": 8, "ip_frag": 2, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16, "udp_src": 16,
-    "udp_dst": 16, "icmpv4_type": 8, "mpls_label": 20, "tun_id": 64, "tun_dst": 32,
+    "ip_proto": 8, "ip_frag": 2, "ip_ttl": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16,
+    "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8, "mpls_label": 20, "tun_id": 64, "tun_dst": 32,
 }
 # IR name -> os-ken OXM name where they differ (ovs-fields(7) says tun_id, OpenFlow
 # 1.3 calls it tunnel_id; tun_dst is Nicira's tun_ipv4_dst).
-OFP_NAME: dict[str, str] = {"tun_id": "tunnel_id", "tun_dst": "tun_ipv4_dst"}
+OFP_NAME: dict[str, str] = {"tun_id": "tunnel_id", "tun_dst": "tun_ipv4_dst", "ip_ttl": "nw_ttl"}
+# Nicira fields whose prerequisite (an IP eth_type) os-ken would write after them.
+AFTER_PREREQUISITES = frozenset({"ip_frag", "nw_ttl"})
 IR_NAME: dict[str, str] = {v: k for k, v in OFP_NAME.items()}
 _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_dst"}
@@ -129,8 +131,9 @@ def normalize_match(match: Match) -> Match:
     return Match.of({name: _normalize_value(name, value) for name, value in match})
 
 
-def match_to_ofp(match: Match) -> OfpMsg:
-    """IR match -> OFPMatch (ct_state as bits, vlan_vid with OFPVID_PRESENT)."""
+def ofp_fields(match: Match) -> dict[str, object]:
+    """IR match -> os-ken's OXM names and user values (ct_state as bits, vlan_vid with
+    OFPVID_PRESENT), in the IR's order."""
     fields: dict[str, object] = {}
     for name, value in normalize_match(match):
         if name == "ct_state":
@@ -139,11 +142,18 @@ def match_to_ofp(match: Match) -> OfpMsg:
             fields[name] = _vlan_to_ofp(value)
         else:
             fields[OFP_NAME.get(name, name)] = value
+    return fields
+
+
+def match_to_ofp(match: Match) -> OfpMsg:
+    """IR match -> OFPMatch."""
+    fields = ofp_fields(match)
     built = parser.OFPMatch(**fields)
-    if "ip_frag" in fields:
-        # os-ken orders fields by OXM type, which puts Nicira's ip_frag before its
-        # prerequisite eth_type, and OVS refuses that (OFPBMC_BAD_PREREQ): put it last.
-        ordered = sorted(built.items(), key=lambda kv: kv[0] == "ip_frag")
+    if AFTER_PREREQUISITES.intersection(fields):
+        # os-ken orders fields by OXM type, which puts Nicira's ip_frag and nw_ttl before
+        # their prerequisite eth_type, and OVS refuses that (OFPBMC_BAD_PREREQ): put
+        # them last.
+        ordered = sorted(built.items(), key=lambda kv: kv[0] in AFTER_PREREQUISITES)
         built = parser.OFPMatch(_ordered_fields=ordered)
     return built
 
