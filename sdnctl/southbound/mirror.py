@@ -266,9 +266,6 @@ class Capture:
     port: str | None = None
     netns: str | None = None
 
-    def text(self) -> str:
-        return f"namespace {self.netns}" if self.netns else f"port {self.port}"
-
 
 def _the_vm_port(rows: _Ovsdb, vm: str, ovsdb: str) -> PortView:
     ports = rows.vm_ports(vm)
@@ -290,7 +287,12 @@ def start_mirror(policy: Policy, topology: Topology, vm: str, capture: Capture,
     with wire_failures(), OvsdbWriter(ovsdb, more_columns=_COLUMNS) as db:
         rows = _Ovsdb(db)
         vm_port = _the_vm_port(rows, vm, ovsdb)
-        mine = [(b, m) for b, m in rows.mirrors() if m.external_ids.get(MIRROR_VM_KEY) == vm]
+        mine = [m for _, m in rows.mirrors() if m.external_ids.get(MIRROR_VM_KEY) == vm]
+        now = _one(mine[0].output_port) if mine else None
+        wanted = capture_ifnames(vm)[0] if capture.netns else capture.port
+        if now is not None and now.name != wanted:  # before anything is made for it
+            raise Refused(f"{vm} is already mirrored to port {now.name}: `sdnctl mirror "
+                          f"stop {vm}` first")
         if capture.netns:
             refusal = netns_refusal(policy, vm, capture.netns, rows.views())
             if refusal:
@@ -309,12 +311,6 @@ def start_mirror(policy: Policy, topology: Topology, vm: str, capture: Capture,
             if refusal:
                 raise Refused(refusal)
             out_port = view.name
-        if mine:
-            _, row = mine[0]
-            now = _one(row.output_port)
-            if now is not None and now.name != out_port:
-                raise Refused(f"{vm} is already mirrored to port {now.name}: `sdnctl mirror "
-                              f"stop {vm}` first")
         _write_mirror(db, vm, vm_port, out_port, direction, out)
     where = (f"namespace {capture.netns}, interface {capture_ifnames(vm)[1]}"
              if capture.netns else f"port {out_port}")
