@@ -287,17 +287,9 @@ def start_mirror(policy: Policy, topology: Topology, vm: str, capture: Capture,
     with wire_failures(), OvsdbWriter(ovsdb, more_columns=_COLUMNS) as db:
         rows = _Ovsdb(db)
         vm_port = _the_vm_port(rows, vm, ovsdb)
-        mine = [m for _, m in rows.mirrors() if m.external_ids.get(MIRROR_VM_KEY) == vm]
-        now = _one(mine[0].output_port) if mine else None
-        wanted = capture_ifnames(vm)[0] if capture.netns else capture.port
-        if now is not None and now.name != wanted:  # before anything is made for it
-            raise Refused(f"{vm} is already mirrored to port {now.name}: `sdnctl mirror "
-                          f"stop {vm}` first")
         if capture.netns:
             refusal = netns_refusal(policy, vm, capture.netns, rows.views())
-            if refusal:
-                raise Refused(refusal)
-            out_port = _wire_netns_capture(db, rows, vm, vm_port, capture.netns, out)
+            wanted = capture_ifnames(vm)[0]
         else:
             assert capture.port
             view = rows.view(capture.port)
@@ -308,9 +300,16 @@ def start_mirror(policy: Policy, topology: Topology, vm: str, capture: Capture,
                       and m.external_ids.get(MIRROR_VM_KEY) != vm]
             refusal = capture_port_refusal(policy, topology, vm, vm_port, view,
                                            rows.dpid(view.bridge), others[0] if others else None)
-            if refusal:
-                raise Refused(refusal)
-            out_port = view.name
+            wanted = view.name
+        if refusal:
+            raise Refused(refusal)
+        mine = [m for _, m in rows.mirrors() if m.external_ids.get(MIRROR_VM_KEY) == vm]
+        now = _one(mine[0].output_port) if mine else None
+        if now is not None and now.name != wanted:  # before anything is made for it
+            raise Refused(f"{vm} is already mirrored to port {now.name}: `sdnctl mirror "
+                          f"stop {vm}` first")
+        out_port = (_wire_netns_capture(db, rows, vm, vm_port, capture.netns, out)
+                    if capture.netns else wanted)
         _write_mirror(db, vm, vm_port, out_port, direction, out)
     where = (f"namespace {capture.netns}, interface {capture_ifnames(vm)[1]}"
              if capture.netns else f"port {out_port}")
