@@ -15,15 +15,16 @@ import secrets
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from ipfix_collector import Collector
 
 from sdnctl.cli import main
 from sdnctl.client.api import get_status, wait_programmed
 from sdnctl.southbound.vmwire import host_ifnames
-from tests.integration.ipfix_collector import Collector
 
 POLICY = """\
 version: 1
@@ -53,6 +54,13 @@ else:
     assert s.recv(16).startswith(b"pong")
     s.close()
 """
+
+
+@dataclass
+class Guest:
+    """What `lab.serve` needs of a VM: its namespace."""
+
+    ns: str
 
 
 def matching(records: list[dict], proto: int, sport: int, dport: int) -> list[dict]:
@@ -95,7 +103,7 @@ def test_ipfix_records_of_a_known_connection_reach_the_collector(lab, capsys, tm
                    lab.sh(["ovs-vsctl", "get", "Bridge", bridge, "ipfix"]).strip(),
                    "targets"]).strip() == f'["{collector.address}"]'
 
-    lab.serve(lab_vm(ns["b"]), "tcp/80")
+    lab.serve(Guest(ns["b"]), "tcp/80")
     for kind, n in (("udp", "5"), ("tcp", "1")):
         subprocess.run(["ip", "netns", "exec", ns["a"], sys.executable, "-c", SEND, kind, n],
                        check=True, timeout=20)
@@ -125,10 +133,3 @@ def test_ipfix_records_of_a_known_connection_reach_the_collector(lab, capsys, tm
 
     assert daemon.stop() == 0
     assert lab.sh(["ovs-vsctl", "get", "Bridge", bridge, "ipfix"]).strip() == "[]"
-
-
-def lab_vm(ns: str):
-    """What `lab.serve` needs of a VM: its namespace."""
-    from tests.integration.conftest import VmPort
-
-    return VmPort(ns, "", 0, "", "")
