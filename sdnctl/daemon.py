@@ -559,8 +559,8 @@ def add_run_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--ipfix", metavar="IPV4:PORT", type=_collector,
                     help="export IPFIX flow records from every switch's bridge to this "
                     "collector (set in OVSDB by the daemon, removed when it stops; "
-                    "observation domain = the switch's dpid, interfaceName = the VM's "
-                    "interface)")
+                    "observation domain = the low 32 bits of the switch's dpid, "
+                    "interfaceName = the VM's interface)")
     ap.add_argument("--ipfix-sampling", type=_positive, default=1, metavar="N",
                     help="export one packet in N (default 1: every packet, exact counts)")
     ap.add_argument("--ipfix-active-timeout", type=_positive,
