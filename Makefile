@@ -1,5 +1,5 @@
 # Conveniences over ./dev (which needs nothing but bash on a fresh Debian 12).
-.PHONY: setup lab test unit bench lint mutate schema
+.PHONY: setup lab test unit bench lint typecheck mutate schema
 setup:
 	./dev setup
 lab:
@@ -10,6 +10,8 @@ unit:
 	.venv/bin/pytest -q -rfEs tests/unit
 lint:
 	.venv/bin/ruff check .
+typecheck:  # mypy --strict on the core ([tool.mypy] in pyproject.toml)
+	.venv/bin/mypy
 # Curated compiler/simulator mutants, each of which a behavioural test must kill.
 mutate:
 	.venv/bin/python tests/mutate.py

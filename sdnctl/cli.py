@@ -125,7 +125,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         result = explain_dhcp(flows, policy, topology, bindings, args.src)
     else:
         service = _parse_service_arg(args.service)
-        result = explain(flows, policy, topology, bindings, args.src, args.dst, service)
+        result = explain(flows, policy, topology, bindings, args.src, args.dst, service,
+                         6 if args.ipv6 else 4)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -646,6 +647,9 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sp.add_argument("--dhcp", action="store_true",
                     help="instead of --to/--service: is the VM's DHCP DISCOVER answered, "
                          "and with what (address, router, DNS, MTU, lease)")
+    sp.add_argument("--ipv6", action="store_true",
+                    help="the connection in IPv6, between the VMs' ip6 addresses (neighbour "
+                         "discovery answered as the controller does)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_explain)
 

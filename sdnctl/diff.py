@@ -14,7 +14,7 @@ what it changed, not what the switch holds.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -47,7 +47,7 @@ class FlowSetDiff:
         return sum(len(getattr(self, name)) for name in _FIELDS)
 
     def summary(self) -> str:
-        def counts(add: tuple, mod: tuple, dele: tuple) -> str:
+        def counts(add: Sized, mod: Sized, dele: Sized) -> str:
             return f"+{len(add)} ~{len(mod)} -{len(dele)}"
 
         return (
@@ -72,7 +72,8 @@ class _Changes(Generic[V]):
     delete: list[V]
 
 
-def _compare(old: Mapping[K, V], new: Mapping[K, V], same: object = None) -> _Changes[V]:
+def _compare(old: Mapping[K, V], new: Mapping[K, V],
+             same: Callable[[V, V], bool] | None = None) -> _Changes[V]:
     """Adds, modifies and deletes taking `old` to `new` (both keyed alike)."""
     eq = same if callable(same) else (lambda a, b: a == b)
     return _Changes(

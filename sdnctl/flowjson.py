@@ -40,7 +40,7 @@ def action_from_json(data: Mapping[str, Any]) -> Action:
 
 def match_from_json(data: Mapping[str, Any]) -> Match:
     values: dict[str, MatchValue] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in data.items()  # type: ignore[misc]
+        k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
     }
     return Match.of(values)
 

@@ -46,15 +46,20 @@ def parse_ct_state(text: str) -> tuple[int, int]:
 
 # Fields a match may name; anything else is a compiler bug caught at build time.
 # `ip_frag` is OVS's fragment field (bit 0: a fragment, bit 1: not the first), so
-# `ip_frag=(1, 1)` matches every fragment; `ip_ttl` is the IPv4 TTL. `tun_id` is
-# the VNI of a frame that arrived through a tunnel (0 otherwise); the tunnel's far
-# end is chosen with the action `SetField("tun_dst", ip)`.
+# `ip_frag=(1, 1)` matches every fragment; `ip_ttl` is the IP TTL (IPv6's hop
+# limit: OVS's nw_ttl). `tun_id` is the VNI of a frame that arrived through a
+# tunnel (0 otherwise); the tunnel's far end is chosen with the action
+# `SetField("tun_dst", ip)`. IPv6 fields come last (ovs-fields(7) names):
+# `ipv6_nd_target` and `ipv6_nd_sll` are a neighbour solicitation's target and
+# source link-layer address option; `mpls_tc` says what an MPLS label carries on
+# the fabric (0: IPv4, 1: IPv6), since popping the label must name the payload.
 MATCH_FIELDS = (
     "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state", "ct_mark",
     "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
     "ip_proto", "ip_frag", "ip_ttl", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_src", "udp_dst",
     "icmpv4_type",
+    "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_target", "ipv6_nd_sll", "mpls_tc",
 )
 _FIELD_ORDER = {f: i for i, f in enumerate(MATCH_FIELDS)}
 
@@ -349,7 +354,7 @@ class FlowSet:
         self.parts = parts
         self.masked = masked  # flows of `parts` that a `local` flow replaces
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by content (__eq__), so unhashable; typeshed wants a method
 
     @classmethod
     def build(
@@ -465,6 +470,8 @@ _OFCTL_FIELD = {
     "udp_dst": "tp_dst",
     "icmpv4_type": "icmp_type",
     "ip_ttl": "nw_ttl",
+    "ipv6_nd_target": "nd_target",
+    "ipv6_nd_sll": "nd_sll",
 }
 _NXM_NAME = {
     "eth_src": "NXM_OF_ETH_SRC[]",
@@ -499,11 +506,13 @@ def render_match_ofctl(match: Match) -> str:
     parts = []
     for name, value in match:
         if name == "ip_frag":
+            value = typing.cast("int | tuple[int, int]", value)  # ip_frag is numeric
             pair = value if isinstance(value, tuple) else (value, 3)
-            parts.append(f"ip_frag={_IP_FRAG_NAME[pair]}")  # type: ignore[index]
+            parts.append(f"ip_frag={_IP_FRAG_NAME[pair]}")
             continue
         if name == "vlan_vid":
             # ovs-ofctl speaks 802.1Q through vlan_tci (VID plus the CFI/present bit).
+            value = typing.cast("int | tuple[int, int]", value)  # a VID is a number
             if isinstance(value, tuple):
                 parts.append(f"vlan_tci={hex(value[0])}/{hex(value[1] | 0x1000)}")
             elif value == 0:
@@ -620,7 +629,7 @@ def render_flowset_ofctl(fs: FlowSet, cache: dict[int, str] | None = None) -> st
 
 def action_to_json(act: Action) -> dict[str, object]:
     out: dict[str, object] = {"type": type(act).__name__}
-    for name in act.__slots__:  # type: ignore[union-attr]
+    for name in act.__slots__:
         out[name] = getattr(act, name)
     return out
 

@@ -31,7 +31,8 @@ PIPELINE: tuple[Stage, ...] = (
         "classify by in_port; drop frames whose MAC, IP, ARP sender or tag is not the bound "
         "VM's; load tenant/segment/zone; meter the VM; untag frames from trunks; "
         "the bound VM's DHCP requests go through its DHCP meter to `dhcp`, DHCP answers "
-        "from a VM are dropped",
+        "from a VM are dropped; its IPv6 neighbour and router solicitations go through its "
+        "ND meter to `dhcp`; other ICMPv6 but echo and errors is dropped",
         ("arp", "ct_out", "l2_forward", "dhcp"),
     ),
     Stage("arp", "answer ARP for VMs and gateways from the bindings; drop the rest", ()),
@@ -60,8 +61,8 @@ PIPELINE: tuple[Stage, ...] = (
           ()),
     # Last, so that adding it renumbered no table: a stage's place is not its order of use.
     Stage("dhcp",
-          "DHCP requests from bound VMs: through the switch's DHCP meter to the controller, "
-          "which answers from the policy",
+          "DHCP requests, neighbour and router solicitations from bound VMs: through the "
+          "switch's DHCP or ND meter to the controller, which answers from the policy",
           ()),
 )
 

@@ -157,6 +157,13 @@ def _segment() -> Schema:
                                 "it the segment is never routed."),
             "dns": _dns("DNS servers DHCP hands to the segment's VMs; instead of the "
                         "tenant's."),
+            "subnet6": _string("IPv6 network like 2001:db8:10::/64 (a /64 recommended: "
+                               "VMs without ip6 get their EUI-64 address in it), no host "
+                               "bits, at most /120; must not overlap the tenant's other "
+                               "segments. Without it the segment carries no IPv6."),
+            "gateway6": _string("The distributed router's IPv6 address in this segment "
+                                "(inside subnet6, not its first address). Without it the "
+                                "segment is not routed for IPv6."),
         },
         ["subnet"],
         anyOf=[{"required": ["vlan"]}, {"required": ["vni"]}],
@@ -189,11 +196,13 @@ def _rule() -> Schema:
             "to": _string(f"Who accepts it. {end}"),
             "allow": _list(
                 _string("tcp/PORT, udp/PORT, tcp/LO-HI, udp/LO-HI (ports 1..65535), icmp "
-                        "(echo) or any (every IPv4 packet).", _service_pattern(),
+                        "(echo, in IPv4 and IPv6) or any (every IP packet).", _service_pattern(),
                         "a service: tcp/80, udp/53, tcp/8000-8100 (ports 1..65535), icmp "
                         "or any"),
                 "The services allowed.", non_empty=True),
             "waive": _waive("rule"),
+            "family": {"enum": ["ipv4", "ipv6"], "description": "Allow the services in "
+                       "this IP family only; without it the rule covers both."},
         },
         ["from", "to", "allow"],
     )
@@ -238,6 +247,9 @@ def _vm() -> Schema:
                                 "description": "Caps what the VM sends, in Mbit/s (at most "
                                 "what a meter band's 32-bit kbit/s rate encodes)."},
             "waive": _waive("vm"),
+            "ip6": _string("IPv6 address inside its segment's subnet6, unique in the "
+                           "tenant, not the gateway6. Default in a /64: the EUI-64 address "
+                           "built from the MAC (as SLAAC does)."),
         },
         ["tenant", "segment", "mac", "ip"],
     )

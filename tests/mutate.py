@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Behavioural tests only: the pipeline asked through the simulator, never flow text.
 TESTS = [
     "tests/unit/test_security_behaviour.py",
+    "tests/unit/test_security_behaviour6.py",
     "tests/unit/test_revocation.py",
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
@@ -50,6 +51,8 @@ PS = "sdnctl/compile/port_security.py"
 ACL = "sdnctl/compile/acl.py"
 CT = "sdnctl/compile/conntrack.py"
 SIM = "sdnctl/verify/simulate.py"
+ND = "sdnctl/compile/nd.py"
+ANSWER = "sdnctl/nd/answer.py"
 MIRROR = "sdnctl/southbound/mirror.py"
 
 MUTANTS = [
@@ -63,6 +66,43 @@ MUTANTS = [
     Mutant("ps-no-arp-spa", PS, "arp_spa=str(vm.ip), arp_sha=vm.mac)", "arp_sha=vm.mac)",
            "ARP with a foreign sender IP passes"),
     Mutant("ps-no-vlan-check", PS, ', "vlan_vid": 0}', "}", "tagged frames pass from a VM"),
+    # -- compiler: IPv6 port security and neighbour discovery
+    Mutant("nd-no-ipv6-src", ND, "Match.of(own, ipv6_src=str(vm.ip6)), to_ct, owner)",
+           "Match.of(own), to_ct, owner)", "a VM may send IPv6 from any source address"),
+    Mutant("nd-no-eth-src", ND, '"eth_src": vm.mac, "vlan_vid": 0, "eth_type": ETH_IP6}',
+           '"vlan_vid": 0, "eth_type": ETH_IP6}', "IPv6 with any source MAC passes"),
+    Mutant("nd-no-vlan-check", ND, '"vlan_vid": 0, "eth_type": ETH_IP6}',
+           '"eth_type": ETH_IP6}', "tagged IPv6 passes from a VM"),
+    Mutant("nd-no-icmp6-guard", ND,
+           "               Match.of(in_port=port, eth_type=ETH_IP6, ip_proto=ICMPV6), (), owner)",
+           "               Match.of(in_port=port, eth_type=ETH_IP6, ip_proto=ICMPV6, ip_frag=3),"
+           " (), owner)", "RAs, NAs, redirects and MLD from a VM are left to conntrack"),
+    Mutant("nd-no-dhcp6-guard", ND, "ip_proto=UDP, udp_src=DHCP6_SERVER_PORT)",
+           "ip_proto=UDP, udp_src=DHCP6_SERVER_PORT, ip_frag=3)",
+           "DHCPv6 server messages pass from a VM"),
+    Mutant("nd-solicit-any-source", ND,
+           "Match.of(icmp, ipv6_src=source, icmpv6_type=kind), to_controller",
+           'Match.of(icmp, ipv6_src=(source, "::"), icmpv6_type=kind), to_controller',
+           "solicitations from any source reach the controller"),
+    Mutant("nd-dad-to-controller", ND, "(ND_NEIGHBOR_SOLICIT, (str(vm.ip6), ll))",
+           "(ND_NEIGHBOR_SOLICIT, (str(vm.ip6), ll, UNSPECIFIED))",
+           "duplicate address detection probes reach the controller"),
+    Mutant("nd-answers-any-source", ANSWER, "if asked.source not in (vm.ip6, link_local(vm.mac)):",
+           "if False:", "the controller answers a solicitation from a forged source"),
+    Mutant("nd-answers-with-asker-mac", ANSWER, "return other.mac, False",
+           "return vm.mac, False", "the controller answers with the wrong MAC"),
+    Mutant("nd-answers-unbound", ANSWER, "and other.name in bindings.ports):", "):",
+           "the controller answers for VMs that are not bound"),
+    Mutant("l2-ip6-no-mpls-tc", "sdnctl/compile/l2.py", 'SetField("mpls_tc", MPLS_TC_IP6), ', "",
+           "IPv6 across the fabric is popped as IPv4 at the far end"),
+    Mutant("acl6-source-clause-on-dst", ACL, "Match.of(tenant_match6, ipv6_src=str(vm.ip6))",
+           "Match.of(tenant_match6, ipv6_dst=str(vm.ip6))",
+           "IPv6 rule sources matched on the destination address"),
+    Mutant("acl6-family-ignored", "sdnctl/policy/model.py",
+           "return self.family is None or self.family == family", "return True",
+           "a rule for one family allows both"),
+    Mutant("sim-icmp6-reply-opens", SIM, "return pkt.get(\"icmpv6_type\") in ICMP6_REPLY_OF",
+           "return True", "any ICMPv6 may open a connection in the simulator"),
     # -- compiler: ACL and conntrack
     Mutant("acl-no-commit", ACL,
            "_COMMIT = (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED), Goto(\"l3_route\"))",
@@ -96,10 +136,12 @@ MUTANTS = [
     Mutant("acl-default-allow-drops", ACL, "Match.of(tenant_match), _COMMIT,",
            "Match.of(tenant_match), (),", "a default-allow tenant drops its connections"),
     Mutant("ct-out-passes-fragments", CT,
-           '        yield Flow("ct_out", PRIO_FRAGMENT, FRAGMENT, (), "base")\n', "        pass\n",
+           '        yield Flow("ct_out", PRIO_FRAGMENT, fragments(eth), (), "base")\n',
+           "        pass\n",
            "IP fragments reach the sender's conntrack (OVS may hold and misdeliver them)"),
     Mutant("ct-in-passes-fragments", CT,
-           '        yield Flow("ct_in", PRIO_FRAGMENT, FRAGMENT, (), "base")\n', "        pass\n",
+           '        yield Flow("ct_in", PRIO_FRAGMENT, fragments(eth), (), "base")\n',
+           "        pass\n",
            "IP fragments reach the receiver's conntrack"),
     Mutant("ttl-any-destination", "sdnctl/compile/dhcp.py",
            "ipv4_src=str(vm.ip), eth_dst=gateway_mac(lv.segment.id),", "ipv4_src=str(vm.ip),",
@@ -142,16 +184,16 @@ MUTANTS = [
            '                        else:  # OpenFlow: only IN_PORT',
            "output:N sends back out of the port a frame came in on"),
     Mutant("sim-dec-ttl-never-stops", SIM,
-           'elif kind is DecTtl and int(p.get("ip_ttl", 64)) <= 1:',
-           'elif kind is DecTtl and int(p.get("ip_ttl", 64)) < -1:',
+           'elif act.__class__ is DecTtl and int(p.get("ip_ttl", 64)) <= 1:',
+           'elif act.__class__ is DecTtl and int(p.get("ip_ttl", 64)) < -1:',
            "a packet whose TTL runs out goes on"),
     Mutant("sim-set-field-ignored", SIM,
-           "        p[act.field] = act.value  # type: ignore[attr-defined]", "        pass",
+           "        p[act.field] = act.value\n", "        pass\n",
            "set_field does nothing"),
     Mutant("sim-ff-ignores-liveness", SIM, "buckets = tuple(live[:1])",
            "buckets = tuple(buckets[:1])", "fast-failover takes the first bucket, live or not"),
-    Mutant("sim-push-mpls-keeps-type", SIM, "p.update(eth_type=0x8847, mpls_label=0)",
-           "p.update(mpls_label=0)", "push_mpls leaves the ethertype"),
+    Mutant("sim-push-mpls-keeps-type", SIM, "p.update(eth_type=0x8847, mpls_label=0, mpls_tc=0)",
+           "p.update(mpls_label=0, mpls_tc=0)", "push_mpls leaves the ethertype"),
     # -- mirroring: who may receive a VM's mirrored frames (sdnctl/southbound/mirror.py)
     Mutant("mirror-other-tenant-port", MIRROR,
            "        if policy.vms[owner].tenant != tenant:\n            return (f\"{where} is VM",

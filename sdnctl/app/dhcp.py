@@ -38,8 +38,16 @@ class DhcpMixin:
             msg.datapath.send_msg(sb.packet_out(msg.datapath, in_port, reply))
 
     def _poll_dhcp_meters(self, sw: SwitchState) -> None:
-        if sw.datapath is not None:
-            sw.datapath.send_msg(sb.meter_stats_request(sw.datapath))
+        """With each stats poll: the meters' counters, and router advertisements when
+        they are due (`DhcpResponder.due_adverts`)."""
+        if sw.datapath is None:
+            return
+        sw.datapath.send_msg(sb.meter_stats_request(sw.datapath))
+        st = self.state
+        with st.lock:
+            policy, topology, bindings = st.policy, st.topology, st.snapshot.bindings
+        for port, frame in st.dhcp.due_adverts(policy, topology, bindings, sw.name):
+            sw.datapath.send_msg(sb.packet_out(sw.datapath, port, frame))
 
     @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
     def _meter_stats(self, ev: Any) -> None:

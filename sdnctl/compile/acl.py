@@ -12,6 +12,12 @@ denials per tenant. A rule is one
 OpenFlow conjunction of three clauses (source VM, destination VM, service), so a
 rule between groups of N and M VMs with K services costs N + M + K flows, never
 N × M × K.
+
+IPv6 has the same flows beside IPv4's (eth_type 0x86dd, `ipv6_src`/`ipv6_dst`
+clauses with the VMs' `ip6`, ICMPv6 echo for `icmp`) in tenants with a segment
+that has `subnet6`, and a rule's conjunction then gets clauses of both families
+(a packet is of one family, so it completes the conjunction with that family's
+clauses only). A rule with `family` gets that family's flows only.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import cast
 
 from sdnctl.compile.context import NetworkView
 from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue
@@ -26,6 +33,9 @@ from sdnctl.pipeline import MARK_ALLOWED, MARK_REVOKED, REG_ZONE
 from sdnctl.policy.model import Default, Proto, Rule, Service
 
 ETH_IP = 0x0800
+ETH_IP6 = 0x86DD
+IPPROTO6 = {Proto.TCP: 6, Proto.UDP: 17, Proto.ICMP: 58}
+ICMP6_ECHO_REQUEST = 128
 PRIO_INVALID = 300
 PRIO_TRACKED = 200
 PRIO_RULE = 150
@@ -65,6 +75,24 @@ def service_matches(service: Service) -> list[dict[str, MatchValue]]:
     return out
 
 
+def service_matches6(service: Service) -> list[dict[str, MatchValue]]:
+    """`service_matches` in IPv6: `icmp` is ICMPv6 echo request."""
+    out = []
+    for m in service_matches(service):
+        m6: dict[str, MatchValue] = dict(m, eth_type=ETH_IP6)
+        if service.proto is Proto.ICMP:
+            del m6["icmpv4_type"]
+            m6.update(ip_proto=IPPROTO6[Proto.ICMP], icmpv6_type=ICMP6_ECHO_REQUEST)
+        out.append(m6)
+    return out
+
+
+def has_ip6(view: NetworkView, tenant: str) -> bool:
+    """Whether the tenant carries IPv6 at all (a segment with subnet6)."""
+    return any(seg.subnet6 is not None
+               for seg in view.policy.tenants[tenant].segments.values())
+
+
 def conjunction_ids(rules: list[Rule]) -> dict[Rule, int]:
     """Stable ids derived from each rule's tenant, source and destination.
 
@@ -94,7 +122,8 @@ def unique_rules(rules: list[Rule]) -> list[Rule]:
 
 
 def _rule_key(rule: Rule) -> str:
-    return f"{rule.tenant}|{rule.src}|{rule.dst}|{','.join(map(str, rule.services))}"
+    family = f"|ipv{rule.family}" if rule.family is not None else ""
+    return f"{rule.tenant}|{rule.src}|{rule.dst}|{','.join(map(str, rule.services))}{family}"
 
 
 def rule_owner(rule: Rule) -> str:
@@ -104,20 +133,20 @@ def rule_owner(rule: Rule) -> str:
 def rule_ids(view: NetworkView) -> dict[Rule, int]:
     """Conjunction ids of every rule of the policy, unique network-wide: a tenant's
     ACL part is shared by switches that host different other tenants."""
-    ids = view.memo.get("rule_ids")
+    ids = cast("dict[Rule, int] | None", view.memo.get("rule_ids"))  # set only here
     if ids is None:
         ids = conjunction_ids([r for t in view.policy.tenants.values() for r in t.rules])
         view.memo["rule_ids"] = ids
-    return ids  # type: ignore[return-value]
+    return ids
 
 
 def tenant_rules(view: NetworkView, tenant: str) -> list[Rule]:
     key = f"rules:{tenant}"
-    rules = view.memo.get(key)
+    rules = cast("list[Rule] | None", view.memo.get(key))  # set only here
     if rules is None:
         rules = unique_rules(list(view.policy.tenants[tenant].rules))
         view.memo[key] = rules
-    return rules  # type: ignore[return-value]
+    return rules
 
 
 def acl_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
@@ -156,10 +185,15 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
     so tenants never share a flow and a tenant's part is the same whoever else a
     switch hosts."""
     tid = view.tenant_ids[tenant]
-    tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    tenant_match: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    ip6 = has_ip6(view, tenant)
+    tenant_match6: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP6}
     if view.policy.tenants[tenant].default is Default.ALLOW:
         yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match), _COMMIT,
                    f"tenant:{tenant}")
+        if ip6:
+            yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match6), _COMMIT,
+                       f"tenant:{tenant}")
         return  # its rules allow nothing the default does not
     # What no rule allows ends here rather than in the shared priority-0 drop: the
     # tenant owns the flow, so its counters are the tenant's dropped-by-policy figure.
@@ -169,12 +203,25 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
     # where they are delivered, and dropped.
     yield Flow("acl", PRIO_TENANT_REVOKE, Match.of(tenant_match, ct_state="+est+trk"),
                (Ct(zone=REG_ZONE, commit=True, mark=MARK_REVOKED),), f"tenant:{tenant}")
+    if ip6:
+        yield Flow("acl", PRIO_TENANT_REVOKE, Match.of(tenant_match6, ct_state="+est+trk"),
+                   _REVOKE, f"tenant:{tenant}")
     clauses = _Clauses()
     ids = rule_ids(view)
     wanted = set(active)
     for rule in tenant_rules(view, tenant):
         cid = ids[rule]
         if cid not in wanted:
+            continue
+        if ip6 and rule.covers(6):
+            for n in sorted(view.members(tenant, rule.dst)):
+                vm = view.policy.vms[n]
+                if vm.ip6 is not None:
+                    clauses.add(Match.of(tenant_match6, ipv6_dst=str(vm.ip6)),
+                                Conjunction(cid, 2, 3), f"vm:{n}")
+            yield Flow("acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP6), _COMMIT,
+                       rule_owner(rule))
+        if not rule.covers(4):
             continue
         for n in sorted(view.members(tenant, rule.dst)):
             clauses.add(Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip)),
@@ -191,6 +238,7 @@ def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
     if view.policy.tenants[tenant].default is Default.ALLOW:
         return
     tid = view.tenant_ids[tenant]
+    ip6 = has_ip6(view, tenant)
     clauses = _Clauses()
     ids = rule_ids(view)
     wanted = set(active)
@@ -199,6 +247,12 @@ def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
         if cid not in wanted:
             continue
         for s in rule.services:
+            if ip6 and rule.covers(6):
+                for m in service_matches6(s):
+                    clauses.add(Match.of(m, metadata=(tid, 0xFFFF_FFFF)),
+                                Conjunction(cid, 3, 3), rule_owner(rule))
+            if not rule.covers(4):
+                continue
             for m in service_matches(s):
                 clauses.add(Match.of(m, metadata=(tid, 0xFFFF_FFFF)), Conjunction(cid, 3, 3),
                             rule_owner(rule))
@@ -211,7 +265,9 @@ def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Fl
     if view.policy.tenants[tenant].default is Default.ALLOW:
         return
     tid = view.tenant_ids[tenant]
-    tenant_match = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    tenant_match: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
+    tenant_match6: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP6}
+    ip6 = has_ip6(view, tenant)
     here = {lv.vm.name for lv in view.local_tenant_vms(switch, tenant)}
     clauses = _Clauses()
     ids = rule_ids(view)
@@ -219,6 +275,12 @@ def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Fl
         if not view.members(tenant, rule.dst):
             continue  # nobody to open a connection to
         for n in sorted(view.members(tenant, rule.src) & here):
+            vm = view.policy.vms[n]
+            if ip6 and rule.covers(6) and vm.ip6 is not None:
+                clauses.add(Match.of(tenant_match6, ipv6_src=str(vm.ip6)),
+                            Conjunction(ids[rule], 1, 3), f"vm:{n}")
+            if not rule.covers(4):
+                continue
             clauses.add(Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip)),
                         Conjunction(ids[rule], 1, 3), f"vm:{n}")
     yield from clauses.flows()
@@ -227,6 +289,7 @@ def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Fl
 # Every allowed packet of the original direction is (re)committed: that is what
 # clears a revoked mark when a rule allows the connection again.
 _COMMIT = (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED), Goto("l3_route"))
+_REVOKE = (Ct(zone=REG_ZONE, commit=True, mark=MARK_REVOKED),)
 
 
 class _Clauses:

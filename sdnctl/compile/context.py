@@ -82,8 +82,8 @@ class NetworkView:
         view._members = {k: v for k, v in self._members.items()
                          if k[0] not in tenants and k[0] not in vm_tenants}
         if reseg:  # LocalVM holds the segment: re-read the VMs of those tenants
-            for switch, local in self.local.items():
-                if any(lv.vm.tenant in reseg for lv in local):
+            for switch, held in self.local.items():
+                if any(lv.vm.tenant in reseg for lv in held):
                     switches.add(switch)
         view.where = where
         local = dict(self.local)
@@ -300,15 +300,17 @@ class NetworkView:
         return sorted({lv.vm.tenant for lv in self.local_vms(switch)})
 
     def carried_segments(self, switch: str) -> list[Segment]:
-        """Segments a hypervisor forwards for: those of its VMs, plus every routed
-        segment of their tenants (routing happens here, at the first hop)."""
+        """Segments a hypervisor forwards for: those of its VMs, plus every segment
+        of their tenants routed in a family their own segment is routed in
+        (routing happens here, at the first hop)."""
         segs: dict[int, Segment] = {}
         for lv in self.local_vms(switch):
             segs[lv.segment.id] = lv.segment
-            if lv.segment.routed:
-                for seg in self.policy.tenants[lv.vm.tenant].segments.values():
-                    if seg.routed:
-                        segs[seg.id] = seg
+            for family in (4, 6):  # IPv6 routes between segments with a gateway6
+                if lv.segment.routed_in(family):
+                    for seg in self.policy.tenants[lv.vm.tenant].segments.values():
+                        if seg.routed_in(family):
+                            segs[seg.id] = seg
         return [segs[v] for v in sorted(segs)]
 
     def trunk_ports(self, switch: str) -> list[int]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sdnctl.compile.context import LocalVM, NetworkView
-from sdnctl.flows import OFPP_CONTROLLER, Flow, Goto, Match, Meter, MeterBand, Output
+from sdnctl.flows import OFPP_CONTROLLER, Flow, Goto, Match, MatchValue, Meter, MeterBand, Output
 from sdnctl.pipeline import gateway_mac
 
 ETH_IP = 0x0800
@@ -53,8 +53,9 @@ def dhcp_port_flows(lv: LocalVM) -> Iterator[Flow]:
     """Port security's DHCP flows for one local VM (stage `port_security`)."""
     vm, port = lv.vm, lv.port
     owner = f"vm:{vm.name}"
-    request = {"in_port": port, "eth_src": vm.mac, "vlan_vid": 0, "eth_type": ETH_IP,
-               "ip_proto": UDP, "udp_src": DHCP_CLIENT_PORT, "udp_dst": DHCP_SERVER_PORT}
+    request: dict[str, MatchValue] = {
+        "in_port": port, "eth_src": vm.mac, "vlan_vid": 0, "eth_type": ETH_IP,
+        "ip_proto": UDP, "udp_src": DHCP_CLIENT_PORT, "udp_dst": DHCP_SERVER_PORT}
     for source in ("0.0.0.0", str(vm.ip)):  # asking for a lease; renewing one
         yield Flow("port_security", PRIO_DHCP, Match.of(request, ipv4_src=source),
                    (Meter(vm_dhcp_meter(port)), Goto("dhcp")), owner)

@@ -9,7 +9,9 @@ hypervisor, and hand the frame to the group of the hypervisor's rack, which each
 switch defines with its own path (fast failover where the fabric offers a
 loop-free backup). Those entries are the same on every hypervisor carrying the
 segment: one shared part per segment. Fabric switches forward by label alone.
-Unknown destinations are dropped; nothing is flooded.
+Unknown destinations are dropped; nothing is flooded. IPv6 towards a VM across
+the fabric has a flow of its own that also sets the label's traffic class to 1:
+the destination must name the payload when it pops the label.
 """
 
 from __future__ import annotations
@@ -32,10 +34,13 @@ from sdnctl.flows import (
     SetField,
 )
 from sdnctl.pipeline import REG_OUT_PORT, REG_SEGMENT
-from sdnctl.policy.model import Segment
+from sdnctl.policy.model import VM, Segment
 from sdnctl.topology.paths import NextHop
 
 ETH_MPLS = 0x8847
+ETH_IP6 = 0x86DD
+MPLS_TC_IP6 = 1  # read back by port_security's trunk ingress
+PRIO_IP6 = 110
 
 
 def group_id_for(view: NetworkView, dest_switch: str) -> int:
@@ -52,6 +57,19 @@ def l2_local_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
             "l2_forward", 100, Match.of({REG_SEGMENT: lv.segment.id}, eth_dst=lv.vm.mac),
             (SetField(REG_OUT_PORT, lv.port), Goto("ct_in")), f"vm:{lv.vm.name}",
         )
+        if _ip6_over_fabric(lv.segment, lv.vm):  # replaces the part's IPv6 entry too
+            yield Flow(
+                "l2_forward", PRIO_IP6,
+                Match.of({REG_SEGMENT: lv.segment.id}, eth_dst=lv.vm.mac, eth_type=ETH_IP6),
+                (SetField(REG_OUT_PORT, lv.port), Goto("ct_in")), f"vm:{lv.vm.name}",
+            )
+
+
+def _ip6_over_fabric(seg: Segment, vm: VM) -> bool:
+    """IPv6 to this VM may cross the VLAN/MPLS fabric, where popping the label must
+    name the payload: such frames get their own flow, which marks the label with
+    traffic class 1 (the destination pops those to IPv6)."""
+    return seg.vlan is not None and seg.subnet6 is not None and vm.ip6 is not None
 
 
 def l2_segment_flows(view: NetworkView, seg: Segment, tunnel_port: int | None) -> Iterator[Flow]:
@@ -80,6 +98,14 @@ def l2_segment_flows(view: NetworkView, seg: Segment, tunnel_port: int | None) -
                  PushMpls(), SetField("mpls_label", view.fabric_labels[dest]),
                  GroupAction(view.path_groups[dest])), owner,
             )
+            if _ip6_over_fabric(seg, vm):
+                yield Flow(
+                    "l2_forward", PRIO_IP6, Match.of(match.as_dict(), eth_type=ETH_IP6),
+                    (PushVlan(), SetField("vlan_vid", seg.vlan),
+                     PushMpls(), SetField("mpls_label", view.fabric_labels[dest]),
+                     SetField("mpls_tc", MPLS_TC_IP6), GroupAction(view.path_groups[dest])),
+                    owner,
+                )
         # else: overlay only, and no tunnel between the two: unreachable
 
 

@@ -40,6 +40,7 @@ from sdnctl.compile.conntrack import compile_ct_in, compile_ct_out, compile_deli
 from sdnctl.compile.context import NetworkView
 from sdnctl.compile.dhcp import compile_dhcp
 from sdnctl.compile.l2 import l2_local_flows, l2_segment_flows, paths_part
+from sdnctl.compile.nd import compile_nd
 from sdnctl.compile.port_security import compile_meters, compile_port_security
 from sdnctl.compile.route import route_base_flows, route_tenant_flows
 from sdnctl.flows import Flow, FlowSet, Fragment, Match
@@ -127,6 +128,7 @@ def build_local(view: NetworkView, switch: str) -> Fragment:
     flows += compile_ct_in(view, switch)
     flows += compile_deliver(view, switch)
     flows += compile_dhcp(view, switch)
+    flows += compile_nd(view, switch)
     # Every table ends in an explicit drop, so `explain` can always name a flow.
     flows += [Flow(stage.name, 0, Match.of(), (), "base") for stage in PIPELINE]
     return Fragment.build(("local", switch), flows, (), compile_meters(view, switch))

@@ -16,11 +16,14 @@ from collections.abc import Iterator
 
 from sdnctl.compile.context import ROUTED_BIT, TENANT_MASK, NetworkView
 from sdnctl.compile.dhcp import dhcp_meters, dhcp_port_flows
+from sdnctl.compile.l2 import MPLS_TC_IP6
+from sdnctl.compile.nd import ETH_IP6, nd_meters, nd_port_flows
 from sdnctl.flows import (
     OFPVID_PRESENT,
     Flow,
     Goto,
     Match,
+    MatchValue,
     Meter,
     MeterBand,
     PopMpls,
@@ -47,7 +50,8 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
         vm, seg, port = lv.vm, lv.segment, lv.port
         owner = f"vm:{vm.name}"
         meter = (Meter(port),) if vm.rate_limit_mbps else ()
-        untagged_from_vm = {"in_port": port, "eth_src": vm.mac, "vlan_vid": 0}
+        untagged_from_vm: dict[str, MatchValue] = {
+            "in_port": port, "eth_src": vm.mac, "vlan_vid": 0}
         yield Flow(
             "port_security", PRIO_ALLOW,
             Match.of(untagged_from_vm, eth_type=ETH_IP, ipv4_src=str(vm.ip)),
@@ -63,6 +67,7 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
             owner,
         )
         yield from dhcp_port_flows(lv)
+        yield from nd_port_flows(view, lv)
         # Anything else from a VM port is spoofed or unsupported: say so by name.
         yield Flow("port_security", PRIO_PORT_DROP, Match.of(in_port=port), (), owner)
 
@@ -89,6 +94,15 @@ def compile_port_security(view: NetworkView, switch: str) -> Iterator[Flow]:
                  tenant_metadata(view, seg.tenant, seg.routed), Goto("l2_forward")),
                 f"segment:{seg.id}",
             )
+            if seg.subnet6 is not None:  # IPv6 crosses with MPLS traffic class 1
+                yield Flow(
+                    "port_security", PRIO_ALLOW + 1,
+                    Match.of(in_port=trunk, vlan_vid=seg.vlan, eth_type=ETH_MPLS,
+                             mpls_label=label, mpls_tc=MPLS_TC_IP6),
+                    (PopMpls(ETH_IP6), PopVlan(), SetField(REG_SEGMENT, seg.vlan),
+                     tenant_metadata(view, seg.tenant, seg.routed), Goto("l2_forward")),
+                    f"segment:{seg.id}",
+                )
     yield from _tunnel_ingress(view, switch)
 
 
@@ -108,12 +122,21 @@ def _tunnel_ingress(view: NetworkView, switch: str) -> Iterator[Flow]:
              Goto("l2_forward")),
             f"segment:{seg.id}",
         )
+        if seg.subnet6 is not None:
+            yield Flow(
+                "port_security", PRIO_ALLOW,
+                Match.of(in_port=port, tun_id=seg.vni, eth_type=ETH_IP6),
+                (SetField(REG_SEGMENT, seg.id), tenant_metadata(view, seg.tenant, seg.routed),
+                 Goto("l2_forward")),
+                f"segment:{seg.id}",
+            )
 
 
 def compile_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:
     """One meter per rate-limited VM, id = its port (unique on the switch), and the
     DHCP meters (`sdnctl.compile.dhcp`)."""
     yield from dhcp_meters(view, switch)
+    yield from nd_meters(view, switch)
     for lv in view.local_vms(switch):
         if lv.vm.rate_limit_mbps:
             kbps = lv.vm.rate_limit_mbps * 1000

@@ -5,6 +5,11 @@ destination VM's segment if that VM is of the same tenant and its segment is
 routed too: TTL decremented, source MAC = the destination segment's gateway,
 destination MAC = the VM's. Frames to a gateway that cannot be routed are
 dropped; frames to any other MAC stay in their segment.
+
+IPv6 is routed the same way between the tenant's segments that have a
+`gateway6`, by exact `ipv6_dst` per VM, hop limit decremented, with the same
+gateway MACs: `metadata`'s routed bit, as port security sets it for an IPv6
+frame, says that the source segment has a gateway6.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sdnctl.pipeline import (
 from sdnctl.policy.model import Segment
 
 ETH_IP = 0x0800
+ETH_IP6 = 0x86DD
 # Gateway MACs come in two ranges (sdnctl.pipeline.gateway_mac): a frame to a
 # gateway was sent to its source segment's gateway, so the routing flows match the
 # ranges of the tenant's routed segments; a VLAN-only policy needs only the first.
@@ -39,21 +45,26 @@ def route_tenant_flows(view: NetworkView, tenant: str) -> Iterator[Flow]:
     tid = view.tenant_ids[tenant]
     segments = view.policy.tenants[tenant].segments.values()
     tenant_ranges = sorted({gateway_range(seg) for seg in segments if seg.routed})
+    ranges6 = sorted({gateway_range(seg) for seg in segments if seg.routed6})
     for vm in view.vms_by_tenant.get(tenant, ()):
         seg = view.policy.segment_of(vm)
-        if not seg.routed:
-            continue
-        for gateways in tenant_ranges:
-            yield Flow(
-                "l3_route", 200,
-                Match.of(
-                    metadata=(tid | ROUTED_BIT, ROUTED_BIT | TENANT_MASK),
-                    eth_type=ETH_IP, eth_dst=gateways, ipv4_dst=str(vm.ip),
-                ),
-                (SetField("eth_src", gateway_mac(seg.id)), SetField("eth_dst", vm.mac),
-                 DecTtl(), SetField(REG_SEGMENT, seg.id), Goto("l2_forward")),
-                f"vm:{vm.name}",
-            )
+        routes: list[tuple[list[tuple[str, str]], int, dict[str, str]]] = []
+        if seg.routed:
+            routes.append((tenant_ranges, ETH_IP, {"ipv4_dst": str(vm.ip)}))
+        if seg.routed6 and vm.ip6 is not None:
+            routes.append((ranges6, ETH_IP6, {"ipv6_dst": str(vm.ip6)}))
+        for ranges, eth, to_vm in routes:
+            for gateways in ranges:
+                yield Flow(
+                    "l3_route", 200,
+                    Match.of(
+                        to_vm, metadata=(tid | ROUTED_BIT, ROUTED_BIT | TENANT_MASK),
+                        eth_type=eth, eth_dst=gateways,
+                    ),
+                    (SetField("eth_src", gateway_mac(seg.id)), SetField("eth_dst", vm.mac),
+                     DecTtl(), SetField(REG_SEGMENT, seg.id), Goto("l2_forward")),
+                    f"vm:{vm.name}",
+                )
 
 
 def route_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
@@ -61,7 +72,7 @@ def route_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
     if not view.local_vms(switch):
         return
     ranges = {gateway_range(seg) for tenant in view.local_tenants(switch)
-              for seg in view.policy.tenants[tenant].segments.values()}
+              for seg in view.policy.tenants[tenant].segments.values()}  # routed or not
     yield Flow("l3_route", 100, Match.of(eth_dst=GATEWAY_MAC_MATCH), (), "base")
     if OVERLAY_GATEWAY_MAC_MATCH in ranges:
         yield Flow("l3_route", 100, Match.of(eth_dst=OVERLAY_GATEWAY_MAC_MATCH), (), "base")

@@ -9,6 +9,14 @@ port bound to no VM, a frame whose source MAC or client hardware address is not
 that VM's, or bytes that are not a DHCP request get no answer and are counted.
 The switch's meters (`sdnctl.compile.dhcp`) bound what arrives here; their
 drops are read from the switch (`record_meter_drops`).
+
+IPv6 neighbour and router solicitations arrive on the same path (stage `dhcp`,
+the ND meters of `sdnctl.compile.nd`) and are answered here too, from the same
+binding (`sdnctl.nd.answer`), counted as `nd-advert`, `nd-ignored` or
+`nd-malformed`. Router advertisements are also sent unsolicited, to every bound
+VM with an IPv6 address, with the stats poll at most every `RA_EVERY_S`: a VM
+solicits only when its interface comes up, and the router lifetime (9000 s, the
+most RFC 4861 allows) would run out without them.
 """
 
 from __future__ import annotations
@@ -30,15 +38,20 @@ from sdnctl.dhcp.wire import (
     parse_request,
 )
 from sdnctl.icmp import expired_at_router, time_exceeded
+from sdnctl.nd.answer import answer_solicitation, periodic_advert
+from sdnctl.nd.wire import MalformedNd, encode_advert, parse_solicitation
 from sdnctl.pipeline import gateway_mac
 from sdnctl.policy.model import VM, Policy
 from sdnctl.topology.model import PortRef, Topology
 
 log = logging.getLogger("controller")
 LOG_EVERY_S = 10.0
+RA_EVERY_S = 600.0  # unsolicited RAs: well inside the 9000 s router lifetime
 
 # Outcomes counted per VM (and per switch): what each request came to.
-OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed", "time-exceeded")
+OUTCOMES = ("offer", "ack", "nak", "ignored", "malformed", "time-exceeded", "nd-advert",
+            "nd-ignored", "nd-malformed")
+ETH_IP6 = b"\x86\xdd"
 
 
 @dataclass
@@ -64,6 +77,7 @@ class DhcpResponder:
         self._index_of: Bindings | None = None
         self._at: dict[PortRef, str] = {}
         self._logged_at: dict[str, float] = {}
+        self._advertised_at: dict[str, float] = {}  # switch -> last unsolicited RAs
 
     def handle(self, policy: Policy, topology: Topology, bindings: Bindings, switch: str,
                in_port: int, frame: bytes) -> bytes | None:
@@ -74,6 +88,8 @@ class DhcpResponder:
                 self.counts.unbound[switch] += 1
             self._log(switch, f"{switch}: DHCP from port {in_port}, bound to no VM: ignored")
             return None
+        if frame[12:14] == ETH_IP6:
+            return self._nd(policy, topology, bindings, vm, switch, frame)
         segment = policy.segment_of(vm)
         gateway = gateway_mac(segment.id)
         if (segment.gateway is not None and not _to_dhcp_server(frame)
@@ -99,6 +115,40 @@ class DhcpResponder:
         outcome = {MessageType.OFFER: "offer", MessageType.NAK: "nak"}.get(reply.kind, "ack")
         self._count(vm.name, switch, outcome)
         return frame_out
+
+    def _nd(self, policy: Policy, topology: Topology, bindings: Bindings, vm: VM, switch: str,
+            frame: bytes) -> bytes | None:
+        try:
+            asked = parse_solicitation(frame)
+        except MalformedNd as exc:
+            self._count(vm.name, switch, "nd-malformed")
+            self._log(vm.name, f"{vm.name}: malformed solicitation ignored: {exc}")
+            return None
+        advert = answer_solicitation(policy, topology, bindings, vm, asked)
+        if advert is None:
+            self._count(vm.name, switch, "nd-ignored")
+            return None
+        self._count(vm.name, switch, "nd-advert")
+        return encode_advert(advert)
+
+    def due_adverts(self, policy: Policy, topology: Topology, bindings: Bindings, switch: str,
+                    now: float | None = None) -> list[tuple[int, bytes]]:
+        """(port, frame) of the unsolicited router advertisements `switch` is due: one
+        per bound VM with an IPv6 address, at most every RA_EVERY_S."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            if now - self._advertised_at.get(switch, float("-inf")) < RA_EVERY_S:
+                return []
+            self._advertised_at[switch] = now
+        out = []
+        for name, ref in sorted(bindings.ports.items()):
+            vm = policy.vms.get(name)
+            if ref.switch != switch or vm is None:
+                continue
+            advert = periodic_advert(policy, topology, vm)
+            if advert is not None:
+                out.append((ref.port, encode_advert(advert)))
+        return out
 
     def _vm_at(self, policy: Policy, bindings: Bindings, where: PortRef) -> VM | None:
         with self.lock:

@@ -7,7 +7,7 @@ built into the frozen model objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
 
 from sdnctl.policy.model import VM, Default, Group, Rule, Segment, Tenant
@@ -24,6 +24,8 @@ class SegmentDraft:
     subnet: IPv4Network | None = None
     gateway: IPv4Address | None = None
     dns: tuple[IPv4Address, ...] | None = None
+    subnet6: IPv6Network | None = None
+    gateway6: IPv6Address | None = None
 
     @property
     def where(self) -> str:
@@ -58,6 +60,8 @@ class VMDraft:
     host: str | None = None
     rate_limit_mbps: int | None = None
     waive: frozenset[str] = frozenset()
+    ip6: IPv6Address | None = None  # given, or EUI-64 (sdnctl.policy.load6)
+    ip6_line: int = 0
 
 
 def build_tenant(t: TenantDraft) -> Tenant:
@@ -70,12 +74,13 @@ def build_tenant(t: TenantDraft) -> Tenant:
 
 def build_segment(s: SegmentDraft) -> Segment:
     assert (s.vlan is not None or s.vni is not None) and s.subnet is not None
-    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line, s.vni, s.dns)
+    return Segment(s.tenant, s.name, s.vlan, s.subnet, s.gateway, s.line, s.vni, s.dns,
+                   s.subnet6, s.gateway6)
 
 
 def build_vm(vm: VMDraft) -> VM:
     assert vm.tenant and vm.segment and vm.mac and vm.ip is not None
     return VM(
         vm.name, vm.tenant, vm.segment, vm.mac, vm.ip, MappingProxyType(dict(vm.labels)),
-        vm.host, vm.rate_limit_mbps, vm.line, vm.waive,
+        vm.host, vm.rate_limit_mbps, vm.line, vm.waive, vm.ip6,
     )

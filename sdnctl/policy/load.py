@@ -29,6 +29,7 @@ from sdnctl.policy.drafts import (
     build_vm,
 )
 from sdnctl.policy.lint import WAIVABLE
+from sdnctl.policy.load6 import check_ip6s, read_family, read_segment6, read_vm6
 from sdnctl.policy.model import (
     ANY,
     MAX_VNI,
@@ -60,10 +61,11 @@ from sdnctl.yamlsrc import (
 
 TOP_KEYS = ("version", "tenants", "vms")
 TENANT_KEYS = ("default", "segments", "groups", "rules", "waive", "dns")
-SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway", "dns")
+SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway", "dns", "subnet6", "gateway6")
 GROUP_KEYS = ("labels", "vms", "waive")
-RULE_KEYS = ("from", "to", "allow", "waive")
-VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps", "waive")
+RULE_KEYS = ("from", "to", "allow", "waive", "family")
+VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps", "waive",
+           "ip6")
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$")
 _SMALLEST_SUBNET = 30  # a /31 or /32 has no room for a VM besides network/broadcast
@@ -108,6 +110,7 @@ class _PolicyReader:
         for name, body, line in self.r.names(vms or LineDict(), "policy", "vm"):
             self._vm(name, body, line)
         self._check_ips()
+        check_ip6s(self.r, self.vms.values())
         for tenant in self.tenants.values():
             if not tenant.broken:
                 self._groups(tenant)
@@ -166,6 +169,7 @@ class _PolicyReader:
             seg.gateway = self._gateway(seg, body["gateway"], body.key_line("gateway"))
         if "dns" in body:
             seg.dns = read_dns(self.r, body["dns"], body.key_line("dns"), seg.where)
+        read_segment6(self.r, tenant, seg, body)
 
     def _vlan(self, seg: SegmentDraft, value: Any, line: int) -> int | None:
         return self._segment_number(seg, "vlan", 4094, self.vlans, value, line)
@@ -264,6 +268,7 @@ class _PolicyReader:
             vm.rate_limit_mbps = self._rate(body["rate_limit_mbps"],
                                             body.key_line("rate_limit_mbps"), where)
         vm.waive = self._waive(body, "vm", where)
+        read_vm6(self.r, vm, self._segment_of(vm), body, where)
 
     def _vm_place(self, vm: VMDraft, body: LineDict, where: str) -> None:
         """Tenant and segment; the segment is checked only within a known tenant."""
@@ -367,10 +372,12 @@ class _PolicyReader:
             self.r.add(line, f"{where}: host {vm.host!r} has no tunnel_ip, but {seg.where} "
                              "is an overlay segment (vni, no vlan)")
             return
-        if seg.gateway is None:
+        if seg.gateway is None and seg.gateway6 is None:
             return
         for other in self.tenants[vm.tenant].segments.values():
-            if other.vni is not None and other.vlan is None and other.gateway is not None:
+            routed = ((seg.gateway is not None and other.gateway is not None)
+                      or (seg.gateway6 is not None and other.gateway6 is not None))
+            if other.vni is not None and other.vlan is None and routed:
                 self.r.add(line, f"{where}: host {vm.host!r} has no tunnel_ip, but {seg.where} "
                                  f"is routed to {other.where}, an overlay segment "
                                  "(vni, no vlan)")
@@ -475,9 +482,10 @@ class _PolicyReader:
         dst = self._rule_end(tenant, body, "to", where)
         services = self._services(body, where) if "allow" in body else ()
         waive = self._waive(body, "rule", where)
+        family = read_family(self.r, body, where)
         if src is None or dst is None or not services:
             return None
-        return Rule(tenant.name, src, dst, services, line, waive)
+        return Rule(tenant.name, src, dst, services, line, waive, family)
 
     def _rule_end(self, tenant: TenantDraft, body: LineDict, key: str,
                   where: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
 
 ANY = "any"  # the group name that means "every VM of the tenant"
@@ -22,8 +22,8 @@ OVERLAY_ID_BASE = 1 << 24
 class Proto(enum.StrEnum):
     TCP = "tcp"
     UDP = "udp"
-    ICMP = "icmp"  # ICMP echo request; replies and errors ride on conntrack
-    ANY = "any"  # every IPv4 packet
+    ICMP = "icmp"  # ICMP echo request (ICMPv6 echo for IPv6); replies ride on conntrack
+    ANY = "any"  # every IP packet (IPv4 or IPv6)
 
 
 class Default(enum.StrEnum):
@@ -97,6 +97,8 @@ class Segment:
     line: int = field(default=0, compare=False)  # where it was written, not what it is
     vni: int | None = None  # the VXLAN key between hypervisors; None: VLAN only
     dns: tuple[IPv4Address, ...] | None = None  # DHCP's DNS servers; None: the tenant's
+    subnet6: IPv6Network | None = None  # None: the segment carries no IPv6
+    gateway6: IPv6Address | None = None  # None: not routed for IPv6
 
     def __post_init__(self) -> None:
         if self.vlan is None and self.vni is None:
@@ -105,6 +107,14 @@ class Segment:
     @property
     def routed(self) -> bool:
         return self.gateway is not None
+
+    @property
+    def routed6(self) -> bool:
+        return self.gateway6 is not None
+
+    def routed_in(self, family: int) -> bool:
+        """Routed for IPv4 (family 4: has a gateway) or IPv6 (6: has a gateway6)."""
+        return self.routed if family == 4 else self.routed6
 
     @property
     def id(self) -> int:
@@ -146,6 +156,10 @@ class Rule:
     line: int = field(default=0, compare=False)  # where it was written, not what it is
     # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
     waive: frozenset[str] = field(default=frozenset(), compare=False)
+    family: int | None = None  # 4 or 6: the rule allows that family only; None: both
+
+    def covers(self, family: int) -> bool:
+        return self.family is None or self.family == family
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +188,9 @@ class VM:
     line: int = field(default=0, compare=False)  # where it was written, not what it is
     # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
     waive: frozenset[str] = field(default=frozenset(), compare=False)
+    # Its IPv6 address: given, or the EUI-64 one (from the MAC) in a segment with
+    # subnet6; None in a segment without IPv6.
+    ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,12 +77,12 @@ class Topology:
         )
         object.__setattr__(self, "_peers", MappingProxyType(peers))
 
-    def graph(self) -> nx.Graph:
+    def graph(self) -> nx.Graph[str]:
         """A fresh graph: nodes are switch names, each edge carries `ports={switch: port}`.
 
         A new graph each call so callers may mutate it (e.g. remove a failed link).
         """
-        g = nx.Graph()
+        g: nx.Graph[str] = nx.Graph()
         for sw in self.switches.values():
             g.add_node(sw.name, dpid=sw.dpid, role=sw.role)
         for link in self.links:

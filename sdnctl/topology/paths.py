@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import networkx as nx
 
 from sdnctl.topology.model import Role, Topology
+
+
+def _roles(graph: nx.Graph[str]) -> Iterable[tuple[str, Role]]:
+    """(switch, role) for every node of a `Topology.graph()`, which gives each a role."""
+    # networkx's stubs type `nodes(data=key)` as yielding the whole attribute dict.
+    return cast("Iterable[tuple[str, Role]]", graph.nodes(data="role"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,7 @@ class PathFinder:
     the controller to repair).
     """
 
-    graph: nx.Graph
+    graph: nx.Graph[str]
     _fabric: set[str] = field(default_factory=set)
     _dist_by_attachment: dict[frozenset[str], dict[str, int]] = field(default_factory=dict)
     _hops: dict[tuple[str, str], NextHop | None] = field(default_factory=dict)
@@ -47,7 +55,7 @@ class PathFinder:
     _fabric_neighbours: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._fabric = {n for n, r in self.graph.nodes(data="role") if r is not Role.HYPERVISOR}
+        self._fabric = {n for n, r in _roles(self.graph) if r is not Role.HYPERVISOR}
         # Only fabric neighbours can be transit; a leaf's many hypervisors are skipped.
         self._fabric_neighbours = {
             node: tuple(n for n in self.graph.neighbors(node) if n in self._fabric)
@@ -155,12 +163,12 @@ class Carriage:
 
 def carriage(topology: Topology) -> Carriage:
     graph = topology.graph()
-    fabric = graph.subgraph(n for n, r in graph.nodes(data="role") if r is not Role.HYPERVISOR)
+    fabric = graph.subgraph(n for n, r in _roles(graph) if r is not Role.HYPERVISOR)
     piece_of = {n: i for i, comp in enumerate(nx.connected_components(fabric)) for n in comp}
     pieces: dict[str, frozenset[int]] = {}
     direct: set[frozenset[str]] = set()
     tunnel: set[str] = set()
-    for node, role in graph.nodes(data="role"):
+    for node, role in _roles(graph):
         if role is not Role.HYPERVISOR:
             continue
         pieces[node] = frozenset(piece_of[n] for n in graph.neighbors(node) if n in piece_of)

@@ -70,7 +70,7 @@ def parse_conntrack(text: str) -> list[Connection]:
         if proto not in ("tcp", "udp", "icmp") or "orig=(" not in rest:
             continue
         fields = dict(_FIELDS.findall(rest))
-        orig = dict(_FIELDS.findall(fields.get("orig", "").strip("()")))
+        orig: dict[str, str] = dict(_FIELDS.findall(fields.get("orig", "").strip("()")))
         info = dict(_FIELDS.findall(fields.get("protoinfo", "").strip("()")))
         if ":" in orig.get("src", ":"):
             continue  # IPv6, or not an entry at all

@@ -19,7 +19,7 @@ from sdnctl.policy.model import Policy, Service
 from sdnctl.topology.model import PortRef, Topology
 from sdnctl.verify.reach import ProbeResult, probe
 from sdnctl.verify.semantics import reach
-from sdnctl.verify.simulate import Simulator, Trace
+from sdnctl.verify.simulate import Packet, Simulator, Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class Explanation:
     def to_json(self) -> dict[str, object]:
         r = self.result
         return {
-            "from": r.src, "to": r.dst, "service": str(r.service),
+            "from": r.src, "to": r.dst, "service": str(r.service), "family": f"ipv{r.family}",
             "verdict": self.verdict, "reason": r.reason or _decider(r),
             "promised": "allowed" if self.promised else "denied",
             "steps": self.steps_json(),
@@ -50,7 +50,7 @@ class Explanation:
 
     def to_text(self) -> str:
         r = self.result
-        lines = [f"{r.src} -> {r.dst} {r.service}"]
+        lines = [f"{r.src} -> {r.dst} {r.service}" + (" (IPv6)" if r.family == 6 else "")]
         for phase, trace in r.traces:
             lines.append(f"  {phase}:")
             for step in trace.steps:
@@ -94,10 +94,11 @@ def _decider(r: ProbeResult) -> str:
 
 def explain(
     flowsets: Mapping[str, FlowSet], policy: Policy, topology: Topology, bindings: Bindings,
-    src: str, dst: str, service: Service,
+    src: str, dst: str, service: Service, family: int = 4,
 ) -> Explanation:
-    result = probe(Simulator(flowsets, topology), policy, bindings, src, dst, service)
-    return Explanation(result, reach(policy, src, dst, service))
+    result = probe(Simulator(flowsets, topology), policy, bindings, src, dst, service,
+                   family=family)
+    return Explanation(result, reach(policy, src, dst, service, family))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ def explain_dhcp(flowsets: Mapping[str, FlowSet], policy: Policy, topology: Topo
     if at is None:
         return DhcpExplanation(vm, Trace(), False, None)
     v = policy.vms[vm]
-    discover = {"eth_src": v.mac, "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0800,
+    discover: Packet = {"eth_src": v.mac, "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0800,
                 "ipv4_src": "0.0.0.0", "ipv4_dst": "255.255.255.255", "ip_ttl": 64,
                 "ip_proto": 17, "udp_src": 68, "udp_dst": 67}
     trace = Simulator(flowsets, topology).inject(at, discover)

@@ -342,7 +342,7 @@ def _generic_sweep(sim: CachingSimulator, sem: Semantics, bindings: Bindings, sr
     by_address: dict[str, set[Service]] = {}
     # In the source's subnet: the address is ARPed for.
     unknown = Unknown("arp_tpa")
-    trace = sim.inject_unknown(at, arp_request(src, unknown))  # type: ignore[arg-type]
+    trace = sim.inject_unknown(at, arp_request(src, unknown))
     if any(ref == at and pkt.get("arp_op") == 2 for ref, pkt in trace.delivered):
         raise Inconclusive("an ARP request for an unknown address was answered")
     for ip in others.excluded(unknown):
@@ -356,7 +356,7 @@ def _generic_sweep(sim: CachingSimulator, sem: Semantics, bindings: Bindings, sr
         for service in services:
             dst = Unknown("ipv4_dst")
             trace = sim.inject_unknown(
-                at, service_packet(service, src, dst, src.mac, mac))  # type: ignore[arg-type]
+                at, service_packet(service, src, dst, src.mac, mac))
             for ip in others.excluded(dst):
                 if not in_subnet(ip, seg.subnet):
                     by_address.setdefault(ip, set()).add(service)

@@ -146,6 +146,7 @@ class AllowedServices:
             return FULL
         src, dst = {ANY, *a.groups}, {ANY, *b.groups}
         return ServiceSet.of(s for r in tenant.rules if r.src in src and r.dst in dst
+                             and r.covers(4)  # plan walks IPv4 (docs/decisions.md, IPv6)
                              for s in r.services)
 
     def carried(self, a: str, b: str) -> bool:
@@ -209,9 +210,9 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
                 if (ka[0].overlay and kb[0].overlay) != (ka[1].overlay and kb[1].overlay):
                     # Tunnels carry the pair on one side only.
                     for a, b in _pairs(classes[ka], classes[kb]):
-                        w, n = before.reach(a, b), after.reach(a, b)
-                        if w != n:
-                            note([(a, b)], w, n)
+                        was_ab, now_ab = before.reach(a, b), after.reach(a, b)
+                        if was_ab != now_ab:
+                            note([(a, b)], was_ab, now_ab)
                     continue
                 if was == now:
                     continue

@@ -9,15 +9,18 @@ from __future__ import annotations
 from sdnctl.policy.model import Default, Policy, Proto, Service
 
 
-def reach(policy: Policy, src: str, dst: str, service: Service) -> bool:
-    """May `src` open a connection to `dst` for `service` (and get its replies)?"""
+def reach(policy: Policy, src: str, dst: str, service: Service, family: int = 4) -> bool:
+    """May `src` open a connection to `dst` for `service` (and get its replies), in
+    IPv4 (`family` 4) or IPv6 (6: both need an IPv6 address; `gateway6` routes)?"""
     if src == dst:
         return False
     a, b = policy.vms[src], policy.vms[dst]
     if a.tenant != b.tenant:
         return False
+    if family == 6 and (a.ip6 is None or b.ip6 is None):
+        return False
     seg_a, seg_b = policy.segment_of(a), policy.segment_of(b)
-    if seg_a.name != seg_b.name and not (seg_a.routed and seg_b.routed):
+    if seg_a.name != seg_b.name and not (seg_a.routed_in(family) and seg_b.routed_in(family)):
         return False
     tenant = policy.tenants[a.tenant]
     if tenant.default is Default.ALLOW:
@@ -26,6 +29,7 @@ def reach(policy: Policy, src: str, dst: str, service: Service) -> bool:
         src in policy.members(tenant.name, rule.src)
         and dst in policy.members(tenant.name, rule.dst)
         and any(allowed.contains(service) for allowed in rule.services)
+        and rule.covers(family)
         for rule in tenant.rules
     )
 
@@ -45,15 +49,18 @@ class Semantics:
             got = self._members[(tenant, group)] = self.policy.members(tenant, group)
         return got
 
-    def reach(self, src: str, dst: str, service: Service) -> bool:
+    def reach(self, src: str, dst: str, service: Service, family: int = 4) -> bool:
         policy = self.policy
         if src == dst:
             return False
         a, b = policy.vms[src], policy.vms[dst]
         if a.tenant != b.tenant:
             return False
+        if family == 6 and (a.ip6 is None or b.ip6 is None):
+            return False
         seg_a, seg_b = policy.segment_of(a), policy.segment_of(b)
-        if seg_a.name != seg_b.name and not (seg_a.routed and seg_b.routed):
+        if seg_a.name != seg_b.name and not (seg_a.routed_in(family)
+                                             and seg_b.routed_in(family)):
             return False
         tenant = policy.tenants[a.tenant]
         if tenant.default is Default.ALLOW:
@@ -62,6 +69,7 @@ class Semantics:
             src in self.members(tenant.name, rule.src)
             and dst in self.members(tenant.name, rule.dst)
             and any(allowed.contains(service) for allowed in rule.services)
+            and rule.covers(family)
             for rule in tenant.rules
         )
 

@@ -32,17 +32,20 @@ import ipaddress
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import TypeAlias, cast
 
 from sdnctl.flows import (
     CT_BITS,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
+    Action,
     Conjunction,
     Ct,
     DecTtl,
     Flow,
     FlowSet,
     Goto,
+    Group,
     GroupAction,
     Match,
     Meter,
@@ -59,12 +62,13 @@ from sdnctl.flows import (
 from sdnctl.pipeline import PIPELINE, TABLE_ID
 from sdnctl.topology.model import PortRef, Topology
 
-Packet = dict[str, int | str]
+Packet: TypeAlias = "dict[str, int | str | Unknown]"  # an Unknown only in `inject_unknown`
 
 MAX_HOPS = 32
 MAX_RECIRCULATIONS = 16
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"}
+_IP6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
 
 
 _DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id", "ct_mark"})
@@ -126,6 +130,11 @@ def _to_int(name: str, value: int | str) -> int:
         if got is None:
             got = _IP_INT[value] = int(ipaddress.IPv4Address(value))
         return got
+    if name in _IP6_FIELDS:
+        got = _IP_INT.get(value)
+        if got is None:
+            got = _IP_INT[value] = int(ipaddress.IPv6Address(value))
+        return got
     return int(value, 0)
 
 
@@ -160,13 +169,12 @@ def _packet_value(pkt: Packet, name: str) -> int | Unknown | None:
     if raw is None:
         # Unset metadata/registers read as zero, as in OVS; absent header fields never match.
         return 0 if name in _DEFAULT_ZERO else None
-    kind = raw.__class__
-    if kind is int:
+    if raw.__class__ is int:  # `x.__class__ is C` narrows x for mypy; a cast costs a call
         got = raw
-    elif kind is Unknown:
-        return raw  # type: ignore[return-value]
+    elif raw.__class__ is Unknown:
+        return raw
     else:
-        got = _to_int(name, raw)
+        got = _to_int(name, cast(str, raw))  # neither int nor Unknown: text
     if name == "vlan_vid" and got:
         got |= OFPVID_PRESENT  # packets carry the bare VID; OXM sets the present bit
     return got
@@ -186,7 +194,8 @@ class _Index:
 
     def __init__(self) -> None:
         self.shapes: list[_Shape] = []
-        self.buckets: list[dict[tuple[int, ...], list[tuple[int, Flow]]]] = []
+        # Keys are ints; `fast_hits` probes with whatever the packet holds (object).
+        self.buckets: list[dict[tuple[object, ...], list[tuple[int, Flow]]]] = []
         self.getters: list[Callable[[dict[object, object]], tuple[object, ...]]] = []
         # (shape, position) -> key without that position -> the values there
         self._partial: dict[tuple[int, int], dict[tuple[int, ...], set[int]]] = {}
@@ -212,7 +221,7 @@ class _Index:
                     out.append(bucket)
         return out
 
-    def hits(self, values: dict[str, object], pkt: Packet, symbolic: bool = False
+    def hits(self, values: dict[str, int | Unknown | None], pkt: Packet, symbolic: bool = False
              ) -> list[list[tuple[int, Flow]]]:
         """The buckets of flows that match `pkt`, one per shape at most (each in
         table order). With `symbolic`, a field of `pkt` may be an Unknown: a shape
@@ -232,7 +241,8 @@ class _Index:
                     unknown = len(key)
                     key.append(0)
                     continue
-                key.append(got if mask is None else got & mask)  # type: ignore[operator]
+                got = cast(int, got)  # an Unknown only in a symbolic run (above)
+                key.append(got if mask is None else got & mask)
             else:
                 if unknown < 0:
                     bucket = buckets.get(tuple(key))
@@ -243,7 +253,7 @@ class _Index:
                 del key[unknown]
                 seen = self._partial_index(i, unknown).get(tuple(key))
                 if seen:
-                    values[name].exclude(mask, seen)  # type: ignore[union-attr]
+                    cast(Unknown, values[name]).exclude(mask, seen)  # the one at `unknown`
         return out
 
     def _partial_index(self, i: int, pos: int) -> dict[tuple[int, ...], set[int]]:
@@ -251,6 +261,7 @@ class _Index:
         if index is None:
             index = self._partial[(i, pos)] = {}
             for key in self.buckets[i]:
+                key = cast("tuple[int, ...]", key)  # as `add` stored it
                 index.setdefault(key[:pos] + key[pos + 1:], set()).add(key[pos])
         return index
 
@@ -264,7 +275,7 @@ def _key_getter(shape: _Shape) -> Callable[[dict[object, object]], tuple[object,
     if len(slots) == 1:
         slot = slots[0]
         return lambda values: (values[slot],)
-    return itemgetter(*slots)  # type: ignore[return-value]
+    return itemgetter(*slots)
 
 
 # What a flow is to an index: (flow, shape, key, is a clause, matches conj_id).
@@ -310,6 +321,7 @@ class _Table:
         values: dict[object, object] = {name: _packet_value(pkt, name) for name in self.fields}
         for name, mask in self.masked:
             got = values[name]
+            # An int: a run with Unknowns is symbolic and never comes here (a cast is a call).
             values[(name, mask)] = None if got is None else got & mask  # type: ignore[operator]
         return values
 
@@ -319,7 +331,7 @@ class _Table:
         completes a conjunction at that priority (a matching flow in every clause),
         the first flow matching conj_id = the smallest completed id wins, if any."""
         if symbolic:
-            values: dict[str, object] = {}
+            values: dict[str, int | Unknown | None] = {}
             plain = self.plain.hits(values, pkt, True)
             return self._decide(pkt, plain, values, None, True)
         memo = self.memo
@@ -344,19 +356,20 @@ class _Table:
         return flow
 
     def _decide(self, pkt: Packet, plain: list[list[tuple[int, Flow]]] | None,
-                values: dict[str, object] | None, fast: dict[object, object] | None,
-                symbolic: bool) -> Flow | None:
+                values: dict[str, int | Unknown | None] | None,
+                fast: dict[object, object] | None, symbolic: bool) -> Flow | None:
+        # Symbolic: `plain` and `values` are given; else `fast` is.
         if not symbolic:
-            plain = self.plain.fast_hits(fast)
+            plain = self.plain.fast_hits(cast("dict[object, object]", fast))
         best: tuple[int, Flow] | None = None
-        for bucket in plain:
+        for bucket in cast("list[list[tuple[int, Flow]]]", plain):  # given, or made above
             if best is None or bucket[0][0] < best[0]:
                 best = bucket[0]
         if self.clauses.shapes:
             floor = best[1].priority if best is not None else -1
             levels: dict[int, list[tuple[int, Flow]]] = {}
-            clauses = (self.clauses.hits(values, pkt, True)  # type: ignore[arg-type]
-                       if symbolic else self.clauses.fast_hits(fast))  # type: ignore[arg-type]
+            clauses = (self.clauses.hits(cast("dict[str, int | Unknown | None]", values), pkt, True)
+                       if symbolic else self.clauses.fast_hits(cast("dict[object, object]", fast)))
             for bucket in clauses:
                 for order, f in bucket:
                     if f.priority > floor:  # at the plain winner's priority, it wins
@@ -379,7 +392,7 @@ class _Switch:
     write), so one run stands for every packet that agrees on them."""
 
     tables: dict[int, _Table]
-    groups: dict[int, object]
+    groups: dict[int, Group]
     keys: tuple[str, ...] | None  # None: conntrack is used, no memo
     keyset: frozenset[str]
     memo: dict[tuple[object, ...], tuple[list[tuple[int, Packet]], list[Step], list[Step]]]
@@ -403,7 +416,7 @@ def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
             case PushVlan() | PopVlan():
                 out.add("vlan_vid")
             case PushMpls() | PopMpls():
-                out.update(("eth_type", "mpls_label", "mpls_payload_type"))
+                out.update(("eth_type", "mpls_label", "mpls_tc", "mpls_payload_type"))
             case DecTtl():
                 out.add("ip_ttl")
             case Output() | GroupAction() | Meter() | Goto() | Conjunction():
@@ -435,7 +448,12 @@ TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 _TCP_CORE_FLAGS = 0x3F  # FIN SYN RST PSH ACK URG; ECE and CWR never change a verdict
 # ICMP requests that may open a connection, and the reply type that answers each.
 ICMP_REPLY_OF = {8: 0, 13: 14, 15: 16}
-_ICMP_REQUEST_OF = {reply: request for request, reply in ICMP_REPLY_OF.items()}
+_ICMP_REQUEST_OF: dict[object, int] = {reply: request for request, reply in ICMP_REPLY_OF.items()}
+# ICMPv6: only an echo request (128) opens one; its reply is 129. Neighbour
+# discovery and every other type outside a connection are `+inv`.
+ICMP6_REPLY_OF = {128: 129}
+_ICMP6_REQUEST_OF: dict[object, int] = {reply: request for request, reply in ICMP6_REPLY_OF.items()}
+ICMPV6 = 58
 
 
 def tcp_valid(flags: int) -> bool:
@@ -464,7 +482,7 @@ class Conntrack:
     except that, until its first reply, a UDP/ICMP/other packet or a TCP SYN in the
     original direction is still `+new`; a reply is `+est+rpl`. A packet that cannot
     open a connection (`tcp_opens`, an ICMP other than a request) and belongs to
-    none is `+inv`, and so is anything that is not IPv4."""
+    none is `+inv`, and so is anything that is not IPv4 or IPv6."""
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
     marks: dict[tuple[str, int, tuple[object, ...]], int] = field(default_factory=dict)
@@ -474,18 +492,39 @@ class Conntrack:
     @staticmethod
     def _tuple(pkt: Packet) -> tuple[object, ...] | None:
         if pkt.get("eth_type") != 0x0800:
-            return None
+            return Conntrack._tuple6(pkt)
         proto = pkt.get("ip_proto")
+        sport: object
+        dport: object
         if proto == 6:
             sport, dport = pkt.get("tcp_src"), pkt.get("tcp_dst")
         elif proto == 17:
             sport, dport = pkt.get("udp_src"), pkt.get("udp_dst")
         elif proto == 1:  # an echo request and its reply share (id, request type)
             kind = pkt.get("icmpv4_type")
-            sport = dport = (pkt.get("icmp_id", 0), _ICMP_REQUEST_OF.get(kind, kind))  # type: ignore[arg-type]
+            sport = dport = (pkt.get("icmp_id", 0), _ICMP_REQUEST_OF.get(kind, kind))
         else:
             sport = dport = 0
         return (proto, pkt.get("ipv4_src"), sport, pkt.get("ipv4_dst"), dport)
+
+    @staticmethod
+    def _tuple6(pkt: Packet) -> tuple[object, ...] | None:
+        """IPv6's 5-tuple, the same shape (addresses never equal an IPv4 one)."""
+        if pkt.get("eth_type") != 0x86DD:
+            return None
+        proto = pkt.get("ip_proto")
+        sport: object
+        dport: object
+        if proto == 6:
+            sport, dport = pkt.get("tcp_src"), pkt.get("tcp_dst")
+        elif proto == 17:
+            sport, dport = pkt.get("udp_src"), pkt.get("udp_dst")
+        elif proto == ICMPV6:
+            kind = pkt.get("icmpv6_type")
+            sport = dport = (pkt.get("icmp_id", 0), _ICMP6_REQUEST_OF.get(kind, kind))
+        else:
+            sport = dport = 0
+        return (proto, pkt.get("ipv6_src"), sport, pkt.get("ipv6_dst"), dport)
 
     @staticmethod
     def _opens(pkt: Packet) -> bool:
@@ -495,6 +534,8 @@ class Conntrack:
             return tcp_opens(int(pkt.get("tcp_flags", TCP_SYN)))
         if proto == 1:
             return pkt.get("icmpv4_type") in ICMP_REPLY_OF
+        if proto == ICMPV6 and pkt.get("eth_type") == 0x86DD:
+            return pkt.get("icmpv6_type") in ICMP6_REPLY_OF
         return True
 
     def lookup(self, switch: str, zone: int, pkt: Packet) -> int:
@@ -527,6 +568,8 @@ class Conntrack:
     @staticmethod
     def _is_reply(pkt: Packet) -> bool:
         """ICMP: only a reply type answers a request (another request is its own)."""
+        if pkt.get("ip_proto") == ICMPV6 and pkt.get("eth_type") == 0x86DD:
+            return pkt.get("icmpv6_type") in _ICMP6_REQUEST_OF
         return pkt.get("ip_proto") != 1 or pkt.get("icmpv4_type") in _ICMP_REQUEST_OF
 
     def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
@@ -573,7 +616,8 @@ def _holds(t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
                 if x.__class__ is Unknown and y.__class__ is Unknown:
                     raise Inconclusive("two unknown values compared")
                 u, c = (x, y) if x.__class__ is Unknown else (y, x)
-                u.exclude_value(c)  # type: ignore[union-attr,arg-type]
+                # c: the concrete address the Unknown stands beside
+                cast(Unknown, u).exclude_value(cast("int | str", c))
                 break
             if x != y:
                 break
@@ -654,6 +698,13 @@ class Simulator:
         """Run the pipeline from table 0; return (out_port, packet) copies."""
         sw = self._switch(switch)
         pkt = dict(pkt, in_port=in_port)
+        if int(pkt.get("ip_frag", 0)) & 1:
+            # OVS's "normal" fragment handling: every fragment, the first too, is
+            # looked up with its L4 fields zero (measured: an ICMPv6 first fragment
+            # does not match icmpv6_type=its type).
+            for name in _FRAGMENT_ZEROED:
+                if name in pkt:
+                    pkt[name] = 0
         if sw.keys is None or self._symbolic:
             return self._pipeline(switch, pkt, ct, trace)
         key = tuple(pkt.get(k, _MISSING) for k in sw.keys)
@@ -678,6 +729,7 @@ class Simulator:
         work: list[tuple[int, Packet]] = [(0, pkt)]
         recirculations = 0
         steps = self._steps
+        table: int | None
         while work:
             table, p = work.pop(0)
             while table is not None:
@@ -693,16 +745,16 @@ class Simulator:
                 next_table: int | None = None
                 copied = False
                 for act in flow.actions:
-                    kind = act.__class__
-                    if kind is Goto:
+                    # `act.__class__ is C` narrows `act` for mypy (a cast would cost a call).
+                    if act.__class__ is Goto:
                         next_table = TABLE_ID[act.stage]
-                    elif kind is Output:
+                    elif act.__class__ is Output:
                         port = act.port
                         if port == OFPP_IN_PORT:
                             outputs.append((int(p["in_port"]), dict(p)))
                         elif port != p["in_port"]:  # OpenFlow: only IN_PORT sends it back
                             outputs.append((port, dict(p)))
-                    elif kind is Ct:
+                    elif act.__class__ is Ct:
                         z = act.zone
                         zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
                         if act.commit:
@@ -713,15 +765,15 @@ class Simulator:
                                 state = ct.lookup(switch, zone, p)
                                 work.append((TABLE_ID[act.table], dict(
                                     p, ct_state=state, ct_mark=ct.mark(switch, zone, p))))
-                    elif kind is GroupAction:
+                    elif act.__class__ is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))
-                    elif kind is DecTtl and int(p.get("ip_ttl", 64)) <= 1:
+                    elif act.__class__ is DecTtl and int(p.get("ip_ttl", 64)) <= 1:
                         # OVS stops the packet here (an invalid-TTL packet-in, which
                         # no controller asked for): nothing after it happens.
                         trace.dropped_at.append(step)
                         next_table = None
                         break
-                    elif kind is not Meter:
+                    elif act.__class__ is not Meter:
                         if not copied:  # the packet as it came may be someone else's
                             p, copied = dict(p), True
                         _apply_in_place(act, p)
@@ -795,6 +847,9 @@ class Simulator:
             self._symbolic = False
 
 
+# What OVS zeroes (its transport ports, which for ICMP are type and code); TCP
+# flags stay as they are.
+_FRAGMENT_ZEROED = ("tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type", "icmpv6_type")
 _PIPELINE_STATE = {
     "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
     "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
@@ -818,28 +873,30 @@ def _complete_conjunctions(level: list[tuple[int, Flow]]) -> set[int]:
     return {cid for cid, clauses in seen.items() if len(clauses) == sizes[cid]}
 
 
-def _apply_in_place(act: object, p: Packet) -> None:
-    kind = act.__class__
-    if kind is SetField:
-        p[act.field] = act.value  # type: ignore[attr-defined]
-    elif kind is Move:
-        p[act.dst] = p.get(act.src, 0)  # type: ignore[attr-defined]
-    elif kind is WriteMetadata:
+def _apply_in_place(act: Action, p: Packet) -> None:
+    # `act.__class__ is C` narrows `act` for mypy (a cast would cost a call).
+    if act.__class__ is SetField:
+        p[act.field] = act.value
+    elif act.__class__ is Move:
+        p[act.dst] = p.get(act.src, 0)
+    elif act.__class__ is WriteMetadata:
         old = int(p.get("metadata", 0))
-        p["metadata"] = (old & ~act.mask) | (act.value & act.mask)  # type: ignore[attr-defined]
-    elif kind is PushVlan:
+        p["metadata"] = (old & ~act.mask) | (act.value & act.mask)
+    elif act.__class__ is PushVlan:
         p["vlan_vid"] = 0  # the VID is set by the following set_field
-    elif kind is PopVlan:
+    elif act.__class__ is PopVlan:
         p.pop("vlan_vid", None)
-    elif kind is PushMpls:
+    elif act.__class__ is PushMpls:
         payload = p.get("eth_type")
-        p.update(eth_type=0x8847, mpls_label=0)
+        p.update(eth_type=0x8847, mpls_label=0, mpls_tc=0)
+        # No eth_type: None, which reads as absent (typed Packet values exclude None).
         p["mpls_payload_type"] = payload  # type: ignore[assignment]
-    elif kind is PopMpls:
+    elif act.__class__ is PopMpls:
         p.pop("mpls_label", None)
+        p.pop("mpls_tc", None)
         p.pop("mpls_payload_type", None)
-        p["eth_type"] = act.ethertype  # type: ignore[attr-defined]
-    elif kind is DecTtl:
+        p["eth_type"] = act.ethertype
+    elif act.__class__ is DecTtl:
         p["ip_ttl"] = int(p.get("ip_ttl", 64)) - 1
-    elif kind is not Meter:
+    elif act.__class__ is not Meter:
         raise TypeError(f"cannot simulate {act!r}")

@@ -86,7 +86,7 @@ def compare_switch(intent: FlowSet, live: FlowSet, unparsed: Iterable[Mapping[st
                         lambda m: (m.rate_kbps, m.burst_kb, m.pktps), render_meter_ofctl)
     order = {"missing": 0, "extra": 1, "changed": 2, "unparsed": 3}
     return sorted(out, key=lambda d: (d.what != "flow", order.get(d.kind, 9),
-                                      (d.intent or d.live).table if d.intent or d.live else 99))
+                                      f.table if (f := d.intent or d.live) else 99))
 
 
 def _compare_ids(switch: str, what: str, want: Mapping[int, Any], have: Mapping[int, Any],

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 import re
@@ -25,9 +26,28 @@ from pathlib import Path
 
 from scapy.contrib.mpls import MPLS
 from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6MLReport2,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_Redirect,
+    ICMPv6ND_RS,
+    ICMPv6NDOptSrcLLAddr,
+    ICMPv6PacketTooBig,
+    ICMPv6TimeExceeded,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+)
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Packet as Frame
-from scapy.packet import Raw
+from scapy.packet import Raw, raw
 
 from sdnctl.flows import (
     OFPP_CONTROLLER,
@@ -158,7 +178,8 @@ def headers(fields: dict[str, object], tunnel: bool) -> dict[str, object]:
     out["vlan"] = int(vid) & 0xFFF if isinstance(vid, int) and vid else None
     if fields.get("eth_type") == 0x8847:
         out["mpls_label"] = fields.get("mpls_label")
-    elif fields.get("eth_type") == 0x0800:
+        out["mpls_tc"] = fields.get("mpls_tc", 0)
+    elif fields.get("eth_type") in (0x0800, 0x86DD):
         out["ip_ttl"] = fields.get("ip_ttl")
     elif fields.get("eth_type") == 0x0806:
         for name in ("arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha"):
@@ -171,7 +192,9 @@ def headers(fields: dict[str, object], tunnel: bool) -> dict[str, object]:
 _OVS_NAME = {"dl_src": "eth_src", "dl_dst": "eth_dst", "nw_ttl": "ip_ttl",
              "mpls_label": "mpls_label", "arp_op": "arp_op", "arp_spa": "arp_spa",
              "arp_tpa": "arp_tpa", "arp_sha": "arp_sha", "arp_tha": "arp_tha",
-             "tun_id": "tun_id", "tun_dst": "tun_dst", "dl_vlan": "vlan_vid"}
+             "tun_id": "tun_id", "tun_dst": "tun_dst", "dl_vlan": "vlan_vid",
+             "mpls_tc": "mpls_tc"}
+_IP6_KINDS = {"ipv6", "tcp6", "udp6", "icmp6", "sctp6"}
 
 
 def final_headers(text: str, tunnel: bool) -> dict[str, object]:
@@ -190,7 +213,7 @@ def final_headers(text: str, tunnel: bool) -> dict[str, object]:
         name, _, value = w.partition("=")
         if name in _OVS_NAME:
             fields[_OVS_NAME[name]] = value
-    for name in ("ip_ttl", "mpls_label", "arp_op", "vlan_vid"):
+    for name in ("ip_ttl", "mpls_label", "mpls_tc", "arp_op", "vlan_vid"):
         if name in fields:
             fields[name] = int(str(fields[name]), 0)
     # The key of a frame sent into a tunnel: the final flow leaves it out (native
@@ -201,6 +224,7 @@ def final_headers(text: str, tunnel: bool) -> dict[str, object]:
     if "tun_id" in fields:
         fields["tun_id"] = int(str(fields["tun_id"]), 16)
     fields["eth_type"] = (0x8847 if "mpls" in kinds else 0x0806 if "arp" in kinds
+                          else 0x86DD if kinds & _IP6_KINDS
                           else 0x0800 if "ip_ttl" in fields else None)
     return headers(fields, tunnel)
 
@@ -221,12 +245,13 @@ def unfollowed_recirculation(text: str) -> str | None:
 
 def pop_mpls_bytes(frame: bytes) -> bytes:
     """`frame` with its top MPLS label removed and the ethertype before it set to
-    IPv4, as `pop_mpls:0x0800` leaves it."""
+    what the label carries (traffic class 1: IPv6, else IPv4), as `pop_mpls` leaves it."""
     at = 12
     while frame[at:at + 2] in (b"\x81\x00", b"\x88\xa8"):
         at += 4
     assert frame[at:at + 2] == b"\x88\x47", frame[at:at + 2]
-    return frame[:at] + b"\x08\x00" + frame[at + 6:]
+    tc = (frame[at + 4] >> 1) & 0x7
+    return frame[:at] + (b"\x86\xdd" if tc == 1 else b"\x08\x00") + frame[at + 6:]
 
 
 _BRIDGE = re.compile(r'^\s*bridge\("([^"]+)"\)$')
@@ -304,6 +329,7 @@ def packet_fields(frame: Frame) -> Packet:
     pkt["eth_type"] = eth_type
     if isinstance(layer, MPLS):
         pkt["mpls_label"] = layer.label
+        pkt["mpls_tc"] = layer.cos
         if not layer.s:
             return pkt
         layer = layer.payload
@@ -330,7 +356,40 @@ def packet_fields(frame: Frame) -> Packet:
             icmp = l4 if isinstance(l4, ICMP) else None
             pkt.update(icmpv4_type=0 if later or icmp is None else icmp.type,
                        icmp_id=0 if later or icmp is None else icmp.id)
+    elif isinstance(layer, IPv6):
+        _ipv6_fields(layer, pkt)
     return pkt
+
+
+_EXT_HEADERS = (0, 43, 60, 51)  # hop-by-hop, routing, destination options, AH
+
+
+def _ipv6_fields(layer: Frame, pkt: Packet) -> None:
+    """As OVS reads IPv6: through extension headers to the upper-layer protocol; a
+    fragment header makes it a fragment, and a later fragment's protocol is the
+    fragment header's next header, with no L4 fields."""
+    pkt.update(ipv6_src=str(ipaddress.IPv6Address(layer.src)),
+               ipv6_dst=str(ipaddress.IPv6Address(layer.dst)), ip_ttl=layer.hlim)
+    nh, l4 = layer.nh, layer.payload
+    later = False
+    while nh in (*_EXT_HEADERS, 44):
+        if nh == 44:
+            later = l4.offset > 0
+            pkt["ip_frag"] = 3 if later else 1
+            if later:  # OVS stops here: the protocol reads as the fragment header's
+                break
+        nh, l4 = l4.nh, l4.payload
+    pkt["ip_proto"] = nh
+    l4 = None if later or isinstance(l4, Raw) else l4
+    if nh == 6:
+        pkt.update(tcp_src=l4.sport if l4 else 0, tcp_dst=l4.dport if l4 else 0,
+                   tcp_flags=int(l4.flags) if l4 else 0)
+    elif nh == 17:
+        pkt.update(udp_src=l4.sport if l4 else 0, udp_dst=l4.dport if l4 else 0)
+    elif nh == 58:
+        pkt["icmpv6_type"] = l4.type if l4 is not None else 0
+        if l4 is not None and l4.type in (128, 129):
+            pkt["icmp_id"] = l4.id
 
 
 @dataclass(frozen=True)
@@ -339,6 +398,7 @@ class Host:
 
     mac: str
     ip: str
+    ip6: str | None = None
 
 
 @dataclass
@@ -429,9 +489,9 @@ def _tagged(rng: random.Random, v: SwitchView, frame: Frame) -> tuple[Frame, str
         second = Dot1Q(vlan=rng.choice(v.vlans + [7]))
         return (Ether(src=eth.src, dst=eth.dst) / outer(vlan=vlan) / second / inner,
                 f"qinq {outer.__name__} {vlan}")
-    if r < 0.24 and isinstance(inner, IP):
+    if r < 0.24 and isinstance(inner, (IP, IPv6)):
         label = rng.choice(v.labels + [16, 999])
-        stack = MPLS(label=label, s=1, ttl=64)
+        stack = MPLS(label=label, s=1, ttl=64, cos=int(isinstance(inner, IPv6)))
         if rng.random() < 0.3:
             under = MPLS(label=rng.choice(v.labels + [5]), s=1, ttl=64)
             stack = MPLS(label=label, s=0, ttl=64) / under
@@ -478,6 +538,8 @@ def _from_vm(rng: random.Random, v: SwitchView, port: int) -> tuple[Frame, str]:
         src, tag = Host("02:00:00:66:66:66", "10.66.66.66"), "made-up "
     if rng.random() < 0.3:
         frame, what = _arp(rng, v, src)
+    elif me.ip6 is not None and rng.random() < 0.45:
+        frame, what = _from_vm6(rng, v, me, src)
     else:
         dst = rng.choice(v.hosts)
         r = rng.random()
@@ -494,9 +556,123 @@ def _from_vm(rng: random.Random, v: SwitchView, port: int) -> tuple[Frame, str]:
     return frame, f"{tag}{what} {tagwhat}".strip()
 
 
+def _link_local(mac: str) -> str:
+    raw_mac = bytearray(int(b, 16) for b in mac.split(":"))
+    raw_mac[0] ^= 2
+    iid = bytes(raw_mac[:3]) + b"\xff\xfe" + bytes(raw_mac[3:])
+    return str(ipaddress.IPv6Address(b"\xfe\x80" + b"\0" * 6 + iid))
+
+
+def _ip6_payload(rng: random.Random, v: SwitchView, me: Host | None = None
+                 ) -> tuple[Frame, str]:
+    """An IPv6 upper layer: TCP, UDP, ICMPv6 echo and errors, and (from a VM, `me`)
+    neighbour discovery, MLD and DHCPv6 of every kind a VM might send or forge."""
+    kinds = ["tcp", "tcp", "udp", "echo", "echo-reply", "error"]
+    if me is not None:
+        kinds += ["ns", "ns", "na", "ra", "rs", "redirect", "mld", "dhcp6-server", "dhcp6"]
+    kind = rng.choice(kinds)
+    if kind == "tcp":
+        flags = rng.choice(TCP_FLAG_SETS)
+        port = rng.choice(v.tcp_ports) if rng.random() < 0.7 else rng.randrange(65536)
+        return TCP(sport=rng.randrange(1024, 65536), dport=port, flags=flags), \
+            f"tcp6/{port} {flags:#x}"
+    if kind == "udp":
+        port = rng.choice(v.udp_ports) if rng.random() < 0.7 else rng.randrange(65536)
+        return UDP(sport=rng.randrange(1024, 65536), dport=port), f"udp6/{port}"
+    if kind in ("echo", "echo-reply"):
+        cls = ICMPv6EchoRequest if kind == "echo" else ICMPv6EchoReply
+        return cls(id=rng.randrange(65536)), f"icmp6 {kind}"
+    if kind == "error":
+        cls = rng.choice([ICMPv6DestUnreach, ICMPv6PacketTooBig, ICMPv6TimeExceeded])
+        return cls() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(), "icmp6 error"
+    hosts6 = [h for h in v.hosts + v.gateways if h.ip6]
+    target = rng.choice(hosts6).ip6 if hosts6 else "2001:db8::9"
+    mac = me.mac if me is not None else "02:00:00:00:00:01"
+    if kind == "ns":
+        return ICMPv6ND_NS(tgt=target) / ICMPv6NDOptSrcLLAddr(lladdr=mac), f"ns {target}"
+    if kind == "na":
+        return ICMPv6ND_NA(tgt=target, R=0, S=1, O=1), f"na {target}"
+    if kind == "ra":
+        return ICMPv6ND_RA() / ICMPv6NDOptSrcLLAddr(lladdr=mac), "ra"
+    if kind == "rs":
+        return ICMPv6ND_RS(), "rs"
+    if kind == "redirect":
+        return ICMPv6ND_Redirect(tgt=target, dst="2001:db8::99"), "redirect"
+    if kind == "mld":
+        return ICMPv6MLReport2(), "mld"
+    sport, dport = (547, 546) if kind == "dhcp6-server" else (546, 547)
+    return UDP(sport=sport, dport=dport), kind
+
+
+def _ipv6(rng: random.Random, src_mac: str, src_ip: str, dst_mac: str, dst_ip: str,
+          upper: Frame, what: str) -> tuple[Frame, str]:
+    """An IPv6 frame, sometimes behind extension headers or as a fragment; built and
+    read back, so every field is concrete."""
+    hlim = rng.choice([64, 64, 255, 1, 0, 2])
+    ip6 = IPv6(src=src_ip, dst=dst_ip, hlim=hlim)
+    ext = rng.random()
+    if ext < 0.08:
+        ip6, what = ip6 / IPv6ExtHdrHopByHop(), what + " hop-by-hop"
+    elif ext < 0.12:
+        ip6, what = ip6 / IPv6ExtHdrDestOpt(), what + " dst-opts"
+    elif ext < 0.15:
+        ip6, what = ip6 / IPv6ExtHdrRouting(), what + " routing-hdr"
+    frag = rng.random()
+    if frag < 0.08:
+        ip6, what = ip6 / IPv6ExtHdrFragment(m=1, id=rng.randrange(1 << 32)), \
+            what + " first-fragment"
+    elif frag < 0.16:
+        body = Raw(raw(upper)[:16] or b"\0" * 8)
+        built = Ether(src=src_mac, dst=dst_mac) / ip6 / IPv6ExtHdrFragment(
+            nh=_upper_nh(upper), offset=rng.randrange(1, 200), m=rng.choice([0, 1]),
+            id=rng.randrange(1 << 32)) / body
+        return Ether(raw(built)), f"ipv6 hlim={hlim} {what} later-fragment"
+    return Ether(raw(Ether(src=src_mac, dst=dst_mac) / ip6 / upper)), f"ipv6 hlim={hlim} {what}"
+
+
+def _upper_nh(upper: Frame) -> int:
+    if isinstance(upper, TCP):
+        return 6
+    if isinstance(upper, UDP):
+        return 17
+    return 58
+
+
+def _from_vm6(rng: random.Random, v: SwitchView, me: Host, src: Host) -> tuple[Frame, str]:
+    """IPv6 from a VM port: honest, from its link-local or ::, or forged."""
+    upper, what = _ip6_payload(rng, v, me)
+    r = rng.random()
+    others6 = [h for h in v.hosts + v.gateways if h.ip6]
+    if r < 0.55:
+        src_ip = me.ip6 or "::"
+    elif r < 0.7:
+        src_ip, what = _link_local(me.mac), what + " from-link-local"
+    elif r < 0.78:
+        src_ip, what = "::", what + " from-unspecified"
+    elif r < 0.9 and others6:
+        src_ip, what = rng.choice(others6).ip6, what + " spoofed-ip6"
+    else:
+        src_ip, what = "2001:db8:66::66", what + " made-up-ip6"
+    dst = rng.choice(others6) if others6 else me
+    d = rng.random()
+    if d < 0.45:
+        dst_mac, dst_ip = dst.mac, dst.ip6 or "2001:db8::1"
+    elif d < 0.7 and v.gateways:
+        gw = rng.choice(v.gateways)
+        dst_mac, dst_ip = gw.mac, dst.ip6 or "2001:db8::1"
+    elif d < 0.85:
+        dst_mac, dst_ip = "33:33:00:00:00:01", "ff02::1"
+    else:
+        dst_mac, dst_ip = "33:33:ff:00:00:01", "ff02::1:ff00:1"
+    return _ipv6(rng, src.mac, src_ip, dst_mac, dst_ip, upper, what)
+
+
 def _to_here(rng: random.Random, v: SwitchView) -> tuple[Frame, str]:
-    """An IPv4 frame addressed to some VM (as a remote first hop sends it)."""
+    """An IP frame addressed to some VM (as a remote first hop sends it)."""
     src, dst = rng.choice(v.hosts), rng.choice(v.hosts)
+    if src.ip6 and dst.ip6 and rng.random() < 0.4:
+        layer6, what = _ip6_payload(rng, v)
+        return _ipv6(rng, src.mac, src.ip6, dst.mac, dst.ip6, layer6, what)
     layer, what = _ip_payload(rng, v)
     return _ipv4(rng, v, src, dst.mac, dst.ip, layer, what)
 
@@ -520,14 +696,17 @@ def generate_cases(v: SwitchView, n: int, seed: int) -> Iterator[Case]:
             shape = rng.random()
             if shape < 0.7:
                 frame = (Ether(src=eth.src, dst=eth.dst) / Dot1Q(vlan=vlan, type=0x8847)
-                         / MPLS(label=label, s=1, ttl=64) / inner)
+                         / MPLS(label=label, s=1, ttl=64, cos=int(isinstance(inner, IPv6)))
+                         / inner)
                 what = f"trunk vlan {vlan} mpls {label} {what}"
             elif shape < 0.85:
                 frame = Ether(src=eth.src, dst=eth.dst) / Dot1Q(vlan=vlan) / inner
                 what = f"trunk vlan {vlan} {what}"
             elif shape < 0.93:
                 frame = (Ether(src=eth.src, dst=eth.dst) / Dot1AD(vlan=vlan)
-                         / Dot1Q(vlan=vlan, type=0x8847) / MPLS(label=label, s=1, ttl=64) / inner)
+                         / Dot1Q(vlan=vlan, type=0x8847)
+                         / MPLS(label=label, s=1, ttl=64, cos=int(isinstance(inner, IPv6)))
+                         / inner)
                 what = f"trunk qinq {vlan} mpls {label} {what}"
             else:
                 what = f"trunk untagged {what}"

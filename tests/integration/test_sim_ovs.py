@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import struct
 import subprocess
 import time
 import uuid
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6Unknown, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import raw
 
@@ -39,9 +41,10 @@ from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
 from sdnctl.compile.context import NetworkView
 from sdnctl.pipeline import TABLE_ID, gateway_mac
-from sdnctl.policy.load import load_policy
+from sdnctl.policy.load import load_policy, parse_policy
 from sdnctl.topology.load import load_topology
 from sdnctl.verify.simulate import Conntrack, Simulator, Trace
+from tests.integration.netdata import DUAL_STACK_POLICY
 from tests.integration.simovs import (
     Appctl,
     Case,
@@ -63,12 +66,17 @@ from tests.integration.simovs import (
 pytestmark = pytest.mark.ovs
 
 ROOT = Path(__file__).resolve().parents[2]
-NETWORKS = ["three-tier", "multi-tenant", "leaf-spine", "overlay", "single"]
+NETWORKS = ["three-tier", "multi-tenant", "leaf-spine", "overlay", "single", "dual-stack"]
 PACKETS = int(os.environ.get("SIM_OVS_PACKETS", "6000"))  # per run, over every switch
 SEED = int(os.environ.get("SIM_OVS_SEED", "15"))
 
 
 def _network(name: str):
+    if name == "dual-stack":  # IPv6 beside IPv4, over the overlay topology
+        topo = load_topology(ROOT / "topologies" / "overlay.topology.yaml")
+        policy = parse_policy(DUAL_STACK_POLICY, "dual-stack.policy.yaml", topo)
+        bindings = planned_bindings(policy, topo)
+        return policy, topo, bindings, compile_network(policy, topo, bindings)
     topo = load_topology(ROOT / "topologies" / f"{name}.topology.yaml")
     policy = load_policy(ROOT / "topologies" / f"{name}.policy.yaml", topo)
     bindings = planned_bindings(policy, topo)
@@ -77,10 +85,12 @@ def _network(name: str):
 
 def _views(policy, topo, bindings) -> list[SwitchView]:
     view = NetworkView(policy, topo, bindings)
-    hosts = [Host(vm.mac.lower(), str(vm.ip)) for vm in policy.vms.values()]
-    gateways = [Host(gateway_mac(seg.id), str(seg.gateway))
+    hosts = [Host(vm.mac.lower(), str(vm.ip), str(vm.ip6) if vm.ip6 else None)
+             for vm in policy.vms.values()]
+    gateways = [Host(gateway_mac(seg.id), str(seg.gateway or seg.subnet.network_address + 1),
+                     str(seg.gateway6) if seg.gateway6 else None)
                 for t in policy.tenants.values() for seg in t.segments.values()
-                if seg.gateway is not None]
+                if seg.gateway is not None or seg.gateway6 is not None]
     tcp, udp = {22, 80, 9, 0}, {53, 9}
     for t in policy.tenants.values():
         for rule in t.rules:
@@ -93,7 +103,8 @@ def _views(policy, topo, bindings) -> list[SwitchView]:
                    if seg.vni is not None})
     out = []
     for name in sorted(topo.switches):
-        vm_ports = {lv.port: (Host(lv.vm.mac.lower(), str(lv.vm.ip)), lv.segment.vlan)
+        vm_ports = {lv.port: (Host(lv.vm.mac.lower(), str(lv.vm.ip),
+                                   str(lv.vm.ip6) if lv.vm.ip6 else None), lv.segment.vlan)
                     for lv in view.local_vms(name)}
         out.append(SwitchView(
             name, vm_ports, view.trunk_ports(name), view.tunnel_port_of(name), vnis,
@@ -190,6 +201,7 @@ A_MAC, B_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 # else) is found.
 ZONE = random.randrange(20000, 60000)
 A, B = (f"10.{random.randrange(256)}.{random.randrange(256)}.{n}" for n in (1, 2))
+A6, B6 = (f"2001:db8:{random.randrange(1 << 16):x}::{n}" for n in (1, 2))
 
 
 class ConntrackBridge:
@@ -203,8 +215,11 @@ class ConntrackBridge:
         flows = []
         for i, state in enumerate(_STATES):
             commit = "drop" if "inv" in state else f"ct(commit,zone={ZONE})"
-            flows.append(f"table=1,priority={100 + i},ip,reg0=1,ct_state={state} actions={commit}")
-            flows.append(f"table=1,priority={100 + i},ip,reg0=0,ct_state={state} actions=drop")
+            for ip in ("ip", "ipv6"):
+                flows.append(f"table=1,priority={100 + i},{ip},reg0=1,ct_state={state} "
+                             f"actions={commit}")
+                flows.append(f"table=1,priority={100 + i},{ip},reg0=0,ct_state={state} "
+                             "actions=drop")
         subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flows", self.name, "-"],
                        input="\n".join(flows) + "\n", check=True, capture_output=True, text=True)
         self.counts = self._counts()
@@ -288,9 +303,41 @@ def _sequences() -> list[tuple[str, list[tuple[object, bool]]]]:
             Ether(src=B_MAC, dst=A_MAC) / IP(src=B, dst=A) / ICMP(type=8, id=77)]
     seqs.append(("echo, again, reply, a request back with the same id", [
         (echo[0], True), (echo[0], False), (echo[1], False), (echo[2], False)]))
+    seqs += _sequences6(port)
     gre = [Ether(src=A_MAC, dst=B_MAC) / IP(src=A, dst=B) / GRE(),
            Ether(src=B_MAC, dst=A_MAC) / IP(src=B, dst=A) / GRE()]
     seqs.append(("gre", [(gre[0], True), (gre[0], False), (gre[1], False)]))
+    return seqs
+
+
+def _v6(forward: bool):
+    a, b = (A_MAC, B_MAC) if forward else (B_MAC, A_MAC)
+    src, dst = (A6, B6) if forward else (B6, A6)
+    return Ether(src=a, dst=b) / IPv6(src=src, dst=dst)
+
+
+def _sequences6(port) -> list[tuple[str, list[tuple[object, bool]]]]:
+    """IPv6: a handshake, UDP, every ICMPv6 type that matters as a first packet
+    (neighbour discovery and MLD must be invalid), echo and its reply."""
+    seqs: list[tuple[str, list[tuple[object, bool]]]] = []
+    p = next(port)
+    seqs.append(("tcp6 handshake", [
+        (_v6(True) / TCP(sport=p, dport=80, flags=0x02, seq=100), True),
+        (_v6(False) / TCP(sport=80, dport=p, flags=0x12, seq=500, ack=101), False),
+        (_v6(True) / TCP(sport=p, dport=80, flags=0x10, seq=101, ack=501), False)]))
+    for flags in (0x12, 0x00, 0x01, 0x04, 0x10):
+        p = next(port)
+        seqs.append((f"tcp6 first {flags:#x}", [
+            (_v6(True) / TCP(sport=p, dport=80, flags=flags, seq=100,
+                             ack=5 if flags & 0x10 else 0), True)]))
+    p = next(port)
+    seqs.append(("udp6", [(_v6(True) / UDP(sport=p, dport=53), True),
+                          (_v6(False) / UDP(sport=53, dport=p), False)]))
+    for t in (1, 2, 3, 4, 128, 129, 130, 131, 133, 134, 135, 136, 137, 143):
+        frame = _v6(True) / ICMPv6Unknown(type=t, code=0, msgbody=struct.pack("!HH", 900 + t, 1))
+        seqs.append((f"icmp6 type {t} first", [(Ether(raw(frame)), True)]))
+    echo = [_v6(True) / ICMPv6EchoRequest(id=4242), _v6(False) / ICMPv6EchoReply(id=4242)]
+    seqs.append(("icmp6 echo, reply", [(echo[0], True), (echo[0], False), (echo[1], False)]))
     return seqs
 
 

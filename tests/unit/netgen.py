@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
 
 from hypothesis import strategies as st
 
 from sdnctl.bindings import Bindings, planned_bindings
+from sdnctl.policy.ipv6 import eui64_address
 from sdnctl.policy.model import (
     ANY,
     VM,
@@ -114,27 +115,36 @@ def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
             # VLAN only, VXLAN only (when some hypervisor has a tunnel), or both.
             kinds = ["vlan", "vlan", "vni", "both"] if tunnel_hosts else ["vlan"]
             kind = draw(st.sampled_from(kinds))
+            # IPv6 on some segments, routed (gateway6) or not, whatever IPv4 does.
+            net6 = IPv6Network(f"2001:db8:{s}::/64") if draw(st.booleans()) else None
+            gw6 = IPv6Address(f"2001:db8:{s}::1") if net6 and draw(st.booleans()) else None
             segments[f"s{s}"] = Segment(
                 tname, f"s{s}", None if kind == "vni" else vlan, net, gw,
-                vni=None if kind == "vlan" else 5000 + vlan,
+                vni=None if kind == "vlan" else 5000 + vlan, subnet6=net6, gateway6=gw6,
             )
             vlan += 1
         # As the loader demands: a VM that may send into an overlay-only segment (it
         # is in one, or routes into a routed one) sits on a tunnel endpoint.
         routes_to_overlay = any(x.vlan is None and x.routed for x in segments.values())
+        routes6_to_overlay = any(x.vlan is None and x.routed6 for x in segments.values())
         n_vms = draw(st.integers(1, 4))
         for v in range(n_vms):
             seg = draw(st.sampled_from(sorted(segments)))
             overlay_only = segments[seg].vlan is None or (
-                routes_to_overlay and segments[seg].routed)
+                routes_to_overlay and segments[seg].routed) or (
+                routes6_to_overlay and segments[seg].routed6)
             name = f"{tname}v{v}"
             ip = segments[seg].subnet.network_address + 10 + v
             label = draw(st.sampled_from(LABELS))
+            net6 = segments[seg].subnet6
+            mac_text = f"02:00:00:00:00:{mac:02x}"
+            ip6 = None if net6 is None else draw(st.sampled_from([
+                eui64_address(net6, mac_text), net6.network_address + 10 + v]))
             vms[name] = VM(
                 name, tname, seg, f"02:00:00:00:00:{mac:02x}", ip,
                 MappingProxyType({"tier": label}),
                 draw(st.sampled_from(tunnel_hosts if overlay_only else hosts)),
-                draw(st.sampled_from([None, None, 100])),
+                draw(st.sampled_from([None, None, 100])), ip6=ip6,
             )
             mac += 1
         groups = {
@@ -145,8 +155,9 @@ def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
             st.sampled_from(names), max_size=2, unique=True))) or (names[0],))
         ends = st.sampled_from([*groups, ANY])
         services = st.lists(st.sampled_from(SERVICES), min_size=1, max_size=2, unique=True)
+        families = st.sampled_from([None, None, 4, 6])
         rules = tuple(
-            Rule(tname, draw(ends), draw(ends), tuple(draw(services)))
+            Rule(tname, draw(ends), draw(ends), tuple(draw(services)), family=draw(families))
             for _ in range(draw(st.integers(0, 3)))
         )
         default = draw(st.sampled_from([Default.DENY, Default.DENY, Default.ALLOW]))

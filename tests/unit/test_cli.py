@@ -169,3 +169,38 @@ def test_a_daemon_that_refuses_is_exit_1(capsys):
     finally:
         server.shutdown()
         server.server_close()
+
+
+DUAL = """\
+version: 1
+tenants:
+  t:
+    segments:
+      web: {vlan: 10, subnet: 10.0.10.0/24, gateway: 10.0.10.1,
+            subnet6: "2001:db8:10::/64", gateway6: "2001:db8:10::1"}
+      db:  {vlan: 30, subnet: 10.0.30.0/24, gateway: 10.0.30.1,
+            subnet6: "2001:db8:30::/64", gateway6: "2001:db8:30::1"}
+    groups:
+      web: {labels: {tier: web}}
+    rules:
+      - {from: web, to: any, allow: [tcp/5432], family: ipv6}
+vms:
+  web1: {tenant: t, segment: web, mac: "02:00:00:00:10:11", ip: 10.0.10.11,
+         labels: {tier: web}, host: hv1}
+  db1:  {tenant: t, segment: db, mac: "02:00:00:00:30:11", ip: 10.0.30.11, host: hv2}
+"""
+
+
+@pytest.mark.parametrize(("ipv6", "verdict"), [(True, "allowed"), (False, "denied")])
+def test_explain_ipv6_walks_neighbour_discovery_and_the_v6_rule(capsys, tmp_path, ipv6,
+                                                                verdict):
+    policy = tmp_path / "dual.yaml"
+    policy.write_text(DUAL)
+    argv = ["explain", "-p", str(policy), "-t", TOPO, "--from", "web1", "--to", "db1",
+            "--service", "tcp/5432", "--json"] + (["--ipv6"] if ipv6 else [])
+    code, out, _ = run(capsys, *argv)
+    data = json.loads(out)
+    assert code == 0 and data["verdict"] == verdict == data["promised"]
+    assert data["family"] == ("ipv6" if ipv6 else "ipv4")
+    phases = {s["phase"].split(" ")[0] for s in data["steps"]}
+    assert ("nd" in phases) is ipv6 and ("arp" in phases) is not ipv6

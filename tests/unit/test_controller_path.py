@@ -2,8 +2,9 @@
 no flow or group bucket outputs to CONTROLLER except stage `dhcp`'s, which passes
 the switch's packets/s meter first; only port security's flows go to `dhcp`, each
 for one VM port, one MAC, through that VM's own packets/s meter, and only for UDP
-68->67 or for the VM's own packets to a gateway MAC with TTL 1 (the router's
-"time exceeded").
+68->67, for the VM's own packets to a gateway MAC with TTL 1 (the router's
+"time exceeded"), or for its IPv6 neighbour and router solicitations (ICMPv6 135
+and 133, through its ND meter).
 Nothing outputs to any other reserved port a frame could escape through (NORMAL,
 FLOOD, ALL, LOCAL), and every table ends in an explicit drop, so OVS's table-miss
 behaviour never matters. Checked over every example network, and over random ones."""
@@ -29,6 +30,7 @@ from tests.unit.netgen import networks
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.name.removesuffix(".topology.yaml")
                   for p in (ROOT / "topologies").glob("*.topology.yaml"))
+ICMPV6, SOLICITATIONS = 58, (133, 135)  # router and neighbour solicitations
 GATEWAY_MACS = "0e:00:"  # sdnctl.pipeline.gateway_mac: no VM may hold one
 MAX_PORT = 0xFFFFFF00  # OFPP_MAX: ports above are reserved (CONTROLLER, NORMAL, FLOOD, ...)
 
@@ -62,7 +64,8 @@ def escapes(fs: FlowSet) -> list[str]:
 def _metered_dhcp_exit(f: Flow, pktps: set[int]) -> bool:
     return (f.stage == "dhcp" and bool(f.actions) and isinstance(f.actions[0], Meter)
             and f.actions[0].meter_id in pktps
-            and (f.match.get("udp_dst") == 67 or f.match.get("ip_ttl") == TTL_EXPIRES))
+            and (f.match.get("udp_dst") == 67 or f.match.get("ip_ttl") == TTL_EXPIRES
+                 or f.match.get("ip_proto") == ICMPV6))
 
 
 def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
@@ -73,8 +76,10 @@ def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
     dhcp = (m.get("udp_src"), m.get("udp_dst"), m.get("ip_proto")) == (68, 67, 17)
     expired = (m.get("ip_ttl") == TTL_EXPIRES and m.get("ipv4_src") is not None
                and str(m.get("eth_dst")).startswith(GATEWAY_MACS))
-    if not (dhcp or expired):
-        return "enters dhcp with something other than DHCP requests or expired packets"
+    solicitation = m.get("ip_proto") == ICMPV6 and m.get("icmpv6_type") in SOLICITATIONS
+    if not (dhcp or expired or solicitation):
+        return ("enters dhcp with something other than DHCP requests, expired packets or "
+                "ND solicitations")
     meter = f.actions[0]
     if not isinstance(meter, Meter) or meter.meter_id not in pktps:
         return "enters dhcp without a packets/s meter"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +29,7 @@ PKG = Path(__file__).resolve().parents[2] / "sdnctl"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"__init__", "addresses", "bindings", "compile", "dhcp", "diff", "flowjson", "flows",
-              "gcpause", "icmp", "pipeline", "policy", "schema", "topology", "verify",
+              "gcpause", "icmp", "nd", "pipeline", "policy", "schema", "topology", "verify",
               "yamlsrc"}),
     ("adapters", {"client", "ha", "render", "southbound", "tools"}),
     ("live", {"live"}),
@@ -148,3 +149,13 @@ def test_extras_libraries_stay_in_their_packages():
         offenders += [f"{_module_name(path)}: {name}" for name in imports(path)
                       if top not in EXTRA_LIBRARIES.get(name.split(".")[0], {top})]
     assert offenders == []
+
+
+def test_mypy_checks_exactly_the_core():
+    """`./dev test` runs `mypy --strict` on pyproject.toml's [tool.mypy] files: the core,
+    no more and no less (a package added to the core is type-checked too)."""
+    config = tomllib.loads((PKG.parent / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["strict"] is True
+    paths = [Path(f) for f in config["files"]]
+    assert all(p.parent == Path("sdnctl") for p in paths), paths
+    assert {p.stem if p.suffix == ".py" else p.name for p in paths} == CORE

@@ -34,11 +34,12 @@ def test_every_pair_and_service_matches_the_semantics(net):
             if a == b:
                 continue
             for service in PROBES:
-                got = probe(sim, policy, bindings, a, b, service)
-                want = reach(policy, a, b, service)
-                assert got.reached == want, (a, b, str(service), got.reason)
-                # Not even a one-way leak: a denied first packet never arrives.
-                assert got.delivered == want, (a, b, str(service), "one-way")
+                for family in (4, 6):  # the same semantics in both families
+                    got = probe(sim, policy, bindings, a, b, service, family=family)
+                    want = reach(policy, a, b, service, family)
+                    assert got.reached == want, (a, b, str(service), family, got.reason)
+                    # Not even a one-way leak: a denied first packet never arrives.
+                    assert got.delivered == want, (a, b, str(service), family, "one-way")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -53,10 +54,12 @@ def test_replies_pass_but_reverse_connections_need_their_own_rule(net):
                 continue
             service = Service(Proto.TCP, 80, 80)
             ct = Conntrack()  # shared: the a->b connection is in it when b tries
-            forward = probe(sim, policy, bindings, a, b, service, ct)
-            backward = probe(sim, policy, bindings, b, a, service, ct)
-            assert forward.reached == reach(policy, a, b, service)
-            assert backward.reached == reach(policy, b, a, service), (a, b, backward.reason)
+            for family in (4, 6):
+                forward = probe(sim, policy, bindings, a, b, service, ct, family)
+                backward = probe(sim, policy, bindings, b, a, service, ct, family)
+                assert forward.reached == reach(policy, a, b, service, family)
+                assert backward.reached == reach(policy, b, a, service, family), (
+                    a, b, family, backward.reason)
 
 
 def test_the_generator_covers_services_the_rules_use():

@@ -28,6 +28,8 @@ FIELD_BITS: dict[str, int] = {
     "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
     "ip_proto": 8, "ip_frag": 2, "ip_ttl": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16,
     "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8, "mpls_label": 20, "tun_id": 64, "tun_dst": 32,
+    "ipv6_src": 128, "ipv6_dst": 128, "icmpv6_type": 8, "ipv6_nd_target": 128,
+    "ipv6_nd_sll": 48, "mpls_tc": 3,
 }
 # IR name -> os-ken OXM name where they differ (ovs-fields(7) says tun_id, OpenFlow
 # 1.3 calls it tunnel_id; tun_dst is Nicira's tun_ipv4_dst).
@@ -35,8 +37,9 @@ OFP_NAME: dict[str, str] = {"tun_id": "tunnel_id", "tun_dst": "tun_ipv4_dst", "i
 # Nicira fields whose prerequisite (an IP eth_type) os-ken would write after them.
 AFTER_PREREQUISITES = frozenset({"ip_frag", "nw_ttl"})
 IR_NAME: dict[str, str] = {v: k for k, v in OFP_NAME.items()}
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll"}
 _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_dst"}
+_IP6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
 
 # ct_state bits (ovs-fields(7)), in the order flags are printed; one table for the
 # simulator and the southbound.
@@ -103,6 +106,8 @@ def _normalize_value(name: str, value: MatchValue) -> MatchValue:
                 return str(ipaddress.IPv4Address(addr))
             return (str(ipaddress.IPv4Address(addr & mask)), str(ipaddress.IPv4Address(mask)))
         return str(ipaddress.IPv4Address(value))
+    if name in _IP6_FIELDS:
+        return _normalize_ip6(value)
     if name in _MAC_FIELDS:
         if isinstance(value, tuple):
             val, mask = _mac_int(str(value[0])), _mac_int(str(value[1]))
@@ -116,6 +121,21 @@ def _normalize_value(name: str, value: MatchValue) -> MatchValue:
             return val
         return (val & mask, mask)
     return value
+
+
+def _normalize_ip6(value: MatchValue) -> MatchValue:
+    """An IPv6 address in its compressed text form; masked: (address, mask), exact
+    when the mask is full."""
+    if isinstance(value, str) and "/" in value:
+        net = ipaddress.IPv6Network(value, strict=False)
+        value = (str(net.network_address), str(net.netmask))
+    if isinstance(value, tuple):
+        addr = int(ipaddress.IPv6Address(value[0]))
+        mask = int(ipaddress.IPv6Address(value[1]))
+        if mask == (1 << 128) - 1:
+            return str(ipaddress.IPv6Address(addr))
+        return (str(ipaddress.IPv6Address(addr & mask)), str(ipaddress.IPv6Address(mask)))
+    return str(ipaddress.IPv6Address(value))
 
 
 def _mac_int(mac: str) -> int:
