@@ -69,10 +69,10 @@ MUTANTS = [
     # -- compiler: IPv6 port security and neighbour discovery
     Mutant("nd-no-ipv6-src", ND, "Match.of(own, ipv6_src=str(vm.ip6)), to_ct, owner)",
            "Match.of(own), to_ct, owner)", "a VM may send IPv6 from any source address"),
-    Mutant("nd-no-eth-src", ND, '"eth_src": vm.mac, "vlan_vid": 0, "eth_type": ETH_IP6}',
-           '"vlan_vid": 0, "eth_type": ETH_IP6}', "IPv6 with any source MAC passes"),
-    Mutant("nd-no-vlan-check", ND, '"vlan_vid": 0, "eth_type": ETH_IP6}',
-           '"eth_type": ETH_IP6}', "tagged IPv6 passes from a VM"),
+    Mutant("nd-no-eth-src", ND, '"eth_src": vm.mac, "vlan_vid": 0,\n',
+           '"vlan_vid": 0,\n', "IPv6 with any source MAC passes"),
+    Mutant("nd-no-vlan-check", ND, '"eth_src": vm.mac, "vlan_vid": 0,\n',
+           '"eth_src": vm.mac,\n', "tagged IPv6 passes from a VM"),
     Mutant("nd-no-icmp6-guard", ND,
            "               Match.of(in_port=port, eth_type=ETH_IP6, ip_proto=ICMPV6), (), owner)",
            "               Match.of(in_port=port, eth_type=ETH_IP6, ip_proto=ICMPV6, ip_frag=3),"
