@@ -236,12 +236,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sdnctl.daemon import run_daemon, tls_files
+    from sdnctl.daemon import ipfix_export, run_daemon, tls_files
 
     return run_daemon(args.policy, args.topology, listen=args.listen, ovsdb=args.ovsdb,
                       api=args.api, api_token_file=args.api_token_file, tls=tls_files(args),
                       stats_interval_s=args.stats_interval or None, etcd=args.etcd,
-                      etcd_prefix=args.etcd_prefix, replica_id=args.replica_id)
+                      etcd_prefix=args.etcd_prefix, replica_id=args.replica_id,
+                      ipfix=ipfix_export(args))
 
 
 def _duration(text: str) -> float:
@@ -491,6 +492,117 @@ def _add_vm_parser(sub) -> None:  # sub: the subparsers action of the top-level 
     sp.set_defaults(func=cmd_vm_migrate)
 
 
+# ---- mirror: OVSDB Mirror records on the VM's bridge (sdnctl/southbound/mirror.py) -------
+
+MIRROR_EPILOG = """\
+start copies the VM's frames to a capture end on the VM's own bridge, through an OVSDB
+Mirror record: --to PORT, an existing OVS port on that bridge (an internal port for
+tcpdump on the hypervisor, or the port of a monitoring VM of the same tenant), or
+--netns NS, a veth into namespace NS (created if missing) whose end there is
+cap-NAME: run `ip netns exec NS tcpdump -ni cap-NAME`. Directions are the VM's: out
+is what it sends, in what it receives (after the policy allowed it), both (default).
+
+Open vSwitch reserves the capture port for the mirror: it gets the selected frames and
+nothing else, and what it sends is discarded. Refused (exit 2): a capture end another
+tenant could read (a VM port of another tenant or of a VM the policy does not name, a
+namespace holding such a VM), a fabric link, a patch or tunnel port, a port on another
+bridge. Run it on the hypervisor the VM is plugged into: mirroring a VM on another
+hypervisor than the capture point is not provided. The mirror follows the port, not
+the VM: after a migration, start it again where the VM now is.
+
+Mirrors live in OVSDB (Mirror rows sdnctl-NAME): they survive a restart of the daemon
+or of Open vSwitch, `sdnctl status` lists them, stop removes them and whatever start
+made (the capture veth, and the namespace if start created it and it is empty).
+Exit codes: 0 done (or nothing to do), 1 the system failed (OVSDB, netlink, needs
+root), 2 refused."""
+
+
+def _mirror_outcome(args: argparse.Namespace, action) -> int:  # action: () -> Outcome
+    from sdnctl.southbound.vmwire import Refused, WireError
+
+    try:
+        outcome = action()
+    except Refused as exc:
+        print(f"sdnctl mirror {args.mirror_command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except WireError as exc:
+        print(f"sdnctl mirror {args.mirror_command}: {exc}", file=sys.stderr)
+        return 1
+    print(outcome.text())
+    return 0
+
+
+def cmd_mirror_start(args: argparse.Namespace) -> int:
+    from sdnctl.southbound.mirror import Capture, Direction, start_mirror
+
+    policy, topology = _load(args.policy, args.topology)
+    capture = Capture(port=args.to, netns=args.netns)
+    return _mirror_outcome(args, lambda: start_mirror(
+        policy, topology, args.vm, capture, Direction(args.direction), args.ovsdb))
+
+
+def cmd_mirror_stop(args: argparse.Namespace) -> int:
+    from sdnctl.southbound.mirror import stop_mirrors
+
+    return _mirror_outcome(args, lambda: stop_mirrors(args.vm, args.ovsdb))
+
+
+def cmd_mirror_list(args: argparse.Namespace) -> int:
+    from sdnctl.render.status import mirrors_table
+    from sdnctl.southbound.mirror import list_mirrors
+    from sdnctl.southbound.vmwire import WireError
+
+    try:
+        mirrors = [m.as_json() for m in list_mirrors(args.ovsdb)]
+    except WireError as exc:
+        print(f"sdnctl mirror list: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(mirrors, indent=2))
+    else:
+        print(mirrors_table(mirrors))
+    return 0
+
+
+def _add_mirror_parser(sub) -> None:  # sub: the subparsers action of the top-level parser
+    mirror = sub.add_parser(
+        "mirror", help="copy a VM's frames to a capture port or namespace (OVSDB Mirror)",
+        description="Mirror a VM's traffic to a capture end on its own bridge.",
+        epilog=MIRROR_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    msub = mirror.add_subparsers(dest="mirror_command", required=True, metavar="MIRRORCOMMAND")
+
+    def ovsdb(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--ovsdb", default=VM_OVSDB, help=f"OVSDB server (default {VM_OVSDB})")
+
+    sp = msub.add_parser("start", help="mirror a VM's frames to --to PORT or --netns NS",
+                         epilog=MIRROR_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp.add_argument("vm", metavar="VM", help="a VM of the policy, plugged on this hypervisor")
+    where = sp.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", metavar="PORT", help="an existing OVS port on the VM's bridge")
+    where.add_argument("--netns", metavar="NS", type=_netns_name,
+                       help="a veth into namespace NS (created if missing), cap-VM there")
+    sp.add_argument("--direction", choices=["in", "out", "both"], default="both",
+                    help="the VM's frames: out (sent), in (received) or both (default)")
+    sp.add_argument("-p", "--policy", required=True, help="policy file (YAML, version 1)")
+    sp.add_argument("-t", "--topology", required=True, help="topology file (YAML, version 1)")
+    ovsdb(sp)
+    sp.set_defaults(func=cmd_mirror_start)
+
+    sp = msub.add_parser("stop", help="remove a VM's mirror (or every sdnctl mirror here)",
+                         epilog=MIRROR_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp.add_argument("vm", metavar="VM", nargs="?",
+                    help="the mirrored VM (default: every mirror sdnctl made on this OVSDB)")
+    ovsdb(sp)
+    sp.set_defaults(func=cmd_mirror_stop)
+
+    sp = msub.add_parser("list", help="the mirrors on this OVSDB, with packets mirrored")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    ovsdb(sp)
+    sp.set_defaults(func=cmd_mirror_list)
+
+
 def build_parser(full: bool = True) -> argparse.ArgumentParser:
     """The parser; `full=False` leaves out `run`'s own options, whose definitions
     import the daemon (a third of a second that other commands need not pay)."""
@@ -621,6 +733,7 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_verify)
 
     _add_vm_parser(sub)
+    _add_mirror_parser(sub)
 
     lab = sub.add_parser("lab", help="Mininet labs on real Open vSwitch")
     labsub = lab.add_subparsers(dest="lab_command", required=True, metavar="LABCOMMAND")

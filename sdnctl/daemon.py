@@ -60,6 +60,7 @@ from sdnctl.ha.model import Revision
 from sdnctl.live.sources import SourceReads, Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
+from sdnctl.southbound.ipfix import DEFAULT_ACTIVE_TIMEOUT_S, IpfixExport, parse_collector
 from sdnctl.startup import Startup, Ticker, run_until, wait_for_bindings
 from sdnctl.tls import HandshakeWatch, Listen, TlsFiles, configure_os_ken
 from sdnctl.yamlsrc import LoadError
@@ -131,6 +132,7 @@ class DaemonConfig:
     etcd: str | None = None
     etcd_prefix: str = DEFAULT_ETCD_PREFIX
     replica_id: str | None = None
+    ipfix: IpfixExport | None = None
 
 
 class StartupFailed(Exception):
@@ -210,6 +212,8 @@ class Daemon:
         monitor.start()
         stack.callback(monitor.stop)
         state, startup = self._make_state(sources, ends, monitor)
+        if cfg.ipfix is not None:
+            self._export_ipfix(state, monitor, sources, cfg.ipfix)
         election = self._campaign(sources, ends) if cfg.etcd is not None else None
         state.daemon.ha = election
         watch = (HandshakeWatch(on_refused=state.counters.tls_refusal)
@@ -267,6 +271,7 @@ class Daemon:
         state.bindings_ready = False
         state.daemon.rebind = monitor.rebind
         state.daemon.ovsdb = monitor.health
+        state.daemon.mirrors = monitor.mirrors
         startup = Startup(self.started_at)
         state.daemon.info = {
             "started_at": self.started_wall, "listen": str(ends.listen),
@@ -277,6 +282,22 @@ class Daemon:
         if self.config.etcd is not None:
             state.daemon.info["etcd"] = self.config.etcd
         return state, startup
+
+    def _export_ipfix(self, state: ControllerState, monitor: OvsdbMonitor, sources: Sources,
+                      export: IpfixExport) -> None:
+        """IPFIX from every switch's bridge until the daemon stops (then removed)."""
+        from sdnctl.southbound.ipfix import IpfixExporter
+
+        exporter = IpfixExporter(self.config.ovsdb, export, sources.topology)
+        exporter.start()
+        self._stack.callback(exporter.stop)
+        state.daemon.ipfix = exporter.status
+
+        def rebind(policy: Any, topology: Any) -> Any:  # a reload: the switches may change
+            exporter.set_topology(topology)
+            return monitor.rebind(policy, topology)
+
+        state.daemon.rebind = rebind
 
     def _campaign(self, sources: Sources, ends: Endpoints) -> Election:
         """Campaign from now on (replicas): the app asks for roles from the start."""
@@ -464,6 +485,7 @@ def run_daemon(
     etcd: str | None = None,
     etcd_prefix: str = DEFAULT_ETCD_PREFIX,
     replica_id: str | None = None,
+    ipfix: IpfixExport | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (exit 0); bad input exits 2, an unusable address 1.
 
@@ -473,10 +495,12 @@ def run_daemon(
     `stats_interval_s`: how often to read flow stats for the drop counters (None: never).
     `etcd`: `http://HOST:PORT` of etcd, to run as one of several replicas (sdnctl/ha/);
     `replica_id` names this one there (default HOSTNAME:API-PORT).
+    `ipfix`: export IPFIX from every switch's bridge (sdnctl/southbound/ipfix.py).
     """
     setup_logging()
     config = DaemonConfig(policy_path, topology_path, listen, ovsdb, api, watch_interval_s,
-                          api_token_file, tls, stats_interval_s, etcd, etcd_prefix, replica_id)
+                          api_token_file, tls, stats_interval_s, etcd, etcd_prefix, replica_id,
+                          ipfix)
     daemon = Daemon(config)
     try:
         with daemon:
@@ -532,6 +556,37 @@ def add_run_arguments(ap: argparse.ArgumentParser) -> None:
                     help="etcd keys of this group of replicas (default %(default)s)")
     ap.add_argument("--replica-id", metavar="NAME",
                     help="this replica's name in etcd and /status (default HOSTNAME:API-PORT)")
+    ap.add_argument("--ipfix", metavar="IPV4:PORT", type=_collector,
+                    help="export IPFIX flow records from every switch's bridge to this "
+                    "collector (set in OVSDB by the daemon, removed when it stops; "
+                    "observation domain = the low 32 bits of the switch's dpid, "
+                    "interfaceName = the VM's interface)")
+    ap.add_argument("--ipfix-sampling", type=_positive, default=1, metavar="N",
+                    help="export one packet in N (default 1: every packet, exact counts)")
+    ap.add_argument("--ipfix-active-timeout", type=_positive,
+                    default=DEFAULT_ACTIVE_TIMEOUT_S, metavar="S",
+                    help="seconds a long flow is aggregated before its record is sent "
+                    "(default %(default)s)")
+
+
+def _collector(text: str) -> str:
+    try:
+        return parse_collector(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1")
+    return int(text)
+
+
+def ipfix_export(args: argparse.Namespace) -> IpfixExport | None:
+    """The IPFIX options as an export (None without --ipfix)."""
+    if args.ipfix is None:
+        return None
+    return IpfixExport(args.ipfix, args.ipfix_sampling, args.ipfix_active_timeout)
 
 
 def tls_files(args: argparse.Namespace) -> TlsFiles | None:
@@ -555,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_daemon(args.policy, args.topology, args.listen, args.ovsdb, args.api, interval,
                       api_token_file=args.api_token_file, tls=tls_files(args),
                       stats_interval_s=args.stats_interval or None, etcd=args.etcd,
-                      etcd_prefix=args.etcd_prefix, replica_id=args.replica_id)
+                      etcd_prefix=args.etcd_prefix, replica_id=args.replica_id,
+                      ipfix=ipfix_export(args))
 
 
 if __name__ == "__main__":

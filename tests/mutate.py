@@ -34,6 +34,7 @@ TESTS = [
     "tests/unit/test_revocation.py",
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
+    "tests/unit/test_mirror.py",
 ]
 
 
@@ -52,6 +53,7 @@ CT = "sdnctl/compile/conntrack.py"
 SIM = "sdnctl/verify/simulate.py"
 ND = "sdnctl/compile/nd.py"
 ANSWER = "sdnctl/nd/answer.py"
+MIRROR = "sdnctl/southbound/mirror.py"
 
 MUTANTS = [
     # -- compiler: port security
@@ -67,10 +69,10 @@ MUTANTS = [
     # -- compiler: IPv6 port security and neighbour discovery
     Mutant("nd-no-ipv6-src", ND, "Match.of(own, ipv6_src=str(vm.ip6)), to_ct, owner)",
            "Match.of(own), to_ct, owner)", "a VM may send IPv6 from any source address"),
-    Mutant("nd-no-eth-src", ND, '"eth_src": vm.mac, "vlan_vid": 0, "eth_type": ETH_IP6}',
-           '"vlan_vid": 0, "eth_type": ETH_IP6}', "IPv6 with any source MAC passes"),
-    Mutant("nd-no-vlan-check", ND, '"vlan_vid": 0, "eth_type": ETH_IP6}',
-           '"eth_type": ETH_IP6}', "tagged IPv6 passes from a VM"),
+    Mutant("nd-no-eth-src", ND, '"eth_src": vm.mac, "vlan_vid": 0,\n',
+           '"vlan_vid": 0,\n', "IPv6 with any source MAC passes"),
+    Mutant("nd-no-vlan-check", ND, '"eth_src": vm.mac, "vlan_vid": 0,\n',
+           '"eth_src": vm.mac,\n', "tagged IPv6 passes from a VM"),
     Mutant("nd-no-icmp6-guard", ND,
            "               Match.of(in_port=port, eth_type=ETH_IP6, ip_proto=ICMPV6), (), owner)",
            "               Match.of(in_port=port, eth_type=ETH_IP6, ip_proto=ICMPV6, ip_frag=3),"
@@ -192,6 +194,15 @@ MUTANTS = [
            "buckets = tuple(buckets[:1])", "fast-failover takes the first bucket, live or not"),
     Mutant("sim-push-mpls-keeps-type", SIM, "p.update(eth_type=0x8847, mpls_label=0, mpls_tc=0)",
            "p.update(mpls_label=0, mpls_tc=0)", "push_mpls leaves the ethertype"),
+    # -- mirroring: who may receive a VM's mirrored frames (sdnctl/southbound/mirror.py)
+    Mutant("mirror-other-tenant-port", MIRROR,
+           "        if policy.vms[owner].tenant != tenant:\n            return (f\"{where} is VM",
+           "        if False:\n            return (f\"{where} is VM",
+           "another tenant's VM port may be a mirror's capture port"),
+    Mutant("mirror-other-tenant-netns", MIRROR,
+           "        if policy.vms[owner].tenant != tenant:\n            return (f\"namespace",
+           "        if False:\n            return (f\"namespace",
+           "a namespace holding another tenant's VM may receive a mirror"),
 ]
 
 

@@ -374,6 +374,8 @@ class DaemonParts:
 
     rebind: Rebind | None = None  # the OVSDB monitor's: bindings under a reloaded policy
     ovsdb: OvsdbHealth | None = None  # the OVSDB monitor's connection
+    mirrors: Callable[[], list[dict[str, object]]] | None = None  # OVSDB's Mirror rows
+    ipfix: Callable[[], dict[str, object]] | None = None  # `--ipfix`: the export's state
     ha: Election | None = None  # with replicas (`--etcd`); None: the only one
     info: dict[str, object] = field(default_factory=dict)  # listen, api, tls, startup
 
@@ -623,6 +625,8 @@ class ControllerState:
             "unbound": [name for name, vm in vms.items() if vm["at"] is None],
             "bindings_ready": self.bindings_ready,
             "ovsdb": self.daemon.ovsdb.as_json() if self.daemon.ovsdb is not None else None,
+            "mirrors": self.daemon.mirrors() if self.daemon.mirrors is not None else [],
+            "ipfix": self.daemon.ipfix() if self.daemon.ipfix is not None else None,
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
             "last_compile": self.last_compile,
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],

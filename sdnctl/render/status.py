@@ -81,6 +81,19 @@ def _ovsdb_line(ovsdb: Mapping[str, Any], now: float) -> str:
             f"{again}: {ovsdb.get('last_error') or '?'} (binding changes go unseen)")
 
 
+def mirrors_table(mirrors: Sequence[Mapping[str, Any]]) -> str:
+    """`sdnctl mirror list` and the status's mirrors section: one row per Mirror."""
+    if not mirrors:
+        return "  no mirror"
+    return table(["MIRROR", "BRIDGE", "VM", "DIRECTION", "SELECTS", "TO", "PACKETS"], [
+        [m.get("name"), m.get("bridge"), m.get("vm") or "-", m.get("direction"),
+         ",".join(m.get("selects") or []) or "(port gone)",
+         (f"{m.get('output')} (netns {m['netns']})" if m.get("netns")
+          else m.get("output") or "(none)"),
+         "-" if m.get("tx_packets") is None else m["tx_packets"]]
+        for m in mirrors])
+
+
 def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     out: list[str] = []
@@ -114,6 +127,11 @@ def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
     ovsdb = status.get("ovsdb")
     if ovsdb:
         out.append(_ovsdb_line(ovsdb, now))
+    ipfix = status.get("ipfix")
+    if ipfix:
+        out.append(f"ipfix     to {ipfix.get('collector')}, 1 packet in {ipfix.get('sampling')}, "
+                   f"from {', '.join(ipfix.get('switches') or []) or 'no switch yet'}"
+                   + (f" (error: {ipfix['last_error']})" if ipfix.get("last_error") else ""))
 
     switches = status.get("switches") or {}
     rows = []
@@ -155,6 +173,9 @@ def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
             f"{p.get('switch')}:{p.get('port')} ({p.get('interface')})" for p in unclaimed))
     if status.get("down_ports"):
         out.append(f"link ports down: {', '.join(status['down_ports'])}")
+    mirrors = status.get("mirrors") or []
+    if mirrors:
+        out += ["", f"mirrors ({len(mirrors)})", mirrors_table(mirrors)]
 
     counters = status.get("counters") or {}
     if counters:

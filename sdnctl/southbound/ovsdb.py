@@ -55,11 +55,18 @@ VM_ID_KEY = "vm-id"
 OFPP_MAX = 0xFF00  # ports from here up are reserved (LOCAL is 0xfffe)
 VM_PORT_KINDS = ("", "system", "tap")  # what a VM NIC looks like; not tunnels, patches
 MAC_KEY = "attached-mac"
+# A capture end `sdnctl mirror start --netns` made (the VM it captures for): not a VM
+# port, nor an unclaimed one (sdnctl/southbound/mirror.py).
+CAPTURE_KEY = "sdnctl-mirror"
+MIRROR_VM_KEY = "sdnctl-mirror-vm"  # Mirror.external_ids: the mirrored VM
+MIRROR_DIRECTION_KEY = "sdnctl-mirror-direction"
 
 _COLUMNS = {
-    "Bridge": ["name", "datapath_id", "ports"],
+    "Bridge": ["name", "datapath_id", "ports", "mirrors"],
     "Port": ["name", "interfaces"],
     "Interface": ["name", "ofport", "external_ids", "type"],
+    "Mirror": ["name", "select_src_port", "select_dst_port", "output_port", "statistics",
+               "external_ids"],
 }
 
 
@@ -133,6 +140,7 @@ def compute_bindings(
         vm = rec.external_ids.get(VM_ID_KEY)
         if not vm:
             if (sw.role is Role.HYPERVISOR and rec.kind in VM_PORT_KINDS
+                    and CAPTURE_KEY not in rec.external_ids  # a mirror's capture end
                     and ofport not in link_ports[sw.name]):
                 unclaimed.append(PortProblem(sw.name, ofport, rec.interface, "",
                                              "no vm-id: bound to no VM"))
@@ -214,6 +222,7 @@ class Replica:
         self._port_of_iface: dict[str, str] = {}
         self._records: dict[str, list[InterfaceRecord]] = {}  # bridge uuid -> its records
         self._dirty: set[str] = set()  # bridges whose records are stale
+        self.changed_tables: set[str] = set()  # since the reader last cleared it
 
     def clear(self) -> None:
         for rows in self.tables.values():
@@ -245,6 +254,7 @@ class Replica:
                     row = mine[uuid] = {**old, **new} if old is not None else dict(new)
                 self._relink(table, uuid, old, row)
                 self._touch(table, uuid)  # where it is now
+                self.changed_tables.add(table)
                 changed = True
         return changed
 
@@ -271,6 +281,36 @@ class Replica:
                 del owner_of[child]
         for child in _uuids(row.get(column)) if row is not None else []:
             owner_of[child] = uuid
+
+    def mirrors(self) -> list[dict[str, object]]:
+        """Every bridge's Mirror rows as /status shows them (`MirrorView.as_json`)."""
+        ports, ifaces = self.tables["Port"], self.tables["Interface"]
+        netns_of: dict[str, str] = {}  # capture port -> its namespace
+        for port in ports.values():
+            for iface_uuid in _uuids(port.get("interfaces")):
+                ids = _string_map((ifaces.get(iface_uuid) or {}).get("external_ids"))
+                if CAPTURE_KEY in ids and "sdnctl-netns" in ids:
+                    netns_of[str(port.get("name"))] = ids["sdnctl-netns"]
+        out: list[dict[str, object]] = []
+        for bridge in self.tables["Bridge"].values():
+            for uuid in _uuids(bridge.get("mirrors")):
+                row = self.tables["Mirror"].get(uuid)
+                if row is None:
+                    continue
+                ids = _string_map(row.get("external_ids"))
+                selected = {str(ports[p].get("name")) for column in ("select_src_port",
+                            "select_dst_port") for p in _uuids(row.get(column)) if p in ports}
+                output = [str(ports[p].get("name")) for p in _uuids(row.get("output_port"))
+                          if p in ports]
+                stats = _string_map(row.get("statistics"))
+                out.append({
+                    "name": str(row.get("name", "")), "bridge": str(bridge.get("name", "")),
+                    "vm": ids.get(MIRROR_VM_KEY), "direction": ids.get(MIRROR_DIRECTION_KEY, "?"),
+                    "selects": sorted(selected), "output": output[0] if output else None,
+                    "netns": netns_of.get(output[0]) if output else None,
+                    "tx_packets": int(stats["tx_packets"]) if "tx_packets" in stats else None,
+                })
+        return sorted(out, key=lambda m: (str(m["bridge"]), str(m["name"])))
 
     def records(self) -> list[InterfaceRecord]:
         bridges = self.tables["Bridge"]
@@ -561,6 +601,7 @@ class OvsdbMonitor:
         self._force = False
         self._thread: threading.Thread | None = None
         self.health = OvsdbHealth(remote)
+        self._mirrors: list[dict[str, object]] = []  # replaced whole, never changed in place
 
     @property
     def connected(self) -> bool:
@@ -583,6 +624,10 @@ class OvsdbMonitor:
 
     def snapshot(self) -> BindingSnapshot:
         return self._snapshot or BindingSnapshot(Bindings())
+
+    def mirrors(self) -> list[dict[str, object]]:
+        """The Mirror rows of every bridge, as last read (sdnctl mirror's, and others)."""
+        return self._mirrors
 
     def subscribe(self, callback: Callback) -> None:
         """Call `callback` on every change from now on. A subscriber that finds
@@ -635,6 +680,15 @@ class OvsdbMonitor:
 
     def _poll(self, session: _Session) -> None:
         changed = session.run()
+        if changed and session.ready:
+            tables = session.replica.changed_tables
+            if tables & {"Mirror", "Bridge", "Port", "Interface"}:
+                self._mirrors = session.replica.mirrors()
+            # Mirror statistics change every few seconds: no reason to re-bind. (An
+            # empty first read changes no table and still counts: it is the first.)
+            if tables and tables <= {"Mirror"}:
+                changed = False
+            tables.clear()
         if (changed or self._force) and session.ready:
             self._force = False
             with self._lock, gc_paused():  # many small objects, none cyclic

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -29,6 +29,7 @@ with warnings.catch_warnings():
     from sdnctl.southbound.ovsdb import MAC_KEY, VM_ID_KEY, fetch_schema
 
 _COLUMNS = {
+    "Open_vSwitch": ["next_cfg", "cur_cfg"],
     "Bridge": ["name", "datapath_id", "other_config", "ports"],
     "Port": ["name", "interfaces"],
     "Interface": ["name", "ofport", "error", "external_ids"],
@@ -99,14 +100,18 @@ class OvsdbWriter:
     Use as a context manager; every blocking wait is bounded by `timeout_s`.
     """
 
-    def __init__(self, remote: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, remote: str, timeout_s: float = 10.0,
+                 more_columns: Mapping[str, list[str]] | None = None) -> None:
         self.remote = remote
         self.timeout_s = timeout_s
         try:
             helper = ovs.db.idl.SchemaHelper(schema_json=fetch_schema(remote, timeout_s))
         except (ConnectionError, OSError) as exc:
             raise OvsdbError(str(exc)) from exc
-        for table, columns in _COLUMNS.items():
+        wanted = {table: list(columns) for table, columns in _COLUMNS.items()}
+        for table, columns in (more_columns or {}).items():  # mirrors, IPFIX: their modules
+            wanted[table] = sorted(set(wanted.get(table, [])) | set(columns))
+        for table, columns in wanted.items():
             helper.register_columns(table, columns)
         self._idl = ovs.db.idl.Idl(remote, helper)
         self._run_until(self._idl.has_ever_connected, "the first OVSDB replica")
@@ -150,19 +155,59 @@ class OvsdbWriter:
     # -- writing -------------------------------------------------------------------
     def commit(self, changes: PortChanges) -> None:
         """Apply `changes` in one transaction (retried if a row we read changed)."""
-        if not changes:
-            return
+        if changes:
+            self.transact(lambda txn: self._build(txn, changes), "sdnctl vm")
+
+    def transact(self, build: Callable[[ovs.db.idl.Transaction], None], comment: str,
+                 applied: bool = False) -> None:
+        """Run `build(txn)` on fresh rows and commit it as one transaction (rebuilt and
+        retried if a row it read changed meanwhile). `build` may read `rows(TABLE)`.
+        `applied`: also wait until ovs-vswitchd has applied it (as `ovs-vsctl` does, by
+        `next_cfg`/`cur_cfg`), not only until OVSDB has stored it."""
         for _ in range(_RETRIES):
             self._idl.run()
             txn = ovs.db.idl.Transaction(self._idl)
-            txn.add_comment("sdnctl vm")
-            self._build(txn, changes)
+            txn.add_comment(comment)
+            build(txn)
+            root = next(iter(self._table("Open_vSwitch")), None) if applied else None
+            if root is not None:
+                root.increment("next_cfg")
             status = self._commit_block(txn)
             if status in (txn.SUCCESS, txn.UNCHANGED):
+                if root is not None and status == txn.SUCCESS:
+                    self._wait_cfg(txn.get_increment_new_value())
                 return
             if status != txn.TRY_AGAIN:
                 raise OvsdbError(f"OVSDB {self.remote}: transaction failed: {txn.get_error()}")
         raise OvsdbError(f"OVSDB {self.remote}: transaction kept conflicting, gave up")
+
+    def wait_change(self, timeout_s: float) -> None:
+        """Until OVSDB sends a change (or `timeout_s`)."""
+        seqno = self._idl.change_seqno
+        deadline = time.monotonic() + timeout_s
+        while self._idl.change_seqno == seqno and time.monotonic() < deadline:
+            self._idl.run()
+            if self._idl.change_seqno != seqno:
+                return
+            self._block(None)
+
+    def _wait_cfg(self, cfg: int) -> None:
+        def done() -> bool:
+            root = next(iter(self._table("Open_vSwitch")), None)
+            return root is not None and int(root.cur_cfg) >= cfg
+
+        self._run_until(done, "sign that ovs-vswitchd applied the change")
+
+    def rows(self, table: str, fresh: bool = True) -> list[Any]:
+        """The replica's rows of `table` (IDL rows: read attributes, write in `transact`);
+        inside `transact`'s `build`, `fresh=False` (the replica is frozen meanwhile)."""
+        if fresh:
+            self._idl.run()
+        return self._table(table)
+
+    def table(self, table: str) -> Any:
+        """The IDL table, for `txn.insert`."""
+        return self._idl.tables[table]
 
     def wait_ofport(self, name: str) -> int:
         """The OpenFlow port OVS gives interface `name`; OvsdbError with OVS's reason

@@ -126,7 +126,7 @@ def _ns_exec(netns: str, *argv: str, check: bool = True) -> str:
     return done.stdout
 
 
-def ensure_link(k: Kernel, att: Attachment, mac: str, mtu: int, changes: list[str]) -> bool:
+def ensure_link(k: Kernel, att: Attachment, mac: str | None, mtu: int, changes: list[str]) -> bool:
     """The attachment's link(s) exist with MAC (on the VM's side), MTU and up; True if
     (re)created. Refused if the namespace holds another VM's interface of that name."""
     link = get_link(k.host, att.host_if)

@@ -163,7 +163,7 @@ class Outcome:
 
 
 @contextlib.contextmanager
-def _failures() -> Iterator[None]:
+def wire_failures() -> Iterator[None]:
     """Kernel and OVSDB failures as WireError, with a hint where one helps."""
     try:
         yield
@@ -244,7 +244,7 @@ def plug_vm(target: VmTarget, opts: PlugOptions) -> Outcome:
     names = host_ifnames(target.vm)
     if opts.netns:
         require_tools()
-    with _failures(), OvsdbWriter(opts.ovsdb) as db:
+    with wire_failures(), OvsdbWriter(opts.ovsdb) as db:
         bridge = _pick_bridge(db, target, opts.bridge, out.notes)
         ports = _our_ports(db, target.vm)
         if len(ports) > 1:
@@ -302,7 +302,7 @@ def _refuse_other_kind(vm: str, port: PortInfo, opts: PlugOptions) -> None:
 def unplug_vm(vm: str, ovsdb: str) -> Outcome:
     out = Outcome()
     names = host_ifnames(vm)
-    with _failures(), OvsdbWriter(ovsdb) as db, kernel(None) as k:
+    with wire_failures(), OvsdbWriter(ovsdb) as db, kernel(None) as k:
         ports = db.ports_named(names)
         links = [name for name in names if get_link(k.host, name) is not None]
         if not ports and not links:
@@ -327,7 +327,7 @@ def unplug_vm(vm: str, ovsdb: str) -> Outcome:
 def migrate_vm(target: VmTarget, opts: PlugOptions) -> Outcome:
     out = Outcome()
     names = host_ifnames(target.vm)
-    with _failures(), OvsdbWriter(opts.ovsdb) as db:
+    with wire_failures(), OvsdbWriter(opts.ovsdb) as db:
         bridge = _pick_bridge(db, target, opts.bridge, out.notes)
         ports = _our_ports(db, target.vm)
         if not ports:

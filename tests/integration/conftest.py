@@ -248,10 +248,12 @@ def start_daemon(
     of_port: int | None = None,
     api_port: int | None = None,
     watch: bool = True,
+    options: str = "",
 ) -> Daemon:
     """The real daemon as a subprocess on free ports, stderr to a log file.
 
-    `watch=False`: the daemon does not poll its files (reloads on SIGHUP only)."""
+    `watch=False`: the daemon does not poll its files (reloads on SIGHUP only).
+    `options`: more keyword arguments of `run_daemon`, as Python source (", ipfix=...")."""
     of_port = of_port or free_port()
     api = f"127.0.0.1:{api_port or free_port()}"
     log = log_dir / f"daemon-{of_port}-{time.monotonic_ns()}.log"
@@ -259,7 +261,7 @@ def start_daemon(
         "import sys; from sdnctl.daemon import run_daemon; "
         f"sys.exit(run_daemon({str(policy)!r}, {str(topology)!r}, "
         f"listen='127.0.0.1:{of_port}', api={api!r}"
-        f"{'' if watch else ', watch_interval_s=None'}))"
+        f"{'' if watch else ', watch_interval_s=None'}{options}))"
     )
     with log.open("wb") as err:
         proc = subprocess.Popen(
@@ -402,8 +404,9 @@ class Lab:
             time.sleep(0.05)
 
     def daemon(self, policy: Path, topology: Path, of_port: int | None = None,
-               api_port: int | None = None, watch: bool = True) -> Daemon:
-        return start_daemon(self.cleanup, policy, topology, self.tmp, of_port, api_port, watch)
+               api_port: int | None = None, watch: bool = True, options: str = "") -> Daemon:
+        return start_daemon(self.cleanup, policy, topology, self.tmp, of_port, api_port, watch,
+                            options)
 
     def write(self, name: str, text: str) -> Path:
         path = self.tmp / name
