@@ -1,8 +1,8 @@
 """The probe agent that runs inside each lab host: `serve` answers, `probe` asks.
 
 Run as a script inside a Mininet host (`python agent.py serve ...`); it imports only
-the standard library and `sdnctl.lab.icmp`
-(itself the standard library and one core module), so it starts fast.
+the standard library and `sdnctl.lab.icmp` (itself the standard library and one
+core module), so it starts fast.
 
 Every answer names the VM that gave it, and `probe` counts a probe as reached only
 when the intended VM answered. Two tenants may reuse an address (DESIGN.md §2), so

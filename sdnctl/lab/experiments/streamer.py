@@ -1,8 +1,8 @@
 """The continuous-probe agent that runs inside a lab host: `echo` answers, `send` streams.
 
-Run as a script inside a Mininet host (`python streamer.py send ...`); standard
-library and `sdnctl.lab.icmp`
-(itself the standard library and one core module), so it starts fast.
+Run as a script inside a Mininet host (`python streamer.py send ...`); it imports
+the standard library and `sdnctl.lab.icmp` (itself the standard library and one
+core module), so it starts fast.
 
     echo --port 7000 [--proto tcp]
         echoes every UDP datagram back to its sender unchanged; prints "ready".
