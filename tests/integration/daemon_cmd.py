@@ -41,3 +41,22 @@ def start(lab, policy: Path, topology: Path, *options: str, api_port: int | None
         )
     lab.cleanup.process(proc)
     return DaemonProc(proc, api, log)
+
+
+def one_hypervisor(lab, policy_text: str, *options: str) -> tuple[str, DaemonProc]:
+    """A one-switch network (hv1, a random dpid, no links) under `policy_text`: its
+    bridge, and the daemon (with `options`) once it has programmed it."""
+    from sdnctl.client.api import wait_programmed
+
+    dpid, of_port = lab.random_dpid(), lab.free_port()
+    topo = lab.write("topology.yaml", f"""\
+        version: 1
+        switches:
+          hv1: {{dpid: {dpid}, role: hypervisor}}
+        links: []
+        """)
+    policy = lab.write("policy.yaml", policy_text)
+    bridge = lab.bridge(dpid, controller_port=of_port)
+    daemon = start(lab, policy, topo, "--listen", f"127.0.0.1:{of_port}", *options)
+    wait_programmed(daemon.api, ["hv1"], timeout=30)
+    return bridge, daemon

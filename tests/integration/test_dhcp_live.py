@@ -21,10 +21,10 @@ import time
 from ipaddress import IPv4Address
 
 import pytest
-from daemon_cmd import start
+from daemon_cmd import one_hypervisor
 from dhcpkit import sender_result, start_sender, start_udhcpc, udhcpc
 
-from sdnctl.client.api import get_metrics, get_status, wait_programmed
+from sdnctl.client.api import get_metrics, get_status
 from sdnctl.dhcp.wire import MessageType, encode_request
 
 pytestmark = [pytest.mark.ovs, pytest.mark.needs("udhcpc", "tcpdump")]
@@ -48,18 +48,7 @@ PORTS = {"w1": 100, "w2": 101, "w3": 102, "d1": 103}
 
 
 def setup(lab, *vms: str):
-    dpid, of_port = lab.random_dpid(), lab.free_port()
-    topo = lab.write("topology.yaml", f"""\
-        version: 1
-        switches:
-          hv1: {{dpid: {dpid}, role: hypervisor}}
-        links: []
-        """)
-    policy = lab.write("policy.yaml", POLICY)
-    bridge = lab.bridge(dpid, controller_port=of_port)
-    daemon = start(lab, policy, topo, "--listen", f"127.0.0.1:{of_port}",
-                   "--stats-interval", "1")
-    wait_programmed(daemon.api, ["hv1"], timeout=30)
+    bridge, daemon = one_hypervisor(lab, POLICY, "--stats-interval", "1")
     return bridge, daemon, {name: bare_vm(lab, bridge, name) for name in vms}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from daemon_cmd import start
+from daemon_cmd import one_hypervisor
 
 from sdnctl.client.api import get_metrics, wait_programmed
 
@@ -69,23 +69,8 @@ def ping(vm, dst: str, ttl: int) -> str:
     return vm.run("ping", "-n", "-c", "1", "-W", "2", "-t", str(ttl), dst, check=False)
 
 
-def network(lab):
-    dpid, of_port = lab.random_dpid(), lab.free_port()
-    topo = lab.write("topology.yaml", f"""\
-        version: 1
-        switches:
-          hv1: {{dpid: {dpid}, role: hypervisor}}
-        links: []
-        """)
-    policy = lab.write("policy.yaml", POLICY)
-    bridge = lab.bridge(dpid, controller_port=of_port)
-    daemon = start(lab, policy, topo, "--listen", f"127.0.0.1:{of_port}")
-    wait_programmed(daemon.api, ["hv1"], timeout=30)
-    return bridge, daemon
-
-
 def test_ping_with_ttl_1_is_answered_by_the_senders_gateway(lab) -> None:
-    bridge, daemon = network(lab)
+    bridge, daemon = one_hypervisor(lab, POLICY)
     w1 = lab.vm(bridge, 100, "02:00:00:08:10:11", "10.8.10.11/24", gateway="10.8.10.1",
                 vm_id="w1")
     lab.vm(bridge, 101, "02:00:00:08:10:12", "10.8.10.12/24", gateway="10.8.10.1", vm_id="w2")
@@ -104,7 +89,7 @@ def test_ping_with_ttl_1_is_answered_by_the_senders_gateway(lab) -> None:
 
 
 def test_port_unreachable_for_an_allowed_connection_comes_back(lab) -> None:
-    bridge, daemon = network(lab)
+    bridge, daemon = one_hypervisor(lab, POLICY)
     a2 = lab.vm(bridge, 110, "02:00:00:07:30:11", "10.7.30.11/24", gateway="10.7.30.1",
                 vm_id="a2")
     b2 = lab.vm(bridge, 111, "02:00:00:07:40:11", "10.7.40.11/24", gateway="10.7.40.1",

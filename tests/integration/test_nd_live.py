@@ -20,9 +20,9 @@ import textwrap
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
-from daemon_cmd import start
+from daemon_cmd import one_hypervisor
 
-from sdnctl.client.api import get_metrics, wait_programmed
+from sdnctl.client.api import get_metrics
 from sdnctl.nd.wire import checksum
 from sdnctl.pipeline import gateway_mac
 from sdnctl.policy.ipv6 import eui64_address, link_local
@@ -62,18 +62,7 @@ def _address(name: str) -> IPv6Address:
 
 
 def setup(lab, *vms: str):
-    dpid, of_port = lab.random_dpid(), lab.free_port()
-    topo = lab.write("topology.yaml", f"""\
-        version: 1
-        switches:
-          hv1: {{dpid: {dpid}, role: hypervisor}}
-        links: []
-        """)
-    policy = lab.write("policy.yaml", POLICY)
-    bridge = lab.bridge(dpid, controller_port=of_port)
-    daemon = start(lab, policy, topo, "--listen", f"127.0.0.1:{of_port}",
-                   "--stats-interval", "1")
-    wait_programmed(daemon.api, ["hv1"], timeout=30)
+    bridge, daemon = one_hypervisor(lab, POLICY, "--stats-interval", "1")
     return daemon, {name: slaac_vm(lab, bridge, name) for name in vms}
 
 

@@ -33,17 +33,8 @@ from sdnctl.topology.load import load_topology
 from sdnctl.topology.model import PortRef
 from sdnctl.verify.reach import as_ipv6, probe, service_packet
 from sdnctl.verify.simulate import Conntrack, Simulator
+from tests.unit.test_security_behaviour import TOPOLOGY  # the same two hypervisors
 
-TOPOLOGY = """\
-version: 1
-switches:
-  hv1:  {dpid: 1, role: hypervisor}
-  hv2:  {dpid: 2, role: hypervisor}
-  leaf: {dpid: 16, role: fabric}
-links:
-  - {a: "hv1:10", b: "leaf:1"}
-  - {a: "hv2:10", b: "leaf:2"}
-"""
 POLICY = """\
 version: 1
 tenants:
