@@ -142,22 +142,49 @@ class PopMpls:
 
 
 @dataclass(frozen=True, slots=True)
+class Nat:
+    """The NAT part of a ct action (ovs-actions(7) `nat`).
+
+    `kind` "src" or "dst" with the IPv4 range `first`..`last`: a connection being
+    committed gets that translation. `kind` None (plain `nat`): a packet of a
+    connection that has a translation gets it (a reply, the reverse one); nothing
+    happens to others.
+    """
+
+    kind: str | None = None
+    first: str | None = None
+    last: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in (None, "src", "dst"):
+            raise ValueError(f"nat: kind must be src, dst or None, got {self.kind!r}")
+        if (self.kind is None) != (self.first is None):
+            raise ValueError("nat: an address range goes with src or dst, and only then")
+        if self.last is not None and self.first is None:
+            raise ValueError("nat: a range needs its first address")
+
+
+@dataclass(frozen=True, slots=True)
 class Ct:
     """Conntrack: zone is a number or a register name whose low 16 bits hold it.
 
     With `table`, the packet is recirculated to that stage with ct_state set. With
     `commit` and `mark`, the connection's ct_mark is set to `mark` as it is committed
-    (ovs-ofctl: `exec(set_field:MARK->ct_mark)`).
+    (ovs-ofctl: `exec(set_field:MARK->ct_mark)`). With `nat`, the packet is
+    translated (`Nat`); a translation is set up only by a commit.
     """
 
     zone: int | str
     commit: bool = False
     table: str | None = None
     mark: int | None = None
+    nat: Nat | None = None
 
     def __post_init__(self) -> None:
         if self.mark is not None and not self.commit:
             raise ValueError("ct: a mark is set only by a commit")
+        if self.nat is not None and self.nat.kind is not None and not self.commit:
+            raise ValueError("ct: a src or dst translation is set up only by a commit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,6 +551,14 @@ def render_match_ofctl(match: Match) -> str:
     return ",".join(parts)
 
 
+def render_nat_ofctl(nat: Nat) -> str:
+    """`nat`, `nat(src=A)` or `nat(dst=A-B)`, as ovs-ofctl writes them."""
+    if nat.kind is None:
+        return "nat"
+    span = nat.first if nat.last in (None, nat.first) else f"{nat.first}-{nat.last}"
+    return f"nat({nat.kind}={span})"
+
+
 def render_action_ofctl(act: Action, named: bool = False) -> str:
     """ovs-ofctl syntax; with `named`, tables appear by stage name (for people and goldens)."""
     match act:
@@ -553,7 +588,7 @@ def render_action_ofctl(act: Action, named: bool = False) -> str:
             return f"pop_mpls:{e:#06x}"
         case DecTtl():
             return "dec_ttl"
-        case Ct(zone=z, commit=c, table=t, mark=mark):
+        case Ct(zone=z, commit=c, table=t, mark=mark, nat=nat):
             args = ["commit"] if c else []
             if t is not None:
                 args.append(f"table={t if named else TABLE_ID[t]}")
@@ -561,6 +596,8 @@ def render_action_ofctl(act: Action, named: bool = False) -> str:
             args.append(f"zone={zone}")
             if mark is not None:
                 args.append(f"exec(set_field:{hex(mark)}->ct_mark)")
+            if nat is not None:
+                args.append(render_nat_ofctl(nat))
             return f"ct({','.join(args)})"
         case Conjunction(id=i, clause=c, n_clauses=n):
             return f"conjunction({i},{c}/{n})"

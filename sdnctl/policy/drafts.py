@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
 
-from sdnctl.policy.model import VM, Default, Group, Rule, Segment, Tenant
+from sdnctl.policy.model import VM, Default, Group, Rule, Segment, SnatPool, Tenant
 from sdnctl.yamlsrc import LineDict
 
 
@@ -45,6 +45,7 @@ class TenantDraft:
     rules: list[Rule] = field(default_factory=list)
     waive: frozenset[str] = frozenset()
     dns: tuple[IPv4Address, ...] = ()
+    snat: SnatPool | None = None
 
 
 @dataclass
@@ -62,13 +63,14 @@ class VMDraft:
     waive: frozenset[str] = frozenset()
     ip6: IPv6Address | None = None  # given, or EUI-64 (sdnctl.policy.load6)
     ip6_line: int = 0
+    floating_ip: IPv4Address | None = None
 
 
 def build_tenant(t: TenantDraft) -> Tenant:
     segments = {name: build_segment(s) for name, s in t.segments.items()}
     return Tenant(
         t.name, t.default, MappingProxyType(segments), MappingProxyType(dict(t.groups)),
-        tuple(t.rules), t.line, t.waive, t.dns,
+        tuple(t.rules), t.line, t.waive, t.dns, t.snat,
     )
 
 
@@ -82,5 +84,5 @@ def build_vm(vm: VMDraft) -> VM:
     assert vm.tenant and vm.segment and vm.mac and vm.ip is not None
     return VM(
         vm.name, vm.tenant, vm.segment, vm.mac, vm.ip, MappingProxyType(dict(vm.labels)),
-        vm.host, vm.rate_limit_mbps, vm.line, vm.waive, vm.ip6,
+        vm.host, vm.rate_limit_mbps, vm.line, vm.waive, vm.ip6, vm.floating_ip,
     )

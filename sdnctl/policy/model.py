@@ -13,6 +13,10 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
 
 ANY = "any"  # the group name that means "every VM of the tenant"
+# The rule end that means "any address outside the tenant's segments"; a rule end
+# may also be a CIDR outside them (e.g. "198.51.100.0/24"): both are external ends.
+EXTERNAL = "external"
+EVERYWHERE = IPv4Network("0.0.0.0/0")
 MAX_VNI = (1 << 24) - 1  # VXLAN network identifiers are 24 bits
 # Segment ids (reg6, flow owners) of overlay-only segments: above every VLAN id, so
 # the two kinds never collide, and the VNI is readable in the low 24 bits.
@@ -161,6 +165,52 @@ class Rule:
     def covers(self, family: int) -> bool:
         return self.family is None or self.family == family
 
+    @property
+    def src_net(self) -> IPv4Network | None:
+        """The external addresses `src` names (`external`: all), None for a group."""
+        return external_net(self.src)
+
+    @property
+    def dst_net(self) -> IPv4Network | None:
+        return external_net(self.dst)
+
+    @property
+    def inbound(self) -> bool:
+        """From outside the tenant towards its VMs (through floating IPs)."""
+        return self.src_net is not None
+
+    @property
+    def outbound(self) -> bool:
+        """From the tenant's VMs to addresses outside it (through NAT)."""
+        return self.dst_net is not None
+
+    @property
+    def north_south(self) -> bool:
+        return self.inbound or self.outbound
+
+
+def external_net(end: str) -> IPv4Network | None:
+    """The addresses a rule end names when it is external (`external` or a CIDR)."""
+    if end == EXTERNAL:
+        return EVERYWHERE
+    if "/" in end or end[:1].isdigit():
+        return IPv4Network(end)
+    return None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SnatPool:
+    """A tenant's source-NAT addresses: `first`..`last` (one address: equal)."""
+
+    first: IPv4Address
+    last: IPv4Address
+
+    def addresses(self) -> list[IPv4Address]:
+        return [IPv4Address(n) for n in range(int(self.first), int(self.last) + 1)]
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
@@ -173,6 +223,12 @@ class Tenant:
     # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
     waive: frozenset[str] = field(default=frozenset(), compare=False)
     dns: tuple[IPv4Address, ...] = ()  # DHCP's DNS servers for segments naming none
+    snat: SnatPool | None = None  # source address(es) of its VMs going out; None: no SNAT
+
+    @property
+    def north_south(self) -> bool:
+        """Whether any rule of the tenant names addresses outside it."""
+        return any(r.north_south for r in self.rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +247,7 @@ class VM:
     # Its IPv6 address: given, or the EUI-64 one (from the MAC) in a segment with
     # subnet6; None in a segment without IPv6.
     ip6: IPv6Address | None = None
+    floating_ip: IPv4Address | None = None  # its 1:1 NAT address outside; None: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +275,14 @@ class Policy:
         return iter(self._by_tenant.get(tenant, ()))
 
     def members(self, tenant: str, group: str) -> frozenset[str]:
-        """Names of the VMs a group (or ANY) names inside `tenant`."""
+        """Names of the VMs a group (or ANY) names inside `tenant`; none for an
+        external end (`external` or a CIDR)."""
         if group == ANY:
             return frozenset(vm.name for vm in self.vms_of(tenant))
-        g = self.tenants[tenant].groups[group]
+        g = self.tenants[tenant].groups.get(group)
+        if g is None:
+            assert external_net(group) is not None, f"unknown group {tenant}/{group}"
+            return frozenset()
         by_label = {
             vm.name
             for vm in self.vms_of(tenant)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 from types import MappingProxyType
 
 import networkx as nx
@@ -14,6 +14,13 @@ import networkx as nx
 class Role(enum.Enum):
     HYPERVISOR = "hypervisor"
     FABRIC = "fabric"
+    GATEWAY = "gateway"  # a border switch: uplinks to an external router, NAT
+
+    @property
+    def edge(self) -> bool:
+        """Hypervisors and gateways sit at the edge of the fabric: frames are
+        addressed to them by label, and they are never transit."""
+        return self is not Role.FABRIC
 
 
 # The OpenFlow port of a hypervisor's VXLAN port when the topology names none:
@@ -21,6 +28,47 @@ class Role(enum.Enum):
 TUNNEL_PORT = 65000
 # The MTU of fabric links and the tunnel underlay when the topology names none.
 DEFAULT_UNDERLAY_MTU = 1500
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PortRef:
+    """One OpenFlow port of one switch."""
+
+    switch: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.switch}:{self.port}"
+
+
+def uplink_mac(dpid: int, port: int) -> str:
+    """The MAC a gateway's uplink answers with: `0e:01:`, the dpid's low 16 bits,
+    the port's 16 bits. Locally administered; the policy loader refuses VM MACs
+    in `0e:00`-`0e:01`."""
+    raw = f"{dpid & 0xFFFF:04x}{port & 0xFFFF:04x}"
+    return "0e:01:" + ":".join(raw[i:i + 2] for i in range(0, 8, 2))
+
+
+@dataclass(frozen=True, slots=True)
+class Uplink:
+    """One port of a gateway facing the external router (an exit)."""
+
+    switch: str
+    port: int
+    ip: IPv4Interface  # the gateway's own address and the uplink subnet
+    next_hop: IPv4Address  # the external router: every packet going out goes to it
+    mac: str  # what the uplink answers ARP with and sends from
+    vlan: int | None = None  # the uplink's 802.1Q tag, if the external side is tagged
+    next_hop_mac: str | None = None  # configured; None: learned by ARP
+    line: int = 0
+
+    @property
+    def ref(self) -> PortRef:
+        return PortRef(self.switch, self.port)
+
+    @property
+    def name(self) -> str:
+        return f"{self.switch}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +81,7 @@ class Switch:
     # port (None: it carries no overlay traffic) and that port's OpenFlow number.
     tunnel_ip: IPv4Address | None = None
     tunnel_port: int = TUNNEL_PORT
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class PortRef:
-    """One OpenFlow port of one switch."""
-
-    switch: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.switch}:{self.port}"
+    uplinks: tuple[Uplink, ...] = ()  # a gateway's exits, in file order
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +136,10 @@ class Topology:
             if sw.dpid == dpid:
                 return sw
         return None
+
+    def uplinks(self) -> tuple[Uplink, ...]:
+        """Every gateway uplink (exit) of the topology, by switch name then file order."""
+        return tuple(u for name in sorted(self.switches) for u in self.switches[name].uplinks)
 
     def tunnel_endpoints(self) -> dict[str, IPv4Address]:
         """Hypervisor -> its tunnel IP, for those that have one."""
