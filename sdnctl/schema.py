@@ -203,6 +203,9 @@ def _rule() -> Schema:
             "waive": _waive("rule"),
             "family": {"enum": ["ipv4", "ipv6"], "description": "Allow the services in "
                        "this IP family only; without it the rule covers both."},
+            "log": {"type": "boolean", "default": False,
+                    "description": "Record every new connection this rule allows in the "
+                    "daemon's connection log."},
         },
         ["from", "to", "allow"],
     )
@@ -222,6 +225,10 @@ def _tenant() -> Schema:
             "waive": _waive("tenant"),
             "dns": _dns("DNS servers DHCP hands to the tenant's VMs (a segment's own dns "
                         "wins)."),
+            "log_denied": {"type": "boolean", "default": False,
+                           "description": "Record the first packet of every connection "
+                           "between the tenant's VMs that no rule allows, in the daemon's "
+                           "connection log."},
         },
         ["segments"],
     )

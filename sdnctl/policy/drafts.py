@@ -46,6 +46,7 @@ class TenantDraft:
     waive: frozenset[str] = frozenset()
     dns: tuple[IPv4Address, ...] = ()
     snat: SnatPool | None = None
+    log_denied: bool = False
 
 
 @dataclass
@@ -70,7 +71,7 @@ def build_tenant(t: TenantDraft) -> Tenant:
     segments = {name: build_segment(s) for name, s in t.segments.items()}
     return Tenant(
         t.name, t.default, MappingProxyType(segments), MappingProxyType(dict(t.groups)),
-        tuple(t.rules), t.line, t.waive, t.dns, t.snat,
+        tuple(t.rules), t.line, t.waive, t.dns, t.snat, t.log_denied,
     )
 
 

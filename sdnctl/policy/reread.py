@@ -446,10 +446,12 @@ def _moved_vm(vm: VM, lines: int) -> VM:
 def _moved_tenant(t: Tenant, lines: int) -> Tenant:
     if not lines:
         return t
-    return Tenant(
-        t.name, t.default,
-        MappingProxyType({n: replace(s, line=s.line + lines) for n, s in t.segments.items()}),
-        MappingProxyType({n: replace(g, line=g.line + lines) for n, g in t.groups.items()}),
-        tuple(replace(r, line=r.line + lines) for r in t.rules),
-        t.line + lines,
+    return replace(  # every other field (dns, snat, log_denied, ...) as it was
+        t,
+        segments=MappingProxyType({n: replace(s, line=s.line + lines)
+                                   for n, s in t.segments.items()}),
+        groups=MappingProxyType({n: replace(g, line=g.line + lines)
+                                 for n, g in t.groups.items()}),
+        rules=tuple(replace(r, line=r.line + lines) for r in t.rules),
+        line=t.line + lines,
     )

@@ -436,13 +436,14 @@ tenants:
     default: deny
     waive: [exposure]
     dns: [10.1.0.2]
+    log_denied: true
     segments:
       web: {vlan: 10, vni: 5010, subnet: 10.1.10.0/24, gateway: 10.1.10.1, dns: [10.1.10.53],
             subnet6: "2001:db8:10::/64", gateway6: "2001:db8:10::1"}
     groups:
       web: {labels: {tier: web}, vms: [web2], waive: [empty-group]}
     rules:
-      - {from: any, to: web, allow: [tcp/80, icmp], waive: [covered], family: ipv6}
+      - {from: any, to: web, allow: [tcp/80, icmp], waive: [covered], family: ipv6, log: true}
 vms:
   web1: {tenant: acme, segment: web, mac: "02:00:00:00:10:11", ip: 10.1.10.11,
          labels: {tier: web}, host: hv1, rate_limit_mbps: 100, waive: [unreachable]}
