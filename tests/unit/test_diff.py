@@ -35,7 +35,7 @@ def test_from_nothing_everything_is_added():
     fs = compile_network(policy, topo, bindings)["hv1"]
     d = diff_flowsets(None, fs)
     assert len(d.add) == len(fs.flows) and not d.modify and not d.delete
-    assert len(d.add_meters) == len(fs.meters) == 4  # web1's rate, 1 + 2 DHCP meters
+    assert len(d.add_meters) == len(fs.meters) == 5  # web1's rate, 1 + 2 DHCP meters, the log meter
 
 
 def test_editing_one_rule_touches_only_that_rules_flows():
