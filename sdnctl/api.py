@@ -10,6 +10,7 @@ Routes (GET or HEAD only; every answer but /policy, /topology and /metrics is JS
     /, /dashboard               the web dashboard (HTML; sdnctl.dashboard), and the JSON it
     /network, /matrix, /explain, /edits   reads: topology and VMs, the reachability
                                 matrix, `explain` of one cell, the last edits
+    /connections                the connection log's last records (?limit=N&verdict=deny)
 
 A request never gets a traceback, and a client's mistake never a 500: an unknown
 path is 404, another method 405, an unknown or malformed query 400, a bad

@@ -28,6 +28,7 @@ from sdnctl.bindings import Bindings
 from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
+from sdnctl.live.connlog import ConnectionLog
 from sdnctl.live.counters import Counters
 from sdnctl.live.dhcp import DhcpResponder
 from sdnctl.live.history import EditStart, EnforcedEdit, History
@@ -420,6 +421,9 @@ class ControllerState:
         self.history = History()
         self.counters = Counters()
         self.dhcp = DhcpResponder()  # answers the metered DHCP path (sdnctl/app/dhcp.py)
+        # Records the acl stage's metered copies (sdnctl/app/connlog.py); the daemon
+        # gives it a file with --connection-log.
+        self.connlog = ConnectionLog()
         self.daemon = DaemonParts()
         self.started_at = time.monotonic() if started_at is None else started_at
         self.lock = threading.RLock()
@@ -627,6 +631,7 @@ class ControllerState:
             "ovsdb": self.daemon.ovsdb.as_json() if self.daemon.ovsdb is not None else None,
             "mirrors": self.daemon.mirrors() if self.daemon.mirrors is not None else [],
             "ipfix": self.daemon.ipfix() if self.daemon.ipfix is not None else None,
+            "connection_log": self.connlog.snapshot(),
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
             "last_compile": self.last_compile,
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],
