@@ -35,6 +35,7 @@ TESTS = [
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
     "tests/unit/test_mirror.py",
+    "tests/unit/test_connlog.py",
 ]
 
 
@@ -54,6 +55,7 @@ SIM = "sdnctl/verify/simulate.py"
 ND = "sdnctl/compile/nd.py"
 ANSWER = "sdnctl/nd/answer.py"
 MIRROR = "sdnctl/southbound/mirror.py"
+CONNLOG = "sdnctl/compile/connlog.py"
 
 MUTANTS = [
     # -- compiler: port security
@@ -203,6 +205,19 @@ MUTANTS = [
            "        if policy.vms[owner].tenant != tenant:\n            return (f\"namespace",
            "        if False:\n            return (f\"namespace",
            "a namespace holding another tenant's VM may receive a mirror"),
+    # -- connection logs: a copy never changes what happens to the packet
+    Mutant("connlog-copy-drops-allowed", CONNLOG,
+           "actions = (*head, log_copy(), last) if isinstance(last, Goto)",
+           "actions = (*head, log_copy()) if isinstance(last, Goto)",
+           "a logged rule's new connection is copied but no longer goes on"),
+    Mutant("connlog-copies-established", CONNLOG,
+           'Match.of(conj_id=cid, eth_type=eth, ct_state="+new+trk")',
+           'Match.of(conj_id=cid, eth_type=eth, ct_state="+trk")',
+           "every packet of a logged connection is copied, not its first"),
+    Mutant("connlog-deny-forwards", CONNLOG,
+           "               (log_copy(),), f\"tenant:{tenant}\")",
+           "               (log_copy(), Goto(\"l3_route\")), f\"tenant:{tenant}\")",
+           "a denied first packet that is logged goes on instead of being dropped"),
 ]
 
 
