@@ -61,6 +61,7 @@ from sdnctl.ha.model import Revision
 from sdnctl.live.sources import SourceReads, Sources, load_sources, read_version
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
+from sdnctl.mirrorcmd import mirror_runner
 from sdnctl.southbound.ipfix import DEFAULT_ACTIVE_TIMEOUT_S, IpfixExport, parse_collector
 from sdnctl.startup import Startup, Ticker, run_until, wait_for_bindings
 from sdnctl.tls import HandshakeWatch, Listen, TlsFiles, configure_os_ken
@@ -333,7 +334,8 @@ class Daemon:
         try:
             server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
                                read_switch=self._read_switch,
-                               metrics=lambda: render_metrics(state))
+                               metrics=lambda: render_metrics(state),
+                               mirror=mirror_runner(state, self.config.ovsdb))
         except OSError as exc:
             raise StartupFailed(1, f"sdnctl run: cannot listen for the status API on "
                                 f"{ends.api_host}:{ends.api_port}: {exc.strerror or exc}"

@@ -282,6 +282,12 @@ class Dashboard:
         log = self.state.connlog  # its own lock
         return {"records": log.records(int(limit_text), verdict), "counters": log.snapshot()}
 
+    def mirrors(self, _query: Query) -> Doc:
+        """The mirrors on the daemon's OVSDB (its monitor's copy), for the mirror panel."""
+        with self.state.lock:
+            listing = self.state.daemon.mirrors
+        return {"mirrors": listing() if listing is not None else []}
+
     def routes(self) -> dict[str, tuple[tuple[str, ...], Callable[[Query], Doc]]]:
         """path -> (query keys it takes, the document). Values are checked here."""
         return {
@@ -290,4 +296,5 @@ class Dashboard:
             "/explain": (("from", "to", "service", "source"), self.explain),
             "/edits": ((), self.edits),
             "/connections": (("limit", "verdict"), self.connections),
+            "/mirrors": ((), self.mirrors),
         }
