@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -115,6 +117,11 @@ def test_logged_rule_records_each_new_connection_once_and_denials_with_their_ver
     counters = get_json(daemon.api, "/status")["connection_log"]
     assert counters["records"] == {"allow": 1, "deny": len(denied)}
     assert counters["writer_drops"] == 0 and counters["unparsed"] == 0
+    # The switch holds the log flows as compiled: read back (the metered controller
+    # action decoded), they equal intent.
+    res = subprocess.run([sys.executable, "-m", "sdnctl.cli", "verify", "--api", daemon.api],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "0 differences" in res.stdout, res.stdout + res.stderr
 
 
 def _copied(lab, bridge: str) -> int:
