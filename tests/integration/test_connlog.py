@@ -21,7 +21,7 @@ import pytest
 from conftest import probe
 from daemon_cmd import one_hypervisor
 
-from sdnctl.client.api import get_json, wait_programmed
+from sdnctl.client.api import get_json, get_metrics, wait_programmed
 from sdnctl.compile.connlog import LOG_BURST, LOG_PPS
 from sdnctl.pipeline import table_id
 
@@ -157,6 +157,9 @@ def test_a_flood_of_denied_packets_is_cut_by_the_meter_and_counted(lab):
         time.sleep(0.5)
     # A logged denial is still a denial in the dropped-by-policy counters.
     assert by_policy >= copied, (by_policy, copied)
+    metrics = get_metrics(daemon.api)
+    assert f'sdnctl_connection_log_lost_total{{reason="meter"}} {dropped}' in metrics
+    assert f'sdnctl_connection_log_records_total{{verdict="deny"}} {logged}' in metrics
     # What the meter lets through: its burst plus its rate over the flood (and slack
     # for timing); every other packet the flow took is counted as the meter's drop.
     assert logged <= budget, (logged, took)
