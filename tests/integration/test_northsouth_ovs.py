@@ -152,3 +152,13 @@ def test_outside_reaches_a_floating_ip_by_rule_only(dc, cleanup):
     # The VM's inside address is not reachable from outside at all.
     sh(["ip", "-n", inet, "route", "add", "10.0.1.0/24", "via", "203.0.113.2"])
     assert ask(inet, "10.0.1.11", 80, timeout=1.0) is None
+
+
+def test_a_floating_ip_from_inside_goes_out_and_back_in(dc, cleanup):
+    """Hairpin through the external router: both tenants' rules must allow it."""
+    policy, vms, inet = dc
+    whoami(cleanup, vms["rf1"].ns, 80)
+    # blue may go anywhere outside; red lets anyone outside reach rf1 on tcp/80.
+    assert ask(vms["bx2"].ns, "203.0.113.20", 80) == "203.0.113.12"
+    # red's own VMs may go out to 198.51.100.0/24 only: not to their floating IP.
+    assert ask(vms["rb1"].ns, "203.0.113.20", 80, timeout=1.0) is None
