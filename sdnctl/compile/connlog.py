@@ -31,7 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sdnctl.compile.context import NetworkView
-from sdnctl.flows import Action, Controller, Flow, Goto, Match, MeterBand
+from sdnctl.compile.exits import ns_plan
+from sdnctl.flows import Action, Controller, Flow, Goto, Match, MatchValue, MeterBand
+from sdnctl.pipeline import REG_SIDE, SIDE_OUT
 from sdnctl.policy.model import Default, Rule
 
 # Above the ND meters (0x30000 + port, ports < 0xFF00), below OVS's 2**18.
@@ -68,7 +70,9 @@ def logged_rule_flows(view: NetworkView, rule: Rule, cid: int, ip6: bool,
         return
     *head, last = allowed
     actions = (*head, log_copy(), last) if isinstance(last, Goto) else (*allowed, log_copy())
-    families = ((ETH_IP, rule.covers(4)), (ETH_IP6, ip6 and rule.covers(6)))
+    # North–south rules are IPv4 only (sdnctl.compile.acl).
+    families = ((ETH_IP, rule.covers(4)),
+                (ETH_IP6, ip6 and rule.covers(6) and not rule.north_south))
     for eth in (e for e, wanted in families if wanted):
         yield Flow("acl", PRIO_LOGGED_RULE,
                    Match.of(conj_id=cid, eth_type=eth, ct_state="+new+trk"), actions, owner)
@@ -78,11 +82,14 @@ def denied_log_flows(view: NetworkView, tenant: str) -> Iterator[Flow]:
     """A tenant with `log_denied`: its new connections that no rule allowed are
     copied (metered) before they are dropped."""
     t = view.policy.tenants[tenant]
-    if not t.log_denied or t.default is Default.ALLOW:
+    if not t.log_denied:
         return
-    tid = view.tenant_ids[tenant]
-    yield Flow("acl", PRIO_LOGGED_DENY,
-               Match.of(metadata=(tid, 0xFFFF_FFFF), ct_state="+new+trk"),
+    match: dict[str, MatchValue] = {"metadata": (view.tenant_ids[tenant], 0xFFFF_FFFF)}
+    if t.default is Default.ALLOW:
+        if tenant not in ns_plan(view).tenants:
+            return  # it denies nothing
+        match[REG_SIDE] = SIDE_OUT  # it denies only what goes out without a rule
+    yield Flow("acl", PRIO_LOGGED_DENY, Match.of(match, ct_state="+new+trk"),
                (log_copy(),), f"tenant:{tenant}")
 
 
