@@ -109,9 +109,9 @@ class Deciders:
     def of(cls, policy: Policy) -> Deciders:
         rules: dict[int, list[Rule]] = collections.defaultdict(list)
         tenants: dict[int, str] = {}
-        for t in policy.tenants.values():
-            tenants[cookie_of(f"tenant:{t.name}")] = t.name
-            for r in t.rules:
+        for name, tenant in policy.tenants.items():
+            tenants[cookie_of(f"tenant:{name}")] = name
+            for r in tenant.rules:
                 rules[cookie_of(rule_owner(r))].append(r)
         return cls({c: tuple(rs) for c, rs in rules.items()}, tenants)
 
