@@ -1,13 +1,14 @@
 """The connection log under a flood of denied packets, on real OVS with the real daemon.
 
     sudo .venv/bin/python benchmarks/connlog_flood.py                  # 10,000/s for 15 s
+    sudo .venv/bin/python benchmarks/connlog_flood.py --iperf-mbps 200 # iperf3 beside too
     sudo .venv/bin/python benchmarks/connlog_flood.py --rate 20000 --json out.json
 
 One hypervisor bridge (userspace datapath), the daemon with `--connection-log`,
 three VMs (network namespaces) of a tenant with `log_denied: true`: `f1` sends UDP
 to a port no rule allows (64 source ports round-robin, each packet a denied first
 packet, so each one reaches the log flow), while `v1` pings `v2` every 10 ms and
-sends it TCP with iperf3 (at `--iperf-mbps`), and a thread reads GET /status and
+(with `--iperf-mbps`) sends it TCP with iperf3, and a thread reads GET /status and
 GET /connections every 20 ms. Three phases in one process: no flood (the
 baseline), the flood, and the flood again with logging off (the control: what the
 denied packets cost the data plane without the log). Per phase: ping loss, iperf3
@@ -217,10 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=10_000, help="denied packets/s (10,000)")
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--iperf-mbps", type=int, default=200,
-                        help="iperf3's TCP rate beside (default 200: well under what a veth "
-                        "through the userspace datapath carries; 0: no iperf3)")
-    parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--iperf-mbps", type=int, default=0,
+                        help="also iperf3 TCP v1 -> v2 at this rate (default 0: ping only)")
+    parser.add_argument("--json", help="write the figures here (default benchmarks/results/"
+                        "connlog_flood.json, connlog_flood_iperf.json with iperf3)")
     args = parser.parse_args(argv)
     require_or_exit("ovs-vsctl", "ip", "ping", "iperf3", "ethtool",
                     what="benchmarks/connlog_flood.py")
@@ -270,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         out["connection_log"] = status["connection_log"]
         out["file_lines"] = len(log_file.read_text().splitlines()) if log_file.exists() else 0
     print(json.dumps(out, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    default = "connlog_flood_iperf.json" if args.iperf_mbps else "connlog_flood.json"
+    Path(args.json or REPO / "benchmarks" / "results" / default).write_text(
+        json.dumps(out, indent=1) + "\n")
     return 0
 
 
