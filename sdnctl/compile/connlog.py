@@ -98,9 +98,3 @@ def logging_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:
     so turning logging on changes no switch's meters)."""
     if view.local_vms(switch):
         yield MeterBand(LOG_METER, LOG_PPS, LOG_BURST, "base", pktps=True)
-
-
-def is_logged_copy(actions: tuple[Action, ...]) -> bool:
-    """Whether a flow's actions copy the packet to the log (for readers of flows)."""
-    return any(isinstance(a, Controller) and a.meter_id == LOG_METER for a in actions)
-

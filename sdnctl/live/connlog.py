@@ -104,6 +104,7 @@ class Deciders:
 
     rules: Mapping[int, tuple[Rule, ...]]
     tenants: Mapping[int, str]
+    vms: Mapping[tuple[str, str], str]  # (tenant, IPv4 or IPv6 address) -> VM
 
     @classmethod
     def of(cls, policy: Policy) -> Deciders:
@@ -113,7 +114,9 @@ class Deciders:
             tenants[cookie_of(f"tenant:{name}")] = name
             for r in tenant.rules:
                 rules[cookie_of(rule_owner(r))].append(r)
-        return cls({c: tuple(rs) for c, rs in rules.items()}, tenants)
+        vms = {(vm.tenant, str(ip)): vm.name for vm in policy.vms.values()
+               for ip in (vm.ip, vm.ip6) if ip is not None}
+        return cls({c: tuple(rs) for c, rs in rules.items()}, tenants, vms)
 
 
 def _time(wall: float) -> str:
@@ -193,8 +196,7 @@ class ConnectionLog:
         else:
             return None
         src_vm = self._vm_at(bindings, switch, in_port)
-        dst_vm = next((vm.name for vm in policy.vms.values() if vm.tenant == tenant
-                       and five.dst_ip in (str(vm.ip), str(vm.ip6))), None)
+        dst_vm = deciders.vms.get((tenant, five.dst_ip))
         record: dict[str, object] = {
             "time": _time(wall), "switch": switch, "tenant": tenant, "verdict": verdict,
             "rule": f"{rules[0].src}->{rules[0].dst}" if rules else None,

@@ -8,23 +8,30 @@ record. A script of the test, added after the page, drives the page's own form
 and buttons (as a person would click them) and writes what it saw into the DOM
 that `--dump-dom` returns: a mirror to another tenant's VM port is refused, a
 mirror into a namespace starts (OVSDB lists it, the page shows it), and its Stop
-button removes it.
+button removes it. The same commands are then sent to the real daemon (its OVSDB
+monitor lists the mirror, its API threads run the command).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import secrets
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer, make_server
 
 import pytest
+from daemon_cmd import one_hypervisor
 from test_dashboard import browse
 
-from sdnctl.api import make_api
+from sdnctl.api import JSON, make_api
 from sdnctl.bindings import Bindings
+from sdnctl.client.api import get_json
 from sdnctl.compile.acl import rule_owner
 from sdnctl.dashboard import page
 from sdnctl.flows import cookie_of
@@ -36,7 +43,7 @@ from sdnctl.southbound.ovsdb import BindingSnapshot
 from sdnctl.topology.load import parse_topology
 from sdnctl.topology.model import PortRef
 
-pytestmark = [pytest.mark.ovs, pytest.mark.needs("chromium")]
+pytestmark = [pytest.mark.ovs]
 
 OVSDB = "unix:/var/run/openvswitch/db.sock"
 TOKEN = "panel-" + secrets.token_hex(8)
@@ -144,6 +151,7 @@ def panel(lab) -> Iterator[tuple[PageServer, dict[str, str], str, str]]:
     server.server.server_close()
 
 
+@pytest.mark.needs("chromium")
 def test_the_log_panel_lists_records_and_the_mirror_buttons_work(lab, panel) -> None:
     server, names, bridge, ns = panel
     dom = browse(lab, f"http://127.0.0.1:{server.port}/#token={TOKEN}", budget_ms=20000)
@@ -166,3 +174,44 @@ def test_the_log_panel_lists_records_and_the_mirror_buttons_work(lab, panel) -> 
     assert not [m for m in list_mirrors(OVSDB) if m.bridge == bridge]
     with contextlib.suppress(Exception):
         stop_mirrors(names["w"], OVSDB)
+
+
+def _post(api: str, path: str, doc: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://{api}{path}", data=json.dumps(doc).encode(),
+                                     method="POST", headers={"Content-Type": JSON})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _listed(api: str, vm: str, present: bool) -> list[dict]:
+    """The daemon's /mirrors for `vm`, once its OVSDB monitor shows it (or not)."""
+    deadline = time.monotonic() + 15
+    while True:
+        found = [m for m in get_json(api, "/mirrors")["mirrors"] if m["vm"] == vm]
+        if bool(found) == present or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_the_daemon_runs_the_pages_mirror_commands(lab) -> None:
+    """The page's POSTs against the real daemon: its OVSDB, its policy, its threads."""
+    names = {k: f"{k}{secrets.token_hex(3)}" for k in "wvx"}
+    bridge, daemon = one_hypervisor(lab, POLICY.format(**names))
+    ports = {k: lab.port(bridge, 100 + i, vm_id=names[k]) for i, k in enumerate("wvx")}
+    ns = lab.cleanup.netns(f"cap{secrets.token_hex(3)}")
+    lab.cleanup.add("the test's mirrors", lambda: stop_mirrors(names["w"], OVSDB))
+    code, doc = _post(daemon.api, "/mirrors/start", {"vm": names["w"], "to": ports["x"]})
+    assert code == 403 and "another tenant" in doc["error"], doc
+    code, doc = _post(daemon.api, "/mirrors/start", {"vm": names["w"], "netns": ns,
+                                                     "direction": "out"})
+    assert code == 200, doc
+    [mirror] = _listed(daemon.api, names["w"], present=True)
+    assert (mirror["bridge"], mirror["netns"], mirror["direction"], mirror["selects"]) == (
+        bridge, ns, "out", [ports["w"]])
+    code, doc = _post(daemon.api, "/mirrors/stop", {"vm": names["w"]})
+    assert code == 200, doc
+    assert _listed(daemon.api, names["w"], present=False) == []
+    assert not [m for m in list_mirrors(OVSDB) if m.bridge == bridge]

@@ -198,3 +198,13 @@ def test_parse_ip_reads_ipv6_and_a_vlan_tag_and_refuses_the_rest():
     assert parse_ip(tagged) is not None and parse_ip(tagged).dst_port == 2
     assert parse_ip(bytes(12) + b"\x08\x06" + bytes(28)) is None  # ARP
     assert parse_ip(bytes(20)) is None
+
+
+def test_sdnctl_status_prints_the_logs_counters_when_it_logs() -> None:
+    from sdnctl.render.status import render_status
+
+    log = ConnectionLog().snapshot()
+    assert "conn log" not in render_status({"connection_log": log})  # nothing to say
+    log.update(records={"allow": 3, "deny": 7}, meter_drops=40, file="/var/log/c.jsonl")
+    assert ("conn log  3 allowed, 7 denied recorded; lost 40 to the switches' meters, "
+            "0 to the writer (/var/log/c.jsonl)") in render_status({"connection_log": log})
