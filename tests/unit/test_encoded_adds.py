@@ -101,9 +101,8 @@ def test_each_add_is_os_kens_bytes_for_every_example_flow():
 def test_nat_flows_are_os_kens_bytes_alone_and_in_bundles(monkeypatch):
     """ct with nat nested (os-ken leaves the nested action's padding to what follows
     it in a whole message): each add alone, and a FlowSet's plan as and without bytes."""
-    from tests.unit.test_nat_actions import _nat_flows
-
     from sdnctl.flows import FlowSet
+    from tests.unit.test_nat_actions import _nat_flows
 
     flows = _nat_flows()
     for f in flows:
