@@ -67,7 +67,7 @@ def test_the_wire_form_is_what_ovs_ofctl_sends() -> None:
     assert (nat.flags, nat.range_ipv4_min, nat.range_ipv4_max) == (2, "10.1.10.11", "10.1.10.14")
     [nat] = action_to_ofp(NATS[1]).actions
     assert (nat.flags, nat.range_ipv4_min, nat.range_ipv4_max) == (0, "", "")
-    mark, nat = action_to_ofp(NATS[3]).actions
+    mark, nat = action_to_ofp(NATS[3]).actions  # nat last: os-ken pads it only there
     assert mark.key == "ct_mark" and nat.flags == 1
 
 

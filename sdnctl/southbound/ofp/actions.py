@@ -79,6 +79,9 @@ def action_to_ofp(act: Action) -> OfpMsg:
             return parser.OFPActionDecNwTtl()
         case Ct(zone=z, commit=c, table=t, mark=mark, nat=nat):
             # A register zone is "zone_src + bits"; an immediate zone rides in the bits field.
+            # nat last: os-ken writes a nested nat without its padding, which only
+            # the end of the ct action supplies (OVS then prints it inside exec();
+            # the order means nothing to it).
             nested = [] if mark is None else [parser.OFPActionSetField(ct_mark=mark)]
             if nat is not None:
                 nested.append(nat_to_ofp(nat))
