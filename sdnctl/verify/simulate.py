@@ -835,13 +835,16 @@ class Simulator:
                         # Conntrack sees the packet as it is (a translation still
                         # pending from an earlier ct without table included).
                         dp = _as_sent(p)
+                        # The state is the one the packet found: a packet that creates
+                        # a connection by committing it is +new (measured, a TCP ACK
+                        # too: tests/integration/test_sim_nat_ovs.py).
+                        state = ct.lookup(switch, zone, dp) if act.table is not None else 0
                         if act.commit:
                             ct.commit(switch, zone, dp, act.mark, act.nat)
                         changes = ct.translation(switch, zone, dp) if act.nat else None
                         if act.table is not None:
                             recirculations += 1
                             if recirculations <= MAX_RECIRCULATIONS:
-                                state = ct.lookup(switch, zone, dp)
                                 mark = ct.mark(switch, zone, dp)
                                 if changes:
                                     dp = dict(dp, **changes)
