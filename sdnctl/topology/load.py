@@ -149,7 +149,7 @@ class _TopologyReader:
                  line: int) -> tuple[Uplink, ...] | None:
         """A gateway's uplinks (it needs one at least); () for another switch."""
         where = f"switch {name}"
-        if "uplink" not in body or body["uplink"] is None:
+        if "uplink" not in body:
             if role is Role.GATEWAY:
                 self.r.add(line, f"{where}: a gateway needs an uplink, like uplink: {{port: 1, "
                                  "ip: 203.0.113.2/24, next_hop: 203.0.113.1}")
