@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from sdnctl.addresses import RESERVED_BLOCKS, parse_address, unicast_trouble
+from sdnctl.addresses import parse_address, unicast_trouble
 from sdnctl.policy.drafts import SegmentDraft, TenantDraft, VMDraft
 from sdnctl.policy.model import EXTERNAL, SnatPool, external_net
 from sdnctl.topology.model import Topology, Uplink
@@ -58,18 +58,13 @@ def read_snat(r: Report, value: object, line: int, where: str) -> SnatPool | Non
         r.add(line, f"{where}: snat range {pool} has {size} addresses, at most "
                     f"{MAX_SNAT_POOL}")
         return None
-    for ip in (first, last, *_reserved_inside(first, last)):
+    # Reserved blocks are /16 or wider: a pool of 256 cannot hold one between its ends.
+    for ip in (first, last):
         trouble = unicast_trouble(ip)
         if trouble:
             r.add(line, f"{where}: snat {ip} {trouble}")
             return None
     return pool
-
-
-def _reserved_inside(first: IPv4Address, last: IPv4Address) -> list[IPv4Address]:
-    """Addresses of the range that a reserved block's start would put between its ends."""
-    return [block.network_address for block, _ in RESERVED_BLOCKS
-            if first < block.network_address <= last]
 
 
 def read_floating_ip(r: Report, value: object, line: int, where: str,

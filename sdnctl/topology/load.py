@@ -298,10 +298,12 @@ class _TopologyReader:
             ok = False
         return PortRef(switch, port) if ok else None
 
-    def _claim_port(self, end: PortRef, where: str, line: int) -> bool:
-        """A port carries one link: the compiler treats each link port as one trunk."""
-        first = self.ports.setdefault(end, _Placed(where, line))
-        if first.what != where:
+    def _claim_port(self, end: PortRef, where: str, line: int, owner: str = "") -> bool:
+        """A port carries one link (or uplink): the compiler treats each link port as one
+        trunk. `owner` names the claimant in a later clash's message (default: `where`)."""
+        owner = owner or where
+        first = self.ports.setdefault(end, _Placed(owner, line))
+        if first.what != owner:
             self.r.add(line, f"{where}: port {end} is already used by {first.what} "
                              f"(line {first.line})")
             return False

@@ -28,8 +28,9 @@ SMALLEST_UPLINK_SUBNET = 30
 MAX_VLAN = 4094
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$")
 
-# Claims an OpenFlow port for `what` at `line`; False (reported) if it is taken.
-ClaimPort = Callable[[PortRef, str, int], bool]
+# Claims an OpenFlow port at `line` for an owner (named so in others' messages), and
+# reports a clash as `where`'s problem: False if the port is taken.
+ClaimPort = Callable[[PortRef, str, int, str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +93,8 @@ class _UplinkReader:
             self.r.add(line, f"{where}: port must be an integer 1..{self.max_port}, "
                              f"got {describe(value)}")
             return None
-        claimed = self.claim_port(PortRef(self.spot.switch, int(value)),
-                                  f"{self.spot.where}'s {label}", line)
+        claimed = self.claim_port(PortRef(self.spot.switch, int(value)), where, line,
+                                  f"{self.spot.where}'s {label}")
         return int(value) if claimed else None
 
     def _ip(self, body: LineDict, where: str) -> IPv4Interface | None:

@@ -425,7 +425,8 @@ SCHEMA_REFUSES = {
         "uplink port 0": _set("switches", "gw", {
             "dpid": 9, "role": "gateway", "uplink": {**UPLINK, "port": 0}}),
         "multicast next_hop_mac": _set("switches", "gw", {
-            "dpid": 9, "role": "gateway", "uplink": {**UPLINK, "next_hop_mac": "01:00:5e:00:00:01"}}),
+            "dpid": 9, "role": "gateway",
+            "uplink": {**UPLINK, "next_hop_mac": "01:00:5e:00:00:01"}}),
         "empty uplink list": _set("switches", "gw", {"dpid": 9, "role": "gateway", "uplink": []}),
         "unknown uplink key": _set("switches", "gw", {
             "dpid": 9, "role": "gateway", "uplink": [{**UPLINK, "mtu": 1500}]}),
