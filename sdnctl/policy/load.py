@@ -515,6 +515,8 @@ class _PolicyReader:
             return None
         if src is None or dst is None or not services:
             return None
+        if names_addresses(src) or names_addresses(dst):
+            family = 4  # traffic to and from outside the tenant is IPv4 only
         return Rule(tenant.name, src, dst, services, line, waive, family)
 
     def _rule_end(self, tenant: TenantDraft, body: LineDict, key: str,

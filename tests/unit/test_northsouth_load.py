@@ -288,6 +288,8 @@ def test_nat_addresses_and_outside_ends_load(topology: Topology) -> None:
         ("any", "external", False, True),
     ]
     assert str(acme.rules[1].dst_net) == "198.51.100.0/24"
+    # IPv4 only, said once in the model so that no IPv6 flow is ever built for them.
+    assert [(r.covers(4), r.covers(6)) for r in acme.rules] == [(True, False)] * 3
 
 
 def test_cidr_ends_are_normalised(topology: Topology) -> None:
