@@ -140,6 +140,7 @@ class _Claim:
     where: str  # "tenant T" / "vm V"
     key: str  # "snat" / "floating_ip"
     line: int
+    tenant: str
 
     @property
     def text(self) -> str:
@@ -159,10 +160,11 @@ def check_nat_addresses(r: Report, tenants: Iterable[TenantDraft], vms: Iterable
     or next hop. Each problem is reported at the later of two lines."""
     tenants = list(tenants)
     claims = sorted(
-        [_Claim(t.snat.first, t.snat.last, f"tenant {t.name}", "snat", t.snat_line)
+        [_Claim(t.snat.first, t.snat.last, f"tenant {t.name}", "snat", t.snat_line, t.name)
          for t in tenants if t.snat is not None]
         + [_Claim(vm.floating_ip, vm.floating_ip, f"vm {vm.name}", "floating_ip",
-                  vm.floating_ip_line) for vm in vms if vm.floating_ip is not None],
+                  vm.floating_ip_line, vm.tenant) for vm in vms
+           if vm.floating_ip is not None and vm.tenant is not None],
         key=lambda c: (c.line, c.where))
     if not claims:
         return
@@ -173,13 +175,39 @@ def check_nat_addresses(r: Report, tenants: Iterable[TenantDraft], vms: Iterable
                 subnets.setdefault(seg.subnet, seg)
     uplinks = topology.uplinks() if topology is not None else None
     used: dict[IPv4Address, _Claim] = {}
+    exits: dict[str, _Exits] = {}
     for claim in claims:
         trouble = (_repeated(claim, used) or _in_segment(claim, subnets)
                    or (_uplink_trouble(claim, uplinks) if uplinks is not None else ""))
+        if not trouble and uplinks is not None:
+            trouble = exits.setdefault(claim.tenant, _Exits(uplinks)).add(claim)
         if trouble:
             r.add(claim.line, f"{claim.where}: {claim.key} {trouble}")
         for ip in claim.addresses():
             used.setdefault(ip, claim)
+
+
+class _Exits:
+    """The uplink subnets that hold every NAT address of one tenant seen so far: a
+    tenant goes out through one uplink, which answers for all its addresses."""
+
+    def __init__(self, uplinks: tuple[Uplink, ...]) -> None:
+        self.all = sorted({str(u.ip.network) for u in uplinks})
+        self.nets = {u.ip.network for u in uplinks}
+        self.claims: list[_Claim] = []
+
+    def add(self, claim: _Claim) -> str:
+        """"" while some uplink subnet holds them all; else why not (the claim is
+        then left out, so that one stray address is reported once)."""
+        left = {n for n in self.nets if claim.first in n and claim.last in n}
+        if not left and self.claims:
+            before = self.claims[0]
+            return (f"{claim.text} and {before.says()} are in different uplink subnets "
+                    f"({', '.join(self.all)}): tenant {claim.tenant} goes out through one uplink, whose "
+                    "subnet must hold all its snat and floating_ip addresses")
+        self.nets = left
+        self.claims.append(claim)
+        return ""
 
 
 def _repeated(claim: _Claim, used: dict[IPv4Address, _Claim]) -> str:

@@ -259,7 +259,7 @@ vms:
          labels: {tier: web}, host: hv1}
   db1: {tenant: acme, segment: db, mac: "02:00:00:00:30:11", ip: 10.1.30.11, host: hv1}
   b1: {tenant: beta, segment: web, mac: "02:00:00:01:10:11", ip: 10.1.10.11, host: hv1,
-       floating_ip: 192.0.2.5}
+       floating_ip: 203.0.113.30}
 """
 
 
@@ -313,7 +313,7 @@ def test_without_a_topology_the_topology_checks_wait(topology: Topology) -> None
 
 SNAT = "    snat: 203.0.113.10\n"
 FIP = "floating_ip: 203.0.113.20}"
-FIP_B1 = "floating_ip: 192.0.2.5}"
+FIP_B1 = "floating_ip: 203.0.113.30}"
 RULE_IN = "      - {from: external, to: web, allow: [tcp/443]}"
 RULE_CIDR = '      - {from: web, to: "198.51.100.0/24", allow: [tcp/443]}'
 
@@ -397,6 +397,12 @@ POLICY_REFUSALS = {
         {FIP_B1: "floating_ip: 192.0.2.1}"},
         "p.yaml:26: vm b1: floating_ip 192.0.2.1 is the next hop of gateway uplink gw2:2 "
         "(topology line 12)"),
+    "one tenant's NAT addresses in two uplink subnets": (
+        {FIP: "floating_ip: 192.0.2.4}"},
+        "p.yaml:21: vm web1: floating_ip 192.0.2.4 and tenant acme's snat 203.0.113.10 "
+        "(line 4) are in different uplink subnets (192.0.2.0/29, 203.0.113.0/24): tenant "
+        "acme goes out through one uplink, whose subnet must hold all its snat and "
+        "floating_ip addresses"),
     "a pool reaching out of the uplink subnet": (
         {SNAT: "    snat: 192.0.2.5-192.0.2.9\n", FIP_B1: "floating_ip: 203.0.113.21}"},
         "p.yaml:4: tenant acme: snat 192.0.2.8 is outside every gateway uplink's subnet "
@@ -457,12 +463,12 @@ def test_nat_addresses_need_a_gateway(topology: Topology) -> None:
         "topology has none (a switch with role: gateway and an uplink)",
         "p.yaml:21: vm web1: floating_ip 203.0.113.20 needs a gateway, but the topology has "
         "none (a switch with role: gateway and an uplink)",
-        "p.yaml:26: vm b1: floating_ip 192.0.2.5 needs a gateway, but the topology has none "
-        "(a switch with role: gateway and an uplink)",
+        "p.yaml:26: vm b1: floating_ip 203.0.113.30 needs a gateway, but the topology has "
+        "none (a switch with role: gateway and an uplink)",
     ]
     without = POLICY.replace(SNAT, "").replace('    snat: "203.0.113.100 - 203.0.113.103"\n', "")
     without = without.replace(", floating_ip: 203.0.113.20", "").replace(
-        ",\n       floating_ip: 192.0.2.5", "")
+        ",\n       floating_ip: 203.0.113.30", "")
     assert parse_policy(without, "p.yaml", no_gateway).tenants["acme"].snat is None
 
 
