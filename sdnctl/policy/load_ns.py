@@ -203,8 +203,8 @@ class _Exits:
         if not left and self.claims:
             before = self.claims[0]
             return (f"{claim.text} and {before.says()} are in different uplink subnets "
-                    f"({', '.join(self.all)}): tenant {claim.tenant} goes out through one uplink, whose "
-                    "subnet must hold all its snat and floating_ip addresses")
+                    f"({', '.join(self.all)}): tenant {claim.tenant} goes out through one "
+                    "uplink, whose subnet must hold all its snat and floating_ip addresses")
         self.nets = left
         self.claims.append(claim)
         return ""

@@ -199,8 +199,7 @@ class _TopologyReader:
                 self.r.add(line, f"{where}: tunnel_ip must be a unicast IPv4 address, "
                                  f"got {describe(body['tunnel_ip'])}")
                 ok = False
-            elif role in (Role.FABRIC, Role.GATEWAY):
-                assert role is not None
+            elif role is not None and role is not Role.HYPERVISOR:
                 self.r.add(line, f"{where}: tunnel_ip is for hypervisors; a {role.value} "
                                  "switch carries no tunnel endpoint")
                 ok = False
