@@ -36,11 +36,14 @@ def _text(body: dict[str, Any], key: str) -> str | None:
 
 
 def mirror_runner(state: ControllerState, ovsdb: str) -> MirrorRunner:
-    """The API's mirror commands, against `ovsdb` and the policy `state` enforces."""
-    from sdnctl.southbound.mirror import Capture, Direction, start_mirror, stop_mirrors
-    from sdnctl.southbound.vmlinks import Refused, WireError
+    """The API's mirror commands, against `ovsdb` and the policy `state` enforces.
+    The mirror machinery (pyroute2, the OVSDB IDL) is imported on the first command,
+    not at the daemon's start-up."""
 
     def run(action: str, body: dict[str, Any]) -> tuple[str, dict[str, object]]:
+        from sdnctl.southbound.mirror import Capture, Direction, start_mirror, stop_mirrors
+        from sdnctl.southbound.vmlinks import Refused, WireError
+
         with state.lock:
             policy, topology = state.policy, state.topology
         try:
