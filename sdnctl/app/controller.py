@@ -1,12 +1,12 @@
 """The os-ken app (OpenFlow 1.3): events in -> compile -> diff -> southbound out.
 
 Events in: switches connecting (their flows, groups, meters and ports are read
-back), port status (fabric links going down or up), live bindings from OVSDB,
-and reloaded or refused input files from the daemon's file watcher. Each event
-that changes what a switch should hold leads to one update per affected switch:
-the difference between what it holds and what it should hold, as one atomic
-bundle closed by a barrier. Nothing is ever flushed: a switch that reconnects
-already holding the right table receives nothing but a barrier.
+back), port status (fabric links and gateway uplinks going down or up), live
+bindings from OVSDB, and reloaded or refused input files from the daemon's file
+watcher. Each event that changes what a switch should hold leads to one update
+per affected switch: the difference between what it holds and what it should
+hold, as one atomic bundle closed by a barrier. Nothing is ever flushed: a switch
+that reconnects already holding the right table receives nothing but a barrier.
 
 One update per switch is in flight at a time: changes that arrive meanwhile mark
 the switch dirty and go out, as one new diff, when the barrier reply comes back.
@@ -48,6 +48,7 @@ from sdnctl.app.replica import ReplicaMixin
 from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
+from sdnctl.live.links import is_watched
 from sdnctl.live.sources import Sources
 from sdnctl.live.state import (
     Batch,
@@ -283,13 +284,15 @@ class ControllerApp(ReplicaMixin, DhcpMixin, ObserverMixin, app_manager.OSKenApp
         up = info.live and ev.msg.reason != ofp.OFPPR_DELETE
         sw.on_port_status(info.port_no, up)
         ref = PortRef(sw.name, info.port_no)
-        peer = self.state.topology.peer(ref)
-        where = f" (link to {peer})" if peer else ""
+        topology = self.state.topology
+        peer = topology.peer(ref)
+        where = f" (link to {peer})" if peer else (" (uplink)" if is_watched(topology, ref)
+                                                   else "")
         self.state.record("port", f"{sw.name} port {info.port_no} ({info.name}) {reason}, "
                           f"link {'up' if up else 'down'}{where}")
         was_live = self.state.links.is_live(ref)
         self.state.links.report_port(sw.name, info.port_no, up)
-        if peer is not None and was_live != up:
+        if is_watched(topology, ref) and was_live != up:
             self._schedule_relink(urgent=not up)
 
     def _schedule_relink(self, urgent: bool) -> None:

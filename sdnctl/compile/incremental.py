@@ -13,14 +13,20 @@ and changed tenant definitions, and it invalidates exactly:
   switches hosting it;
 - a VM (added, removed, changed or moved): its segments' "arp" and "l2" parts;
   when the policy's VM changed, its tenant's "route" and "acl" parts too; the
-  local part, source clauses and plan of the switches it left and joined.
+  local part, source clauses and plan of the switches it left and joined;
+- north–south: a tenant or a VM of it changed in the policy: its "exit" part,
+  the plans of its hosts if it started or stopped going out, and every
+  gateway's plan and local part (a gateway holds little: its uplinks' NAT).
 
 Each invalidated part is rebuilt once, however many switches hold it, and kept
 as the old object when its content is unchanged; only switches holding a
 replaced part (or replanned) get a new FlowSet, and every other switch keeps the
 very FlowSet object it had (identity says "unchanged"). Anything else (topology,
 down ports, first call) compiles all; a link event needs only the "paths" parts,
-which depend on the topology alone.
+which depend on the topology alone, and with gateways the "exit" parts and the
+gateways' local parts (which uplink each tenant goes out by). A change of the
+uplinks' learned next hops (`Bindings.neighbours`) rebuilds the gateways' local
+parts only.
 
 `tests/unit/test_incremental.py` checks, over random edit sequences on packed
 and scattered placements, that the result always equals a full compile.
@@ -35,6 +41,7 @@ from sdnctl.bindings import Bindings
 from sdnctl.compile.acl import rule_ids, tenant_rules
 from sdnctl.compile.compiler import compile_all
 from sdnctl.compile.context import NetworkView
+from sdnctl.compile.exits import ns_plan
 from sdnctl.compile.parts import (
     PartKey,
     PartStore,
@@ -147,6 +154,11 @@ class IncrementalCompiler:
                 scope = Scope(False, tuple(sorted({*relinked, *scope.switches})),
                               f"links changed; {scope.reason}",
                               scope.parts_rebuilt + len(relinked))
+            out, renewed = self._renew_next_hops(view, out)
+            if renewed:
+                scope = Scope(False, tuple(sorted({*renewed, *scope.switches})),
+                              f"next hops changed; {scope.reason}",
+                              scope.parts_rebuilt + len(renewed))
         self._view, self._out, self.last_scope = view, out, scope
         return dict(out)
 
@@ -167,15 +179,47 @@ class IncrementalCompiler:
         assert last is not None
         view = last.with_down(down_ports)
         store = self._store
+        gateways = _gateways(view, self._out)
+        stale = {("paths", s) for s in self._out}
+        for tenant in ns_plan(view).tenants:  # a tenant's exit may have moved
+            stale |= store.keys_about("exit", tenant)
         with gc_paused():
-            new_parts = self._rebuild(view, {("paths", s) for s in self._out})
+            new_parts = self._rebuild(view, stale)
+            locals_ = {s: build_local(view, s) for s in gateways}
         store.parts.update(new_parts)
+        for s, local in locals_.items():
+            if not _same_content(local, store.locals[s]):
+                store.locals[s] = local
+        touched = store.holders_of(new_parts) | gateways
         out = dict(self._out)
-        for key in new_parts:
-            switch = str(key[1])
-            out[switch] = store.compose(switch, self._out[switch], l2_replaced=set())
+        for switch in touched:
+            fs = store.compose(switch, self._out[switch], l2_replaced=set())
+            out[switch] = self._out[switch] if fs.same_parts(self._out[switch]) else fs
+        changed = tuple(sorted(s for s in touched if out[s] is not self._out[s]))
         self._view, self._out = view, out
-        return tuple(sorted(str(k[1]) for k in new_parts))
+        return changed
+
+    def _renew_next_hops(self, view: NetworkView, out: dict[str, FlowSet]
+                         ) -> tuple[dict[str, FlowSet], tuple[str, ...]]:
+        """The uplinks' next-hop MACs (`Bindings.neighbours`, learned by the daemon)
+        changed: only the gateways' local parts use them (what leaves by an uplink is
+        addressed to its next hop). The switches given a new FlowSet are returned."""
+        last = self._view
+        assert last is not None
+        if last.bindings.neighbours == view.bindings.neighbours:
+            return out, ()
+        store = self._store
+        with gc_paused():
+            locals_ = {s: build_local(view, s) for s in sorted(_gateways(view, out))}
+        out = dict(out)
+        renewed = []
+        for switch, local in locals_.items():
+            if _same_content(local, store.locals[switch]):
+                continue
+            store.locals[switch] = local
+            out[switch] = store.compose(switch, out[switch], l2_replaced=set())
+            renewed.append(switch)
+        return out, tuple(renewed)
 
     def _apply(self, policy: Policy, bindings: Bindings
                ) -> tuple[NetworkView, dict[str, FlowSet], Scope]:
@@ -321,6 +365,10 @@ def _renumbered(old: NetworkView, new: NetworkView) -> set[str]:
 def _segment_ids(view: NetworkView, tenant: str) -> set[int]:
     t = view.policy.tenants.get(tenant)
     return {seg.id for seg in t.segments.values()} if t is not None else set()
+
+
+def _gateways(view: NetworkView, switches: Mapping[str, object]) -> set[str]:
+    return {s for s in switches if view.is_gateway(s)}
 
 
 def _hosts(store: PartStore, tenant: str) -> set[str]:
