@@ -45,6 +45,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from sdnctl.app.dhcp import DhcpMixin
 from sdnctl.app.observe import ObserverMixin
 from sdnctl.app.replica import ReplicaMixin
+from sdnctl.app.uplinks import UplinkMixin
 from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
@@ -103,7 +104,8 @@ class EventRelink(event.EventBase):
     """The link debounce window closed: recompute paths if the down links changed."""
 
 
-class ControllerApp(ReplicaMixin, DhcpMixin, ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
+class ControllerApp(ReplicaMixin, DhcpMixin, UplinkMixin, ObserverMixin,
+                    app_manager.OSKenApp):  # type: ignore[misc]
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -444,6 +446,7 @@ class ControllerApp(ReplicaMixin, DhcpMixin, ObserverMixin, app_manager.OSKenApp
             return
         first = sw.on_update_done(batch, now)
         self.state.rollout_progress(sw, batch)
+        self._uplink_programmed(sw, first)
         if first:
             self.state.record(
                 "programmed",

@@ -41,7 +41,7 @@ from sdnctl.bindings import Bindings
 from sdnctl.compile.acl import rule_ids, tenant_rules
 from sdnctl.compile.compiler import compile_all
 from sdnctl.compile.context import NetworkView
-from sdnctl.compile.exits import ns_plan
+from sdnctl.compile.exits import NsPlan, ns_plan
 from sdnctl.compile.parts import (
     PartKey,
     PartStore,
@@ -161,6 +161,10 @@ class IncrementalCompiler:
                               scope.parts_rebuilt + len(renewed))
         self._view, self._out, self.last_scope = view, out, scope
         return dict(out)
+
+    def exits(self) -> NsPlan | None:
+        """Where each tenant goes out, as last compiled (None before the first)."""
+        return ns_plan(self._view) if self._view is not None else None
 
     def _full_reason(self, topology: Topology, down_ports: frozenset[PortRef]) -> str:
         last = self._view
