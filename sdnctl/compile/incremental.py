@@ -281,6 +281,20 @@ class IncrementalCompiler:
             stale |= store.keys_about("acl", tenant)
             if _open_rules(last, tenant) != _open_rules(view, tenant):
                 acl_tenants.add(tenant)
+        # North–south: a tenant's way out follows its rules, its pool, its VMs' floating
+        # IPs; its hosts hold its "exit" part only while it goes out; gateways hold
+        # every going tenant's routes.
+        ns_tenants = set(edit.tenants) | member_tenants
+        for tenant in ns_tenants:
+            stale |= store.keys_about("exit", tenant)
+        going_before, going_after = ns_plan(last).tenants, ns_plan(view).tenants
+        for tenant in ns_tenants:
+            if (tenant in going_before) != (tenant in going_after):
+                replan |= _hosts(store, tenant)
+        if ns_tenants and (going_before or going_after):
+            gateways = _gateways(view, self._out)
+            replan |= gateways
+            relocal |= gateways
         reacl: dict[str, set[str]] = {}  # switch -> tenants whose active rules may move
         for tenant in acl_tenants:
             stale |= (store.keys_about("acl", tenant) | store.keys_about("acl-svc", tenant)
@@ -342,7 +356,7 @@ def _acl_shape(view: NetworkView, tenant: str) -> tuple[object, ...] | None:
     if t is None:
         return None
     ids = rule_ids(view)
-    return (t.default, t.groups,
+    return (t.default, t.groups, t.snat, tenant in ns_plan(view).tenants,
             tuple((r.src, r.dst, ids[r]) for r in tenant_rules(view, tenant)))
 
 
@@ -352,7 +366,8 @@ def _open_rules(view: NetworkView, tenant: str) -> tuple[int, ...]:
     if tenant not in view.policy.tenants:
         return ()
     ids = rule_ids(view)
-    return tuple(ids[r] for r in tenant_rules(view, tenant) if view.members(tenant, r.dst))
+    return tuple(ids[r] for r in tenant_rules(view, tenant)
+                 if r.outbound or view.members(tenant, r.dst))
 
 
 def _same_content(a: Fragment, b: Fragment) -> bool:

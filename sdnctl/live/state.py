@@ -539,9 +539,9 @@ class ControllerState:
         self._compiled = compiled
         self._note_unbound()
         self._limit_zones(bindings, plan)
-        moved = self.uplinks.note_exits(plan) if plan is not None else []
-        if moved:
-            self.record("exits", "tenants moved to another exit: " + "; ".join(moved),
+        relocated = self.uplinks.note_exits(plan) if plan is not None else []
+        if relocated:
+            self.record("exits", "tenants moved to another exit: " + "; ".join(relocated),
                         logging.WARNING)
         scope = getattr(self.compile_fn, "last_scope", None)
         self.last_compile = {

@@ -19,7 +19,7 @@ from sdnctl.flows import Output, SetField
 from sdnctl.live.links import LinkState, is_watched
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import PortRef, Topology
-from tests.integration.nsnet import net
+from tests.unit.nsnet import net
 
 ROUTER_MACS = ("02:aa:00:00:00:01", "02:aa:00:00:00:02")
 
