@@ -68,7 +68,8 @@ class UplinkState:
         out = []
         for uplink in sw.uplinks if sw is not None else ():
             if uplink.next_hop_mac is None:
-                self.tally(uplink.name).requests += 1
+                tally = self.tally(uplink.name)
+                tally.requests += 1
                 out.append((uplink.port, who_has(uplink.mac, uplink.ip.ip, uplink.next_hop,
                                                  uplink.vlan)))
         return out
@@ -124,7 +125,8 @@ class UplinkState:
         for uplink, addr in self.pending.pop(switch, []):
             if self.answering.get(addr) != uplink.name:
                 continue  # moved on again since
-            self.tally(uplink.name).announced += 1
+            tally = self.tally(uplink.name)
+            tally.announced += 1
             out.append((uplink.port, gratuitous(uplink.mac, addr, uplink.vlan)))
         return out
 
@@ -138,16 +140,17 @@ class UplinkState:
                 tenants.setdefault(where, []).append(name)
         out: dict[str, object] = {}
         for uplink in topology.uplinks():
-            tally = self.tally(uplink.name)
-            learned = self.neighbours.get(uplink.name)
-            out[uplink.name] = {
+            key = uplink.name
+            tally = self.tally(key)
+            learned = self.neighbours.get(key)
+            out[key] = {
                 "live": uplink.ref not in down,
                 "ip": str(uplink.ip),
                 "next_hop": str(uplink.next_hop),
                 "next_hop_mac": uplink.next_hop_mac or learned,
                 "next_hop_from": ("configured" if uplink.next_hop_mac
                                   else "learned" if learned else "unknown"),
-                "tenants": tenants.get(uplink.name, []),
+                "tenants": tenants.get(key, []),
                 "arp_requests": tally.requests,
                 "arp_replies": tally.replies,
                 "arp_ignored": tally.ignored,
