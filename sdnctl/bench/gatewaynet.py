@@ -48,7 +48,7 @@ SWITCHES = {"hv1": Role.HYPERVISOR, "leaf": Role.FABRIC, "border1": Role.GATEWAY
             "border2": Role.GATEWAY}
 LINKS = (("hv1", 1, "leaf", 1), ("border1", FABRIC_PORT, "leaf", 2),
          ("border2", FABRIC_PORT, "leaf", 3))
-VMS = {"rf1": ("red", "02:00:00:0a:01:01", 100), "bx1": ("blue", "02:00:00:0b:01:01", 101)}
+VMS = {"rf1": "02:00:00:0a:01:01", "bx1": "02:00:00:0b:01:01"}
 VM_IP = "10.0.1.11"
 POLICY = """\
 version: 1
@@ -203,6 +203,10 @@ class GatewayNet:
         self.bridges: dict[str, str] = {}
         self.uplink_ends: dict[str, str] = {}  # "border1:1" -> its end in the internet ns
         self.vm_ns: dict[str, str] = {}
+        # VM ports are conntrack zones, one datapath for every bridge on this machine:
+        # random high numbers keep this network's zones (and their limits) its own.
+        first = 20000 + secrets.randbelow(20000)
+        self.vm_ports = {vm: first + i for i, vm in enumerate(VMS)}
         self.inet = ""
         self.api = ""
 
@@ -214,8 +218,8 @@ class GatewayNet:
         for a, pa, b, pb in LINKS:
             self._link(self.bridges[a], pa, self.bridges[b], pb)
         self._internet()
-        for vm, (_, mac, port) in VMS.items():
-            self.vm_ns[vm] = self._vm(vm, mac, port)
+        for vm, mac in VMS.items():
+            self.vm_ns[vm] = self._vm(vm, mac, self.vm_ports[vm])
         self._daemon(of_port, daemon_options)
 
     def _bridge(self, dpid: int, of_port: int) -> str:
