@@ -35,6 +35,7 @@ TESTS = [
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
     "tests/unit/test_mirror.py",
+    "tests/unit/test_uplinks_live.py",
 ]
 
 
@@ -54,6 +55,8 @@ SIM = "sdnctl/verify/simulate.py"
 ND = "sdnctl/compile/nd.py"
 ANSWER = "sdnctl/nd/answer.py"
 MIRROR = "sdnctl/southbound/mirror.py"
+UPLINKS = "sdnctl/live/uplinks.py"
+CONNLIMITS = "sdnctl/live/connlimits.py"
 
 MUTANTS = [
     # -- compiler: port security
@@ -133,8 +136,9 @@ MUTANTS = [
            "Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip))",
            "Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip))",
            "rule sources matched on the destination address"),
-    Mutant("acl-default-allow-drops", ACL, "Match.of(tenant_match), _COMMIT,",
-           "Match.of(tenant_match), (),", "a default-allow tenant drops its connections"),
+    Mutant("acl-default-allow-drops", ACL, "Match.of({**tenant_match, **inside}), _COMMIT,",
+           "Match.of({**tenant_match, **inside}), (),",
+           "a default-allow tenant drops its connections"),
     Mutant("ct-out-passes-fragments", CT,
            '        yield Flow("ct_out", PRIO_FRAGMENT, fragments(eth), (), "base")\n',
            "        pass\n",
@@ -161,16 +165,15 @@ MUTANTS = [
            "tcp_valid(flags) and core & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK",
            "tcp_valid(flags)", "a SYN-ACK opens a connection (the old model)"),
     Mutant("sim-commit-ignored", SIM,
-           "                return  # OVS never commits a packet that cannot open a connection\n"
-           "            table.add(t)\n",
-           "                return  # OVS never commits a packet that cannot open a connection\n",
+           "str(nat.first), table)\n            table.add(t)\n",
+           "str(nat.first), table)\n",
            "ct(commit) does nothing"),
     Mutant("sim-mark-ignored", SIM, "if t is None or not self.marks:", "if True:",
            "ct_mark always reads 0"),
     Mutant("sim-reply-new", SIM,
-           "            self.answered.add((switch, zone, rev))\n"
-           "            return CT_BITS[\"est\"] | CT_BITS[\"rpl\"] | CT_BITS[\"trk\"]",
-           "            return CT_BITS[\"new\"] | CT_BITS[\"trk\"]", "a reply is +new"),
+           "                self.answered.add((switch, zone, orig))\n"
+           "                return CT_BITS[\"est\"] | CT_BITS[\"rpl\"] | CT_BITS[\"trk\"]",
+           "                return CT_BITS[\"new\"] | CT_BITS[\"trk\"]", "a reply is +new"),
     Mutant("sim-inv-is-new", SIM,
            "        if not self._opens(pkt):\n            return CT_BITS[\"inv\"]",
            "        if not self._opens(pkt):\n            return CT_BITS[\"new\"]",
@@ -203,6 +206,14 @@ MUTANTS = [
            "        if policy.vms[owner].tenant != tenant:\n            return (f\"namespace",
            "        if False:\n            return (f\"namespace",
            "a namespace holding another tenant's VM may receive a mirror"),
+    # -- daemon: gateway uplinks (next hops learned, exits announced) and NAT exhaustion
+    Mutant("nexthop-any-sender", UPLINKS, "arp.sender_ip != uplink.next_hop", "False",
+           "any host on the uplink subnet could make itself the next hop (ARP spoofing)"),
+    Mutant("garp-where-it-left", UPLINKS, "if self.answering.get(addr) != uplink.name:",
+           "if False:", "a gateway announces addresses that moved on: the router follows "
+           "the wrong exit"),
+    Mutant("connlimit-no-vm-zones", CONNLIMITS, "out[ref.port] = limits.vm", "pass",
+           "one VM may fill its hypervisor's connection table"),
 ]
 
 
