@@ -851,14 +851,16 @@ class Simulator:
                                     dp = dict(dp, **changes)
                                 work.append((TABLE_ID[act.table],
                                              dict(dp, ct_state=state, ct_mark=mark)))
-                        elif changes:
-                            # Without `table`, OVS translates the datapath packet while
-                            # the pipeline goes on matching the headers from before
-                            # (measured: tests/integration/test_sim_nat_ovs.py): the
-                            # translation is kept aside and applied when it leaves.
+                        else:
+                            # Without `table` the pipeline goes on with the packet
+                            # untracked (OVS clears its conntrack fields) and matching
+                            # the headers from before a translation, which OVS makes in
+                            # the datapath packet (measured: tests/integration/
+                            # test_sim_nat_ovs.py): kept aside, applied when it leaves.
                             if not copied:
                                 p, copied = dict(p), True
-                            for name, value in changes.items():
+                            p["ct_state"] = p["ct_mark"] = 0
+                            for name, value in (changes or {}).items():
                                 p[_PENDING[name]] = value
                     elif act.__class__ is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))

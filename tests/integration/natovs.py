@@ -101,6 +101,24 @@ class NatBridge:
         return sh("ovs-ofctl", "-O", "OpenFlow13", args[0], self.name, *args[1:])
 
 
+SOL_PACKET, PACKET_AUXDATA = 263, 8
+# struct tpacket_auxdata: status, len, snaplen, mac, net, vlan_tci, vlan_tpid
+_AUXDATA = struct.Struct("=IIIHHHH")
+TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
+
+
+def _with_vlan_tag(data: bytes, ancillary: list[tuple[int, int, bytes]]) -> bytes:
+    """The frame as it was on the wire: Linux takes the outer VLAN tag off every
+    frame it receives and hands it to a raw socket beside the frame (auxdata)."""
+    for level, kind, raw_aux in ancillary:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA:
+            status, _, _, _, _, tci, tpid = _AUXDATA.unpack_from(raw_aux)
+            if status & TP_STATUS_VLAN_VALID:
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                return data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
+    return data
+
+
 class Taps:
     """A raw socket on each far end of a `NatBridge`: what the bridge output where."""
 
@@ -111,6 +129,7 @@ class Taps:
             for port, far in bridge.far.items():
                 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 23)
+                s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
                 s.bind((far, 0))
                 s.setblocking(False)
                 self.socks[port] = s
@@ -128,9 +147,10 @@ class Taps:
             for s in ready:
                 while True:
                     try:
-                        got.append((by_fd[s.fileno()], s.recv(65535)))
+                        data, anc, _, _ = s.recvmsg(65535, socket.CMSG_SPACE(_AUXDATA.size))
                     except BlockingIOError:
                         break
+                    got.append((by_fd[s.fileno()], _with_vlan_tag(data, anc)))
 
     def close(self) -> None:
         for s in self.socks.values():

@@ -3,7 +3,8 @@
 Flows with every NAT form the IR has (source NAT to one address, plain `nat` with a
 register zone and a recirculation, destination NAT to a range, NAT beside a ct_mark)
 are installed as os-ken messages and as the fast encoder's bytes, in a bundle, then
-dumped and decoded back into IR: equal, and OVS's own reading says the same.
+dumped and decoded back into IR: equal (a one-address range too, however spelt),
+and OVS's own reading says the same.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def nat_flows() -> FlowSet:
         Flow("acl", 200, Match.of(eth_type=0x0800, reg5=4),
              (Ct(zone="reg5", commit=True, mark=0x2A, nat=Nat("src", "198.51.100.1")),
               Goto("l3_route")), owner="nat:marked"),
-        # A one-address range spelt as a range: the switch reports one address.
+        # A one-address range spelt as a range: OVS keeps the maximum, prints one address.
         Flow("acl", 200, Match.of(eth_type=0x0800, reg5=5),
              (Ct(zone=9, commit=True, nat=Nat("dst", "10.1.10.20", "10.1.10.20")), Output(3)),
              owner="nat:one"),

@@ -25,6 +25,11 @@ end every flow's packet count.
 
 Modelled, and so generated: single-address ranges, and no two connections whose
 translated reply tuples would clash (OVS would pick another port by a hash).
+
+`test_compiled_gateway_nat_agrees_with_real_packets` does the same to the gateway
+the compiler makes (tests/unit/nsnet.py's border1): frames from its trunk as the
+hypervisors send them (tag, label), from the internet on its uplink; the frames
+that leave must agree in MACs, tag and label too.
 """
 
 from __future__ import annotations
@@ -321,3 +326,164 @@ def _tuple(proto: str, text: str) -> tuple[object, ...]:
         return (1, f["src"], port, f["dst"], port)
     return (_PROTO.get(proto, 0), f["src"], int(f.get("sport", 0)), f["dst"],
             int(f.get("dport", 0)))
+
+
+# ---- the compiled gateway --------------------------------------------------------
+
+GATEWAY = "border1"
+UPLINK, TRUNK = 1, 2
+ROUTER_MAC = "02:aa:00:00:00:01"
+
+
+def _gateway_traffic(rng: random.Random, pol, topo, view) -> list[tuple[int, object, str]]:
+    """What border1 of tests/unit/nsnet.py meets: tenants' frames from its trunk as
+    their hypervisors send them (segment tag, the gateway's label), and frames from
+    the internet on its uplink; conversations out through SNAT (one-address pools
+    and floating IPs only: OVS picks among several by a hash), inbound to the
+    floating IP (allowed tcp/80, denied tcp/22), unsolicited frames."""
+    from scapy.contrib.mpls import MPLS
+    from scapy.layers.l2 import Dot1Q
+
+    from sdnctl.compile.exits import ns_plan
+    from sdnctl.pipeline import gateway_mac
+
+    plan = ns_plan(view)
+    uplink = topo.switches[GATEWAY].uplinks[0]
+    label = view.fabric_labels[GATEWAY]
+    out_vms = []  # (vm, segment vlan, gateway MAC, the source address it leaves with)
+    inbound = []  # (vm, vlan, gateway MAC, floating IP)
+    for t in plan.tenants.values():
+        floating = {vm.name: fip for vm, fip in t.floating}
+        for vm in pol.vms.values():
+            if vm.tenant != t.name:
+                continue
+            seg = pol.tenants[t.name].segments[vm.segment]
+            if vm.name in floating:
+                out_vms.append((vm, seg.vlan, gateway_mac(seg.id), str(floating[vm.name])))
+                inbound.append((vm, seg.vlan, gateway_mac(seg.id), str(floating[vm.name])))
+            elif t.snat is not None and t.snat.first == t.snat.last:
+                out_vms.append((vm, seg.vlan, gateway_mac(seg.id), str(t.snat.first)))
+    assert out_vms and inbound
+    ports = iter(rng.sample(range(20000, 60000), 4000))
+
+    def from_vm(vm, vlan, gw, l4):
+        return (TRUNK, Ether(src=vm.mac, dst=gw) / Dot1Q(vlan=vlan, type=0x8847)
+                / MPLS(label=label, s=1, ttl=64) / l4)
+
+    def from_net(l4):
+        return (UPLINK, Ether(src=ROUTER_MAC, dst=uplink.mac) / l4)
+
+    convs: list[list[tuple[int, object, str]]] = []
+    for _ in range(120):
+        r, x, sp = rng.random(), rng.choice(OUTSIDE), next(ports)
+        if r < 0.5:
+            vm, vlan, gw, addr = rng.choice(out_vms)
+            me = str(vm.ip)
+            tag = f"{vm.name} {me}:{sp} -> {x} as {addr}"
+            if rng.random() < 0.6:
+                steps = [
+                    (*from_vm(vm, vlan, gw, IP(src=me, dst=x, ttl=63) / TCP(
+                        sport=sp, dport=443, flags="S", seq=1)), f"{tag} syn"),
+                    (*from_net(IP(src=x, dst=addr) / TCP(sport=443, dport=sp, flags="SA",
+                                                         seq=7, ack=2)), f"{tag} syn-ack"),
+                    (*from_vm(vm, vlan, gw, IP(src=me, dst=x, ttl=63) / TCP(
+                        sport=sp, dport=443, flags="A", seq=2, ack=8)), f"{tag} ack"),
+                ]
+            else:
+                steps = [
+                    (*from_vm(vm, vlan, gw, IP(src=me, dst=x, ttl=63) / UDP(sport=sp, dport=53)),
+                     f"{tag} udp"),
+                    (*from_net(IP(src=x, dst=addr) / UDP(sport=53, dport=sp)), f"{tag} answer"),
+                ]
+        elif r < 0.8:
+            vm, vlan, gw, fip = rng.choice(inbound)
+            dport = rng.choice([80, 80, 22])
+            tag = f"{x}:{sp} -> {fip}:{dport} ({vm.name})"
+            steps = [
+                (*from_net(IP(src=x, dst=fip) / TCP(sport=sp, dport=dport, flags="S", seq=5)),
+                 f"{tag} syn"),
+                (*from_vm(vm, vlan, gw, IP(src=str(vm.ip), dst=x, ttl=63) / TCP(
+                    sport=dport, dport=sp, flags="SA", seq=9, ack=6)), f"{tag} syn-ack"),
+                (*from_net(IP(src=x, dst=fip) / TCP(sport=sp, dport=dport, flags="A", seq=6,
+                                                    ack=10)), f"{tag} ack"),
+            ]
+        else:
+            addr = rng.choice([a for *_, a in out_vms])
+            flags = rng.choice(["SA", "A", "R", "S"])
+            steps = [(*from_net(IP(src=x, dst=addr) / TCP(sport=80, dport=sp, flags=flags)),
+                      f"unsolicited {flags} -> {addr}")]
+        convs.append(steps)
+    out: list[tuple[int, object, str]] = []
+    running: list[list[tuple[int, object, str]]] = []
+    while convs or running:
+        if convs and (not running or rng.random() < 0.4):
+            running.append(convs.pop())
+        conv = rng.choice(running)
+        out.append(conv.pop(0))
+        if not conv:
+            running.remove(conv)
+    return out
+
+
+def _left(pkt: Packet) -> tuple[object, ...]:
+    from tests.integration.simovs import headers
+
+    h = headers(pkt, False)
+    return (*_left_with(pkt), h.get("eth_src"), h.get("eth_dst"), h.get("vlan"),
+            h.get("mpls_label"), h.get("ip_ttl"))
+
+
+def test_compiled_gateway_nat_agrees_with_real_packets(cleanup) -> None:
+    """The same comparison on the gateway the compiler makes (tests/unit/nsnet.py's
+    border1: two tenants, SNAT, a floating IP with an inbound rule)."""
+    from sdnctl.bindings import planned_bindings
+    from sdnctl.compile.compiler import compile_network
+    from sdnctl.compile.context import NetworkView
+    from sdnctl.flows import render_group_ofctl
+    from tests.unit.nsnet import net
+
+    pol, topo = net()
+    bindings = planned_bindings(pol, topo)
+    fs = compile_network(pol, topo, bindings)[GATEWAY]
+    view = NetworkView(pol, topo, bindings)
+    # Cookies of their own (the flow's number), so counts name flows exactly.
+    flows = [lenient_flow(f.stage, f.priority, f.match, f.actions, f.owner, i + 1)
+             for i, f in enumerate(fs.flows)]
+    bridge = NatBridge(cleanup, [UPLINK, TRUNK])
+    for g in fs.groups:
+        bridge.ofctl("add-group", render_group_ofctl(g))
+    bridge.add_flows([render_flow_ofctl(f) for f in flows])
+    taps = Taps(bridge)
+    session = OfSession(bridge.name)
+    traffic = _gateway_traffic(random.Random(RNG.randrange(1 << 30)), pol, topo, view)
+    try:
+        got = send_and_read(session, taps, [(port, frame) for port, frame, _ in traffic])
+        counts = _counts(bridge)
+    finally:
+        session.close()
+        taps.close()
+    sim = Simulator({GATEWAY: FlowSet.of(GATEWAY, flows, fs.groups, fs.meters)}, topo)
+    ct = Conntrack()
+    hits: dict[int, int] = {}
+    wrong: list[str] = []
+    for i, (port, frame, what) in enumerate(traffic):
+        trace = Trace()
+        outputs = sim._run_switch(GATEWAY, port, packet_fields(frame), ct, trace)
+        for step in trace.steps:
+            if step.flow is not None:
+                hits[step.flow.cookie] = hits.get(step.flow.cookie, 0) + 1
+        want = sorted((p, _left(packet_fields(f))) for p, f in got[i])
+        mine = sorted((p, _left(q)) for p, q in outputs)
+        if want != mine:
+            wrong.append(f"#{i} in_port={port} {what}:\n  ovs:       {want}\n"
+                         f"  simulator: {mine}")
+    for cookie in sorted(set(counts) | set(hits)):
+        if counts.get(cookie, 0) != hits.get(cookie, 0):
+            flow = flows[cookie - 1]
+            wrong.append(f"flow {cookie} ({render_flow_ofctl(flow)}): OVS counted "
+                         f"{counts.get(cookie, 0)}, the simulator {hits.get(cookie, 0)}")
+    out_frames = sum(len(v) for v in got.values())
+    print(f"compiled {GATEWAY}: {len(traffic)} frames ({out_frames} left), "
+          f"{len(ct.nats)} translated connections: {len(wrong)} divergences")
+    assert out_frames > 50 and len(ct.nats) > 20
+    assert not wrong, f"{len(wrong)} divergences; first:\n" + "\n".join(wrong[:5])

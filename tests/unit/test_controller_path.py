@@ -1,12 +1,11 @@
 """The controller path is the metered DHCP path and nothing else (docs/threat-model.md):
 no flow or group bucket outputs to CONTROLLER except stage `dhcp`'s, which passes
-the switch's packets/s meter first, and a gateway's stage `arp` for its uplink
-next hop's ARP replies (one uplink port, the next hop's address, a packets/s
-meter); only port security's flows go to `dhcp`, each
+the switch's packets/s meter first; only port security's flows go to `dhcp`, each
 for one VM port, one MAC, through that VM's own packets/s meter, and only for UDP
 68->67, for the VM's own packets to a gateway MAC with TTL 1 (the router's
 "time exceeded"), or for its IPv6 neighbour and router solicitations (ICMPv6 135
-and 133, through its ND meter).
+and 133, through its ND meter). A gateway also copies its next hop's ARP replies
+(one port, one sender address) through a packets/s meter, to learn its MAC.
 Nothing outputs to any other reserved port a frame could escape through (NORMAL,
 FLOOD, ALL, LOCAL), and every table ends in an explicit drop, so OVS's table-miss
 behaviour never matters. Checked over every example network, and over random ones."""
@@ -72,13 +71,11 @@ def _metered_dhcp_exit(f: Flow, pktps: set[int]) -> bool:
 
 
 def _metered_next_hop_arp(f: Flow, pktps: set[int]) -> bool:
-    """A gateway's copy of its next hop's ARP replies on one uplink (the daemon learns
-    the MAC from them), through a packets/s meter."""
+    """A gateway's copy of its next hop's ARP replies: one uplink port, one sender."""
     m = f.match
-    return (f.stage == "arp" and f.owner.startswith("uplink:") and bool(f.actions)
-            and isinstance(f.actions[0], Meter) and f.actions[0].meter_id in pktps
-            and m.get("in_port") is not None and m.get("arp_op") == 2
-            and m.get("arp_spa") is not None)
+    return (f.stage == "arp" and bool(f.actions) and isinstance(f.actions[0], Meter)
+            and f.actions[0].meter_id in pktps and m.get("in_port") is not None
+            and m.get("arp_op") == 2 and isinstance(m.get("arp_spa"), str))
 
 
 def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:

@@ -71,10 +71,14 @@ def test_the_wire_form_is_what_ovs_ofctl_sends() -> None:
     assert mark.key == "ct_mark" and nat.flags == 1
 
 
-def test_a_one_address_range_reads_back_as_one_address() -> None:
+def test_a_one_address_range_keeps_its_spelling() -> None:
+    """OVS keeps a maximum equal to the minimum (test_nat_southbound reads it back),
+    so `Nat(k, A)` and `Nat(k, A, A)` are different on the wire and each comes back."""
     spelt = Ct(zone=7, commit=True, nat=Nat("src", "203.0.113.10", "203.0.113.10"))
-    assert normalize_actions([spelt]) == (NATS[0],)
-    assert actions_from_instructions(instructions_for([spelt])) == (NATS[0],)
+    [nat] = action_to_ofp(spelt).actions
+    assert (nat.range_ipv4_min, nat.range_ipv4_max) == ("203.0.113.10", "203.0.113.10")
+    assert actions_from_instructions(instructions_for([spelt])) == (spelt,)
+    assert normalize_actions([spelt]) == (spelt,)
 
 
 @pytest.mark.parametrize("nat, why", [
@@ -231,3 +235,19 @@ def test_a_write_after_the_translation_wins() -> None:
     sim = Simulator({"hv1": FlowSet.build("hv1", flows)}, load_topology(TOPOLOGY))
     [(_, pkt)] = sim._run_switch("hv1", 1, _udp(IN, OUT, 5000, 53), Conntrack(), Trace())
     assert pkt["ipv4_src"] == "192.0.2.1"
+
+
+def test_after_a_ct_without_table_the_packet_is_untracked() -> None:
+    """OVS's ofproto/trace: "Sets the packet to an untracked state, and clears all the
+    conntrack fields" after ct without table; a later +trk match misses."""
+    flows = [
+        lenient_flow("port_security", 10, Match.of(in_port=1, eth_type=0x0800),
+                     (Ct(zone=3, table="acl"),), "t", 1),
+        lenient_flow("acl", 10, Match.of(eth_type=0x0800, ct_state="+new+trk"),
+                     (Ct(zone=3, commit=True), Goto("l3_route")), "t", 2),
+        Flow("l3_route", 20, Match.of(eth_type=0x0800, ct_state="+trk"), (Output(4),)),
+        Flow("l3_route", 10, Match.of(eth_type=0x0800, ct_state="-trk"), (Output(2),)),
+    ]
+    sim = Simulator({"hv1": FlowSet.of("hv1", flows)}, load_topology(TOPOLOGY))
+    out = sim._run_switch("hv1", 1, _udp(IN, OUT, 5000, 53), Conntrack(), Trace())
+    assert [port for port, _ in out] == [2]

@@ -200,13 +200,14 @@ _NAT_KIND_OF = {v: k for k, v in _NAT_FLAG_OF.items()}
 
 
 def nat_to_ofp(nat: Nat) -> OfpMsg:
-    """`Nat` -> NXActionNAT: plain `nat` has no flags and no range; a single address
-    is sent as the range's minimum alone, as ovs-ofctl sends `nat(src=A)`."""
+    """`Nat` -> NXActionNAT: plain `nat` has no flags and no range; `first` is the
+    range's minimum, `last` (when given) its maximum. OVS keeps both as sent, a
+    maximum equal to the minimum too (it prints one address), so the IR's spelling
+    reads back unchanged."""
     if nat.kind is None:
         return parser.NXActionNAT(flags=0)
-    last = "" if nat.last in (None, nat.first) else nat.last
     return parser.NXActionNAT(flags=_NAT_FLAG_OF[nat.kind], range_ipv4_min=nat.first,
-                              range_ipv4_max=last)
+                              range_ipv4_max=nat.last or "")
 
 
 def nat_from_ofp(action: OfpMsg) -> Nat:
@@ -224,8 +225,7 @@ def nat_from_ofp(action: OfpMsg) -> Nat:
         raise Unrepresentable("nat with an IPv6 or port range")
     if not action.range_ipv4_min:
         raise Unrepresentable(f"nat({kind}) without an address")
-    last = action.range_ipv4_max or None
-    return Nat(kind, str(action.range_ipv4_min), None if last == action.range_ipv4_min else last)
+    return Nat(kind, str(action.range_ipv4_min), action.range_ipv4_max or None)
 
 
 def _ct_mark_of(nested: list[OfpMsg]) -> int | None:
@@ -288,20 +288,7 @@ def _normalize_action(act: Action) -> Action:
             return SetField(act.field, str(ipaddress.IPv4Address(act.value)))
         if act.field == "vlan_vid":
             return SetField(act.field, int(act.value) & 0xFFF)
-    if isinstance(act, Ct) and act.nat is not None:
-        nat = _normalize_nat(act.nat)
-        return act if nat == act.nat else replace(act, nat=nat)
     return act
-
-
-def _normalize_nat(nat: Nat) -> Nat:
-    """A one-address range as the switch reports it: `last` left out; addresses as
-    dotted quads."""
-    if nat.first is None:
-        return nat
-    first = str(ipaddress.IPv4Address(nat.first))
-    last = None if nat.last is None else str(ipaddress.IPv4Address(nat.last))
-    return Nat(nat.kind, first, None if last == first else last)
 
 
 def normalize_flow(flow: Flow) -> Flow:
