@@ -11,15 +11,13 @@ out with its pool 203.0.113.10-11 (rf1 with its floating IP 203.0.113.20), blue
 with 203.0.113.12. Neither uplink configures its next hop's MAC: the daemon
 learns both by ARP.
 
-Until the topology loader reads gateways, the daemon gets this network in code:
-`python -m sdnctl.bench.gatewaynet DPIDS.json [sdnctl run options]` runs the
-daemon with its two input files standing for `network(dpids)`.
+The daemon is `python -m sdnctl.daemon` on the two files (`POLICY` and
+`topology_text`, with this network's random dpids).
 `tests/integration/test_northsouth_live.py` and `benchmarks/ns_failover.py` use it.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import signal
@@ -28,17 +26,16 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Interface
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from sdnctl.lab.names import free_port, unique_name
 from sdnctl.lab.session import LabSession
 from sdnctl.policy.load import parse_policy
-from sdnctl.policy.model import ANY, Policy, Rule, SnatPool, parse_service
-from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology, Uplink, uplink_mac
+from sdnctl.policy.model import Policy
+from sdnctl.topology.load import parse_topology
+from sdnctl.topology.model import Role, Topology
 
 ROUTER = "203.0.113.1"
 SERVER = "198.51.100.10"
@@ -54,54 +51,39 @@ POLICY = """\
 version: 1
 tenants:
   red:
+    snat: "203.0.113.10-203.0.113.11"
     segments: {front: {vlan: 101, subnet: 10.0.1.0/24, gateway: 10.0.1.1}}
+    rules:
+      - {from: any, to: external, allow: [any]}
+      - {from: external, to: any, allow: [tcp/80]}
   blue:
+    snat: 203.0.113.12
     segments: {net: {vlan: 201, subnet: 10.0.1.0/24, gateway: 10.0.1.1}}
+    rules:
+      - {from: any, to: external, allow: [any]}
 vms:
-  rf1: {tenant: red, segment: front, mac: "02:00:00:0a:01:01", ip: 10.0.1.11, host: hv1}
+  rf1: {tenant: red, segment: front, mac: "02:00:00:0a:01:01", ip: 10.0.1.11, host: hv1,
+        floating_ip: 203.0.113.20}
   bx1: {tenant: blue, segment: net, mac: "02:00:00:0b:01:01", ip: 10.0.1.11, host: hv1}
 """
 
 
-def network(dpids: dict[str, int]) -> tuple[Policy, Topology]:
-    """The policy and topology, with these dpids."""
-    switches: dict[str, Switch] = {}
+def topology_text(dpids: dict[str, int]) -> str:
+    """The topology file, with these dpids; neither uplink names its next hop's MAC."""
+    lines = ["version: 1", "switches:"]
     for name, role in SWITCHES.items():
-        uplinks: tuple[Uplink, ...] = ()
-        if role is Role.GATEWAY:
-            uplinks = (Uplink(name, UPLINK_PORT, IPv4Interface(UPLINK_IPS[name]),
-                              IPv4Address(ROUTER), uplink_mac(dpids[name], UPLINK_PORT)),)
-        switches[name] = Switch(name, dpids[name], role, uplinks=uplinks)
-    links = tuple(Link(PortRef(a, pa), PortRef(b, pb)) for a, pa, b, pb in LINKS)
-    topology = Topology(MappingProxyType(switches), links, "<gatewaynet>")
-    policy = parse_policy(POLICY, "<gatewaynet>", topology)
-    any_ = (parse_service("any"),)
-    tenants = dict(policy.tenants)
-    tenants["red"] = replace(
-        tenants["red"], snat=SnatPool(IPv4Address("203.0.113.10"), IPv4Address("203.0.113.11")),
-        rules=(Rule("red", ANY, "external", any_),
-               Rule("red", "external", ANY, (parse_service("tcp/80"),))))
-    one = IPv4Address("203.0.113.12")
-    tenants["blue"] = replace(tenants["blue"], snat=SnatPool(one, one),
-                              rules=(Rule("blue", ANY, "external", any_),))
-    vms = dict(policy.vms)
-    vms["rf1"] = replace(vms["rf1"], floating_ip=IPv4Address("203.0.113.20"))
-    return (replace(policy, tenants=MappingProxyType(tenants), vms=MappingProxyType(vms)),
-            topology)
+        uplink = (f", uplink: {{port: {UPLINK_PORT}, ip: {UPLINK_IPS[name]}, "
+                  f"next_hop: {ROUTER}}}" if role is Role.GATEWAY else "")
+        lines.append(f"  {name}: {{dpid: {dpids[name]:#x}, role: {role.value}{uplink}}}")
+    lines.append("links:")
+    lines += [f'  - {{a: "{a}:{pa}", b: "{b}:{pb}"}}' for a, pa, b, pb in LINKS]
+    return "\n".join(lines) + "\n"
 
 
-def run_daemon_on(spec: str, options: list[str]) -> int:
-    """`sdnctl run` with `network()` of the dpids in `spec` for its input files."""
-    import sdnctl.daemon
-    from sdnctl.live.sources import Sources
-
-    policy, topology = network(json.loads(Path(spec).read_text()))
-
-    def load_sources(policy_file: Any, topology_file: Any, reads: Any = None) -> Sources:
-        return Sources(policy, topology, policy_file, topology_file)
-
-    sdnctl.daemon.load_sources = load_sources  # type: ignore[assignment]
-    return sdnctl.daemon.main(["-p", spec, "-t", spec, *options])
+def network(dpids: dict[str, int]) -> tuple[Policy, Topology]:
+    """The policy and topology as the daemon loads them, with these dpids."""
+    topology = parse_topology(topology_text(dpids), "<gatewaynet>")
+    return parse_policy(POLICY, "<gatewaynet>", topology), topology
 
 
 # ---- the network on this machine --------------------------------------------------
@@ -284,15 +266,16 @@ class GatewayNet:
     def _daemon(self, of_port: int, options: tuple[str, ...]) -> None:
         from sdnctl.client.api import wait_programmed
 
-        spec = self.tmp / "gatewaynet.json"
-        spec.write_text(json.dumps(self.dpids))
+        policy, topology = self.tmp / "policy.yaml", self.tmp / "topology.yaml"
+        policy.write_text(POLICY)
+        topology.write_text(topology_text(self.dpids))
         self.api = f"127.0.0.1:{free_port()}"
         self.log = self.tmp / "daemon.log"
         with self.log.open("wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "sdnctl.bench.gatewaynet", str(spec), "--listen",
-                 f"127.0.0.1:{of_port}", "--api", self.api, "--no-watch", "--stats-interval",
-                 "0", *options], stdout=subprocess.DEVNULL, stderr=err)
+                [sys.executable, "-m", "sdnctl.daemon", "-p", str(policy), "-t", str(topology),
+                 "--listen", f"127.0.0.1:{of_port}", "--api", self.api, "--no-watch",
+                 "--stats-interval", "0", *options], stdout=subprocess.DEVNULL, stderr=err)
         self.daemon = self.session.process(proc, "daemon")
         wait_programmed(self.api, list(SWITCHES), timeout=60)
 
@@ -367,6 +350,3 @@ class GatewayNet:
     def repair(self, uplink: str) -> None:
         sh("ip", "-n", self.inet, "link", "set", self.uplink_ends[uplink], "up")
 
-
-if __name__ == "__main__":
-    sys.exit(run_daemon_on(sys.argv[1], sys.argv[2:]))
