@@ -52,8 +52,8 @@ class UplinkState:
     tallies: dict[str, UplinkTally] = field(default_factory=dict)
     # address -> the uplink that answers for it, as last compiled
     answering: dict[IPv4Address, str] = field(default_factory=dict)
-    # gateway -> (uplink, address) to announce once it is programmed
-    pending: dict[str, list[tuple[Uplink, IPv4Address]]] = field(default_factory=dict)
+    # gateway -> address -> the uplink to announce it on, once the gateway is programmed
+    pending: dict[str, dict[IPv4Address, Uplink]] = field(default_factory=dict)
     # tenant -> its exit ("switch:port", or None), as last compiled: /status
     exits: dict[str, str | None] = field(default_factory=dict)
 
@@ -110,7 +110,7 @@ class UplinkState:
             for addr in t.addresses:
                 answering[addr] = t.exit.name
                 if self.answering.get(addr) != t.exit.name:
-                    self.pending.setdefault(t.exit.switch, []).append((t.exit, addr))
+                    self.pending.setdefault(t.exit.switch, {})[addr] = t.exit
         exits = {name: t.exit.name if t.exit else None for name, t in plan.tenants.items()}
         moved = [f"{name}: {self.exits.get(name)} -> {where}"
                  for name, where in sorted(exits.items())
@@ -122,7 +122,7 @@ class UplinkState:
         """(port, frame): the gratuitous ARPs `switch` is due, now that it holds
         its update (each address once, on the uplink that answers for it now)."""
         out = []
-        for uplink, addr in self.pending.pop(switch, []):
+        for addr, uplink in self.pending.pop(switch, {}).items():
             if self.answering.get(addr) != uplink.name:
                 continue  # moved on again since
             tally = self.tally(uplink.name)

@@ -236,3 +236,14 @@ def test_metrics_show_each_uplink():
     assert fams["sdnctl_uplink_tenants"]["samples"] == {
         (("uplink", "border1:1"),): 2, (("uplink", "border2:1"),): 0}
     assert fams["sdnctl_uplink_live"]["samples"][(("uplink", "border1:1"),)] == 1
+
+
+def test_the_failover_networks_files_load_and_go_out_as_meant():
+    """sdnctl/bench/gatewaynet.py's files (the live test's and the benchmark's)."""
+    from sdnctl.bench.gatewaynet import SWITCHES, network
+
+    policy, topo = network({name: 0x5D8 << 36 | i for i, name in enumerate(SWITCHES)})
+    assert all(u.next_hop_mac is None for u in topo.uplinks())  # learned by ARP
+    plan = build_plan(NetworkView(policy, topo, Bindings()))
+    assert {n: [str(a) for a in t.addresses] for n, t in plan.tenants.items()} == {
+        "blue": ["203.0.113.12"], "red": ["203.0.113.10", "203.0.113.11", "203.0.113.20"]}
