@@ -97,6 +97,7 @@ PRIO_EXIT = 150  # l3_route on a hypervisor: below the routes to VMs (200)
 PRIO_INTERNAL = 105  # ct_out: the tenant's own subnets stay inside
 PRIO_MARK_OUT = 104  # ct_out: anything else of the tenant is going out
 PRIO_DNAT = 250  # l3_route on a gateway: above the routes it then takes
+PRIO_LEAVE = 240  # l3_route on a gateway: out of the uplink, from an outside address
 PRIO_PASS = 200
 PRIO_FLOATING = 160
 PRIO_SNAT = 150
@@ -271,26 +272,34 @@ def _out(view: NetworkView, uplink: Uplink) -> tuple[Action, ...] | None:
 
 
 def _going_out(view: NetworkView, t: NsTenant, uplink: Uplink) -> Iterator[Flow]:
+    """Translated in `acl`, sent out by `l3_route` only from one of the tenant's
+    outside addresses: a commit that could not translate (the tenant's NAT zone
+    full: OVS 3.1 then passes the packet on as it was) must not put an inside
+    address on the wire."""
     out = _out(view, uplink)
     if out is None:
         return  # the next hop is not known yet: nothing can leave
     owner = f"tenant:{t.name}"
     inside = Match.of({REG_SIDE: SIDE_OUT, **_tenant_match(t.tid)})
-    for state in ("+est+trk", "+rel+trk"):
-        yield Flow("acl", PRIO_PASS, Match.of(inside.as_dict(), ct_state=state), out, owner)
+    for state in ("+est+trk", "+rel+trk"):  # translated by ct_out's ct(nat)
+        yield Flow("acl", PRIO_PASS, Match.of(inside.as_dict(), ct_state=state),
+                   (Goto("l3_route"),), owner)
     new = Match.of(inside.as_dict(), ct_state="+new+trk")
     for vm, fip in t.floating:
         yield Flow(
             "acl", PRIO_FLOATING, Match.of(new.as_dict(), ipv4_src=str(vm.ip)),
-            (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED, nat=Nat("src", str(fip))),
-             *out), f"vm:{vm.name}",
+            (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED, nat=Nat("src", str(fip)),
+                table="l3_route"),), f"vm:{vm.name}",
         )
     if t.snat is not None:
         yield Flow(
             "acl", PRIO_SNAT, new,
             (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED,
-                nat=Nat("src", str(t.snat.first), str(t.snat.last))), *out), owner,
+                nat=Nat("src", str(t.snat.first), str(t.snat.last)), table="l3_route"),),
+            owner,
         )
+    for addr in t.addresses:
+        yield Flow("l3_route", PRIO_LEAVE, Match.of(inside, ipv4_src=str(addr)), out, owner)
 
 
 def _coming_in(view: NetworkView, t: NsTenant) -> Iterator[Flow]:
