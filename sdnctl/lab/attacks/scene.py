@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.context import NetworkView
+from sdnctl.dhcp.lease import segment_mtu
 from sdnctl.lab.plan import LabPlan
 from sdnctl.pipeline import gateway_mac
 from sdnctl.policy.ipv6 import link_local
@@ -52,6 +53,7 @@ class VmAddr:
     gateway6: str | None = None
     router6: str | None = None
     router_mac: str | None = None
+    mtu6: int | None = None  # the link MTU the router advertises
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ def build_scene(policy: Policy, topology: Topology, plan: LabPlan,
             gateway6=str(seg.gateway6) if v6 and seg.gateway6 is not None else None,
             router6=str(link_local(gateway_mac(seg.id))) if v6 else None,
             router_mac=gateway_mac(seg.id) if v6 else None,
+            mtu6=segment_mtu(seg, topology) if v6 else None,
         )
     if attacker not in vms:
         raise ValueError(f"the attacker {attacker!r} is not placed on a hypervisor")

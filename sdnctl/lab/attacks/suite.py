@@ -65,7 +65,7 @@ class AttackResult:
     canaries: dict[str, int] = field(default_factory=dict)
     capture_drops: dict[str, int] = field(default_factory=dict)
     liveness: list[str] = field(default_factory=list)  # allowed traffic that failed
-    neighbours: list[str] = field(default_factory=list)  # poisoned or wrong ARP
+    neighbours: list[str] = field(default_factory=list)  # poisoned ARP, IPv6 state changed
     daemon_alive: bool = True
     storm: StormFigures | None = None
 
@@ -152,7 +152,8 @@ def run_attack(lab: AttackLab, attack: Attack) -> AttackResult:
         result.storm.switch_rx = result.switch_rx
     result.liveness = checks.check_liveness(lab.hosts, checks.liveness_targets(lab.scene))
     if attack.check_neighbours:
-        result.neighbours = checks.check_neighbours(lab.hosts, lab.scene)
+        result.neighbours = (checks.check_neighbours(lab.hosts, lab.scene)
+                             + checks.check_neighbours6(lab.hosts, lab.scene))
     result.daemon_alive = daemon_answers(lab)
     return result
 
@@ -260,7 +261,7 @@ def format_problems(results: Iterable[AttackResult]) -> str:
         for vm, leaks in r.leaks.items():
             lines += [f"LEAK {r.attack.name} -> {vm}: {leak}" for leak in leaks[:10]]
         lines += [f"BLOCKED {r.attack.name}: {x}" for x in r.liveness]
-        lines += [f"ARP {r.attack.name}: {x}" for x in r.neighbours]
+        lines += [f"NEIGHBOUR {r.attack.name}: {x}" for x in r.neighbours]
         lines += [f"DEAF {r.attack.name}: capture in {v} saw {r.canaries.get(v)} canaries,"
                   f" lost {r.capture_drops.get(v)} frames" for v in r.deaf_captures]
         if not r.daemon_alive:
