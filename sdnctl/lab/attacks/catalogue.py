@@ -134,4 +134,7 @@ ATTACKS: tuple[Attack, ...] = (
 CONTROL = Attack("control-allowed", Kind.CONTROL,
                  "marked pings the policy allows: each must arrive and be counted")
 
-BY_NAME: dict[str, Attack] = {a.name: a for a in (*ATTACKS, CONTROL)}
+CONTROL6 = Attack("control-allowed6", Kind.CONTROL,
+                  "marked ICMPv6 echoes the policy allows: each must arrive and be counted")
+
+BY_NAME: dict[str, Attack] = {a.name: a for a in (*ATTACKS, CONTROL, CONTROL6)}

@@ -289,7 +289,17 @@ def _fragments(eth_src: str, eth_dst: str, src: str, dst: str, c: Ctx) -> list[b
     return out
 
 
+def control_allowed6(s: Scene, c: Ctx) -> list[bytes]:
+    """Allowed ICMPv6 echoes, marked (evil -> rf2 on its segment, -> rb1 routed): the
+    harness must count each of them as delivered."""
+    me, rf2, rb1 = s.me, s.vm("rf2"), s.vm("rb1")
+    return [ip6_frame(me.mac, next_hop6(me, dst), six(me)[0], six(dst)[0],
+                      ICMPv6EchoRequest(id=c.rng.randrange(1, 0xFFFF)), c)
+            for dst in (rf2, rb1)]
+
+
 BUILDERS6: dict[str, Callable[[Scene, Ctx], list[bytes]]] = {
+    "control-allowed6": control_allowed6,
     "ra-rogue": ra_rogue,
     "nd-spoof": nd_spoof,
     "ip6-spoof": ip6_spoof,

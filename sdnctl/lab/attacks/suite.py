@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdnctl.client.api import ApiError, get_status
+from sdnctl.compile.dhcp import VM_DHCP_BURST, VM_DHCP_PPS
+from sdnctl.compile.nd import VM_ND_BURST, VM_ND_PPS
 from sdnctl.lab.attacks import checks, measure
 from sdnctl.lab.attacks.capture import start_captures, stop_captures
 from sdnctl.lab.attacks.catalogue import Attack, Kind
@@ -93,6 +95,19 @@ class SuiteReport:
     snooped: int  # OpenFlow messages seen on the controller connections (echoes: > 0)
     flows_changed: list[str]  # bridges whose flows or groups differ after the suite
     seconds: float = 0.0  # the whole suite's wall time (the per-VM meters' refill window)
+
+
+def packet_in_budget(report: SuiteReport, ipv6_vms: int) -> int:
+    """The most packet-ins the suite may cause if every one came through a VM's own
+    meter: the attacker's DHCP meter (its DHCP requests and expiring packets) over
+    the suite, the DHCP witnesses' clients (a DISCOVER and a REQUEST per lease, a
+    few more for a retry), and the ND meter of each of the `ipv6_vms` VMs with an
+    IPv6 address (the attacker's solicitations, the others' neighbour resolution)."""
+    seconds = report.seconds + 2  # slack for the window's edges
+    leases = sum(len(r.storm.dhcp_leases_s) + len(r.storm.dhcp_failures)
+                 for r in report.results if r.storm is not None)
+    return int(VM_DHCP_BURST + VM_DHCP_PPS * seconds + 4 * leases
+               + ipv6_vms * (VM_ND_BURST + VM_ND_PPS * seconds))
 
 
 def run_suite(lab: AttackLab, attacks: Iterable[Attack]) -> SuiteReport:
