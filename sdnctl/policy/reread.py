@@ -432,24 +432,29 @@ def _tenant_draft(t: Tenant) -> TenantDraft:
     draft = TenantDraft(t.name, t.line, LineDict(t.line), default=t.default)
     for name, s in t.segments.items():
         draft.segments[name] = SegmentDraft(t.name, name, s.line, s.vlan, s.vni, s.subnet,
-                                            s.gateway)
+                                            s.gateway, s.dns, s.subnet6, s.gateway6)
     return draft
+
+
+# `replace`, not the constructor: a moved object keeps every field it has (its
+# IPv6 address, waivers, floating IP, DNS servers, SNAT pool), only its line moves.
 
 
 def _moved_vm(vm: VM, lines: int) -> VM:
     if not lines:
         return vm
-    return VM(vm.name, vm.tenant, vm.segment, vm.mac, vm.ip, vm.labels, vm.host,
-              vm.rate_limit_mbps, vm.line + lines)
+    return replace(vm, line=vm.line + lines)
 
 
 def _moved_tenant(t: Tenant, lines: int) -> Tenant:
     if not lines:
         return t
-    return Tenant(
-        t.name, t.default,
-        MappingProxyType({n: replace(s, line=s.line + lines) for n, s in t.segments.items()}),
-        MappingProxyType({n: replace(g, line=g.line + lines) for n, g in t.groups.items()}),
-        tuple(replace(r, line=r.line + lines) for r in t.rules),
-        t.line + lines,
+    return replace(
+        t,
+        segments=MappingProxyType({n: replace(s, line=s.line + lines)
+                                   for n, s in t.segments.items()}),
+        groups=MappingProxyType({n: replace(g, line=g.line + lines)
+                                 for n, g in t.groups.items()}),
+        rules=tuple(replace(r, line=r.line + lines) for r in t.rules),
+        line=t.line + lines,
     )
