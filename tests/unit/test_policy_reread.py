@@ -402,3 +402,13 @@ def test_lines_moved_by_an_edit_keep_every_field() -> None:
         assert after.vms["a"].ip6 is not None and after.vms["b"].ip6 == before.vms["b"].ip6
         assert after.vms["b"].waive == before.vms["b"].waive != frozenset()
         assert after.tenants["t"].dns == before.tenants["t"].dns != ()
+
+
+def test_a_vm_edited_in_a_dual_stack_segment_keeps_its_ipv6_address() -> None:
+    """A VM re-read on its own sees its segment as a draft: the draft must carry the
+    segment's subnet6 (and DNS), or the VM's EUI-64 address is lost."""
+    reader = PolicyRereader()
+    reader.read(DUAL_STACK, SOURCE, TOPOLOGY)
+    moved = DUAL_STACK.replace("ip: 10.0.0.11, host: hv1}", "ip: 10.0.0.11, host: hv2}")
+    assert _check(reader, moved, TOPOLOGY) == "incremental"
+    assert str(reader.read(moved, SOURCE, TOPOLOGY).vms["a"].ip6) == "fd00::ff:fe00:1"
