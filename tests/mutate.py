@@ -75,6 +75,11 @@ MUTANTS = [
            "eth_type=ETH_IP, eth_dst=uplink.mac, ipv4_dst=str(addr)),",
            "eth_type=ETH_IP, eth_dst=uplink.mac),",
            "the outside can address VMs by their inside addresses"),
+    Mutant("ns-spoofed-inside-source", NS, "PRIO_SPOOFED_INSIDE = PRIO_NOT_EXTERNAL",
+           "PRIO_SPOOFED_INSIDE = 90", "a packet from outside may claim an address inside "
+           "the tenant"),
+    Mutant("ns-nowhere-goes-out", NS, "PRIO_NOWHERE = 106", "PRIO_NOWHERE = 99",
+           "loopback, multicast and broadcast destinations are sent out"),
     Mutant("ns-default-allow-goes-out", ACL,
            "inside = {REG_SIDE: SIDE_INSIDE} if goes_out else {}",
            "inside = {REG_SIDE: (0, 0)} if goes_out else {}",

@@ -33,6 +33,7 @@ On a gateway (its local part), in the tenant's own conntrack zone there:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from ipaddress import IPv4Network
 
 from sdnctl.compile.acl import (
     ETH_IP,
@@ -101,6 +102,13 @@ PRIO_FLOATING = 160
 PRIO_SNAT = 150
 PRIO_UPLINK = 200
 PRIO_UPLINK_DROP = 100
+PRIO_NOWHERE = 106  # ct_out: above the tenant's own subnets, which it may overlap
+PRIO_NOT_EXTERNAL = 290  # acl on a gateway: below +inv, above everything else
+PRIO_SPOOFED_INSIDE = PRIO_NOT_EXTERNAL
+# Addresses that are nobody's outside: "this network", loopback, link-local,
+# multicast, reserved and broadcast. Never sent out, never taken in as a source.
+NOWHERE = tuple(IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
+                                          "224.0.0.0/4", "240.0.0.0/4"))
 
 
 def _tenant_match(tid: int) -> dict[str, MatchValue]:
@@ -122,6 +130,8 @@ def exit_flows(view: NetworkView, tenant: str) -> Iterator[Flow]:
         return
     owner = f"tenant:{tenant}"
     match = _tenant_match(t.tid)
+    for net in NOWHERE:
+        yield Flow("ct_out", PRIO_NOWHERE, Match.of(match, ipv4_dst=cidr(net)), (), owner)
     for seg in sorted(view.policy.tenants[tenant].segments.values(), key=lambda s: s.id):
         yield Flow("ct_out", PRIO_INTERNAL, Match.of(match, ipv4_dst=cidr(seg.subnet)),
                    (Ct(zone=REG_ZONE, table="acl"),), owner)
@@ -157,6 +167,9 @@ def gateway_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
     yield Flow("ct_out", 100, Match.of(eth_type=ETH_IP),
                (Ct(zone=REG_ZONE, nat=Nat(), table="acl"),), "base")
     yield Flow("acl", PRIO_INVALID, Match.of(ct_state="+inv+trk"), (), "base")
+    for net in NOWHERE:  # spoofed sources from outside
+        yield Flow("acl", PRIO_NOT_EXTERNAL,
+                   Match.of({REG_SIDE: SIDE_IN}, eth_type=ETH_IP, ipv4_src=cidr(net)), (), "base")
     for state in ("+est+trk", "+rel+trk"):
         yield Flow("acl", PRIO_INVALID - 50, Match.of(ct_state=state, ct_mark=MARK_REVOKED),
                    (), "base")
@@ -284,6 +297,11 @@ def _coming_in(view: NetworkView, t: NsTenant) -> Iterator[Flow]:
     """The tenant's inbound rules, judged here where the connection starts."""
     owner = f"tenant:{t.name}"
     outside: dict[str, MatchValue] = {**_tenant_match(t.tid), REG_SIDE: SIDE_IN}
+    # From outside, a source inside the tenant is a lie (external means outside
+    # every segment of the tenant): it would reach the VM looking like a tenant-mate.
+    for seg in sorted(view.policy.tenants[t.name].segments.values(), key=lambda s: s.id):
+        yield Flow("acl", PRIO_SPOOFED_INSIDE, Match.of(outside, ipv4_src=cidr(seg.subnet)),
+                   (), owner)
     yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of({REG_SIDE: SIDE_IN},
                                                    metadata=(t.tid, TENANT_MASK)), (), owner)
     yield Flow("acl", PRIO_TENANT_REVOKE, Match.of(outside, ct_state="+est+trk"),
