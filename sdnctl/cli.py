@@ -775,11 +775,13 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sp = labsub.add_parser(
         "run", help="build the topology, run the controller, probe every VM pair",
         description="Builds the topology in Mininet (userspace OVS), starts `sdnctl run`, "
-        "probes every ordered VM pair x service and compares with the policy. "
+        "probes every ordered VM pair x service (in IPv6 too between VMs that have an IPv6 "
+        "address) and compares with the policy. "
         "Exit 0 only if the measured matrix equals the promised one; 1 on a mismatch, "
         "2 on bad input, 3 if the lab could not run.")
     files(sp)
-    sp.add_argument("--report", help="write the JSON report here")
+    sp.add_argument("--report", help="write the JSON report here (and its heat maps next to "
+                    "it: REPORT.png, REPORT-ipv6.png)")
     sp.add_argument("--prefix", default="",
                     help="prefix for bridge and host names (to run labs side by side)")
     sp.add_argument("--controller-port", type=int, help="OpenFlow port (default: a free one)")
