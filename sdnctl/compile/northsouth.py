@@ -299,7 +299,8 @@ def _going_out(view: NetworkView, t: NsTenant, uplink: Uplink) -> Iterator[Flow]
             owner,
         )
     for addr in t.addresses:
-        yield Flow("l3_route", PRIO_LEAVE, Match.of(inside, ipv4_src=str(addr)), out, owner)
+        yield Flow("l3_route", PRIO_LEAVE, Match.of(inside.as_dict(), ipv4_src=str(addr)), out,
+                   owner)
 
 
 def _coming_in(view: NetworkView, t: NsTenant) -> Iterator[Flow]:
