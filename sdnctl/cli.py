@@ -265,13 +265,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sdnctl.daemon import ipfix_export, run_daemon, tls_files
+    from sdnctl.daemon import conn_limits, ipfix_export, run_daemon, tls_files
 
     return run_daemon(args.policy, args.topology, listen=args.listen, ovsdb=args.ovsdb,
                       api=args.api, api_token_file=args.api_token_file, tls=tls_files(args),
                       stats_interval_s=args.stats_interval or None, etcd=args.etcd,
                       etcd_prefix=args.etcd_prefix, replica_id=args.replica_id,
-                      ipfix=ipfix_export(args))
+                      ipfix=ipfix_export(args), conn_limits=conn_limits(args))
 
 
 def _duration(text: str) -> float:
