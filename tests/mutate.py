@@ -35,6 +35,7 @@ TESTS = [
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
     "tests/unit/test_mirror.py",
+    "tests/unit/test_nat_actions.py",
     "tests/unit/test_northsouth_behaviour.py",
     "tests/unit/test_uplinks_live.py",
 ]
@@ -202,6 +203,18 @@ MUTANTS = [
            "                self.answered.add((switch, zone, orig))\n"
            "                return CT_BITS[\"est\"] | CT_BITS[\"rpl\"] | CT_BITS[\"trk\"]",
            "                return CT_BITS[\"new\"] | CT_BITS[\"trk\"]", "a reply is +new"),
+    # -- simulator: NAT (tests/unit/test_nat_actions.py; held to OVS by test_sim_nat_ovs)
+    Mutant("sim-nat-untranslated-reply", SIM,
+           "if self._holds(rev, table) and (not self.nats or (switch, zone, rev) not in "
+           "self.nats):",
+           "if self._holds(rev, table):",
+           "a translated connection's reply is found untranslated too"),
+    Mutant("sim-nat-reply-kept", SIM,
+           "return ({\"ipv4_dst\": str(orig[1])} if kind == \"src\" "
+           "else {\"ipv4_src\": str(orig[3])})",
+           "return {}", "a reply to a translated connection is not translated back"),
+    Mutant("sim-nat-seen-without-table", SIM, "p[_PENDING[name]] = value", "p[name] = value",
+           "after a ct without table the pipeline matches the translated header"),
     Mutant("sim-inv-is-new", SIM,
            "        if not self._opens(pkt):\n            return CT_BITS[\"inv\"]",
            "        if not self._opens(pkt):\n            return CT_BITS[\"new\"]",
