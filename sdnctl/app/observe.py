@@ -4,8 +4,9 @@
   from stage `arp`, a gateway's next hops answering, learnt by `sdnctl/app/uplinks.py`.
   Those from stage `acl` are the connection log's metered copies
   (`sdnctl/app/connlog.py`). Any other is counted per switch and dropped (no
-  packet-out, nothing learnt), with a rate-limited log line (sdnctl.live.counters): the pipeline sends nothing else to
-  the controller, so one arriving means a flow outside the policy sent it.
+  packet-out, nothing learnt), with a rate-limited log line (sdnctl.live.counters):
+  the pipeline sends nothing else to the controller, so one arriving means a flow
+  outside the policy sent it.
 - Live reads: `read_switch` (any thread; the API's `/flows/SWITCH?source=switch`)
   asks a switch for its flows, groups and meters and waits for the answer, which
   `sdnctl verify` compares with intent.
