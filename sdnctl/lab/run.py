@@ -115,6 +115,7 @@ def _run(
 ) -> int:
     # Imported here: loading mininet is only worth it once the input is good.
     from sdnctl.lab.build import check_names_free
+    from sdnctl.lab.outside_probe import probe_north_south
     from sdnctl.lab.probe import probe_matrix, start_servers
     from sdnctl.lab.report import format_matrix, format_summary, judge_probes
 
@@ -176,6 +177,11 @@ def _run(
         results = probe_matrix(lab.hosts, addresses, services)
         timings["probe_s"] = round(time.monotonic() - started, 2)
         _say(f"{len(results)} probes in {timings['probe_s']:.1f} s")
+        started = time.monotonic()
+        outside = probe_north_south(session, lab, policy, services)
+        if outside is not None:
+            timings["north_south_s"] = round(time.monotonic() - started, 2)
+            _say(f"{len(outside.judged)} north–south probes in {timings['north_south_s']:.1f} s")
     except (LabError, NoLease) as exc:
         _say(str(exc))
         session.keep("the lab failed")
@@ -184,8 +190,12 @@ def _run(
     report = judge_probes(policy, vms, services, results)
     print(format_matrix(report))
     print(format_summary(report))
+    if outside is not None:
+        print("\nnorth–south (internet: the lab's server and client behind the uplinks):")
+        print(format_matrix(outside))
+        print(format_summary(outside))
     if report_path is not None:
-        _write_report(report, report_path, policy_path, {
+        _write_report(report, outside, report_path, policy_path, {
             "topology": str(topology_path),
             "policy": str(policy_path),
             "prefix": plan.prefix,
@@ -193,19 +203,25 @@ def _run(
             "all_programmed": waiting is None,
             "timings": timings,
         })
-    if report.failures:
+    if report.failures or (outside is not None and outside.failures):
         session.keep("probes disagreed with the policy")
         return 1
     return 0
 
 
-def _write_report(report: LabReport, path: str | Path, policy_path: Path,
-                  meta: dict[str, Any]) -> None:
-    """The JSON report and, next to it, the matrix as a PNG heat map."""
+def _write_report(report: LabReport, outside: LabReport | None, path: str | Path,
+                  policy_path: Path, meta: dict[str, Any]) -> None:
+    """The JSON report and, next to it, the matrix as a PNG heat map (north–south
+    probes are in both, under the names sdnctl.lab.outside gives the outside ends)."""
     from sdnctl.lab.report import report_json, write_report
     from sdnctl.render.matrix import write_lab_heatmap
 
     document = report_json(report, meta)
+    if outside is not None:
+        more = report_json(outside)
+        document["probes"] += more["probes"]
+        document["mismatches"] += more["mismatches"]
+        document["north_south"] = more["summary"]
     write_report(path, document)
     heatmap = Path(path).with_suffix(".png")
     write_lab_heatmap(document["probes"], heatmap, f"measured reachability: {policy_path.name}")
