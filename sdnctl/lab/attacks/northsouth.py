@@ -1,0 +1,450 @@
+"""North–south attacks: a hostile VM and a hostile internet against the gateways.
+
+The lab: a topology with gateways and its internet (sdnctl.lab.internet), its
+switches loaded with the compiled flows (sdnctl.lab.static: the data plane alone),
+probe servers in every VM and on the internet. Each attack is one window: captures
+start in every victim (the VMs on `eth0`, the internet on its bridge), the sender
+sends marked frames (sdnctl.lab.rawsend), the captures stop; a frame that carries
+the marker anywhere a victim received it leaked. Then allowed traffic must still
+flow: VMs out through SNAT and their floating IP, the internet in through the
+floating IP (`liveness`). The verdict is the east–west suite's: 0 leaked, allowed
+traffic keeps flowing.
+
+A control window sends marked frames the policy allows (out through SNAT, in
+through a floating IP): each must be seen, or the captures could not see a leak.
+The NAT-exhaustion attack opens and holds thousands of allowed connections from
+one VM while witnesses keep connecting, and counts the conntrack entries it took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sdnctl.compile.exits import nat_zones
+from sdnctl.lab.attacks.capture import start_captures, stop_captures
+from sdnctl.lab.internet import BRIDGE
+from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix
+from sdnctl.lab.outside import INTERNET, OutsideProbe, outside_probes
+from sdnctl.lab.outside_probe import InternetServer, prepare_internet, run_outside
+from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan, plan_lab
+from sdnctl.lab.probe import start_servers
+from sdnctl.lab.session import LabSession, stop_process
+from sdnctl.lab.static import program_static
+from sdnctl.pipeline import gateway_mac
+from sdnctl.policy.model import Policy, parse_service
+from sdnctl.topology.model import Topology
+
+if TYPE_CHECKING:
+    from mininet.node import Node
+
+    from sdnctl.lab.build import Lab
+
+SERVICES = ("icmp", "tcp/80", "tcp/443")  # what the probe servers answer
+REPEAT = 3
+SETTLE = 0.3
+HOLD_PORT = 7000  # the internet's connection holder (NAT exhaustion)
+DOC_OUTSIDE = ("198.51.100.66", "192.0.2.66")  # invented external sources (doc ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """Who plays what: `attacker` may go out (its tenant has a pool and a rule to
+    the outside); `floating` has a floating IP and an inbound rule and may go out
+    too; `witness` shares the attacker's pool (the NAT addresses exhaustion would
+    take)."""
+
+    attacker: str
+    floating: str
+    witness: str
+    inbound_port: int  # a port the internet may open to `floating`
+    outbound_port: int  # a port the VMs may open to the internet server
+
+
+@dataclass
+class NsLab:
+    policy: Policy
+    topology: Topology
+    plan: LabPlan
+    roles: Roles
+    session: LabSession
+    lab: Lab
+
+    @property
+    def internet(self) -> Node:
+        assert self.lab.internet is not None
+        return self.lab.internet
+
+    def host(self, name: str) -> Node:
+        return self.internet if name == INTERNET else self.lab.hosts[name]
+
+
+@dataclass
+class NsResult:
+    name: str
+    summary: str
+    sent: int = 0
+    leaks: dict[str, int] = field(default_factory=dict)  # victim -> marked frames
+    delivered: dict[str, int] = field(default_factory=dict)  # control: victim -> frames
+    liveness: list[str] = field(default_factory=list)  # allowed traffic that failed
+    figures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def leaked(self) -> int:
+        return sum(self.leaks.values())
+
+    @property
+    def passed(self) -> bool:
+        return self.leaked == 0 and not self.liveness
+
+
+@contextlib.contextmanager
+def ns_attack_lab(policy: Policy, topology: Topology, roles: Roles,
+                  prefix: str | None = None) -> Iterator[NsLab]:
+    """Build the lab, load its flows, start every server; all undone on the way out."""
+    from sdnctl.lab.build import check_names_free
+
+    with LabSession("ns-attacks") as session:
+        plan = plan_lab(policy, topology, free_prefix("s") if prefix is None else prefix)
+        if plan.internet is None:
+            raise LabError("the north–south attacks need a topology with gateways")
+        clashes = check_names_free(plan)
+        if clashes:
+            raise LabError("refusing to build the lab:\n  " + "\n  ".join(clashes))
+        # A controller address nobody listens on: the switches keep the flows we load.
+        lab = session.lab(plan, (LOCALHOST, free_ports(1)[0]))
+        program_static(plan, policy, topology)
+        services = [parse_service(s) for s in SERVICES]
+        servers = start_servers(lab.hosts, services)
+        session.add("probe servers", servers.stop)
+        assert lab.internet is not None
+        server = InternetServer(lab.internet, plan.internet, services)
+        session.add("internet server", server.stop)
+        prepare_internet(lab.internet, plan.internet, policy)
+        yield NsLab(policy, topology, plan, roles, session, lab)
+
+
+# ------------------------------------------------------------------ frames
+
+
+def _frames(ns: NsLab, name: str, marker: bytes) -> tuple[str, list[tuple[str, bytes]]]:
+    """(sender, [(interface, frame)]) of attack `name`, built with scapy."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    pol, r = ns.policy, ns.roles
+    rng = random.Random(marker)
+    inet = ns.plan.internet
+    assert inet is not None
+    server, client = str(inet.server), str(inet.client)
+
+    def vm_frame(vm: str, src_ip: str, dst_ip: str, l4: object) -> tuple[str, bytes]:
+        v = pol.vms[vm]
+        seg = pol.segment_of(v)
+        return HOST_INTF, bytes(Ether(src=v.mac, dst=gateway_mac(seg.id))
+                                / IP(src=src_ip, dst=dst_ip) / l4 / Raw(marker))
+
+    def syn(port: int, flags: str = "S") -> object:
+        return TCP(sport=rng.randrange(20000, 60000), dport=port, flags=flags)
+
+    uplinks = [(end.inner, _uplink_mac(ns.topology, end.switch, end.port))
+               for end in inet.ends]
+
+    def outside(eth_dst: str | None, dst_ip: str, l4: object) -> list[tuple[str, bytes]]:
+        return [(inner, bytes(Ether(src=inet.mac, dst=eth_dst or mac)
+                              / IP(src=client, dst=dst_ip) / l4 / Raw(marker)))
+                for inner, mac in uplinks]
+
+    fip = pol.vms[r.floating].floating_ip
+    pools = {t: pol.tenants[t].snat for t in pol.tenants if pol.tenants[t].snat is not None}
+    me = pol.vms[r.attacker]
+    if name == "ns-control":
+        # Allowed, marked: out through SNAT (seen by the internet), in through the
+        # floating IP (seen by its VM).
+        frames = [vm_frame(r.attacker, str(me.ip), server, syn(r.outbound_port))]
+        return r.attacker, frames
+    if name == "ns-control-in":
+        return INTERNET, outside(None, str(fip), syn(r.inbound_port))
+    if name == "ns-spoof-external-source":
+        frames = []
+        for src in (*DOC_OUTSIDE, server, client):
+            for dst, l4 in ((server, syn(r.outbound_port)), (server, ICMP()),
+                            (str(fip), syn(r.inbound_port)),
+                            (str(pol.vms[r.witness].ip), syn(80))):
+                frames.append(vm_frame(r.attacker, src, dst, l4))
+        return r.attacker, frames
+    if name == "ns-floating-ip-source":
+        frames = [vm_frame(r.floating, str(fip), dst, l4)
+                  for dst, l4 in ((server, syn(r.outbound_port)), (server, ICMP()),
+                                  (server, UDP(sport=5353, dport=53)),
+                                  (str(fip), syn(r.inbound_port)))]
+        return r.floating, frames
+    if name == "ns-other-snat-source":
+        frames = []
+        for pool in pools.values():
+            assert pool is not None
+            for addr in (*pool.addresses(), fip):
+                frames += [vm_frame(r.attacker, str(addr), server, syn(r.outbound_port)),
+                           vm_frame(r.attacker, str(addr), server, ICMP())]
+        return r.attacker, frames
+    if name == "ns-outside-to-inside":
+        frames = []
+        for vm in ns.plan.hosts:
+            v = pol.vms[vm.vm]
+            seg = pol.segment_of(v)
+            for l4 in (syn(80), syn(r.inbound_port), syn(22), ICMP(),
+                       UDP(sport=53, dport=5353)):
+                frames += outside(None, str(v.ip), l4)  # routed at the uplink MAC
+                frames += outside(v.mac, str(v.ip), l4)  # straight at the VM's MAC
+                frames += outside(gateway_mac(seg.id), str(v.ip), l4)
+                frames += outside("ff:ff:ff:ff:ff:ff", str(v.ip), l4)
+            if seg.vlan is not None:  # the fabric's own format: segment tag + label
+                ip = bytes(IP(src=client, dst=str(v.ip)) / syn(80) / Raw(marker))
+                for label in sorted(_labels(ns).values()):
+                    fabric = (b"\x81\x00" + seg.vlan.to_bytes(2, "big") + b"\x88\x47"
+                              + ((label << 12) | 0x100 | 64).to_bytes(4, "big"))
+                    for inner, _mac in uplinks:
+                        frames.append((inner, _mac_bytes(v.mac) + _mac_bytes(inet.mac)
+                                       + fabric + ip))
+        return INTERNET, frames
+    if name == "ns-nat-unallowed":
+        frames = []
+        for pool in pools.values():
+            assert pool is not None
+            for addr in pool.addresses():
+                for l4 in (syn(80), syn(r.inbound_port), syn(22), ICMP(),
+                           UDP(sport=53, dport=5353)):
+                    frames += outside(None, str(addr), l4)
+                for _ in range(8):  # guessed NAT mappings: replies to ports never opened
+                    for flags in ("SA", "A", "R", "FA"):
+                        l4 = TCP(sport=r.outbound_port, dport=rng.randrange(1024, 65536),
+                                 flags=flags)
+                        frames += outside(None, str(addr), l4)
+        for l4 in (syn(22), syn(8080), UDP(sport=53, dport=5353)):
+            frames += outside(None, str(fip), l4)  # ports no inbound rule opens
+        return INTERNET, frames
+    raise KeyError(name)
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def _uplink_mac(topology: Topology, switch: str, port: int) -> str:
+    return next(u.mac for u in topology.switches[switch].uplinks if u.port == port)
+
+
+def _labels(ns: NsLab) -> dict[str, int]:
+    from sdnctl.bindings import planned_bindings
+    from sdnctl.compile.context import NetworkView
+
+    view = NetworkView(ns.policy, ns.topology, planned_bindings(ns.policy, ns.topology))
+    return {sw: view.fabric_labels[sw] for sw in view.fabric_labels
+            if ns.topology.switches[sw].role.edge}
+
+
+# ------------------------------------------------------------------ attacks
+
+
+@dataclass(frozen=True, slots=True)
+class NsAttack:
+    name: str
+    summary: str
+    control: bool = False  # marked frames the policy allows: each must arrive
+
+
+NS_ATTACKS: tuple[NsAttack, ...] = (
+    NsAttack("ns-spoof-external-source",
+             "a VM sends with external source addresses (invented, the internet server's"
+             " and client's) to the internet, a floating IP and a VM of its tenant"),
+    NsAttack("ns-floating-ip-source",
+             "a VM sends with its own floating IP as source, out and to itself"),
+    NsAttack("ns-other-snat-source",
+             "a VM sends with every tenant's SNAT addresses and a floating IP as source"),
+    NsAttack("ns-outside-to-inside",
+             "the internet sends to inside addresses: routed at the uplink MAC, at the VMs'"
+             " MACs, at the segment gateway MACs, broadcast, and in the fabric's"
+             " tag + label format"),
+    NsAttack("ns-nat-unallowed",
+             "the internet sends to every SNAT address (new connections and guessed"
+             " replies to unopened ports) and to a floating IP on ports no rule opens"),
+)
+NS_CONTROLS: tuple[NsAttack, ...] = (
+    NsAttack("ns-control", "allowed: a VM's marked SYN out through SNAT", control=True),
+    NsAttack("ns-control-in", "allowed: the internet's marked SYN to a floating IP",
+             control=True),
+)
+
+
+def _send(host: Node, frames: Sequence[tuple[str, bytes]], repeat: int) -> int:
+    """Send `frames` from `host` (grouped by interface); how many went out."""
+    by_intf: dict[str, list[bytes]] = {}
+    for intf, frame in frames:
+        by_intf.setdefault(intf, []).append(frame)
+    sent = 0
+    for intf, group in by_intf.items():
+        proc = host.popen([sys.executable, "-m", "sdnctl.lab.rawsend", intf, str(repeat), "0"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+        out, err = proc.communicate("\n".join(f.hex() for f in group).encode(), timeout=60)
+        if proc.returncode != 0:
+            raise LabError(f"rawsend on {intf}: {err.decode(errors='replace')}")
+        sent += int(json.loads(out)["sent"])
+    return sent
+
+
+def _victims(ns: NsLab, sender: str) -> tuple[dict[str, Node], dict[str, Node]]:
+    vms = {h.vm: ns.lab.hosts[h.vm] for h in ns.plan.hosts if h.vm != sender}
+    inet = {INTERNET: ns.internet} if sender != INTERNET else {}
+    return vms, inet
+
+
+def run_ns_attack(ns: NsLab, attack: NsAttack) -> NsResult:
+    result = NsResult(attack.name, attack.summary)
+    marker = os.urandom(8)
+    sender, frames = _frames(ns, attack.name, marker)
+    vms, inet = _victims(ns, sender)
+    caps = start_captures(vms, ns.session.tmp, attack.name)
+    try:
+        caps.update(start_captures(inet, ns.session.tmp, attack.name, intf=BRIDGE))
+        result.sent = _send(ns.host(sender), frames, 1 if attack.control else REPEAT)
+        time.sleep(SETTLE)
+    finally:
+        captured = stop_captures(caps)
+    for victim, cap in captured.items():
+        marked = sum(marker in frame for frame in cap.frames)
+        if marked:
+            (result.delivered if attack.control else result.leaks)[victim] = marked
+    result.liveness = check_liveness(ns)
+    return result
+
+
+def liveness_probes(ns: NsLab) -> list[OutsideProbe]:
+    """Allowed north–south traffic: the attacker and the witness out through their
+    pool, the floating VM out and the internet in through its floating IP."""
+    r = ns.roles
+    wanted = {(r.attacker, INTERNET, r.outbound_port), (r.witness, INTERNET, r.outbound_port),
+              (r.floating, INTERNET, r.outbound_port),
+              (INTERNET, f"{r.floating}@fip", r.inbound_port)}
+    vms = tuple(h.vm for h in ns.plan.hosts)
+    services = [parse_service(f"tcp/{p}") for p in {r.outbound_port, r.inbound_port}]
+    return [p for p in outside_probes(ns.policy, vms, services)
+            if (p.src, p.dst, p.service.port_lo) in wanted and p.expected]
+
+
+def check_liveness(ns: NsLab, retries: int = 1) -> list[str]:
+    """One line per allowed probe that did not get through (as promised)."""
+    probes = liveness_probes(ns)
+    assert ns.plan.internet is not None
+    results = run_outside(ns.lab.hosts, ns.internet, ns.plan.internet, probes,
+                          retries=retries)
+    return [f"{p.src} -> {p.dst} {p.service}: {results[i].detail}"
+            for i, p in enumerate(probes) if not results[i].reached]
+
+
+# ------------------------------------------------------------------ exhaustion
+
+
+def conntrack_entries(zone: int, port: int) -> int:
+    """Entries of conntrack zone `zone` (the machine's userspace datapath) whose
+    text names destination port `port`."""
+    res = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}"],
+                         capture_output=True, text=True, check=False)
+    return sum(f"dport={port}" in line for line in res.stdout.splitlines())
+
+
+def run_exhaustion(ns: NsLab, count: int, rate: float, hold: float = 4.0) -> NsResult:
+    """The attacker opens `count` connections to the internet and holds them; the
+    witnesses' allowed connections are checked over and over meanwhile."""
+    r = ns.roles
+    result = NsResult("ns-nat-exhaustion",
+                      f"a VM opens and holds {count} allowed connections to the internet"
+                      f" ({rate:.0f}/s) while other VMs keep connecting")
+    assert ns.plan.internet is not None
+    holder = ns.internet.popen([sys.executable, "-m", "sdnctl.lab.attacks.connflood", "hold",
+                                "--address", str(ns.plan.internet.server),
+                                "--port", str(HOLD_PORT)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None
+        if not holder.stdout.readline().startswith(b"ready"):
+            raise LabError("the connection holder did not start")
+        zone = nat_zones(sorted(t for t in ns.policy.tenants
+                                if ns.policy.tenants[t].north_south))[ns.policy.vms[
+                                    r.attacker].tenant]
+        flood = ns.host(r.attacker).popen(
+            [sys.executable, "-m", "sdnctl.lab.attacks.connflood", "open",
+             "--ip", str(ns.plan.internet.server), "--port", str(HOLD_PORT),
+             "--count", str(count), "--hold", str(hold), "--rate", str(rate)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        rounds = failures = 0
+        peak = 0
+        stop = threading.Event()
+
+        def witnesses() -> None:
+            nonlocal rounds, failures
+            while not stop.is_set():
+                failed = check_liveness(ns, retries=0)
+                rounds += 1
+                failures += len(failed)
+                result.liveness += failed
+
+        talker = threading.Thread(target=witnesses, name="ns-witnesses", daemon=True)
+        talker.start()
+        started = time.monotonic()
+        try:
+            while flood.poll() is None and time.monotonic() - started < count / rate + hold + 30:
+                peak = max(peak, conntrack_entries(zone, HOLD_PORT))
+                time.sleep(0.5)
+            out, err = flood.communicate(timeout=30)
+        finally:
+            stop.set()
+            talker.join(timeout=30)
+            if flood.poll() is None:
+                stop_process(flood)
+        if flood.returncode != 0:
+            raise LabError(f"connflood: {err.decode(errors='replace')}")
+        got = json.loads(out)
+        result.sent = int(got["opened"]) + int(got["failed"])
+        result.figures = {"opened": float(got["opened"]), "failed": float(got["failed"]),
+                          "open_s": float(got["seconds"]), "gateway_zone_peak": float(peak),
+                          "witness_rounds": float(rounds), "witness_failures": float(failures),
+                          "max_conns": float(_max_conns())}
+    finally:
+        stop_process(holder, grace=2.0)
+    return result
+
+
+def _max_conns() -> int:
+    res = subprocess.run(["ovs-appctl", "dpctl/ct-get-maxconns"], capture_output=True,
+                         text=True, check=False)
+    try:
+        return int(res.stdout.strip())
+    except ValueError:
+        return -1
+
+
+# ------------------------------------------------------------------ output
+
+
+def format_ns_table(results: Sequence[NsResult]) -> str:
+    rows = [("attack", "frames sent", "leaked", "allowed traffic", "verdict")]
+    for res in results:
+        rows.append((res.name, str(res.sent), str(res.leaked),
+                     "ok" if not res.liveness else f"{len(res.liveness)} failed",
+                     "PASS" if res.passed else "FAIL"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
