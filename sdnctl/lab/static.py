@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
@@ -20,6 +21,10 @@ from sdnctl.flows import render_flowset_ofctl
 from sdnctl.lab.plan import LabError, LabPlan
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import Topology
+
+if TYPE_CHECKING:
+    from sdnctl.lab.build import Lab
+    from sdnctl.lab.session import LabSession
 
 
 def _ofctl(*args: str) -> None:
@@ -54,3 +59,18 @@ def program_static(plan: LabPlan, policy: Policy, topology: Topology) -> int:
     flowsets = compile_network(policy, topology, planned_bindings(policy, topology))
     return sum(load_flowset(plan.bridges[name], render_flowset_ofctl(fs))
                for name, fs in flowsets.items())
+
+
+def build_static(session: LabSession, plan: LabPlan, policy: Policy,
+                 topology: Topology) -> Lab:
+    """Build `plan` in `session` and load its compiled flows. The switches' controller
+    address is a free port nobody listens on: they keep what we load."""
+    from sdnctl.lab.build import check_names_free
+    from sdnctl.lab.names import LOCALHOST, free_ports
+
+    clashes = check_names_free(plan)
+    if clashes:
+        raise LabError("refusing to build the lab:\n  " + "\n  ".join(clashes))
+    lab = session.lab(plan, (LOCALHOST, free_ports(1)[0]))
+    program_static(plan, policy, topology)
+    return lab

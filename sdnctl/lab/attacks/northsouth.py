@@ -33,23 +33,24 @@ from typing import TYPE_CHECKING
 from sdnctl.compile.exits import nat_zones
 from sdnctl.lab.attacks.capture import start_captures, stop_captures
 from sdnctl.lab.internet import BRIDGE
-from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix
+from sdnctl.lab.names import free_prefix
 from sdnctl.lab.outside import INTERNET, OutsideProbe, outside_probes
 from sdnctl.lab.outside_probe import InternetServer, prepare_internet, run_outside
 from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan, plan_lab
 from sdnctl.lab.probe import start_servers
 from sdnctl.lab.session import LabSession, stop_process
-from sdnctl.lab.static import program_static
+from sdnctl.lab.static import build_static
 from sdnctl.pipeline import gateway_mac
 from sdnctl.policy.model import Policy, parse_service
 from sdnctl.topology.model import Topology
+from sdnctl.verify.semantics import probe_services
 
 if TYPE_CHECKING:
     from mininet.node import Node
 
     from sdnctl.lab.build import Lab
 
-SERVICES = ("icmp", "tcp/80", "tcp/443")  # what the probe servers answer
+SERVICES = ("icmp", "tcp/80", "tcp/443")  # answered by the servers, with the policy's probes
 REPEAT = 3
 SETTLE = 0.3
 HOLD_PORT = 7000  # the internet's connection holder (NAT exhaustion)
@@ -111,19 +112,12 @@ class NsResult:
 def ns_attack_lab(policy: Policy, topology: Topology, roles: Roles,
                   prefix: str | None = None) -> Iterator[NsLab]:
     """Build the lab, load its flows, start every server; all undone on the way out."""
-    from sdnctl.lab.build import check_names_free
-
     with LabSession("ns-attacks") as session:
         plan = plan_lab(policy, topology, free_prefix("s") if prefix is None else prefix)
         if plan.internet is None:
             raise LabError("the north–south attacks need a topology with gateways")
-        clashes = check_names_free(plan)
-        if clashes:
-            raise LabError("refusing to build the lab:\n  " + "\n  ".join(clashes))
-        # A controller address nobody listens on: the switches keep the flows we load.
-        lab = session.lab(plan, (LOCALHOST, free_ports(1)[0]))
-        program_static(plan, policy, topology)
-        services = [parse_service(s) for s in SERVICES]
+        lab = build_static(session, plan, policy, topology)
+        services = sorted({*probe_services(policy), *(parse_service(s) for s in SERVICES)})
         servers = start_servers(lab.hosts, services)
         session.add("probe servers", servers.stop)
         assert lab.internet is not None
