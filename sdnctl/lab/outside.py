@@ -156,3 +156,26 @@ def _wire(service: Service) -> str:
     from sdnctl.lab.probe import wire_service
 
     return wire_service(service)
+
+
+def format_outside(report: LabReport) -> str:
+    """The north–south matrix and its summary: the VM matrix's format, without the
+    rows of ends that only receive (floating IPs, pools), with a summary that
+    counts probes rather than VMs."""
+    from sdnctl.lab.report import format_matrix, format_summary
+
+    receiving = {n for n in report.vms if "@" in n}
+    blocks: list[list[str]] = [[]]
+    for line in format_matrix(report).splitlines():
+        blocks[-1].append(line)
+        if line.startswith("-") and "-+-" in line:  # a rule ends a row block
+            blocks.append([])
+    kept = [b for b in blocks if not b or b[0].split(" ", 1)[0] not in receiving]
+    lines = [line for block in kept for line in block]
+    judged = report.judged
+    summary = format_summary(report).splitlines()
+    summary[0] = (f"{len(judged)} north–south probes, {len(report.services)} services:"
+                  f" {sum(j.probe.reached for j in judged)} reached,"
+                  f" {sum(j.expected for j in judged)} allowed by the policy,"
+                  f" {len(report.mismatches)} mismatches")
+    return "\n".join(lines + summary)

@@ -191,9 +191,10 @@ def _run(
     print(format_matrix(report))
     print(format_summary(report))
     if outside is not None:
+        from sdnctl.lab.outside import format_outside
+
         print("\nnorth–south (internet: the lab's server and client behind the uplinks):")
-        print(format_matrix(outside))
-        print(format_summary(outside))
+        print(format_outside(outside))
     if report_path is not None:
         _write_report(report, outside, report_path, policy_path, {
             "topology": str(topology_path),

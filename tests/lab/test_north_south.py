@@ -24,10 +24,10 @@ from sdnctl.lab.attacks.northsouth import (
     run_exhaustion,
     run_ns_attack,
 )
-from sdnctl.lab.outside import INTERNET, judge_outside, outside_probes
+from sdnctl.lab.outside import INTERNET, format_outside, judge_outside, outside_probes
 from sdnctl.lab.outside_probe import run_outside
 from sdnctl.lab.probe import probe_matrix
-from sdnctl.lab.report import format_matrix, format_summary, judge_probes
+from sdnctl.lab.report import format_summary, judge_probes
 from sdnctl.verify.semantics import probe_services
 from tests.integration.nsnet import net
 from tests.lab.labkit import assert_nothing_left
@@ -63,7 +63,7 @@ def test_matrix_with_the_internet_equals_the_semantics(ns: NsLab) -> None:
     probes = outside_probes(ns.policy, vms, services)
     outside = judge_outside(probes, run_outside(ns.lab.hosts, ns.internet, ns.plan.internet,
                                                 probes), vms, services)
-    print(format_matrix(outside), format_summary(outside), sep="\n")
+    print(format_outside(outside))
     assert inside.failures == 0, format_summary(inside)
     assert outside.failures == 0, format_summary(outside)
     reached = [j.probe for j in outside.judged if j.probe.reached]

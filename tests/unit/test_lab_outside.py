@@ -14,7 +14,14 @@ from types import MappingProxyType
 import pytest
 
 from sdnctl.lab.internet import CLIENT, ROUTER_MAC, SERVER, plan_internet, route_inside
-from sdnctl.lab.outside import INTERNET, fip_name, judge_outside, outcome, outside_probes
+from sdnctl.lab.outside import (
+    INTERNET,
+    fip_name,
+    format_outside,
+    judge_outside,
+    outcome,
+    outside_probes,
+)
 from sdnctl.lab.plan import LabError, plan_lab
 from sdnctl.policy.model import parse_service
 from sdnctl.topology.model import Topology
@@ -175,3 +182,15 @@ def test_judged_like_the_matrix_with_missing_probes_counted() -> None:
     report = judge_outside(probes, results, vms, (TCP80,))
     assert len(report.mismatches) == 1 and report.mismatches[0].verdict.value == "LEAK"
     assert len(report.missing) == 1 and report.failures == 2
+
+
+def test_printed_with_rows_for_senders_only() -> None:
+    policy, _ = net()
+    vms = ("rf1", "bx1")
+    probes = outside_probes(policy, vms, (TCP80,))
+    results = {i: outcome(p, p.expected, "x", "", 1) for i, p in enumerate(probes)}
+    text = format_outside(judge_outside(probes, results, vms, (TCP80,)))
+    heads = {line.split(" ", 1)[0] for line in text.splitlines()}
+    assert {"rf1", "bx1", "internet"} <= heads and not {"rf1@fip", "red@snat"} & heads
+    assert "rf1@fip" in text.splitlines()[3]  # still a column
+    assert f"{len(probes)} north–south probes" in text and "PASS" in text
