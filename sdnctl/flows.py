@@ -18,6 +18,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from ipaddress import IPv4Network
 
 from sdnctl.pipeline import STAGE_OF_TABLE, TABLE_ID, check_goto
 
@@ -63,6 +64,14 @@ MATCH_FIELDS = (
     "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_target", "ipv6_nd_sll", "mpls_tc",
 )
 _FIELD_ORDER = {f: i for i, f in enumerate(MATCH_FIELDS)}
+
+
+def cidr(net: IPv4Network) -> MatchValue:
+    """An IPv4 prefix as a match value: the address alone for a /32, else
+    (network, netmask) like every masked field."""
+    if net.prefixlen == 32:
+        return str(net.network_address)
+    return (str(net.network_address), str(net.netmask))
 
 
 class Match(tuple[tuple[str, MatchValue], ...]):

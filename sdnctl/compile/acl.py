@@ -37,7 +37,7 @@ from typing import cast
 
 from sdnctl.compile.context import NetworkView
 from sdnctl.compile.exits import may_go_out, ns_plan
-from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue
+from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue, cidr
 from sdnctl.pipeline import MARK_ALLOWED, MARK_REVOKED, REG_SIDE, REG_ZONE, SIDE_INSIDE, SIDE_OUT
 from sdnctl.policy.model import Default, Proto, Rule, Service
 
@@ -267,7 +267,7 @@ def _rule_flows(view: NetworkView, tenant: str, active: tuple[int, ...],
             assert net is not None
             dst = {**tenant_match, REG_SIDE: SIDE_OUT}
             if net.prefixlen:
-                dst["ipv4_dst"] = str(net)
+                dst["ipv4_dst"] = cidr(net)
             clauses.add(Match.of(dst), Conjunction(cid, 2, 3), rule_owner(rule))
             yield Flow("acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP), _COMMIT,
                        rule_owner(rule))

@@ -71,6 +71,7 @@ from sdnctl.flows import (
     PushVlan,
     SetField,
     WriteMetadata,
+    cidr,
 )
 from sdnctl.pipeline import (
     MARK_ALLOWED,
@@ -122,7 +123,7 @@ def exit_flows(view: NetworkView, tenant: str) -> Iterator[Flow]:
     owner = f"tenant:{tenant}"
     match = _tenant_match(t.tid)
     for seg in sorted(view.policy.tenants[tenant].segments.values(), key=lambda s: s.id):
-        yield Flow("ct_out", PRIO_INTERNAL, Match.of(match, ipv4_dst=str(seg.subnet)),
+        yield Flow("ct_out", PRIO_INTERNAL, Match.of(match, ipv4_dst=cidr(seg.subnet)),
                    (Ct(zone=REG_ZONE, table="acl"),), owner)
     yield Flow("ct_out", PRIO_MARK_OUT, Match.of(match),
                (SetField(REG_SIDE, SIDE_OUT), Ct(zone=REG_ZONE, table="acl")), owner)
@@ -307,7 +308,7 @@ def _coming_in(view: NetworkView, t: NsTenant) -> Iterator[Flow]:
         if not targets:
             continue
         cid = ids[rule]
-        src_match = dict(outside) if src.prefixlen == 0 else dict(outside, ipv4_src=str(src))
+        src_match = dict(outside) if src.prefixlen == 0 else dict(outside, ipv4_src=cidr(src))
         clauses.add(Match.of(src_match), Conjunction(cid, 1, 3), rule_owner(rule))
         for name in targets:
             vm = view.policy.vms[name]

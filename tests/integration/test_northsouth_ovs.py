@@ -20,7 +20,7 @@ from sdnctl.compile.compiler import compile_network
 from sdnctl.flows import render_flowset_ofctl
 from sdnctl.lab.names import unique_name
 from tests.integration.conftest import VmPort, add_vm, make_bridge, random_dpid, sh
-from tests.integration.nsnet import net
+from tests.unit.nsnet import net
 
 pytestmark = pytest.mark.ovs
 
