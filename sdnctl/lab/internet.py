@@ -8,7 +8,8 @@ holds every uplink's next hop address (the external router), forwards IPv4
 external addresses. Every probe from or to the outside starts or ends there.
 
 The router's MAC is the uplinks' `next_hop_mac` when they name one (all must name
-the same one: one bridge, one MAC), else ROUTER_MAC, which the controller learns.
+the same one: one bridge, one MAC), else ROUTER_MAC (the router the simulator's
+`sdnctl.verify.outside` models), which the controller must learn.
 An uplink with a `vlan` is refused: the lab's kernel has no 802.1Q module.
 
 `plan_internet` is pure; `add_internet` and `configure_internet` run while the lab
@@ -23,12 +24,12 @@ from typing import TYPE_CHECKING
 
 from sdnctl.lab.plan import intf_name
 from sdnctl.topology.model import Topology
+from sdnctl.verify.outside import ROUTER_MAC  # the simulator's outside is this router
 
 if TYPE_CHECKING:  # mininet is imported only when a lab is built
     from mininet.net import Mininet
     from mininet.node import Host, OVSSwitch
 
-ROUTER_MAC = "02:1e:00:00:00:01"  # the lab router's MAC when no uplink names one
 SERVER = IPv4Address("198.51.100.10")  # a server on the internet (documentation range)
 CLIENT = IPv4Address("198.51.100.20")  # where the internet's own probes come from
 BRIDGE = "br0"  # the router's LAN, inside its namespace

@@ -1,7 +1,7 @@
 """North–south on real OVS in the Mininet lab: the internet behind two gateways, the
 matrix's external rows and columns, and the hostile-VM suite's north–south attacks.
 
-The data centre is tests/integration/nsnet.py (leaf-spine, border1 and border2 on
+The data centre is tests/unit/nsnet.py (leaf-spine, border1 and border2 on
 203.0.113.0/24; red and blue share 10.0.1.0/24; rf1 has a floating IP). The lab's
 switches are loaded with the compiled flows (sdnctl.lab.static): these tests prove
 the data plane; `sdnctl lab run` drives the same probes through the daemon. What
@@ -29,8 +29,8 @@ from sdnctl.lab.outside_probe import run_outside
 from sdnctl.lab.probe import probe_matrix
 from sdnctl.lab.report import format_summary, judge_probes
 from sdnctl.verify.semantics import probe_services
-from tests.integration.nsnet import net
 from tests.lab.labkit import assert_nothing_left
+from tests.unit.nsnet import net
 
 pytestmark = [pytest.mark.lab, pytest.mark.needs("tcpdump")]
 

@@ -1,6 +1,6 @@
 """The lab's internet (plan) and the matrix's north–south cells (promises, verdicts).
 
-Pure: the data centre of tests/integration/nsnet.py (red: a pool of two, rf1 with a
+Pure: the data centre of tests/unit/nsnet.py (red: a pool of two, rf1 with a
 floating IP and tcp/80 open to anyone outside, front may reach 198.51.100.0/24 on
 tcp/443; blue: one pool address, anything out, nothing in).
 """
@@ -26,7 +26,7 @@ from sdnctl.lab.plan import LabError, plan_lab
 from sdnctl.policy.model import parse_service
 from sdnctl.topology.model import Topology
 from sdnctl.verify.semantics import probe_services
-from tests.integration.nsnet import net
+from tests.unit.nsnet import net
 
 TCP80, TCP443, TCP22 = (parse_service(s) for s in ("tcp/80", "tcp/443", "tcp/22"))
 
@@ -42,13 +42,13 @@ def _with_uplinks(topo: Topology, **changes: object) -> Topology:
 
 def test_the_internet_faces_every_uplink_on_one_bridge() -> None:
     policy, topo = net()
-    plan = plan_lab(policy, topo, "x1")
+    plan = plan_lab(policy, _with_uplinks(topo, next_hop_mac="02:bb:00:00:00:09"), "x1")
     inet = plan.internet
     assert inet is not None and inet.name == "x1inet"
     assert [(e.switch, e.port, e.intf) for e in inet.ends] == [
         ("border1", 1, "x1border1-eth1"), ("border2", 1, "x1border2-eth1")]
     assert [str(ip) for ip in inet.router_ips] == ["203.0.113.1/24"]  # one shared next hop
-    assert inet.mac == "02:aa:00:00:00:01"  # the uplinks' next_hop_mac
+    assert inet.mac == "02:bb:00:00:00:09"  # the uplinks' next_hop_mac
     assert (inet.server, inet.client) == (SERVER, CLIENT)
     # Its switch-side ends are the lab's to check and to remove.
     assert set(inet.interfaces) <= set(plan.interfaces)
