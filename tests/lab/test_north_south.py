@@ -10,17 +10,20 @@ each attack proves is in docs/threat-model.md.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import pytest
 
 from sdnctl.lab.attacks.northsouth import (
+    HOLD_PORT,
     NS_ATTACKS,
     NS_CONTROLS,
     NsLab,
     NsResult,
     Roles,
     format_ns_table,
+    own_tenant_names,
     run_exhaustion,
     run_ns_attack,
 )
@@ -47,6 +50,8 @@ def ns() -> Iterator[NsLab]:
     from sdnctl.lab.attacks.northsouth import ns_attack_lab
 
     policy, topo = net()
+    # Tenant names of our own: gateway zones come from them (own_tenant_names).
+    policy = own_tenant_names(policy, secrets.token_hex(2))
     with ns_attack_lab(policy, topo, ROLES) as running:
         prefix, interfaces = running.plan.prefix, running.plan.interfaces
         yield running
@@ -106,3 +111,21 @@ def test_nat_exhaustion_by_one_vm_leaves_the_others_connecting(ns: NsLab) -> Non
     # Held, in the tenant's own zone on the gateway: the entries the attack took.
     assert f["gateway_zone_peak"] >= 0.9 * f["opened"], f
     assert f["witness_rounds"] >= 2 and result.liveness == [], result.liveness
+
+
+NAT_LIMIT = 300
+
+
+def test_a_tenant_nat_limit_caps_the_attacker_and_spares_other_tenants(ns: NsLab) -> None:
+    """With its tenant's gateway zone limited (what the daemon sets per tenant), the
+    flood gets no further than the limit: connections over it never open. The other
+    tenant's VM and the internet's connections to it keep working; the attacker's
+    own tenant mate shares the exhausted zone (that is what a tenant limit means)."""
+    result = run_exhaustion(ns, 1000, EXHAUSTION_RATE, nat_limit=NAT_LIMIT, port=HOLD_PORT + 1)
+    f = result.figures
+    print(f"{result.name}: {f}")
+    assert f["opened"] <= NAT_LIMIT and f["gateway_zone_peak"] <= NAT_LIMIT, f
+    assert f["opened"] >= 0.5 * NAT_LIMIT, f  # the limit, not something else, stopped it
+    assert f.get(f"failures_{ROLES.floating}", 0) == 0, result.liveness
+    assert not [line for line in result.liveness if line.startswith("internet")], \
+        result.liveness

@@ -27,7 +27,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from sdnctl.compile.exits import nat_zones
@@ -106,6 +107,29 @@ class NsResult:
     @property
     def passed(self) -> bool:
         return self.leaked == 0 and not self.liveness
+
+
+def own_tenant_names(policy: Policy, suffix: str) -> Policy:
+    """`policy` with every tenant renamed NAME+suffix.
+
+    A tenant's conntrack zone on the gateways comes from its name, and zones are
+    shared by every bridge of the machine's one datapath: other labs of the same
+    tenants would count into (and share a limit with) ours.
+    """
+    def name(t: str) -> str:
+        return t + suffix
+
+    tenants = {}
+    for t in policy.tenants.values():
+        tenants[name(t.name)] = replace(
+            t, name=name(t.name),
+            segments=MappingProxyType({k: replace(v, tenant=name(t.name))
+                                       for k, v in t.segments.items()}),
+            groups=MappingProxyType({k: replace(v, tenant=name(t.name))
+                                     for k, v in t.groups.items()}),
+            rules=tuple(replace(r, tenant=name(t.name)) for r in t.rules))
+    vms = {n: replace(v, tenant=name(v.tenant)) for n, v in policy.vms.items()}
+    return replace(policy, tenants=MappingProxyType(tenants), vms=MappingProxyType(vms))
 
 
 @contextlib.contextmanager
@@ -357,32 +381,57 @@ def conntrack_entries(zone: int, port: int) -> int:
     return sum(f"dport={port}" in line for line in res.stdout.splitlines())
 
 
-def run_exhaustion(ns: NsLab, count: int, rate: float, hold: float = 4.0) -> NsResult:
+def set_zone_limit(zone: int, limit: int | None) -> None:
+    """Limit conntrack zone `zone` of the machine's datapath (None: take it back).
+    What the daemon does per tenant on the gateways, done by hand for a static lab."""
+    if limit is None:
+        args = ["dpctl/ct-del-limits", f"zone={zone}"]
+    else:
+        args = ["dpctl/ct-set-limits", f"zone={zone},limit={limit}"]
+    res = subprocess.run(["ovs-appctl", *args], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise LabError(f"ovs-appctl {' '.join(args)}: {res.stderr.strip()}")
+
+
+def tenant_zone(ns: NsLab, vm: str) -> int:
+    """The gateway conntrack zone of `vm`'s tenant."""
+    going = sorted(t for t in ns.policy.tenants if ns.policy.tenants[t].north_south)
+    return nat_zones(going)[ns.policy.vms[vm].tenant]
+
+
+def run_exhaustion(ns: NsLab, count: int, rate: float, hold: float = 4.0,
+                   nat_limit: int | None = None, port: int = HOLD_PORT) -> NsResult:
     """The attacker opens `count` connections to the internet and holds them; the
-    witnesses' allowed connections are checked over and over meanwhile."""
+    witnesses' allowed connections are checked over and over meanwhile. With
+    `nat_limit`, its tenant's zone on the gateways is limited to that many
+    connections for the run (ovs-appctl dpctl/ct-set-limits). `port`: the server
+    port, one per run (closed connections of an earlier run stay in the table a
+    while, and entries are counted by port)."""
     r = ns.roles
-    result = NsResult("ns-nat-exhaustion",
+    limited = f", its tenant's NAT zone limited to {nat_limit}" if nat_limit else ""
+    result = NsResult("ns-nat-exhaustion" + ("-limited" if nat_limit else ""),
                       f"a VM opens and holds {count} allowed connections to the internet"
-                      f" ({rate:.0f}/s) while other VMs keep connecting")
+                      f" ({rate:.0f}/s) while other VMs keep connecting{limited}")
     assert ns.plan.internet is not None
+    zone = tenant_zone(ns, r.attacker)
     holder = ns.internet.popen([sys.executable, "-m", "sdnctl.lab.attacks.connflood", "hold",
                                 "--address", str(ns.plan.internet.server),
-                                "--port", str(HOLD_PORT)],
+                                "--port", str(port)],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None
         if not holder.stdout.readline().startswith(b"ready"):
             raise LabError("the connection holder did not start")
-        zone = nat_zones(sorted(t for t in ns.policy.tenants
-                                if ns.policy.tenants[t].north_south))[ns.policy.vms[
-                                    r.attacker].tenant]
+        if nat_limit:
+            set_zone_limit(zone, nat_limit)
         flood = ns.host(r.attacker).popen(
             [sys.executable, "-m", "sdnctl.lab.attacks.connflood", "open",
-             "--ip", str(ns.plan.internet.server), "--port", str(HOLD_PORT),
+             "--ip", str(ns.plan.internet.server), "--port", str(port),
              "--count", str(count), "--hold", str(hold), "--rate", str(rate)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         rounds = failures = 0
         peak = 0
+        failed_by: dict[str, int] = {}
         stop = threading.Event()
 
         def witnesses() -> None:
@@ -392,13 +441,16 @@ def run_exhaustion(ns: NsLab, count: int, rate: float, hold: float = 4.0) -> NsR
                 rounds += 1
                 failures += len(failed)
                 result.liveness += failed
+                for line in failed:
+                    who = line.split(" ", 1)[0]
+                    failed_by[who] = failed_by.get(who, 0) + 1
 
         talker = threading.Thread(target=witnesses, name="ns-witnesses", daemon=True)
         talker.start()
         started = time.monotonic()
         try:
             while flood.poll() is None and time.monotonic() - started < count / rate + hold + 30:
-                peak = max(peak, conntrack_entries(zone, HOLD_PORT))
+                peak = max(peak, conntrack_entries(zone, port))
                 time.sleep(0.5)
             out, err = flood.communicate(timeout=30)
         finally:
@@ -414,8 +466,11 @@ def run_exhaustion(ns: NsLab, count: int, rate: float, hold: float = 4.0) -> NsR
                           "open_s": float(got["seconds"]), "gateway_zone_peak": float(peak),
                           "witness_rounds": float(rounds), "witness_failures": float(failures),
                           "max_conns": float(_max_conns())}
+        result.figures.update({f"failures_{who}": float(n) for who, n in failed_by.items()})
     finally:
         stop_process(holder, grace=2.0)
+        if nat_limit:
+            set_zone_limit(zone, None)  # other sessions' labs share the datapath
     return result
 
 
