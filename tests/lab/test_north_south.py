@@ -129,3 +129,37 @@ def test_a_tenant_nat_limit_caps_the_attacker_and_spares_other_tenants(ns: NsLab
     assert f.get(f"failures_{ROLES.floating}", 0) == 0, result.liveness
     assert not [line for line in result.liveness if line.startswith("internet")], \
         result.liveness
+
+
+BUG_COOKIE = "0xbadbad"
+
+
+def test_a_hole_in_port_security_would_show(ns: NsLab, attacks: dict[str, NsResult]) -> None:
+    """The harness can fail: with the attacker's port accepting any IPv4 source (a
+    copy of its own port-security flow without `nw_src`, one priority higher),
+    spoofed frames get through and are caught. (They reach the attacker's tenant
+    mate, blue allowing everything inside; the way out stays shut even then, as
+    the ACL matches a rule's VMs by their addresses too.)"""
+    import re
+    import subprocess
+
+    from sdnctl.lab.attacks.northsouth import NS_ATTACKS
+
+    host = ns.plan.host(ROLES.attacker)
+    ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
+    dump = subprocess.run([*ofctl, "--no-stats", "dump-flows", host.bridge,
+                           f"table=0,in_port={host.port},ip"],
+                          capture_output=True, text=True, check=True).stdout
+    (own,) = [ln for ln in dump.splitlines() if "priority=200" in ln and "nw_src" in ln]
+    hole = re.sub(r"cookie=\S+ ", "", own.strip())
+    hole = re.sub(r",?nw_src=[0-9.]+", "", hole).replace("priority=200", "priority=201")
+    subprocess.run([*ofctl, "add-flow", host.bridge, f"cookie={BUG_COOKIE},table=0,{hole}"],
+                   check=True, capture_output=True)
+    try:
+        spoof = next(a for a in NS_ATTACKS if a.name == "ns-spoof-external-source")
+        result = run_ns_attack(ns, spoof)
+    finally:
+        subprocess.run([*ofctl, "del-flows", host.bridge, f"cookie={BUG_COOKIE}/-1"],
+                       check=True, capture_output=True)
+    assert result.leaks.get(ROLES.witness, 0) > 0, result
+    assert attacks["ns-spoof-external-source"].leaks == {}  # and without the hole, none
