@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from sdnctl.lab.internet import CLIENT, SERVER
-from sdnctl.lab.probe import ProbeResult
+from sdnctl.lab.probe import ProbeResult, wire_service
 from sdnctl.lab.report import Judged, LabReport
 from sdnctl.policy.model import Policy, Service
 from sdnctl.verify.semantics import reach_floating, reach_in, reach_out
@@ -98,7 +98,8 @@ def outcome(probe: OutsideProbe, reached: bool, detail: str, answer: str,
 
     When the policy promises the probe, only the promised answer counts as reached:
     the intended VM's (its probe server names it), or the internet server having
-    seen the VM as one of its NAT addresses. When it promises nothing, any answer at
+    seen the VM as one of its NAT addresses (over TCP and UDP: a ping's reply comes
+    from the router's kernel and names nobody). When it promises nothing, any answer at
     all is reached (and so a LEAK), whoever gave it.
     """
     if not reached or not answer:
@@ -145,17 +146,11 @@ def targets(probes: Iterable[tuple[int, OutsideProbe]], source: IPv4Address | No
     """The agent's JSON targets (outside_agent probe) of one host's probes."""
     out: list[dict[str, object]] = []
     for i, p in probes:
-        t: dict[str, object] = {"id": i, "ip": str(p.ip), "service": _wire(p.service)}
+        t: dict[str, object] = {"id": i, "ip": str(p.ip), "service": wire_service(p.service)}
         if source is not None:
             t["source"] = str(source)
         out.append(t)
     return out
-
-
-def _wire(service: Service) -> str:
-    from sdnctl.lab.probe import wire_service
-
-    return wire_service(service)
 
 
 def format_outside(report: LabReport) -> str:

@@ -212,18 +212,18 @@ def _run(
 
 def _write_report(report: LabReport, outside: LabReport | None, path: str | Path,
                   policy_path: Path, meta: dict[str, Any]) -> None:
-    """The JSON report and, next to it, the matrix as a PNG heat map (north–south
-    probes are in both, under the names sdnctl.lab.outside gives the outside ends)."""
+    """The JSON report and, next to it, the matrix as a PNG heat map. North–south
+    probes have a report of their own under "north_south" (same shape, the names
+    sdnctl.lab.outside gives the outside ends); the heat map draws both."""
     from sdnctl.lab.report import report_json, write_report
     from sdnctl.render.matrix import write_lab_heatmap
 
     document = report_json(report, meta)
+    drawn = list(document["probes"])
     if outside is not None:
-        more = report_json(outside)
-        document["probes"] += more["probes"]
-        document["mismatches"] += more["mismatches"]
-        document["north_south"] = more["summary"]
+        document["north_south"] = report_json(outside)
+        drawn += document["north_south"]["probes"]
     write_report(path, document)
     heatmap = Path(path).with_suffix(".png")
-    write_lab_heatmap(document["probes"], heatmap, f"measured reachability: {policy_path.name}")
+    write_lab_heatmap(drawn, heatmap, f"measured reachability: {policy_path.name}")
     _say(f"report written to {path}, heat map to {heatmap}")
