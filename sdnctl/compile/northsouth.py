@@ -317,7 +317,10 @@ def _coming_in(view: NetworkView, t: NsTenant) -> Iterator[Flow]:
                             f"vm:{name}")
         for s in rule.services:
             for m in service_matches(s):
-                clauses.add(Match.of(m, **{REG_SIDE: SIDE_IN}, metadata=(t.tid, TENANT_MASK)),
+                # Tenant and service only, as on hypervisors: with the side too, `any`
+                # would be the very match of an `external` source clause, and one flow
+                # may not carry two clauses of one conjunction.
+                clauses.add(Match.of(m, metadata=(t.tid, TENANT_MASK)),
                             Conjunction(cid, 3, 3), rule_owner(rule))
         yield Flow("acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP, ct_state="+new+trk"),
                    (Goto("l3_route"),), rule_owner(rule))

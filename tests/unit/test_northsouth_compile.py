@@ -197,3 +197,18 @@ def test_a_deny_tenant_without_rules_out_holds_no_exit_flows():
     flows = compile_network(policy, topo, planned_bindings(policy, topo))
     assert not any(f.owner == "tenant:red" and f.stage == "ct_out"
                    for f in flows["hv1"].flows)
+
+
+def test_no_flow_carries_two_clauses_of_one_conjunction():
+    """`from: external, allow: [any]`: the source clause (tenant, from outside) and
+    the service clause (tenant, any IPv4) must stay two flows (OVS refuses one flow
+    with two clauses of the same conjunction)."""
+    policy, topo = net()
+    red = policy.tenants["red"]
+    rules = tuple(dataclasses.replace(r, services=(parse_service("any"),)) for r in red.rules)
+    policy = _with_rules(policy, "red", *rules)
+    flows = compile_network(policy, topo, planned_bindings(policy, topo))
+    for fs in flows.values():
+        for f in fs.flows:
+            ids = [a.id for a in f.actions if isinstance(a, Conjunction)]
+            assert len(ids) == len(set(ids)), (fs.switch, f)
