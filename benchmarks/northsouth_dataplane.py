@@ -28,10 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,42 +38,40 @@ from sdnctl.lab.plan import LabError, plan_lab  # noqa: E402
 from sdnctl.lab.session import LabSession  # noqa: E402
 from sdnctl.lab.static import build_static  # noqa: E402
 from sdnctl.policy.load import parse_policy  # noqa: E402
-from sdnctl.policy.model import Policy, Rule, SnatPool, parse_service  # noqa: E402
+from sdnctl.policy.model import Policy  # noqa: E402
 from sdnctl.tools import LAB_TOOLS, require_or_exit  # noqa: E402
 from sdnctl.topology.load import parse_topology  # noqa: E402
-from sdnctl.topology.model import (  # noqa: E402
-    Link,
-    PortRef,
-    Role,
-    Switch,
-    Topology,
-    Uplink,
-    uplink_mac,
-)
+from sdnctl.topology.model import Topology  # noqa: E402
+from sdnctl.verify.outside import ROUTER_MAC  # noqa: E402
 
 if TYPE_CHECKING:
     from mininet.node import Node
 
-ROUTER_MAC = "02:aa:00:00:00:01"
 PORT = 5201
 TOPOLOGY = """\
 version: 1
 switches:
-  hv1:  {dpid: 1, role: hypervisor}
-  hv2:  {dpid: 2, role: hypervisor}
-  leaf: {dpid: 16, role: fabric}
+  hv1:    {{dpid: {hv1}, role: hypervisor}}
+  hv2:    {{dpid: {hv2}, role: hypervisor}}
+  leaf:   {{dpid: {leaf}, role: fabric}}
+  border: {{dpid: {border}, role: gateway,
+           uplink: {{port: 2, ip: 203.0.113.2/24, next_hop: 203.0.113.1,
+                    next_hop_mac: "{router}"}}}}
 links:
-  - {a: "hv1:10", b: "leaf:1"}
-  - {a: "hv2:10", b: "leaf:2"}
+  - {{a: "hv1:10", b: "leaf:1"}}
+  - {{a: "hv2:10", b: "leaf:2"}}
+  - {{a: "border:1", b: "leaf:3"}}
 """
 POLICY = """\
 version: 1
 tenants:
   t:
+    snat: 203.0.113.10
     segments:
       web: {vlan: 10, subnet: 10.71.10.0/24, gateway: 10.71.10.1}
     rules:
       - {from: any, to: any, allow: [tcp/5201, icmp]}
+      - {from: any, to: external, allow: [tcp/5201, icmp]}
 vms:
   a: {tenant: t, segment: web, mac: "02:00:00:71:10:11", ip: 10.71.10.11, host: hv1}
   b: {tenant: t, segment: web, mac: "02:00:00:71:10:12", ip: 10.71.10.12, host: hv2}
@@ -84,23 +79,13 @@ vms:
 
 
 def network() -> tuple[Policy, Topology]:
-    """The files above, a gateway `border` and the tenant's way out added in code
-    (the policy and topology loaders may not know those keys yet)."""
+    """The files above, with datapath ids of their own (other labs may run)."""
     base = random_dpid_base(0xB75)
-    topo = parse_topology(TOPOLOGY, "northsouth-bench.topology.yaml")
-    switches = {n: replace(s, dpid=rebase_dpid(s.dpid, base)) for n, s in topo.switches.items()}
-    dpid = rebase_dpid(0x30, base)
-    up = Uplink("border", 1, IPv4Interface("203.0.113.2/24"), IPv4Address("203.0.113.1"),
-                uplink_mac(dpid, 1), next_hop_mac=ROUTER_MAC)
-    switches["border"] = Switch("border", dpid, Role.GATEWAY, uplinks=(up,))
-    links = (*topo.links, Link(PortRef("border", 2), PortRef("leaf", 3)))
-    topo = Topology(MappingProxyType(switches), links, topo.source, topo.underlay_mtu)
-    policy = parse_policy(POLICY, "northsouth-bench.policy.yaml", topo)
-    one = IPv4Address("203.0.113.10")
-    t = policy.tenants["t"]
-    t = replace(t, snat=SnatPool(one, one), rules=t.rules + (
-        Rule("t", "any", "external", (parse_service("tcp/5201"), parse_service("icmp"))),))
-    return replace(policy, tenants=MappingProxyType({"t": t})), topo
+    text = TOPOLOGY.format(router=ROUTER_MAC, **{
+        name: rebase_dpid(dpid, base)
+        for name, dpid in (("hv1", 1), ("hv2", 2), ("leaf", 16), ("border", 0x30))})
+    topo = parse_topology(text, "northsouth-bench.topology.yaml")
+    return parse_policy(POLICY, "northsouth-bench.policy.yaml", topo), topo
 
 
 def iperf(client: Node, server: Node, address: str, seconds: float) -> float:
