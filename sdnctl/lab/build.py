@@ -23,6 +23,7 @@ from typing import Any
 from mininet.net import Mininet
 from mininet.node import Host, Node, OVSSwitch, RemoteController
 
+from sdnctl.lab.internet import add_internet, configure_internet
 from sdnctl.lab.ovs import vsctl
 from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan
 from sdnctl.lab.underlay import build_underlay, underlay_bridges, underlay_clashes
@@ -46,6 +47,7 @@ class Lab:
     net: Mininet
     hosts: dict[str, Host] = field(default_factory=dict)  # VM name -> host
     switches: dict[str, OVSSwitch] = field(default_factory=dict)  # topology switch -> switch
+    internet: Host | None = None  # the host behind the uplinks, when there are gateways
 
 
 def check_names_free(plan: LabPlan) -> list[str]:
@@ -163,6 +165,8 @@ def _start_net(plan: LabPlan, controllers: Sequence[tuple[str, int]], fail_mode:
         net.start()
         for h in plan.hosts:
             _configure_host(lab.hosts[h.vm], h.gateway)
+        if lab.internet is not None and plan.internet is not None:
+            configure_internet(lab.internet, plan.internet)
     except BaseException:
         stop_lab(lab)
         raise
@@ -199,6 +203,8 @@ def _add_nodes(lab: Lab, controllers: Sequence[tuple[str, int]], fail_mode: str)
             host, lab.switches[h.switch], port1=0, port2=h.port,
             intfName1=HOST_INTF, intfName2=h.intf, addr1=h.mac,
         )
+    if plan.internet is not None:
+        lab.internet = add_internet(net, plan.internet, lab.switches)
 
 
 def _configure_host(host: Host, gateway: IPv4Address | None) -> None:
@@ -229,7 +235,8 @@ def _configure_switch_ends(plan: LabPlan) -> None:
                 for arg in ("--", "set", "Interface", name, f"mtu_request={FABRIC_MTU}")][1:])
     # The host kernel would otherwise send IPv6 router solicitations out of the
     # switch ends of the veths, straight into the VMs, bypassing OVS.
-    for name in fabric + [h.intf for h in plan.hosts]:
+    uplinks = list(plan.internet.interfaces) if plan.internet is not None else []
+    for name in fabric + [h.intf for h in plan.hosts] + uplinks:
         with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
             f.write("1")
 

@@ -11,12 +11,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import TYPE_CHECKING
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.pipeline import gateway_mac
 from sdnctl.policy.ipv6 import SLAAC_PREFIX, eui64_address, link_local
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import Topology
+
+if TYPE_CHECKING:
+    from sdnctl.lab.internet import InternetPlan
 
 IFNAMSIZ = 15  # Linux interface (and so OVS bridge) names are at most 15 characters
 HOST_INTF = "eth0"  # the VM side of every VM link
@@ -90,6 +94,7 @@ class LabPlan:
     unplaced: tuple[str, ...]  # VMs with no hypervisor to plug into: not probed
     controller: str  # name of the Mininet controller node
     tunnels: tuple[TunnelPlan, ...] = ()  # hypervisors with a tunnel_ip
+    internet: InternetPlan | None = None  # the host behind the uplinks (sdnctl.lab.internet)
 
     @property
     def interfaces(self) -> tuple[str, ...]:
@@ -97,6 +102,7 @@ class LabPlan:
         names = [h.intf for h in self.hosts]
         for link in self.links:
             names += [link.a_intf, link.b_intf]
+        names += self.internet.interfaces if self.internet is not None else ()
         return tuple(names + [t.underlay for t in self.tunnels])
 
     def host(self, vm: str) -> HostPlan:
@@ -120,6 +126,8 @@ def intf_name(bridge: str, port: int) -> str:
 
 def plan_lab(policy: Policy, topology: Topology, prefix: str = "") -> LabPlan:
     """Names and ports for every switch, link and placed VM; LabError if unbuildable."""
+    from sdnctl.lab.internet import InternetError, plan_internet
+
     problems: list[str] = []
     if not _PREFIX.fullmatch(prefix):
         problems.append(f"name prefix {prefix!r} may only use letters, digits, '-' and '_'")
@@ -131,6 +139,11 @@ def plan_lab(policy: Policy, topology: Topology, prefix: str = "") -> LabPlan:
         )
         for link in topology.links
     )
+    try:
+        internet = plan_internet(topology, bridges, prefix)
+    except InternetError as exc:
+        problems.append(str(exc))
+        internet = None
     bindings = planned_bindings(policy, topology)
     hosts = []
     for vm in policy.vms.values():
@@ -162,6 +175,7 @@ def plan_lab(policy: Policy, topology: Topology, prefix: str = "") -> LabPlan:
                        bridges[sw] + "-vx", bridges[sw] + "-ul", ip)
             for sw, ip in sorted(topology.tunnel_endpoints().items())
         ),
+        internet=internet,
     )
     problems += _name_problems(plan)
     if problems:
@@ -182,6 +196,8 @@ def _name_problems(plan: LabPlan) -> list[str]:
     nodes = [(b, "switch") for b in plan.bridges.values()]
     nodes += [(h.name, "VM") for h in plan.hosts] + [(plan.controller, "controller")]
     nodes += [(t.underlay, "underlay bridge") for t in plan.tunnels]
+    if plan.internet is not None:
+        nodes.append((plan.internet.name, "internet host"))
     for name, kind in nodes:
         if name in seen:
             problems.append(f"{kind} {name!r} has the same Mininet name as a {seen[name]}")

@@ -118,6 +118,7 @@ def _run(
 ) -> int:
     # Imported here: loading mininet is only worth it once the input is good.
     from sdnctl.lab.build import check_names_free
+    from sdnctl.lab.outside_probe import probe_north_south
     from sdnctl.lab.probe import probe_matrix, start_servers
     from sdnctl.lab.report import format_matrices, format_summary, judge_probes
 
@@ -186,6 +187,11 @@ def _run(
         results = probe_matrix(lab.hosts, addresses, services, addresses6=addresses6)
         timings["probe_s"] = round(time.monotonic() - started, 2)
         _say(f"{len(results)} probes in {timings['probe_s']:.1f} s")
+        started = time.monotonic()
+        outside = probe_north_south(session, lab, policy, services)
+        if outside is not None:
+            timings["north_south_s"] = round(time.monotonic() - started, 2)
+            _say(f"{len(outside.judged)} north–south probes in {timings['north_south_s']:.1f} s")
     except (LabError, NoLease) as exc:
         _say(str(exc))
         session.keep("the lab failed")
@@ -194,8 +200,13 @@ def _run(
     report = judge_probes(policy, vms, services, results, vms6=tuple(addresses6))
     print(format_matrices(report))
     print(format_summary(report))
+    if outside is not None:
+        from sdnctl.lab.outside import format_outside
+
+        print("\nnorth–south (internet: the lab's server and client behind the uplinks):")
+        print(format_outside(outside))
     if report_path is not None:
-        _write_report(report, report_path, policy_path, {
+        _write_report(report, outside, report_path, policy_path, {
             "topology": str(topology_path),
             "policy": str(policy_path),
             "prefix": plan.prefix,
@@ -203,7 +214,7 @@ def _run(
             "all_programmed": waiting is None,
             "timings": timings,
         })
-    if report.failures:
+    if report.failures or (outside is not None and outside.failures):
         session.keep("probes disagreed with the policy")
         return 1
     return 0
@@ -225,17 +236,22 @@ def _wait_ipv6(hosts: dict[str, Any], plan: LabPlan, names: list[str], since: fl
     return {vm: str(plan.host(vm).ip6) for vm in names}
 
 
-def _write_report(report: LabReport, path: str | Path, policy_path: Path,
-                  meta: dict[str, Any]) -> None:
-    """The JSON report and, next to it, the matrix as a PNG heat map."""
+def _write_report(report: LabReport, outside: LabReport | None, path: str | Path,
+                  policy_path: Path, meta: dict[str, Any]) -> None:
+    """The JSON report and, next to it, the matrix as a PNG heat map. North–south
+    probes have a report of their own under "north_south" (same shape, the names
+    sdnctl.lab.outside gives the outside ends); the heat map draws both."""
     from sdnctl.lab.report import report_json, write_report
     from sdnctl.render.matrix import write_lab_heatmap
 
     document = report_json(report, meta)
+    if outside is not None:
+        document["north_south"] = report_json(outside)
     write_report(path, document)
     heatmap = Path(path).with_suffix(".png")
     probes = document["probes"]
-    write_lab_heatmap([p for p in probes if p["family"] == 4], heatmap,
+    ns_probes = document["north_south"]["probes"] if outside is not None else []
+    write_lab_heatmap([p for p in probes if p["family"] == 4] + ns_probes, heatmap,
                       f"measured reachability: {policy_path.name}")
     maps = str(heatmap)
     if report.vms6:

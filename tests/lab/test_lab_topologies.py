@@ -62,6 +62,10 @@ def test_lab_matches_policy(topology_path: Path, tmp_path: Path) -> None:
     assert len(report["probes"]) == len(wanted)
     mismatches = [p for p in report["probes"] if p["reached"] != p["expected"]]
     assert report["mismatches"] == len(mismatches) == 0, json.dumps(mismatches, indent=1)
+    if plan.internet is not None:  # gateways: the matrix's north–south cells as well
+        outside = report["north_south"]
+        assert outside["mismatches"] == 0, json.dumps(outside["summary"], indent=1)
+        assert outside["summary"]["reached"] > 0
     assert code == 0
 
 

@@ -44,15 +44,16 @@ class Captured:
     times: tuple[float, ...] = ()  # each frame's capture time (wall clock, time.time())
 
 
-def start_captures(hosts: Mapping[str, Node], folder: Path, tag: str) -> dict[str, Capture]:
-    """One tcpdump per host, all listening when this returns."""
+def start_captures(hosts: Mapping[str, Node], folder: Path, tag: str,
+                   intf: str = HOST_INTF) -> dict[str, Capture]:
+    """One tcpdump per host on its `intf`, all listening when this returns."""
     caps: dict[str, Capture] = {}
     try:
         for vm, host in hosts.items():
             path = folder / f"{tag}-{vm}.pcap"  # .pcap: Debian's tcpdump AppArmor profile
             proc = host.popen(
                 # --immediate-mode: frames still buffered at SIGINT would be lost.
-                ["tcpdump", "-i", HOST_INTF, "-Q", "in", "-U", "--immediate-mode", "-n",
+                ["tcpdump", "-i", intf, "-Q", "in", "-U", "--immediate-mode", "-n",
                  "-s", str(SNAPLEN), "-Z", "root", "-w", str(path)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )
