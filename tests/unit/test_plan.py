@@ -320,7 +320,7 @@ def test_service_ranges_read_back_and_the_module_examples_hold() -> None:
 
 def _dual_stack(text: str) -> str:
     """three-tier with IPv6 on web and app (routed), none on db."""
-    for seg, n in (("web", 10), ("app", 20)):
+    for n in (10, 20):
         text = text.replace(f"gateway: 10.1.{n}.1}}",
                             f'gateway: 10.1.{n}.1, subnet6: "2001:db8:{n}::/64", '
                             f'gateway6: "2001:db8:{n}::1"}}', 1)
