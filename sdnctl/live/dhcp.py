@@ -1,6 +1,7 @@
 """The controller's responder on the metered path: a packet-in from stage `dhcp` -> the
 answer frame. Mostly DHCP; also the distributed router's "time exceeded" for a
-VM's packet to its gateway that the router would let expire (sdnctl.icmp).
+VM's packet to its gateway that the router would let expire (sdnctl.icmp), in
+IPv4 and in IPv6 (hop limit 1, answered from the segment's `gateway6`).
 
 Everything but the OpenFlow messages: which VM is bound to the port the request
 came in on (the live binding, never the frame's claims), what the policy tells
@@ -37,7 +38,7 @@ from sdnctl.dhcp.wire import (
     mac_bytes,
     parse_request,
 )
-from sdnctl.icmp import expired_at_router, time_exceeded
+from sdnctl.icmp import expired6_at_router, expired_at_router, time_exceeded, time_exceeded6
 from sdnctl.nd.answer import answer_solicitation, periodic_advert
 from sdnctl.nd.wire import MalformedNd, encode_advert, parse_solicitation
 from sdnctl.pipeline import gateway_mac
@@ -89,6 +90,9 @@ class DhcpResponder:
             self._log(switch, f"{switch}: DHCP from port {in_port}, bound to no VM: ignored")
             return None
         if frame[12:14] == ETH_IP6:
+            expired = self._expired6(policy, vm, switch, frame)
+            if expired is not None:
+                return expired or None
             return self._nd(policy, topology, bindings, vm, switch, frame)
         segment = policy.segment_of(vm)
         gateway = gateway_mac(segment.id)
@@ -115,6 +119,19 @@ class DhcpResponder:
         outcome = {MessageType.OFFER: "offer", MessageType.NAK: "nak"}.get(reply.kind, "ack")
         self._count(vm.name, switch, outcome)
         return frame_out
+
+    def _expired6(self, policy: Policy, vm: VM, switch: str, frame: bytes) -> bytes | None:
+        """For an IPv6 packet the router would let expire: the time-exceeded answer,
+        or b"" when none is due (counted either way); None for any other frame."""
+        segment = policy.segment_of(vm)
+        gateway = gateway_mac(segment.id)
+        if segment.gateway6 is None or not expired6_at_router(frame, gateway):
+            return None
+        own = (frame[6:12] == mac_bytes(vm.mac) and vm.ip6 is not None
+               and frame[22:38] == vm.ip6.packed)
+        answer = time_exceeded6(frame, gateway, segment.gateway6) if own else None
+        self._count(vm.name, switch, "ignored" if answer is None else "time-exceeded")
+        return answer or b""
 
     def _nd(self, policy: Policy, topology: Topology, bindings: Bindings, vm: VM, switch: str,
             frame: bytes) -> bytes | None:
