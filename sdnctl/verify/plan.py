@@ -143,6 +143,10 @@ class Allowed:
     v6: ServiceSet
     dual: bool = False  # both VMs have an IPv6 address
 
+    def __bool__(self) -> bool:
+        """Whether the pair may open anything, in either family."""
+        return bool(self.v4 or self.v6)
+
 
 NOTHING = Allowed(EMPTY, EMPTY)
 
