@@ -20,6 +20,8 @@ VM_PORT_BASE = 100  # planned VM ports start here, skipping any port a link uses
 @dataclass(frozen=True, slots=True)
 class Bindings:
     ports: Mapping[str, PortRef] = field(default_factory=lambda: MappingProxyType({}))
+    # Gateway uplink ("switch:port") -> its next hop's MAC, as learned by ARP.
+    neighbours: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def on_switch(self, switch: str) -> dict[str, int]:
         """VM name -> port for the VMs bound to `switch`."""

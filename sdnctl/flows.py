@@ -18,6 +18,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from ipaddress import IPv4Network
 
 from sdnctl.pipeline import STAGE_OF_TABLE, TABLE_ID, check_goto
 
@@ -54,7 +55,8 @@ def parse_ct_state(text: str) -> tuple[int, int]:
 # source link-layer address option; `mpls_tc` says what an MPLS label carries on
 # the fabric (0: IPv4, 1: IPv6), since popping the label must name the payload.
 MATCH_FIELDS = (
-    "in_port", "tun_id", "metadata", "reg5", "reg6", "reg7", "conj_id", "ct_state", "ct_mark",
+    "in_port", "tun_id", "metadata", "reg4", "reg5", "reg6", "reg7", "conj_id", "ct_state",
+    "ct_mark",
     "eth_type", "eth_src", "eth_dst", "vlan_vid", "mpls_label",
     "arp_op", "arp_spa", "arp_tpa", "arp_sha",
     "ip_proto", "ip_frag", "ip_ttl", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_src", "udp_dst",
@@ -62,6 +64,14 @@ MATCH_FIELDS = (
     "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_target", "ipv6_nd_sll", "mpls_tc",
 )
 _FIELD_ORDER = {f: i for i, f in enumerate(MATCH_FIELDS)}
+
+
+def cidr(net: IPv4Network) -> MatchValue:
+    """An IPv4 prefix as a match value: the address alone for a /32, else
+    (network, netmask) like every masked field."""
+    if net.prefixlen == 32:
+        return str(net.network_address)
+    return (str(net.network_address), str(net.netmask))
 
 
 class Match(tuple[tuple[str, MatchValue], ...]):
@@ -507,11 +517,12 @@ _NXM_NAME = {
     "arp_tha": "NXM_NX_ARP_THA[]",
     "arp_spa": "NXM_OF_ARP_SPA[]",
     "arp_tpa": "NXM_OF_ARP_TPA[]",
+    "reg4": "NXM_NX_REG4[]",
     "reg5": "NXM_NX_REG5[]",
     "reg6": "NXM_NX_REG6[]",
     "reg7": "NXM_NX_REG7[]",
 }
-_HEX_FIELDS = {"metadata", "reg5", "reg6", "reg7", "eth_type", "tun_id"}
+_HEX_FIELDS = {"metadata", "reg4", "reg5", "reg6", "reg7", "eth_type", "tun_id"}
 
 
 def _render_value(name: str, value: MatchValue) -> str:

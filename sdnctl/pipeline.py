@@ -7,6 +7,9 @@ stages by name. `sdnctl.flows.Flow` checks each goto against this declaration.
 Registers (ovs-fields(7)) carried between stages:
 
 - `metadata`: tenant id (`tenant_id()`), so overlapping subnets never meet.
+- `reg4`: which side of the data centre's edge the packet is going to or coming from
+  (`SIDE_*`): 0 between VMs, 1 towards outside (a VM's packet to an external
+  address), 2 from outside (entered through a gateway uplink).
 - `reg5`: conntrack zone of the VM the packet came from (its OpenFlow port number).
 - `reg6`: the segment (`Segment.id`: its VLAN, or 2**24 + its VNI) the packet lives in.
 - `reg7`: the local VM port a packet is being delivered to.
@@ -36,18 +39,24 @@ PIPELINE: tuple[Stage, ...] = (
         ("arp", "ct_out", "l2_forward", "dhcp"),
     ),
     Stage("arp", "answer ARP for VMs and gateways from the bindings; drop the rest", ()),
-    Stage("ct_out", "send IP from a VM through conntrack in the VM's zone", ("acl",)),
+    Stage("ct_out", "send IP from a VM through conntrack in the VM's zone (marking what goes "
+          "outside the tenant); on a gateway, through the tenant's zone, translated",
+          ("acl",)),
     Stage(
         "acl",
         "established/related pass; new connections pass only if a rule (conjunction) or "
-        "the tenant default allows them, and are committed in the source zone",
+        "the tenant default allows them, and are committed in the source zone. On a "
+        "gateway: what goes out is committed with source NAT and sent out of the uplink; "
+        "what comes in is judged by the tenant's inbound rules",
         ("l3_route",),
     ),
     Stage(
         "l3_route",
         "distributed router: frames to a gateway MAC are routed to the destination VM's "
-        "segment (TTL decremented, MACs rewritten); others stay in their segment",
-        ("l2_forward",),
+        "segment (TTL decremented, MACs rewritten), or to the tenant's exit gateway when "
+        "going out; others stay in their segment. On a gateway: a new connection to a "
+        "floating IP is committed with destination NAT and routed again, translated",
+        ("l2_forward", "l3_route"),
     ),
     Stage(
         "l2_forward",
@@ -70,6 +79,10 @@ STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in PIPELINE}
 TABLE_ID: dict[str, int] = {s.name: i for i, s in enumerate(PIPELINE)}
 STAGE_OF_TABLE: dict[int, str] = {i: s.name for i, s in enumerate(PIPELINE)}
 
+REG_SIDE = "reg4"
+SIDE_INSIDE = 0
+SIDE_OUT = 1  # a VM's packet for an address outside its tenant
+SIDE_IN = 2  # a packet from outside, through a gateway uplink
 REG_ZONE = "reg5"
 REG_SEGMENT = "reg6"
 REG_OUT_PORT = "reg7"

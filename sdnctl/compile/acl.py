@@ -18,6 +18,14 @@ clauses with the VMs' `ip6`, ICMPv6 echo for `icmp`) in tenants with a segment
 that has `subnet6`, and a rule's conjunction then gets clauses of both families
 (a packet is of one family, so it completes the conjunction with that family's
 clauses only). A rule with `family` gets that family's flows only.
+
+North–south (IPv4 only): in a tenant that goes out (`sdnctl.compile.exits`),
+`ct_out` has marked a packet for an address outside the tenant with reg4 =
+SIDE_OUT. The tenant's default then covers reg4 = 0 only, and a rule to an
+external end is a conjunction like the others whose destination clause is
+"marked" (and inside the CIDR, for a CIDR end); its source clauses name only
+VMs that can go out. Rules from an external end are judged on the gateways
+(`sdnctl.compile.northsouth`), where such connections start.
 """
 
 from __future__ import annotations
@@ -28,8 +36,9 @@ from collections.abc import Iterator
 from typing import cast
 
 from sdnctl.compile.context import NetworkView
-from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue
-from sdnctl.pipeline import MARK_ALLOWED, MARK_REVOKED, REG_ZONE
+from sdnctl.compile.exits import may_go_out, ns_plan
+from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue, cidr
+from sdnctl.pipeline import MARK_ALLOWED, MARK_REVOKED, REG_SIDE, REG_ZONE, SIDE_INSIDE, SIDE_OUT
 from sdnctl.policy.model import Default, Proto, Rule, Service
 
 ETH_IP = 0x0800
@@ -149,6 +158,30 @@ def tenant_rules(view: NetworkView, tenant: str) -> list[Rule]:
     return rules
 
 
+def compiled_here(view: NetworkView, tenant: str, rule: Rule) -> bool:
+    """Whether hypervisors judge `rule`: rules between VMs in a tenant whose
+    default is deny, and rules to external ends in a tenant that goes out."""
+    if rule.inbound:
+        return False  # judged on the gateways
+    if rule.outbound:
+        return tenant in ns_plan(view).tenants
+    return view.policy.tenants[tenant].default is Default.DENY
+
+
+def has_destination(view: NetworkView, tenant: str, rule: Rule) -> bool:
+    """Whether a connection allowed by `rule` has somewhere to go."""
+    return rule.outbound or bool(view.members(tenant, rule.dst))
+
+
+def sources(view: NetworkView, tenant: str, rule: Rule) -> frozenset[str]:
+    """The VMs that may open connections by `rule` (to go out, a VM needs a floating
+    IP or its tenant's pool)."""
+    members = view.members(tenant, rule.src)
+    if not rule.outbound:
+        return members
+    return frozenset(n for n in members if may_go_out(view, view.policy.vms[n]))
+
+
 def acl_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
     """Local: replies and related pass, invalid drops (where VMs are). Established
     packets in the original direction go on to the rules, like new ones."""
@@ -164,14 +197,13 @@ def active_rules(view: NetworkView, switch: str, tenant: str) -> tuple[int, ...]
     """Ids of the tenant's rules that a VM bound on `switch` may open connections
     by (a source here, some destination anywhere). Which of a tenant's shared ACL
     parts a switch holds depends on nothing else."""
-    if view.policy.tenants[tenant].default is Default.ALLOW:
-        return ()
     here = {lv.vm.name for lv in view.local_tenant_vms(switch, tenant)}
     ids = rule_ids(view)
     return tuple(sorted(
         ids[rule] for rule in tenant_rules(view, tenant)
-        if not here.isdisjoint(view.members(tenant, rule.src))
-        and view.members(tenant, rule.dst)
+        if compiled_here(view, tenant, rule)
+        and not here.isdisjoint(sources(view, tenant, rule))
+        and has_destination(view, tenant, rule)
     ))
 
 
@@ -188,13 +220,23 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
     tenant_match: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
     ip6 = has_ip6(view, tenant)
     tenant_match6: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP6}
+    goes_out = tenant in ns_plan(view).tenants
     if view.policy.tenants[tenant].default is Default.ALLOW:
-        yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match), _COMMIT,
+        # Between its VMs only: what goes out needs a rule, as in any tenant.
+        inside = {REG_SIDE: SIDE_INSIDE} if goes_out else {}
+        yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of({**tenant_match, **inside}), _COMMIT,
                    f"tenant:{tenant}")
         if ip6:
             yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(tenant_match6), _COMMIT,
                        f"tenant:{tenant}")
-        return  # its rules allow nothing the default does not
+        if not goes_out:
+            return  # its rules allow nothing the default does not
+        out = {**tenant_match, REG_SIDE: SIDE_OUT}
+        yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(out), (), f"tenant:{tenant}")
+        yield Flow("acl", PRIO_TENANT_REVOKE, Match.of(out, ct_state="+est+trk"), _REVOKE,
+                   f"tenant:{tenant}")
+        yield from _rule_flows(view, tenant, active, tenant_match, tenant_match6, ip6)
+        return
     # What no rule allows ends here rather than in the shared priority-0 drop: the
     # tenant owns the flow, so its counters are the tenant's dropped-by-policy figure.
     yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of(metadata=(tid, 0xFFFF_FFFF)), (),
@@ -206,12 +248,29 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
     if ip6:
         yield Flow("acl", PRIO_TENANT_REVOKE, Match.of(tenant_match6, ct_state="+est+trk"),
                    _REVOKE, f"tenant:{tenant}")
-    clauses = _Clauses()
+    yield from _rule_flows(view, tenant, active, tenant_match, tenant_match6, ip6)
+
+
+def _rule_flows(view: NetworkView, tenant: str, active: tuple[int, ...],
+                tenant_match: dict[str, MatchValue], tenant_match6: dict[str, MatchValue],
+                ip6: bool) -> Iterator[Flow]:
+    """Per active rule: its conjunction flows and its destination clauses."""
+    clauses = Clauses()
     ids = rule_ids(view)
     wanted = set(active)
     for rule in tenant_rules(view, tenant):
         cid = ids[rule]
         if cid not in wanted:
+            continue
+        if rule.outbound:  # IPv4 only; the destination is "marked, in the CIDR"
+            net = rule.dst_net
+            assert net is not None
+            dst = {**tenant_match, REG_SIDE: SIDE_OUT}
+            if net.prefixlen:
+                dst["ipv4_dst"] = cidr(net)
+            clauses.add(Match.of(dst), Conjunction(cid, 2, 3), rule_owner(rule))
+            yield Flow("acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP), _COMMIT,
+                       rule_owner(rule))
             continue
         if ip6 and rule.covers(6):
             for n in sorted(view.members(tenant, rule.dst)):
@@ -235,11 +294,9 @@ def acl_tenant_flows(view: NetworkView, tenant: str, active: tuple[int, ...]) ->
 def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
                       ) -> Iterator[Flow]:
     """The service clauses of the tenant's active rules (shared like the rest)."""
-    if view.policy.tenants[tenant].default is Default.ALLOW:
-        return
     tid = view.tenant_ids[tenant]
     ip6 = has_ip6(view, tenant)
-    clauses = _Clauses()
+    clauses = Clauses()
     ids = rule_ids(view)
     wanted = set(active)
     for rule in tenant_rules(view, tenant):
@@ -247,7 +304,7 @@ def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
         if cid not in wanted:
             continue
         for s in rule.services:
-            if ip6 and rule.covers(6):
+            if ip6 and rule.covers(6) and not rule.outbound:
                 for m in service_matches6(s):
                     clauses.add(Match.of(m, metadata=(tid, 0xFFFF_FFFF)),
                                 Conjunction(cid, 3, 3), rule_owner(rule))
@@ -262,21 +319,19 @@ def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
 def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Flow]:
     """Per switch: the source clauses of the tenant's active rules, one per VM of the
     tenant bound here."""
-    if view.policy.tenants[tenant].default is Default.ALLOW:
-        return
     tid = view.tenant_ids[tenant]
     tenant_match: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP}
     tenant_match6: dict[str, MatchValue] = {"metadata": (tid, 0xFFFF_FFFF), "eth_type": ETH_IP6}
     ip6 = has_ip6(view, tenant)
     here = {lv.vm.name for lv in view.local_tenant_vms(switch, tenant)}
-    clauses = _Clauses()
+    clauses = Clauses()
     ids = rule_ids(view)
     for rule in tenant_rules(view, tenant):
-        if not view.members(tenant, rule.dst):
-            continue  # nobody to open a connection to
-        for n in sorted(view.members(tenant, rule.src) & here):
+        if not compiled_here(view, tenant, rule) or not has_destination(view, tenant, rule):
+            continue  # judged elsewhere, or nobody to open a connection to
+        for n in sorted(sources(view, tenant, rule) & here):
             vm = view.policy.vms[n]
-            if ip6 and rule.covers(6) and vm.ip6 is not None:
+            if ip6 and rule.covers(6) and vm.ip6 is not None and not rule.outbound:
                 clauses.add(Match.of(tenant_match6, ipv6_src=str(vm.ip6)),
                             Conjunction(ids[rule], 1, 3), f"vm:{n}")
             if not rule.covers(4):
@@ -292,7 +347,7 @@ _COMMIT = (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED), Goto("l3_route"))
 _REVOKE = (Ct(zone=REG_ZONE, commit=True, mark=MARK_REVOKED),)
 
 
-class _Clauses:
+class Clauses:
     """Clause flows by match; several conjunctions share one flow, named after the
     first of its owners."""
 

@@ -159,7 +159,8 @@ class NetworkView:
         view = NetworkView.__new__(NetworkView)
         view.__dict__.update(self.__dict__)
         view.down_ports = down_ports
-        view.memo = dict(self.memo)
+        # What depends on links: the paths, and which uplink each tenant goes out by.
+        view.memo = {k: v for k, v in self.memo.items() if k != "ns_plan"}
         view.__dict__.pop("paths", None)
         return view
 
@@ -174,7 +175,7 @@ class NetworkView:
 
     @cached_property
     def fabric_labels(self) -> dict[str, int]:
-        """Hypervisor -> the MPLS label that names it on the fabric.
+        """Hypervisor or gateway -> the MPLS label that names it on the fabric.
 
         16 + dpid when it fits (labels 0..15 are reserved), so a label reads as
         the dpid; otherwise a hash. Collisions are resolved in name order.
@@ -183,7 +184,7 @@ class NetworkView:
         used: set[int] = set()
         for name in sorted(self.topology.switches):
             sw = self.topology.switches[name]
-            if sw.role is not Role.HYPERVISOR:
+            if not sw.role.edge:
                 continue
             label = 16 + sw.dpid if sw.dpid < MPLS_LABELS - 16 else (
                 16 + zlib.crc32(name.encode()) % (MPLS_LABELS - 16))
@@ -203,7 +204,7 @@ class NetworkView:
         group of its own (the neighbour takes the direct link). Ids are stable while
         the topology is: sites in name order from SITE_GROUP_BASE.
         """
-        fabric = {n for n, s in self.topology.switches.items() if s.role is not Role.HYPERVISOR}
+        fabric = {n for n, s in self.topology.switches.items() if not s.role.edge}
         graph = self.topology.graph()
         sites: dict[frozenset[str], list[str]] = defaultdict(list)
         out: dict[str, int] = {}
@@ -292,6 +293,9 @@ class NetworkView:
 
     def is_hypervisor(self, switch: str) -> bool:
         return self.topology.switches[switch].role is Role.HYPERVISOR
+
+    def is_gateway(self, switch: str) -> bool:
+        return self.topology.switches[switch].role is Role.GATEWAY
 
     def local_vms(self, switch: str) -> list[LocalVM]:
         return self.local.get(switch, [])

@@ -13,14 +13,18 @@ and changed tenant definitions, and it invalidates exactly:
   switches hosting it;
 - a VM (added, removed, changed or moved): its segments' "arp" and "l2" parts;
   when the policy's VM changed, its tenant's "route" and "acl" parts too; the
-  local part, source clauses and plan of the switches it left and joined.
+  local part, source clauses and plan of the switches it left and joined;
+- north–south: a tenant or a VM of it changed in the policy: its "exit" part,
+  the plans of its hosts if it started or stopped going out, and every
+  gateway's plan and local part (a gateway holds little: its uplinks' NAT).
 
 Each invalidated part is rebuilt once, however many switches hold it, and kept
 as the old object when its content is unchanged; only switches holding a
 replaced part (or replanned) get a new FlowSet, and every other switch keeps the
 very FlowSet object it had (identity says "unchanged"). Anything else (topology,
 down ports, first call) compiles all; a link event needs only the "paths" parts,
-which depend on the topology alone.
+which depend on the topology alone, and with gateways the "exit" parts and the
+gateways' local parts (which uplink each tenant goes out by).
 
 `tests/unit/test_incremental.py` checks, over random edit sequences on packed
 and scattered placements, that the result always equals a full compile.
@@ -35,6 +39,7 @@ from sdnctl.bindings import Bindings
 from sdnctl.compile.acl import rule_ids, tenant_rules
 from sdnctl.compile.compiler import compile_all
 from sdnctl.compile.context import NetworkView
+from sdnctl.compile.exits import ns_plan
 from sdnctl.compile.parts import (
     PartKey,
     PartStore,
@@ -167,15 +172,25 @@ class IncrementalCompiler:
         assert last is not None
         view = last.with_down(down_ports)
         store = self._store
+        gateways = _gateways(view, self._out)
+        stale = {("paths", s) for s in self._out}
+        for tenant in ns_plan(view).tenants:  # a tenant's exit may have moved
+            stale |= store.keys_about("exit", tenant)
         with gc_paused():
-            new_parts = self._rebuild(view, {("paths", s) for s in self._out})
+            new_parts = self._rebuild(view, stale)
+            locals_ = {s: build_local(view, s) for s in gateways}
         store.parts.update(new_parts)
+        for s, local in locals_.items():
+            if not _same_content(local, store.locals[s]):
+                store.locals[s] = local
+        touched = store.holders_of(new_parts) | gateways
         out = dict(self._out)
-        for key in new_parts:
-            switch = str(key[1])
-            out[switch] = store.compose(switch, self._out[switch], l2_replaced=set())
+        for switch in touched:
+            fs = store.compose(switch, self._out[switch], l2_replaced=set())
+            out[switch] = self._out[switch] if fs.same_parts(self._out[switch]) else fs
+        changed = tuple(sorted(s for s in touched if out[s] is not self._out[s]))
         self._view, self._out = view, out
-        return tuple(sorted(str(k[1]) for k in new_parts))
+        return changed
 
     def _apply(self, policy: Policy, bindings: Bindings
                ) -> tuple[NetworkView, dict[str, FlowSet], Scope]:
@@ -233,6 +248,20 @@ class IncrementalCompiler:
             stale |= store.keys_about("acl", tenant)
             if _open_rules(last, tenant) != _open_rules(view, tenant):
                 acl_tenants.add(tenant)
+        # North–south: a tenant's way out follows its rules, its pool, its VMs' floating
+        # IPs; its hosts hold its "exit" part only while it goes out; gateways hold
+        # every going tenant's routes.
+        ns_tenants = set(edit.tenants) | member_tenants
+        for tenant in ns_tenants:
+            stale |= store.keys_about("exit", tenant)
+        going_before, going_after = ns_plan(last).tenants, ns_plan(view).tenants
+        for tenant in ns_tenants:
+            if (tenant in going_before) != (tenant in going_after):
+                replan |= _hosts(store, tenant)
+        if ns_tenants and (going_before or going_after):
+            gateways = _gateways(view, self._out)
+            replan |= gateways
+            relocal |= gateways
         reacl: dict[str, set[str]] = {}  # switch -> tenants whose active rules may move
         for tenant in acl_tenants:
             stale |= (store.keys_about("acl", tenant) | store.keys_about("acl-svc", tenant)
@@ -294,7 +323,7 @@ def _acl_shape(view: NetworkView, tenant: str) -> tuple[object, ...] | None:
     if t is None:
         return None
     ids = rule_ids(view)
-    return (t.default, t.groups,
+    return (t.default, t.groups, t.snat, tenant in ns_plan(view).tenants,
             tuple((r.src, r.dst, ids[r]) for r in tenant_rules(view, tenant)))
 
 
@@ -304,7 +333,8 @@ def _open_rules(view: NetworkView, tenant: str) -> tuple[int, ...]:
     if tenant not in view.policy.tenants:
         return ()
     ids = rule_ids(view)
-    return tuple(ids[r] for r in tenant_rules(view, tenant) if view.members(tenant, r.dst))
+    return tuple(ids[r] for r in tenant_rules(view, tenant)
+                 if r.outbound or view.members(tenant, r.dst))
 
 
 def _same_content(a: Fragment, b: Fragment) -> bool:
@@ -321,6 +351,10 @@ def _renumbered(old: NetworkView, new: NetworkView) -> set[str]:
 def _segment_ids(view: NetworkView, tenant: str) -> set[int]:
     t = view.policy.tenants.get(tenant)
     return {seg.id for seg in t.segments.values()} if t is not None else set()
+
+
+def _gateways(view: NetworkView, switches: Mapping[str, object]) -> set[str]:
+    return {s for s in switches if view.is_gateway(s)}
 
 
 def _hosts(store: PartStore, tenant: str) -> set[str]:

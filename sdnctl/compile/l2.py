@@ -119,7 +119,7 @@ def paths_part(view: NetworkView, switch: str) -> tuple[list[Flow], list[Group]]
     and nothing else.
     """
     groups: dict[int, Group] = {}
-    if view.is_hypervisor(switch):
+    if view.topology.switches[switch].role.edge:
         for gid, members in view.group_members.items():
             if members == [switch]:
                 continue  # its own group: nobody sends to it from here

@@ -13,10 +13,13 @@ every switch whose plan names it:
     ("acl-svc", tenant, active rule ids)  service clauses of those rules
     ("acl-src", switch, tenant)           source clauses of the tenant's VMs here
     ("paths", switch)                     groups (hypervisor) or label flows (fabric)
+    ("exit", tenant)                      how the tenant's VMs go out (north–south)
 
 and the local part: port security, self-ARP, conntrack, delivery, meters, trunk
 and tunnel ingress, and a delivery flow per local VM that replaces that VM's
-entry in its segment's "l2" part.
+entry in its segment's "l2" part. A gateway holds its paths, and the "route" and
+"l2" parts of every tenant that goes out (to reach its VMs from outside); its
+local part is its uplinks, NAT and inbound rules (`sdnctl.compile.northsouth`).
 
 `PartStore` keeps the parts; `plan_switch` says which parts a switch holds;
 `compose_switch` builds its FlowSet. The incremental compiler drops the parts an
@@ -39,8 +42,10 @@ from sdnctl.compile.arp import arp_segment_flows, arp_self_flows
 from sdnctl.compile.conntrack import compile_ct_in, compile_ct_out, compile_deliver
 from sdnctl.compile.context import NetworkView
 from sdnctl.compile.dhcp import compile_dhcp
+from sdnctl.compile.exits import ns_plan
 from sdnctl.compile.l2 import l2_local_flows, l2_segment_flows, paths_part
 from sdnctl.compile.nd import compile_nd
+from sdnctl.compile.northsouth import exit_flows, gateway_flows, gateway_meters
 from sdnctl.compile.port_security import compile_meters, compile_port_security
 from sdnctl.compile.route import route_base_flows, route_tenant_flows
 from sdnctl.flows import Flow, FlowSet, Fragment, Match
@@ -52,6 +57,11 @@ PartKey = tuple[object, ...]
 def plan_switch(view: NetworkView, switch: str) -> tuple[PartKey, ...]:
     """The parts `switch` holds besides its local part, in a fixed order."""
     keys: list[PartKey] = [("paths", switch)]
+    if view.is_gateway(switch):
+        for t in ns_plan(view).tenants.values():
+            keys.append(("route", t.name))
+            keys += [("l2", seg.id, None) for seg in t.segments]
+        return tuple(keys)
     if not view.is_hypervisor(switch):
         return tuple(keys)
     local_segments = sorted({lv.segment.id for lv in view.local_vms(switch)})
@@ -65,6 +75,8 @@ def plan_switch(view: NetworkView, switch: str) -> tuple[PartKey, ...]:
         keys.append(("acl", tenant, active))
         keys.append(("acl-svc", tenant, active))
         keys.append(("acl-src", switch, tenant))
+        if tenant in ns_plan(view).tenants:
+            keys.append(("exit", tenant))
     return tuple(keys)
 
 
@@ -85,7 +97,7 @@ def part_exists(view: NetworkView, key: PartKey) -> bool:
     kind = key[0]
     if kind in ("arp", "l2"):
         return key[1] in view.segments_by_id
-    if kind in ("route", "acl", "acl-svc"):
+    if kind in ("route", "acl", "acl-svc", "exit"):
         return key[1] in view.policy.tenants
     if kind == "acl-src":
         return key[2] in view.policy.tenants and key[1] in view.topology.switches
@@ -111,6 +123,8 @@ def build_part(view: NetworkView, key: PartKey) -> Fragment:
         return Fragment.build(key, acl_service_flows(view, str(key[1]), active))
     if kind == "acl-src":
         return Fragment.build(key, acl_source_flows(view, str(key[1]), str(key[2])))
+    if kind == "exit":
+        return Fragment.build(key, exit_flows(view, str(key[1])))
     if kind == "paths":
         flows, groups = paths_part(view, str(key[1]))
         return Fragment.build(key, flows, groups)
@@ -118,6 +132,10 @@ def build_part(view: NetworkView, key: PartKey) -> Fragment:
 
 
 def build_local(view: NetworkView, switch: str) -> Fragment:
+    if view.is_gateway(switch):
+        edge = list(gateway_flows(view, switch))
+        edge += [Flow(stage.name, 0, Match.of(), (), "base") for stage in PIPELINE]
+        return Fragment.build(("local", switch), edge, (), gateway_meters(view, switch))
     flows: list[Flow] = []
     flows += compile_port_security(view, switch)
     flows += arp_self_flows(view, switch)

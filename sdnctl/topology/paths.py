@@ -1,6 +1,7 @@
 """Unicast paths over the topology graph, with loop-free backups for fast failover.
 
-Traffic between hypervisors crosses the fabric only: another hypervisor is never
+Paths lead to the edge: hypervisors and gateways (below, "hypervisor" means
+either). Traffic between them crosses the fabric only: another hypervisor is never
 a transit node (a dual-homed hypervisor would otherwise look like a cheap bridge
 between two leaves). So distances towards a hypervisor depend only on which
 fabric switches it hangs off: hypervisors behind the same leaves share one
@@ -55,7 +56,7 @@ class PathFinder:
     _fabric_neighbours: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._fabric = {n for n, r in _roles(self.graph) if r is not Role.HYPERVISOR}
+        self._fabric = {n for n, r in _roles(self.graph) if not r.edge}
         # Only fabric neighbours can be transit; a leaf's many hypervisors are skipped.
         self._fabric_neighbours = {
             node: tuple(n for n in self.graph.neighbors(node) if n in self._fabric)
@@ -163,13 +164,13 @@ class Carriage:
 
 def carriage(topology: Topology) -> Carriage:
     graph = topology.graph()
-    fabric = graph.subgraph(n for n, r in _roles(graph) if r is not Role.HYPERVISOR)
+    fabric = graph.subgraph(n for n, r in _roles(graph) if not r.edge)
     piece_of = {n: i for i, comp in enumerate(nx.connected_components(fabric)) for n in comp}
     pieces: dict[str, frozenset[int]] = {}
     direct: set[frozenset[str]] = set()
     tunnel: set[str] = set()
     for node, role in _roles(graph):
-        if role is not Role.HYPERVISOR:
+        if not role.edge:
             continue
         pieces[node] = frozenset(piece_of[n] for n in graph.neighbors(node) if n in piece_of)
         direct.update(frozenset((node, n)) for n in graph.neighbors(node) if n not in piece_of)

@@ -6,7 +6,9 @@ simulator (and the lab) measure on compiled flows against this.
 
 from __future__ import annotations
 
-from sdnctl.policy.model import Default, Policy, Proto, Service
+from ipaddress import IPv4Address
+
+from sdnctl.policy.model import VM, Default, Policy, Proto, Service
 
 
 def reach(policy: Policy, src: str, dst: str, service: Service, family: int = 4) -> bool:
@@ -32,6 +34,70 @@ def reach(policy: Policy, src: str, dst: str, service: Service, family: int = 4)
         and rule.covers(family)
         for rule in tenant.rules
     )
+
+
+def takes_part(policy: Policy, vm: VM) -> bool:
+    """Whether `vm` can talk with the outside at all: its segment is routed and has
+    a VLAN (gateways reach VMs by VLAN), and it has an address to do it with."""
+    seg = policy.segment_of(vm)
+    if not seg.routed or seg.vlan is None:
+        return False
+    return vm.floating_ip is not None or policy.tenants[vm.tenant].snat is not None
+
+
+def is_external(policy: Policy, tenant: str, addr: IPv4Address) -> bool:
+    """Not inside any segment of `tenant`."""
+    return all(addr not in seg.subnet for seg in policy.tenants[tenant].segments.values())
+
+
+def outside_address(policy: Policy, src: str) -> IPv4Address | None:
+    """What the outside sees VM `src` as: its floating IP, else its tenant's first
+    pool address (a pool hands out any of its addresses), else None."""
+    vm = policy.vms[src]
+    if vm.floating_ip is not None:
+        return vm.floating_ip
+    snat = policy.tenants[vm.tenant].snat
+    return snat.first if snat is not None else None
+
+
+def reach_out(policy: Policy, src: str, dst: IPv4Address, service: Service) -> bool:
+    """May VM `src` open a connection to the external address `dst`?"""
+    a = policy.vms[src]
+    if not takes_part(policy, a) or not is_external(policy, a.tenant, dst):
+        return False
+    return any(
+        rule.dst_net is not None and dst in rule.dst_net
+        and src in policy.members(a.tenant, rule.src)
+        and any(allowed.contains(service) for allowed in rule.services)
+        for rule in policy.tenants[a.tenant].rules
+    )
+
+
+def reach_in(policy: Policy, src: IPv4Address, dst: str, service: Service) -> bool:
+    """May the external address `src` open a connection to VM `dst` (through its
+    floating IP)?"""
+    b = policy.vms[dst]
+    if b.floating_ip is None or not takes_part(policy, b):
+        return False
+    if not is_external(policy, b.tenant, src):
+        return False
+    return any(
+        rule.src_net is not None and src in rule.src_net
+        and dst in policy.members(b.tenant, rule.dst)
+        and any(allowed.contains(service) for allowed in rule.services)
+        for rule in policy.tenants[b.tenant].rules
+    )
+
+
+def reach_floating(policy: Policy, src: str, dst: str, service: Service) -> bool:
+    """May VM `src` open a connection to VM `dst`'s floating IP? Out through the
+    gateway and back in (hairpin when both are of one tenant): both directions'
+    rules must allow it."""
+    fip = policy.vms[dst].floating_ip
+    seen_as = outside_address(policy, src)
+    if fip is None or seen_as is None:
+        return False
+    return reach_out(policy, src, fip, service) and reach_in(policy, seen_as, dst, service)
 
 
 class Semantics:

@@ -71,7 +71,8 @@ _IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst"
 _IP6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
 
 
-_DEFAULT_ZERO = frozenset({"metadata", "reg5", "reg6", "reg7", "vlan_vid", "tun_id", "ct_mark"})
+_DEFAULT_ZERO = frozenset({"metadata", "reg4", "reg5", "reg6", "reg7", "vlan_vid", "tun_id",
+                           "ct_mark"})
 _MAC_INT: dict[str, int] = {}  # conversions of text addresses, cached: probes repeat them
 _IP_INT: dict[str, int] = {}
 
@@ -851,7 +852,7 @@ class Simulator:
 # flags stay as they are.
 _FRAGMENT_ZEROED = ("tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type", "icmpv6_type")
 _PIPELINE_STATE = {
-    "in_port", "metadata", "reg5", "reg6", "reg7", "ct_state", "conj_id",
+    "in_port", "metadata", "reg4", "reg5", "reg6", "reg7", "ct_state", "conj_id",
     "tun_id", "tun_src", "tun_dst",  # tunnel metadata: set again only on decapsulation
 }
 

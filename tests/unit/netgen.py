@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
 
 from hypothesis import strategies as st
@@ -20,9 +20,10 @@ from sdnctl.policy.model import (
     Rule,
     Segment,
     Service,
+    SnatPool,
     Tenant,
 )
-from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology
+from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology, Uplink, uplink_mac
 
 SERVICES = [
     Service(Proto.TCP, 80, 80),
@@ -66,6 +67,17 @@ def topology_of(shape: str) -> Topology:
         link("hv2", 1, "leaf2", 10)
         link("hv3", 1, "leaf1", 11)
         link("hv3", 2, "leaf2", 11)
+    elif shape == "gateways":  # leafspine, and a border gateway on each leaf
+        base = topology_of("leafspine")
+        sw.update(base.switches)
+        links.extend(base.links)
+        for i, leaf in ((1, "leaf1"), (2, "leaf2")):
+            name = f"border{i}"
+            uplink = Uplink(name, 1, IPv4Interface(f"203.0.113.{1 + i}/24"),
+                            IPv4Address("203.0.113.1"), uplink_mac(0x30 + i, 1),
+                            next_hop_mac="02:aa:00:00:00:01" if i == 1 else None)
+            sw[name] = Switch(name, 0x30 + i, Role.GATEWAY, uplinks=(uplink,))
+            link(name, 2, leaf, 20)
     elif shape == "ring":  # three fabric switches in a ring, a hypervisor on each
         for i in (1, 2, 3):
             add(f"f{i}", 0x10 + i, Role.FABRIC)
@@ -77,6 +89,25 @@ def topology_of(shape: str) -> Topology:
     else:
         raise ValueError(shape)
     return Topology(MappingProxyType(sw), tuple(links))
+
+
+OUTSIDE = ("external", "198.51.100.0/24", "192.0.2.128/25")
+
+
+def north_south_rule(draw: st.DrawFn, tenant: str, groups: list[str]) -> Rule:
+    """A rule to or from the outside (`external` or a CIDR)."""
+    inside = draw(st.sampled_from(groups))
+    outside = draw(st.sampled_from(OUTSIDE))
+    services = tuple(draw(st.lists(st.sampled_from(SERVICES), min_size=1, max_size=2,
+                                   unique=True)))
+    if draw(st.booleans()):
+        return Rule(tenant, inside, outside, services)
+    return Rule(tenant, outside, inside, services)
+
+
+def floating_ip(vm: VM) -> IPv4Address:
+    """A VM's floating IP in the gateways' uplink subnet, unique by its MAC."""
+    return IPv4Address(f"203.0.113.{100 + int(vm.mac[-2:], 16)}")
 
 
 def with_tunnels(topo: Topology, skip: frozenset[str] = frozenset()) -> Topology:
@@ -92,7 +123,7 @@ def with_tunnels(topo: Topology, skip: frozenset[str] = frozenset()) -> Topology
 
 @st.composite
 def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
-    shape = draw(st.sampled_from(["single", "star", "leafspine", "ring"]))
+    shape = draw(st.sampled_from(["single", "star", "leafspine", "ring", "gateways"]))
     # Overlay segments: tunnel endpoints on the hypervisors, maybe all but one (so a
     # segment with both a VLAN and a VNI takes the fabric to that one).
     skip = frozenset(draw(st.sampled_from([(), (), ("hv1",), ("hv3",)])))
@@ -160,8 +191,19 @@ def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
             Rule(tname, draw(ends), draw(ends), tuple(draw(services)), family=draw(families))
             for _ in range(draw(st.integers(0, 3)))
         )
+        snat = None
+        if topo.uplinks():  # north–south: a pool, floating IPs, rules to and from outside
+            rules += tuple(north_south_rule(draw, tname, [*groups, ANY])
+                           for _ in range(draw(st.integers(0, 2))))
+            if draw(st.booleans()):
+                first = IPv4Address(f"203.0.113.{10 + 4 * t}")
+                snat = SnatPool(first, first + draw(st.integers(0, 2)))
+            for name in names:
+                seg = segments[vms[name].segment]
+                if seg.routed and seg.vlan is not None and draw(st.booleans()):
+                    vms[name] = replace(vms[name], floating_ip=floating_ip(vms[name]))
         default = draw(st.sampled_from([Default.DENY, Default.DENY, Default.ALLOW]))
         tenants[tname] = Tenant(tname, default, MappingProxyType(segments),
-                                MappingProxyType(groups), rules)
+                                MappingProxyType(groups), rules, snat=snat)
     policy = Policy(MappingProxyType(tenants), MappingProxyType(vms))
     return policy, topo, planned_bindings(policy, topo)

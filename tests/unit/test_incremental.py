@@ -15,13 +15,21 @@ from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
 from sdnctl.policy.load import parse_policy
-from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Segment, Tenant
+from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Segment, SnatPool, Tenant
 from sdnctl.topology.model import PortRef, Role, Topology
-from tests.unit.netgen import LABELS, SERVICES, networks, topology_of
+from tests.unit.netgen import (
+    LABELS,
+    SERVICES,
+    floating_ip,
+    networks,
+    north_south_rule,
+    topology_of,
+)
 
 EDITS = ["rule", "drop_rule", "default", "labels", "group_list", "move", "unbind", "stranger",
          "gateway", "vlan", "drop_vm", "add_vm", "vm_ip", "vm_segment", "new_tenant",
-         "drop_tenant", "link_down", "links_up", "nothing"]
+         "drop_tenant", "link_down", "links_up", "nothing", "snat", "floating_ip", "ns_rule",
+         "uplink_down"]
 
 
 def _replace_tenant(policy: Policy, name: str, **changes: object) -> Policy:
@@ -110,6 +118,25 @@ def edited(draw: st.DrawFn, policy: Policy, topo: Topology, bindings: Bindings,
         down = down | {link.a, link.b}
     elif kind == "links_up":
         down = frozenset()
+    elif kind == "snat" and topo.uplinks():
+        first = IPv4Address("203.0.113.40")
+        pool = None if policy.tenants[tenant].snat else SnatPool(first, first)
+        if pool is None or all(t.snat != pool for t in policy.tenants.values()):
+            policy = _replace_tenant(policy, tenant, snat=pool)
+    elif kind == "floating_ip" and topo.uplinks():
+        vms = dict(policy.vms)
+        old = vms[vm]
+        seg = policy.segment_of(old)
+        if seg.routed and seg.vlan is not None:
+            vms[vm] = dataclasses.replace(old, floating_ip=None if old.floating_ip
+                                          else floating_ip(old))
+            policy = _replace_vms(policy, vms)
+    elif kind == "ns_rule" and topo.uplinks():
+        groups = [*policy.tenants[tenant].groups, ANY]
+        rule = north_south_rule(draw, tenant, groups)
+        policy = _replace_tenant(policy, tenant, rules=(*policy.tenants[tenant].rules, rule))
+    elif kind == "uplink_down" and topo.uplinks():
+        down = down | {draw(st.sampled_from(topo.uplinks())).ref}
     return policy, Bindings(MappingProxyType(ports)), down, kind
 
 

@@ -23,7 +23,7 @@ OfpMsg = Any
 
 # Field widths in bits: full masks collapse to exact matches, moves copy whole fields.
 FIELD_BITS: dict[str, int] = {
-    "in_port": 32, "metadata": 64, "reg5": 32, "reg6": 32, "reg7": 32, "conj_id": 32,
+    "in_port": 32, "metadata": 64, "reg4": 32, "reg5": 32, "reg6": 32, "reg7": 32, "conj_id": 32,
     "ct_state": 32, "ct_mark": 32, "eth_type": 16, "eth_src": 48, "eth_dst": 48, "vlan_vid": 13,
     "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
     "ip_proto": 8, "ip_frag": 2, "ip_ttl": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_dst": 16,
