@@ -315,3 +315,12 @@ def test_an_ipv6_leak_across_tenants_through_the_router_is_found() -> None:
     report, truth4, truth6 = run6(edit)
     assert ("a2", "b2", "icmp") in truth6
     assert expanded6(report, 6) == truth6 and truth4 == set() == expanded6(report, 4)
+
+
+def test_a_deviating_icmpv6_flow_gets_icmp_probed() -> None:
+    from sdnctl.policy.model import Proto, Service
+    from sdnctl.verify.live import deviation_services
+
+    flow = lenient_flow("acl", 60000, Match.of(eth_type=0x86DD, ip_proto=58, icmpv6_type=128),
+                        (Goto("l3_route"),), "cookie:0x0", 0)
+    assert deviation_services([("h1", flow)]) == {Service(Proto.ICMP)}
