@@ -102,10 +102,26 @@ def _parse_service_arg(text: str):  # -> Service
         raise SystemExit(EXIT_BAD_INPUT) from None
 
 
+def _is_ipv4(text: str) -> bool:
+    from ipaddress import AddressValueError, IPv4Address
+
+    try:
+        IPv4Address(text)
+    except AddressValueError:
+        return False
+    return True
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from sdnctl.bindings import planned_bindings
     from sdnctl.compile.compiler import compile_network
-    from sdnctl.verify.explain import DhcpExplanation, Explanation, explain, explain_dhcp
+    from sdnctl.verify.explain import (
+        DhcpExplanation,
+        Explanation,
+        explain,
+        explain_dhcp,
+        explain_outside,
+    )
 
     policy, topology = _load(args.policy, args.topology)
     wants_pair = args.dst is not None or args.service is not None
@@ -114,15 +130,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.dhcp:
         args.dst = args.src
+    outside = [n for n in (args.src, args.dst) if n not in policy.vms and _is_ipv4(n)]
     for name in (args.src, args.dst):
-        if name not in policy.vms:
-            print(f"{args.policy}: unknown VM {name!r}", file=sys.stderr)
+        if name not in policy.vms and name not in outside:
+            print(f"{args.policy}: unknown VM {name!r} (nor an IPv4 address outside)",
+                  file=sys.stderr)
             return EXIT_BAD_INPUT
+    if len(outside) == 2 or (outside and (args.dhcp or args.ipv6)):
+        print("sdnctl explain: one end may be an external IPv4 address, the other a VM "
+              "(IPv4, not --dhcp)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     bindings = planned_bindings(policy, topology)
     flows = compile_network(policy, topology, bindings)
     result: Explanation | DhcpExplanation
     if args.dhcp:
         result = explain_dhcp(flows, policy, topology, bindings, args.src)
+    elif outside:
+        from sdnctl.verify.outside import router_learned
+
+        bindings = router_learned(bindings, topology)  # as once the daemon has learned them
+        flows = compile_network(policy, topology, bindings)
+        result = explain_outside(flows, policy, topology, bindings, args.src, args.dst,
+                                 _parse_service_arg(args.service))
     else:
         service = _parse_service_arg(args.service)
         result = explain(flows, policy, topology, bindings, args.src, args.dst, service,
@@ -291,12 +320,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from sdnctl.bindings import planned_bindings
         from sdnctl.compile.compiler import compile_network
         from sdnctl.verify.live import verify_offline
+        from sdnctl.verify.outside import router_learned
 
         if not (args.policy and args.topology):
             print("sdnctl verify: --offline needs -p POLICY and -t TOPOLOGY", file=sys.stderr)
             return EXIT_BAD_INPUT
         policy, topology = _load(args.policy, args.topology)
-        bindings = planned_bindings(policy, topology)
+        # Next hops as once the daemon has learned them by ARP.
+        bindings = router_learned(planned_bindings(policy, topology), topology)
         report = verify_offline(policy, topology, bindings,
                                 compile_network(policy, topology, bindings))
     else:
@@ -644,8 +675,12 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sp = sub.add_parser("explain", help="walk the compiled pipeline for one connection "
                                         "(or a VM's DHCP request)")
     files(sp)
-    sp.add_argument("--from", dest="src", required=True, metavar="VM")
-    sp.add_argument("--to", dest="dst", metavar="VM")
+    sp.add_argument("--from", dest="src", required=True, metavar="VM|ADDRESS",
+                    help="a VM, or an IPv4 address outside (a connection in through a "
+                         "floating IP)")
+    sp.add_argument("--to", dest="dst", metavar="VM|ADDRESS",
+                    help="a VM, or an IPv4 address outside (a connection out through a "
+                         "gateway)")
     sp.add_argument("--service", help="tcp/80, udp/53, icmp, ...")
     sp.add_argument("--dhcp", action="store_true",
                     help="instead of --to/--service: is the VM's DHCP DISCOVER answered, "

@@ -18,12 +18,14 @@ from sdnctl.flows import (
     ACTION_BY_NAME,
     Action,
     Bucket,
+    Ct,
     Flow,
     FlowSet,
     Group,
     Match,
     MatchValue,
     MeterBand,
+    Nat,
 )
 from sdnctl.pipeline import TABLE_ID
 
@@ -34,6 +36,8 @@ def action_from_json(data: Mapping[str, Any]) -> Action:
     cls = ACTION_BY_NAME.get(str(kind))
     if cls is None:
         raise ValueError(f"unknown action type {kind!r}")
+    if cls is Ct and isinstance(fields.get("nat"), Mapping):
+        fields["nat"] = Nat(**fields["nat"])
     action: Action = cls(**fields)
     return action
 

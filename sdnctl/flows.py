@@ -676,9 +676,14 @@ def render_flowset_ofctl(fs: FlowSet, cache: dict[int, str] | None = None) -> st
 
 
 def action_to_json(act: Action) -> dict[str, object]:
+    """`{"type": "Ct", "zone": ..., "nat": {"kind": "src", "first": ..., "last": null}}`:
+    the action's fields, a nested `Nat` as an object of its own fields."""
     out: dict[str, object] = {"type": type(act).__name__}
     for name in act.__slots__:
-        out[name] = getattr(act, name)
+        value = getattr(act, name)
+        if isinstance(value, Nat):
+            value = {slot: getattr(value, slot) for slot in value.__slots__}
+        out[name] = value
     return out
 
 

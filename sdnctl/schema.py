@@ -21,25 +21,28 @@ from typing import Any
 # The loaders' own limits, private to them: read here rather than written twice.
 from sdnctl.policy.lint import WAIVABLE
 from sdnctl.policy.load import _SMALLEST_SUBNET, MAX_RATE_MBPS
-from sdnctl.policy.model import ANY, MAX_VNI
-from sdnctl.policy.values import MAX_DNS_SERVERS
+from sdnctl.policy.load_ns import MAX_SNAT_POOL
+from sdnctl.policy.model import ANY, EXTERNAL, MAX_VNI
+from sdnctl.policy.values import MAX_DNS_SERVERS, UPLINK_MAC_PREFIX
 from sdnctl.topology.load import (
     _SWITCH_NAME_RE,
     MAX_DPID,
     MAX_PORT,
     MAX_UNDERLAY_MTU,
     MIN_UNDERLAY_MTU,
+    ROLES,
 )
+from sdnctl.topology.load_uplink import MAX_VLAN, SMALLEST_UPLINK_SUBNET
 from sdnctl.topology.model import DEFAULT_UNDERLAY_MTU, TUNNEL_PORT
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-MAX_VLAN = 4094
 MAX_L4_PORT = 65535
 
 Schema = dict[str, Any]
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_UNICAST_MAC = r"^[0-9a-fA-F][02468aceACE](?::[0-9a-fA-F]{2}){5}$"  # low bit clear
 
 
 def integer_pattern(most: int) -> str:
@@ -77,15 +80,18 @@ def _service_pattern() -> str:
     return _whole(rf"icmp|any|(?:tcp|udp)/{port}(?:-{port})?")
 
 
-def _names(item: Schema, what: str, reserved: str | None = None) -> Schema:
-    """A mapping of names (non-blank strings) to `item`; empty or null is allowed."""
-    names: Schema = {"type": "string", "pattern": r"\S",
-                     "patternErrorMessage": "names must not be empty"}
-    if reserved is not None:
-        names["pattern"] = rf"^(?!{reserved}$).*\S"
-        names["patternErrorMessage"] = f"names must not be empty, and {reserved!r} is reserved"
+def _names(item: Schema, what: str, pattern: str = r"\S",
+           expected: str = "names must not be empty") -> Schema:
+    """A mapping of names (non-blank strings, or what `pattern` allows) to `item`;
+    empty or null is allowed."""
+    names: Schema = {"type": "string", "pattern": pattern, "patternErrorMessage": expected}
     return {"type": ["object", "null"], "description": what,
             "propertyNames": names, "additionalProperties": item}
+
+
+# A group name: not blank, not `any` or `external`, and nothing a rule end would read
+# as addresses (a leading digit, a '/').
+_GROUP_NAME = rf"^(?!(?:{ANY}|{EXTERNAL})$)(?![0-9])[^/]*[^/\s][^/]*$"
 
 
 def _list(item: Schema, what: str, non_empty: bool = False) -> Schema:
@@ -188,7 +194,9 @@ def _group() -> Schema:
 
 
 def _rule() -> Schema:
-    end = "A group of the tenant, or `any` (every VM of the tenant)."
+    end = (f"A group of the tenant, `{ANY}` (every VM of the tenant), `{EXTERNAL}` (every "
+           "address outside the tenant) or an IPv4 CIDR outside the tenant's segments "
+           "(\"198.51.100.0/24\"); not both ends outside.")
     return _object(
         "Allow connections opened by `from` members towards `to` members; replies pass.",
         {
@@ -202,7 +210,8 @@ def _rule() -> Schema:
                 "The services allowed.", non_empty=True),
             "waive": _waive("rule"),
             "family": {"enum": ["ipv4", "ipv6"], "description": "Allow the services in "
-                       "this IP family only; without it the rule covers both."},
+                       "this IP family only; without it the rule covers both. A rule with "
+                       "an end outside the tenant is IPv4 only."},
         },
         ["from", "to", "allow"],
     )
@@ -216,19 +225,29 @@ def _tenant() -> Schema:
                         "description": "VM-to-VM traffic inside the tenant that no rule "
                         "allows: deny (default) or allow."},
             "segments": _names({"$ref": "#/$defs/segment"}, "Segments by name."),
-            "groups": _names({"$ref": "#/$defs/group"}, "Groups by name; `any` is "
-                             "reserved.", reserved=ANY),
+            "groups": _names({"$ref": "#/$defs/group"}, f"Groups by name; `{ANY}` and "
+                             f"`{EXTERNAL}` are reserved, and a name neither starts with a "
+                             "digit nor holds a '/' (rule ends so written are CIDRs).",
+                             _GROUP_NAME, f"a group name: not empty, not {ANY!r} or "
+                             f"{EXTERNAL!r}, no leading digit, no '/'"),
             "rules": _list({"$ref": "#/$defs/rule"}, "Allow rules; order does not matter."),
             "waive": _waive("tenant"),
             "dns": _dns("DNS servers DHCP hands to the tenant's VMs (a segment's own dns "
                         "wins)."),
+            "snat": _string(f"The source address of the tenant's VMs going out: one IPv4 "
+                            f"address, or a range \"FIRST-LAST\" of at most {MAX_SNAT_POOL}. "
+                            "Unicast, used nowhere else in the policy, outside every "
+                            "tenant's segments, in a gateway uplink's subnet. Without it "
+                            "only VMs with a floating_ip go out.",
+                            _whole(rf"{_IPV4}(?:\s*-\s*{_IPV4})?"),
+                            "an IPv4 address like 203.0.113.10 or a range like "
+                            "203.0.113.10-203.0.113.19"),
         },
         ["segments"],
     )
 
 
 def _vm() -> Schema:
-    mac = r"^[0-9a-fA-F][02468aceACE](?::[0-9a-fA-F]{2}){5}$"  # unicast: low bit clear
     return _object(
         "A VM: where it lives in the policy and its one interface's addresses.",
         {
@@ -236,7 +255,8 @@ def _vm() -> Schema:
             "segment": _string("A segment of its tenant."),
             "mac": _string("Unicast MAC like \"02:00:00:00:10:11\" (quote it), unique; "
                            "not all zeros, not in 0e:00:00:00:xx:xx or 0e:00:01:xx:xx:xx "
-                           "(gateway MACs).", mac,
+                           f"(gateway MACs) nor {UPLINK_MAC_PREFIX}xx:xx:xx:xx (uplink MACs).",
+                           _UNICAST_MAC,
                            "a unicast MAC like 02:00:00:00:10:11 (first octet even)"),
             "ip": _address("IPv4 address inside its segment's subnet, unique in the tenant, "
                            "not the gateway."),
@@ -250,6 +270,11 @@ def _vm() -> Schema:
             "ip6": _string("IPv6 address inside its segment's subnet6, unique in the "
                            "tenant, not the gateway6. Default in a /64: the EUI-64 address "
                            "built from the MAC (as SLAAC does)."),
+            "floating_ip": _address("Its 1:1 NAT address outside: connections from outside "
+                                    "that a rule allows reach the VM at it, and the VM goes "
+                                    "out with it as source. Unicast, used nowhere else, "
+                                    "outside every tenant's segments, in a gateway uplink's "
+                                    "subnet; the VM's segment has a gateway and a vlan."),
         },
         ["tenant", "segment", "mac", "ip"],
     )
@@ -278,28 +303,65 @@ def policy_schema() -> Schema:
 # -- topology ---------------------------------------------------------------------------
 
 
+def _uplink() -> Schema:
+    prefix = f"(?:{integer_pattern(SMALLEST_UPLINK_SUBNET)}|0+)"
+    return _object(
+        "A gateway's port facing the external router.",
+        {
+            "port": _integer(MAX_PORT, "The OpenFlow port number; no link, tunnel or other "
+                             "uplink may use it."),
+            "ip": _string("The gateway's own address on the uplink subnet, with the "
+                          f"subnet's prefix length (203.0.113.2/24; at most "
+                          f"/{SMALLEST_UPLINK_SUBNET}); not its network or broadcast "
+                          "address; unique.",
+                          _whole(rf"{_IPV4}/(?:{prefix}|{_IPV4})"),
+                          "an address with its prefix like 203.0.113.2/24"),
+            "next_hop": _address("The external router's address: inside the uplink subnet, "
+                                 "not the uplink's own ip."),
+            "vlan": _integer(MAX_VLAN, "The 802.1Q tag on the uplink, if the external side "
+                             "is tagged. Default: untagged."),
+            "next_hop_mac": _string("The external router's MAC, unicast (quote it). "
+                                    "Default: learned by ARP.", _UNICAST_MAC,
+                                    "a unicast MAC like 02:00:5e:00:01:01 (first octet "
+                                    "even)"),
+        },
+        ["port", "ip", "next_hop"],
+    )
+
+
 def _switch() -> Schema:
     return _object(
-        "An Open vSwitch bridge: a hypervisor (VMs plug into it) or a fabric switch.",
+        "An Open vSwitch bridge: a hypervisor (VMs plug into it), a fabric switch, or "
+        "a gateway (uplinks to an external router).",
         {
             "dpid": _integer(MAX_DPID, "OpenFlow datapath id (decimal or 0x hex), unique."),
-            "role": {"enum": ["hypervisor", "fabric"],
+            "role": {"enum": list(ROLES),
                      "description": "hypervisor: VMs plug into it; fabric: it only "
-                     "carries traffic between switches."},
+                     "carries traffic between switches; gateway: a border switch with "
+                     "uplinks to an external router."},
             "tunnel_ip": _address("A hypervisor's underlay IPv4 address for VXLAN, unicast "
                                   "and unique."),
             "tunnel_port": {**_integer(MAX_PORT, "OpenFlow port number of the VXLAN port; "
                                        "no link may use it."), "default": TUNNEL_PORT},
+            "uplink": {"description": "A gateway's uplink, or a list of them: its exits to "
+                       "the external router. Required on a gateway, refused elsewhere.",
+                       "anyOf": [{"$ref": "#/$defs/uplink"},
+                                 {"type": "array", "minItems": 1,
+                                  "items": {"$ref": "#/$defs/uplink"}}]},
         },
         ["dpid", "role"],
         allOf=[
             {"if": {"required": ["tunnel_port"]}, "then": {"required": ["tunnel_ip"]}},
-            {"if": {"required": ["role"], "properties": {"role": {"const": "fabric"}}},
+            {"if": {"required": ["role"],
+                    "properties": {"role": {"enum": ["fabric", "gateway"]}}},
              # No string matches both this and the address pattern; said as a pattern
              # so that editors print the reason (they print none for `not`).
              "then": {"properties": {"tunnel_ip": {
                  "pattern": "^$", "patternErrorMessage": "tunnel_ip is for hypervisors; "
-                 "a fabric switch carries no tunnel endpoint"}}}},
+                 "a fabric switch or gateway carries no tunnel endpoint"}}}},
+            {"if": {"required": ["role"], "properties": {"role": {"const": "gateway"}}},
+             "then": {"required": ["uplink"]},
+             "else": {"if": {"required": ["role"]}, "then": {"not": {"required": ["uplink"]}}}},
         ],
     )
 
@@ -340,7 +402,7 @@ def topology_schema() -> Schema:
                              "underlay; DHCP tells VMs what fits inside it."},
         },
         "additionalProperties": False,
-        "$defs": {"switch": _switch(), "link": _link()},
+        "$defs": {"switch": _switch(), "uplink": _uplink(), "link": _link()},
     }
 
 

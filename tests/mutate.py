@@ -35,6 +35,7 @@ TESTS = [
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
     "tests/unit/test_mirror.py",
+    "tests/unit/test_northsouth_behaviour.py",
 ]
 
 
@@ -54,8 +55,30 @@ SIM = "sdnctl/verify/simulate.py"
 ND = "sdnctl/compile/nd.py"
 ANSWER = "sdnctl/nd/answer.py"
 MIRROR = "sdnctl/southbound/mirror.py"
+NS = "sdnctl/compile/northsouth.py"
 
 MUTANTS = [
+    # -- compiler: north–south
+    Mutant("ns-one-zone-for-all-tenants", "sdnctl/compile/exits.py",
+           "zones[name] = NAT_ZONE_BASE + slot", "zones[name] = NAT_ZONE_BASE",
+           "tenants with the same inside addresses share NAT state on a gateway"),
+    Mutant("ns-inbound-unjudged", NS,
+           "metadata=(t.tid, TENANT_MASK)), (), owner)",
+           "metadata=(t.tid, TENANT_MASK)), (Goto(\"l3_route\"),), owner)",
+           "what comes in through a floating IP passes without a rule"),
+    Mutant("ns-cidr-ignored", ACL, "            if net.prefixlen:\n",
+           "            if False:\n", "a rule to a CIDR allows every external address"),
+    Mutant("ns-inbound-cidr-ignored", NS,
+           "else dict(outside, ipv4_src=cidr(src))", "else dict(outside)",
+           "a rule from a CIDR admits every external address"),
+    Mutant("ns-uplink-admits-any", NS,
+           "eth_type=ETH_IP, eth_dst=uplink.mac, ipv4_dst=str(addr)),",
+           "eth_type=ETH_IP, eth_dst=uplink.mac),",
+           "the outside can address VMs by their inside addresses"),
+    Mutant("ns-default-allow-goes-out", ACL,
+           "inside = {REG_SIDE: SIDE_INSIDE} if goes_out else {}",
+           "inside = {REG_SIDE: (0, 0)} if goes_out else {}",
+           "a default-allow tenant lets anything out without a rule"),
     # -- compiler: port security
     Mutant("ps-no-ipv4-src", PS, "eth_type=ETH_IP, ipv4_src=str(vm.ip))", "eth_type=ETH_IP)",
            "a VM may send with any IPv4 source"),

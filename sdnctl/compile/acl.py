@@ -179,7 +179,12 @@ def sources(view: NetworkView, tenant: str, rule: Rule) -> frozenset[str]:
     members = view.members(tenant, rule.src)
     if not rule.outbound:
         return members
-    return frozenset(n for n in members if may_go_out(view, view.policy.vms[n]))
+    key = f"sources:{tenant}:{rule_ids(view)[rule]}"  # every switch asks: once per compile
+    got = cast("frozenset[str] | None", view.memo.get(key))  # set only here
+    if got is None:
+        got = frozenset(n for n in members if may_go_out(view, view.policy.vms[n]))
+        view.memo[key] = got
+    return got
 
 
 def acl_base_flows(view: NetworkView, switch: str) -> Iterator[Flow]:

@@ -41,6 +41,10 @@ class NsTenant:
     exit: Uplink | None  # None: no live uplink can carry its addresses
 
     @property
+    def segment_names(self) -> frozenset[str]:
+        return frozenset(seg.name for seg in self.segments)
+
+    @property
     def addresses(self) -> list[IPv4Address]:
         """Every address it is known by outside: its pool, then its floating IPs."""
         pool = self.snat.addresses() if self.snat is not None else []
@@ -126,6 +130,6 @@ def may_go_out(view: NetworkView, vm: VM) -> bool:
     """Whether `vm` can open connections outside: its tenant goes out, its segment
     takes part, and it has a floating IP or its tenant a pool."""
     t = ns_plan(view).tenants.get(vm.tenant)
-    if t is None or all(seg.name != vm.segment for seg in t.segments):
+    if t is None or vm.segment not in t.segment_names:
         return False
     return vm.floating_ip is not None or t.snat is not None

@@ -173,7 +173,7 @@ class IncrementalCompiler:
         view = last.with_down(down_ports)
         store = self._store
         gateways = _gateways(view, self._out)
-        stale = {("paths", s) for s in self._out}
+        stale: set[PartKey] = {("paths", s) for s in self._out}
         for tenant in ns_plan(view).tenants:  # a tenant's exit may have moved
             stale |= store.keys_about("exit", tenant)
         with gc_paused():

@@ -46,6 +46,7 @@ class TenantDraft:
     waive: frozenset[str] = frozenset()
     dns: tuple[IPv4Address, ...] = ()
     snat: SnatPool | None = None
+    snat_line: int = 0
 
 
 @dataclass
@@ -64,6 +65,7 @@ class VMDraft:
     ip6: IPv6Address | None = None  # given, or EUI-64 (sdnctl.policy.load6)
     ip6_line: int = 0
     floating_ip: IPv4Address | None = None
+    floating_ip_line: int = 0
 
 
 def build_tenant(t: TenantDraft) -> Tenant:

@@ -107,11 +107,16 @@ SENSITIVE = ("sensitivity", "high")
 
 
 def _lint_unreachable(policy: Policy, tenant: Tenant) -> list[Finding]:
-    """VMs of a default-deny tenant that no rule lets any other VM reach."""
+    """VMs of a default-deny tenant that no rule lets any other VM reach, nor the
+    outside (a rule from outside reaches the VMs of its `to` with a floating IP)."""
     if tenant.default is Default.ALLOW:
         return []
     reachable: set[str] = set()
     for rule in tenant.rules:
+        if rule.inbound:  # from outside: reaches the VMs with a floating IP
+            reachable.update(b for b in policy.members(tenant.name, rule.dst)
+                             if policy.vms[b].floating_ip is not None)
+            continue
         talkers = _Talkers(policy, policy.members(tenant.name, rule.src))
         for b in policy.members(tenant.name, rule.dst) - reachable:
             if talkers.reach(b):
@@ -179,6 +184,8 @@ def _lint_rules(policy: Policy, tenant: Tenant) -> list[Finding]:
 
 def _rule_trouble(policy: Policy, rule: Rule) -> str:
     """Why `rule` can never allow anything; "" when some VM pair may use it."""
+    if rule.north_south:
+        return _north_south_trouble(policy, rule)
     src = policy.members(rule.tenant, rule.src)
     dst = policy.members(rule.tenant, rule.dst)
     if not src:
@@ -195,6 +202,39 @@ def _rule_trouble(policy: Policy, rule: Rule) -> str:
         f"segment with another VM of {_group_text(rule.dst, short=True)}, and no such pair "
         "is in two routed segments (a segment without a gateway is never routed)"
     )
+
+
+def _north_south_trouble(policy: Policy, rule: Rule) -> str:
+    """Why a rule with an end outside the tenant can never allow anything: none of
+    its VMs can go out (outbound) or be reached from outside (inbound)."""
+    if rule.outbound:
+        src = policy.members(rule.tenant, rule.src)
+        if not src:
+            return f"from {_group_text(rule.src)} matches no VM, so the rule has no effect"
+        if any(can_go_out(policy, policy.vms[a]) for a in src):
+            return ""
+        tenant = policy.tenants[rule.tenant]
+        why = ("none of them has a floating_ip and tenant "
+               f"{tenant.name} has no snat") if tenant.snat is None else \
+            "none of them is in a routed VLAN segment (gateway and vlan)"
+        return (f"no VM of {_group_text(rule.src, short=True)} can go out: {why}, so the "
+                "rule has no effect")
+    dst = policy.members(rule.tenant, rule.dst)
+    if not dst:
+        return f"to {_group_text(rule.dst)} matches no VM, so the rule has no effect"
+    if any(policy.vms[b].floating_ip is not None for b in dst):
+        return ""
+    return (f"no VM of {_group_text(rule.dst, short=True)} has a floating_ip, and only "
+            "those can be reached from outside, so the rule has no effect")
+
+
+def can_go_out(policy: Policy, vm: VM) -> bool:
+    """Whether `vm` may open connections outside its tenant at all: a routed VLAN
+    segment (only those reach the gateways), and an address to leave with."""
+    seg = policy.segment_of(vm)
+    if seg.gateway is None or seg.vlan is None:
+        return False
+    return vm.floating_ip is not None or policy.tenants[vm.tenant].snat is not None
 
 
 class _Talkers:

@@ -30,8 +30,17 @@ from sdnctl.policy.drafts import (
 )
 from sdnctl.policy.lint import WAIVABLE
 from sdnctl.policy.load6 import check_ip6s, read_family, read_segment6, read_vm6
+from sdnctl.policy.load_ns import (
+    check_nat_addresses,
+    check_rule_ends,
+    names_addresses,
+    read_cidr_end,
+    read_floating_ip,
+    read_snat,
+)
 from sdnctl.policy.model import (
     ANY,
+    EXTERNAL,
     MAX_VNI,
     Default,
     Group,
@@ -60,12 +69,12 @@ from sdnctl.yamlsrc import (
 )
 
 TOP_KEYS = ("version", "tenants", "vms")
-TENANT_KEYS = ("default", "segments", "groups", "rules", "waive", "dns")
+TENANT_KEYS = ("default", "segments", "groups", "rules", "waive", "dns", "snat")
 SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway", "dns", "subnet6", "gateway6")
 GROUP_KEYS = ("labels", "vms", "waive")
 RULE_KEYS = ("from", "to", "allow", "waive", "family")
 VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps", "waive",
-           "ip6")
+           "ip6", "floating_ip")
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$")
 _SMALLEST_SUBNET = 30  # a /31 or /32 has no room for a VM besides network/broadcast
@@ -111,6 +120,7 @@ class _PolicyReader:
             self._vm(name, body, line)
         self._check_ips()
         check_ip6s(self.r, self.vms.values())
+        self._check_nat()
         for tenant in self.tenants.values():
             if not tenant.broken:
                 self._groups(tenant)
@@ -135,6 +145,9 @@ class _PolicyReader:
         tenant.waive = self._waive(body, "tenant", where)
         if "dns" in body:
             tenant.dns = read_dns(self.r, body["dns"], body.key_line("dns"), where)
+        if "snat" in body:
+            tenant.snat_line = body.key_line("snat")
+            tenant.snat = read_snat(self.r, body["snat"], tenant.snat_line, where)
         segments = self.r.mapping(body.get("segments"), body.key_line("segments"), where,
                                   "segments")
         for seg_name, seg_body, seg_line in self.r.names(segments or LineDict(), where,
@@ -269,6 +282,10 @@ class _PolicyReader:
                                             body.key_line("rate_limit_mbps"), where)
         vm.waive = self._waive(body, "vm", where)
         read_vm6(self.r, vm, self._segment_of(vm), body, where)
+        if "floating_ip" in body:
+            vm.floating_ip_line = body.key_line("floating_ip")
+            vm.floating_ip = read_floating_ip(self.r, body["floating_ip"], vm.floating_ip_line,
+                                              where, self._segment_of(vm))
 
     def _vm_place(self, vm: VMDraft, body: LineDict, where: str) -> None:
         """Tenant and segment; the segment is checked only within a known tenant."""
@@ -331,6 +348,11 @@ class _PolicyReader:
         if vm.tenant is None or vm.segment is None:
             return None
         return self.tenants[vm.tenant].segments[vm.segment]
+
+    def _check_nat(self) -> None:
+        """snat and floating_ip addresses, across tenants and VMs (and the topology's
+        gateway uplinks): sdnctl.policy.load_ns."""
+        check_nat_addresses(self.r, self.tenants.values(), self.vms.values(), self.topology)
 
     def _check_ips(self) -> None:
         """An IP names one VM inside its tenant (tenants may reuse each other's)."""
@@ -430,6 +452,12 @@ class _PolicyReader:
         if name == ANY:
             self.r.add(line, f"{where}: the name {ANY!r} is reserved "
                              "(it means every VM of the tenant)")
+        elif name == EXTERNAL:
+            self.r.add(line, f"{where}: the name {EXTERNAL!r} is reserved "
+                             "(it means every address outside the tenant)")
+        elif names_addresses(name):
+            self.r.add(line, f"{where}: a group name must not start with a digit or hold a "
+                             "'/' (a rule end written so is an IPv4 CIDR)")
         if not isinstance(body, LineDict):
             self.r.add(line, f"{where}: must be a mapping with keys "
                              f"{', '.join(GROUP_KEYS)}, got {describe(body)}")
@@ -483,8 +511,12 @@ class _PolicyReader:
         services = self._services(body, where) if "allow" in body else ()
         waive = self._waive(body, "rule", where)
         family = read_family(self.r, body, where)
+        if not check_rule_ends(self.r, src, dst, family, line, where):
+            return None
         if src is None or dst is None or not services:
             return None
+        if names_addresses(src) or names_addresses(dst):
+            family = 4  # traffic to and from outside the tenant is IPv4 only
         return Rule(tenant.name, src, dst, services, line, waive, family)
 
     def _rule_end(self, tenant: TenantDraft, body: LineDict, key: str,
@@ -494,10 +526,13 @@ class _PolicyReader:
         value = body[key]
         line = body.key_line(key)
         if not isinstance(value, str):
-            self.r.add(line, f"{where}: {key} must be a group name, got {describe(value)}")
+            self.r.add(line, f"{where}: {key} must be a group name, any, {EXTERNAL} or an "
+                             f"IPv4 CIDR, got {describe(value)}")
             return None
-        if value == ANY or value in tenant.group_names:
+        if value in (ANY, EXTERNAL) or value in tenant.group_names:
             return value
+        if names_addresses(value):
+            return read_cidr_end(self.r, tenant, value, key, line, where)
         known = listing([ANY, *tenant.group_names])
         self.r.add(line, f"{where}: {key} names unknown group {value!r} (groups: {known})")
         return None

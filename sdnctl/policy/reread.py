@@ -31,14 +31,21 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from itertools import islice
 from types import MappingProxyType
 from typing import Any, cast
 
-from sdnctl.policy.drafts import SegmentDraft, TenantDraft, build_segment, build_tenant, build_vm
+from sdnctl.policy.drafts import (
+    SegmentDraft,
+    TenantDraft,
+    VMDraft,
+    build_segment,
+    build_tenant,
+    build_vm,
+)
 from sdnctl.policy.load import _PolicyReader
 from sdnctl.policy.model import VM, Policy, Tenant
 from sdnctl.topology.model import Topology
@@ -332,6 +339,8 @@ def _reread_vms(last: _GoodRead, new: str, edit: _Edit) -> _GoodRead | None:
         reader._vm(name, body, edit.entries.key_line(name))
     if reader.r.problems:
         return None
+    if _nat_of_vms(removed) != _nat_of_vms(reader.vms.values()):
+        return None  # NAT addresses are checked across the policy: the full read does
     for draft in reader.vms.values():
         key = (cast(str, draft.tenant), cast(IPv4Address, draft.ip))
         if key in ips:
@@ -380,6 +389,8 @@ def _reread_tenants(last: _GoodRead, new: str, edit: _Edit) -> _GoodRead | None:
             return None
         if any(build_segment(s) != before.segments[n] for n, s in draft.segments.items()):
             return None  # its VMs would need checking again
+        if draft.snat != before.snat:
+            return None  # NAT addresses are checked across the policy: the full read does
         reader._groups(draft)
         reader._rules(draft)
     if reader.r.problems:
@@ -399,6 +410,12 @@ def _reread_tenants(last: _GoodRead, new: str, edit: _Edit) -> _GoodRead | None:
     result = Policy(MappingProxyType(tenants), vms, policy.source)
     return _GoodRead(new, last.source, last.topology, result, _next_sections(last, edit),
                      macs, last.ips, _listed(result))
+
+
+def _nat_of_vms(vms: Iterable[VM | VMDraft]) -> list[tuple[str, IPv4Address]]:
+    """The floating IPs among `vms`, by VM: while they stay the same, the checks
+    across the policy's NAT addresses (sdnctl.policy.load_ns) say what they said."""
+    return sorted((vm.name, vm.floating_ip) for vm in vms if vm.floating_ip is not None)
 
 
 # -- model objects, moved or seen as drafts -----------------------------------------
@@ -437,19 +454,18 @@ def _tenant_draft(t: Tenant) -> TenantDraft:
 
 
 def _moved_vm(vm: VM, lines: int) -> VM:
-    if not lines:
-        return vm
-    return VM(vm.name, vm.tenant, vm.segment, vm.mac, vm.ip, vm.labels, vm.host,
-              vm.rate_limit_mbps, vm.line + lines)
+    return replace(vm, line=vm.line + lines) if lines else vm
 
 
 def _moved_tenant(t: Tenant, lines: int) -> Tenant:
     if not lines:
         return t
-    return Tenant(
-        t.name, t.default,
-        MappingProxyType({n: replace(s, line=s.line + lines) for n, s in t.segments.items()}),
-        MappingProxyType({n: replace(g, line=g.line + lines) for n, g in t.groups.items()}),
-        tuple(replace(r, line=r.line + lines) for r in t.rules),
-        t.line + lines,
+    return replace(
+        t,
+        segments=MappingProxyType({n: replace(s, line=s.line + lines)
+                                   for n, s in t.segments.items()}),
+        groups=MappingProxyType({n: replace(g, line=g.line + lines)
+                                 for n, g in t.groups.items()}),
+        rules=tuple(replace(r, line=r.line + lines) for r in t.rules),
+        line=t.line + lines,
     )

@@ -5,19 +5,12 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from sdnctl.addresses import parse_address
+from sdnctl.addresses import RESERVED_BLOCKS, parse_address
 from sdnctl.pipeline import GATEWAY_MAC_PREFIX, OVERLAY_GATEWAY_MAC_PREFIX
 from sdnctl.yamlsrc import LineDict, Report, describe, show_key
 
-# Address blocks no segment may overlap (RFC 6890): traffic there is not unicast
-# between VMs, or never leaves a host, so a VM addressed in one cannot be reached.
-RESERVED_BLOCKS = (
-    (IPv4Network("0.0.0.0/8"), "'this network' (0.0.0.0/8)"),
-    (IPv4Network("127.0.0.0/8"), "loopback (127.0.0.0/8)"),
-    (IPv4Network("169.254.0.0/16"), "link-local (169.254.0.0/16)"),
-    (IPv4Network("224.0.0.0/4"), "multicast (224.0.0.0/4)"),
-    (IPv4Network("240.0.0.0/4"), "reserved class E and the broadcast address (240.0.0.0/4)"),
-)
+# What sdnctl.topology.model.uplink_mac builds every gateway uplink's MAC in.
+UPLINK_MAC_PREFIX = "0e:01:"
 
 
 def subnet_trouble(subnet: IPv4Network) -> str:
@@ -50,6 +43,8 @@ def mac_trouble(mac: str) -> str:
     if mac.startswith(OVERLAY_GATEWAY_MAC_PREFIX):
         return ("is in the range reserved for overlay gateway MACs "
                 f"({OVERLAY_GATEWAY_MAC_PREFIX}xx:xx:xx)")
+    if mac.startswith(UPLINK_MAC_PREFIX):
+        return f"is in the range reserved for gateway uplink MACs ({UPLINK_MAC_PREFIX}xx:xx:xx:xx)"
     return ""
 
 

@@ -7,6 +7,10 @@ A hypervisor may name an overlay tunnel endpoint: `tunnel_ip` (its underlay
 address, unique) and optionally `tunnel_port` (the OpenFlow number of its VXLAN
 port, default TUNNEL_PORT), a port no link may use.
 
+A gateway (`role: gateway`) is a border switch facing an external router through
+its `uplink` ports (`sdnctl.topology.load_uplink`); each uplink port is claimed
+like a link's, and only gateways have uplinks.
+
 `underlay_mtu` (optional, default 1500) is the MTU of the fabric links and of the
 tunnel underlay; DHCP tells VMs what fits inside it (`sdnctl.dhcp.lease`).
 """
@@ -21,6 +25,8 @@ from types import MappingProxyType
 from typing import Any
 
 from sdnctl.addresses import parse_address
+from sdnctl.topology.load_uplink import UPLINK_KEYS as UPLINK_KEYS  # the uplink's keys
+from sdnctl.topology.load_uplink import UplinkSpot, read_uplinks
 from sdnctl.topology.model import (
     DEFAULT_UNDERLAY_MTU,
     TUNNEL_PORT,
@@ -29,13 +35,15 @@ from sdnctl.topology.model import (
     Role,
     Switch,
     Topology,
+    Uplink,
 )
 from sdnctl.yamlsrc import LineDict, Report, describe, is_int, load_yaml, read_source
 
 TOP_KEYS = ("version", "switches", "links", "underlay_mtu")
-SWITCH_KEYS = ("dpid", "role", "tunnel_ip", "tunnel_port")
+SWITCH_KEYS = ("dpid", "role", "tunnel_ip", "tunnel_port", "uplink")
 REQUIRED_SWITCH_KEYS = ("dpid", "role")
 LINK_KEYS = ("a", "b")
+ROLES = tuple(role.value for role in Role)  # hypervisor, fabric, gateway
 
 # Switch names become OVS bridge names: Linux caps interface names at 15 characters.
 _SWITCH_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
@@ -78,6 +86,7 @@ class _TopologyReader:
         self.ports: dict[PortRef, _Placed] = {}
         self.pairs: dict[frozenset[str], _Placed] = {}
         self.tunnel_ips: dict[IPv4Address, _Placed] = {}
+        self.uplinks: list[Uplink] = []  # of valid gateways, for the checks across them
 
     def read(self, data: Any) -> Topology | None:
         top = self.r.top_level(data, "topology", TOP_KEYS, ("version", "switches"),
@@ -94,6 +103,7 @@ class _TopologyReader:
             for index, body in enumerate(links or ())
         ] if links is not None else []
         mtu = self._underlay_mtu(top)
+        self._check_uplinks()
         if self.r.problems:
             return None
         good = {name: sw for name, sw in self.switches.items() if sw is not None}
@@ -129,9 +139,51 @@ class _TopologyReader:
         role = self._role(body.get("role"), body.key_line("role"), where) \
             if "role" in body else None
         tunnel = self._tunnel(name, body, role, where)
-        if not ok or dpid is None or role is None or tunnel is None:
+        uplinks = self._uplinks(name, body, role, dpid, line)
+        if not ok or dpid is None or role is None or tunnel is None or uplinks is None:
             return None
-        return Switch(name, dpid, role, line, *tunnel)
+        self.uplinks += uplinks
+        return Switch(name, dpid, role, line, *tunnel, uplinks=uplinks)
+
+    def _uplinks(self, name: str, body: LineDict, role: Role | None, dpid: int | None,
+                 line: int) -> tuple[Uplink, ...] | None:
+        """A gateway's uplinks (it needs one at least); () for another switch."""
+        where = f"switch {name}"
+        if "uplink" not in body:
+            if role is Role.GATEWAY:
+                self.r.add(line, f"{where}: a gateway needs an uplink, like uplink: {{port: 1, "
+                                 "ip: 203.0.113.2/24, next_hop: 203.0.113.1}")
+                return None
+            return ()
+        key_line = body.key_line("uplink")
+        if role is not None and role is not Role.GATEWAY:
+            self.r.add(key_line, f"{where}: uplink is for gateways (role: gateway); a "
+                                 f"{role.value} switch has none")
+            return None
+        return read_uplinks(self.r, UplinkSpot(name, dpid, where), body["uplink"], key_line,
+                            self._claim_port, MAX_PORT)
+
+    def _check_uplinks(self) -> None:
+        """Across gateways: each uplink address once, no uplink's address another's next
+        hop, and no two uplink MACs alike (they are built from 16 bits of the dpid)."""
+        ips: dict[IPv4Address, Uplink] = {}
+        hops = {u.next_hop: u for u in self.uplinks}
+        macs: dict[str, Uplink] = {}
+        for u in self.uplinks:
+            first = ips.setdefault(u.ip.ip, u)
+            if first is not u:
+                self.r.add(u.line, f"switch {u.switch}: uplink ip {u.ip.ip} is already used "
+                                   f"by {first.name} (line {first.line})")
+            elif u.ip.ip in hops:
+                hop = hops[u.ip.ip]
+                self.r.add(u.line, f"switch {u.switch}: uplink ip {u.ip.ip} is the next_hop "
+                                   f"of {hop.name} (line {hop.line})")
+            twin = macs.setdefault(u.mac, u)
+            if twin is not u:
+                self.r.add(u.line, f"switch {u.switch}: uplink {u.name} would answer with MAC "
+                                   f"{u.mac}, as {twin.name} does (line {twin.line}): uplink "
+                                   "MACs are built from the dpid's low 16 bits and the port; "
+                                   "give the gateways dpids that differ there")
 
     def _tunnel(self, name: str, body: LineDict, role: Role | None,
                 where: str) -> tuple[IPv4Address | None, int] | None:
@@ -147,9 +199,9 @@ class _TopologyReader:
                 self.r.add(line, f"{where}: tunnel_ip must be a unicast IPv4 address, "
                                  f"got {describe(body['tunnel_ip'])}")
                 ok = False
-            elif role is Role.FABRIC:
-                self.r.add(line, f"{where}: tunnel_ip is for hypervisors; a fabric switch "
-                                 "carries no tunnel endpoint")
+            elif role is not None and role is not Role.HYPERVISOR:
+                self.r.add(line, f"{where}: tunnel_ip is for hypervisors; a {role.value} "
+                                 "switch carries no tunnel endpoint")
                 ok = False
             else:
                 first = self.tunnel_ips.setdefault(ip, _Placed(where, line))
@@ -194,9 +246,10 @@ class _TopologyReader:
         return int(value)
 
     def _role(self, value: Any, line: int, where: str) -> Role | None:
-        if value in ("hypervisor", "fabric"):
+        if value in ROLES:
             return Role(value)
-        self.r.add(line, f"{where}: role must be hypervisor or fabric, got {describe(value)}")
+        self.r.add(line, f"{where}: role must be {', '.join(ROLES[:-1])} or {ROLES[-1]}, "
+                         f"got {describe(value)}")
         return None
 
     # -- links ----------------------------------------------------------------------
@@ -244,10 +297,12 @@ class _TopologyReader:
             ok = False
         return PortRef(switch, port) if ok else None
 
-    def _claim_port(self, end: PortRef, where: str, line: int) -> bool:
-        """A port carries one link: the compiler treats each link port as one trunk."""
-        first = self.ports.setdefault(end, _Placed(where, line))
-        if first.what != where:
+    def _claim_port(self, end: PortRef, where: str, line: int, owner: str = "") -> bool:
+        """A port carries one link (or uplink): the compiler treats each link port as one
+        trunk. `owner` names the claimant in a later clash's message (default: `where`)."""
+        owner = owner or where
+        first = self.ports.setdefault(end, _Placed(owner, line))
+        if first.what != owner:
             self.r.add(line, f"{where}: port {end} is already used by {first.what} "
                              f"(line {first.line})")
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from sdnctl.bindings import Bindings
 from sdnctl.dhcp.lease import Lease, lease_of
@@ -17,8 +18,9 @@ from sdnctl.flows import (
 )
 from sdnctl.policy.model import Policy, Service
 from sdnctl.topology.model import PortRef, Topology
+from sdnctl.verify.outside import probe_in, probe_out
 from sdnctl.verify.reach import ProbeResult, probe
-from sdnctl.verify.semantics import reach
+from sdnctl.verify.semantics import reach, reach_in, reach_out
 from sdnctl.verify.simulate import Packet, Simulator, Trace
 
 
@@ -26,6 +28,7 @@ from sdnctl.verify.simulate import Packet, Simulator, Trace
 class Explanation:
     result: ProbeResult
     promised: bool  # what the policy semantics say
+    seen_as: str | None = None  # north–south: the address the far end saw the opener as
 
     @property
     def verdict(self) -> str:
@@ -45,6 +48,7 @@ class Explanation:
             "from": r.src, "to": r.dst, "service": str(r.service), "family": f"ipv{r.family}",
             "verdict": self.verdict, "reason": r.reason or _decider(r),
             "promised": "allowed" if self.promised else "denied",
+            **({"seen_as": self.seen_as} if self.seen_as else {}),
             "steps": self.steps_json(),
         }
 
@@ -66,6 +70,8 @@ class Explanation:
         verdict = self.verdict.upper()
         why = r.reason or _decider(r)
         lines.append(f"verdict: {verdict} ({why})")
+        if self.seen_as and r.reached:
+            lines.append(f"the far end sees the connection come from {self.seen_as}")
         if r.reached != self.promised:
             lines.append(f"WARNING: the policy promises {'allowed' if self.promised else 'denied'}")
         return "\n".join(lines)
@@ -99,6 +105,25 @@ def explain(
     result = probe(Simulator(flowsets, topology), policy, bindings, src, dst, service,
                    family=family)
     return Explanation(result, reach(policy, src, dst, service, family))
+
+
+def explain_outside(
+    flowsets: Mapping[str, FlowSet], policy: Policy, topology: Topology, bindings: Bindings,
+    src: str, dst: str, service: Service,
+) -> Explanation:
+    """A connection between a VM and an external address, either way: from a VM to
+    an address outside its tenant (out through a gateway), or from an external
+    address to a VM (through its floating IP)."""
+    sim = Simulator(flowsets, topology)
+    if src in policy.vms:
+        got = probe_out(sim, policy, bindings, src, dst, service)
+        promised = reach_out(policy, src, IPv4Address(dst), service)
+    else:
+        got = probe_in(sim, policy, bindings, src, dst, service)
+        promised = reach_in(policy, IPv4Address(src), dst, service)
+    result = ProbeResult(src, dst, service, got.reached, got.reason, got.traces,
+                         delivered=got.seen_as is not None)
+    return Explanation(result, promised, got.seen_as)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from sdnctl.flows import Flow, FlowSet
 from sdnctl.policy.model import Policy, Proto, Service
 from sdnctl.topology.model import PortRef, Topology
 from sdnctl.verify.classes import vm_classes
+from sdnctl.verify.outside import OutsideReport, check_outside
 from sdnctl.verify.pairs import PairReport, check_pairs
 from sdnctl.verify.semantics import probe_services
 from sdnctl.verify.tables import Difference, compare_switch, deviating_flows
@@ -53,10 +54,11 @@ class VerifyReport:
     unbound: list[str]
     read_s: float = 0.0
     seconds: float = 0.0
+    outside: OutsideReport = field(default_factory=OutsideReport)  # north–south cells
 
     @property
     def ok(self) -> bool:
-        return not self.differences and not self.pairs.mismatches
+        return not self.differences and not self.pairs.mismatches and not self.outside.mismatches
 
     def to_json(self) -> dict[str, object]:
         p = self.pairs
@@ -67,6 +69,9 @@ class VerifyReport:
             "classes": [{"representative": c.rep, "members": list(c.members)}
                         for c in p.classes],
             "services": [str(s) for s in p.services], "unbound": self.unbound,
+            "outside": {"addresses": list(self.outside.addresses),
+                        "probes": self.outside.probes,
+                        "mismatches": [m.to_json() for m in self.outside.mismatches]},
             "figures": {"vms": sum(len(c.members) for c in p.classes), "classes": len(p.classes),
                         "class_pairs": p.class_pairs, "vm_pairs": p.vm_pairs,
                         "probes": p.probes, "injections": p.injections,
@@ -94,13 +99,20 @@ class VerifyReport:
         lines += ["  " + m.to_text() for m in p.mismatches[:MAX_TEXT_LINES]]
         if len(p.mismatches) > MAX_TEXT_LINES:
             lines.append(f"  ... and {len(p.mismatches) - MAX_TEXT_LINES} more (--json)")
+        o = self.outside
+        if o.probes:
+            lines.append(f"outside: {o.probes} probes to and from {', '.join(o.addresses)} "
+                         f"through the gateways: {len(o.mismatches)} verdicts differ from the "
+                         "policy")
+            lines += ["  " + m.to_text() for m in o.mismatches[:MAX_TEXT_LINES]]
         if self.unbound:
             lines.append(f"not bound (not probed): {', '.join(self.unbound)}")
         if self.ok:
             lines.append("PASS: the network equals intent")
         else:
             lines.append(f"FAIL: the network differs from intent ({len(self.differences)} "
-                         f"flow-table differences, {len(p.mismatches)} pair verdicts)")
+                         f"flow-table differences, {len(p.mismatches)} pair verdicts, "
+                         f"{len(o.mismatches)} verdicts with the outside)")
         return "\n".join(lines) + "\n"
 
 
@@ -144,8 +156,9 @@ def verify_network(intent: Mapping[str, FlowSet], live: LiveTables, policy: Poli
     services = tuple(sorted(set(probe_services(policy)) | deviation_services(deviating)))
     pairs = check_pairs(simulated, policy, topology, bindings, classes, services, down_ports)
     unbound = sorted(n for n in policy.vms if n not in bindings.ports)
+    outside = check_outside(simulated, policy, topology, bindings, services)
     return VerifyReport("live", switches, diffs, pairs, unbound, live.read_s,
-                        time.monotonic() - started + live.read_s)
+                        time.monotonic() - started + live.read_s, outside)
 
 
 def verify_offline(policy: Policy, topology: Topology, bindings: Bindings,
@@ -155,5 +168,6 @@ def verify_offline(policy: Policy, topology: Topology, bindings: Bindings,
     classes = vm_classes(policy, bindings)
     pairs = check_pairs(compiled, policy, topology, bindings, classes, probe_services(policy))
     unbound = sorted(n for n in policy.vms if n not in bindings.ports)
+    outside = check_outside(compiled, policy, topology, bindings, probe_services(policy))
     return VerifyReport("offline", {n: "compiled" for n in compiled}, [], pairs, unbound, 0.0,
-                        time.monotonic() - started)
+                        time.monotonic() - started, outside)

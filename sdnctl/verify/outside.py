@@ -15,12 +15,15 @@ forwards a packet for an address of the uplink subnet back out (hairpin).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
+from types import MappingProxyType
 
 from sdnctl.bindings import Bindings
+from sdnctl.flows import FlowSet
 from sdnctl.policy.model import Policy, Proto, Service
-from sdnctl.topology.model import PortRef, Uplink
+from sdnctl.topology.model import PortRef, Topology, Uplink
 from sdnctl.verify.reach import (
     BROADCAST,
     CLIENT_PORT,
@@ -31,6 +34,7 @@ from sdnctl.verify.reach import (
     resolve,
     service_packet,
 )
+from sdnctl.verify.semantics import reach_in, reach_out
 from sdnctl.verify.simulate import TCP_SYN, Conntrack, Packet, Simulator, Trace
 
 ROUTER_MAC = "02:aa:00:00:00:01"  # the lab's external router
@@ -45,6 +49,13 @@ class OutsideResult:
     reason: str
     seen_as: str | None = None  # the address the far end saw the opener as
     traces: list[tuple[str, Trace]] = field(default_factory=list)
+
+
+def router_learned(bindings: Bindings, topology: Topology) -> Bindings:
+    """`bindings` as they are once the daemon has learned every next hop's MAC (the
+    simulated router's): what offline questions about the outside assume."""
+    learned = {u.name: ROUTER_MAC for u in topology.uplinks() if u.next_hop_mac is None}
+    return replace(bindings, neighbours=MappingProxyType({**learned, **bindings.neighbours}))
 
 
 def _uplinks(sim: Simulator) -> dict[PortRef, Uplink]:
@@ -172,3 +183,102 @@ def probe_in(sim: Simulator, policy: Policy, bindings: Bindings, src: str, dst: 
     ok = left is not None and left[1].get("ipv4_src") == target
     return OutsideResult(src, dst, service, ok, "" if ok else _why(back, "reply"), seen_as,
                          traces)
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideMismatch:
+    direction: str  # "out" (VM -> address) or "in" (address -> VM's floating IP)
+    src: str
+    dst: str
+    service: Service
+    measured: bool
+    promised: bool
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"direction": self.direction, "from": self.src, "to": self.dst,
+                "service": str(self.service), "measured": self.measured,
+                "promised": self.promised, "reason": self.reason}
+
+    def to_text(self) -> str:
+        said = "allowed" if self.promised else "denied"
+        got = "open" if self.measured else "closed"
+        return (f"{self.src} -> {self.dst} {self.service}: the policy says {said}, the "
+                f"network is {got}{f' ({self.reason})' if self.reason else ''}")
+
+
+@dataclass
+class OutsideReport:
+    addresses: tuple[str, ...] = ()
+    probes: int = 0
+    mismatches: list[OutsideMismatch] = field(default_factory=list)
+
+
+def sample_addresses(policy: Policy) -> tuple[str, ...]:
+    """External addresses that stand for all others: a host of every CIDR a rule
+    names, its last address, and one address no rule names (every VM's tenant
+    sees it as `external` only)."""
+    nets = {r.src_net or r.dst_net for t in policy.tenants.values() for r in t.rules
+            if r.north_south}
+    out: set[str] = set()
+    for net in nets:
+        if net is None or net.prefixlen == 0:
+            continue
+        out.add(str(net.network_address + (1 if net.num_addresses > 2 else 0)))
+        out.add(str(net.broadcast_address - (1 if net.num_addresses > 2 else 0)))
+    named = [n for n in nets if n is not None and n.prefixlen]
+    inside = [s.subnet for t in policy.tenants.values() for s in t.segments.values()]
+    for candidate in ("192.0.2.1", "198.18.0.1", "100.64.0.1", "203.0.114.1", "8.8.8.8"):
+        ip = IPv4Address(candidate)
+        if not any(ip in n for n in named) and not any(ip in s for s in inside):
+            out.add(candidate)
+            break
+    return tuple(sorted(out, key=lambda a: int(IPv4Address(a))))
+
+
+def check_outside(flowsets: Mapping[str, FlowSet], policy: Policy, topology: Topology,
+                  bindings: Bindings, services: Iterable[Service]) -> OutsideReport:
+    """Every class of VM against the sample addresses, both ways, measured on
+    `flowsets` and held to the semantics. A class: same tenant, segment, groups
+    and whether it has a floating IP (they are treated alike outside)."""
+    report = OutsideReport()
+    if not topology.uplinks() or not any(t.north_south for t in policy.tenants.values()):
+        return report
+    services = tuple(services)
+    report.addresses = sample_addresses(policy)
+    sim = Simulator(flowsets, topology)
+    for name in _representatives(policy, bindings):
+        vm = policy.vms[name]
+        for addr in report.addresses:
+            for service in services:
+                got = probe_out(sim, policy, bindings, name, addr, service)
+                want = reach_out(policy, name, IPv4Address(addr), service)
+                report.probes += 1
+                if got.reached != want:
+                    report.mismatches.append(OutsideMismatch(
+                        "out", name, addr, service, got.reached, want, got.reason))
+                if vm.floating_ip is None:
+                    continue
+                got = probe_in(sim, policy, bindings, addr, name, service)
+                want = reach_in(policy, IPv4Address(addr), name, service)
+                report.probes += 1
+                if got.reached != want:
+                    report.mismatches.append(OutsideMismatch(
+                        "in", addr, name, service, got.reached, want, got.reason))
+    return report
+
+
+def _representatives(policy: Policy, bindings: Bindings) -> list[str]:
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for name in sorted(bindings.ports):
+        vm = policy.vms.get(name)
+        if vm is None or not policy.tenants[vm.tenant].north_south:
+            continue
+        groups = frozenset(g for g in policy.tenants[vm.tenant].groups
+                           if name in policy.members(vm.tenant, g))
+        key = (vm.tenant, vm.segment, groups, vm.floating_ip is None)
+        if key not in seen:
+            seen.add(key)
+            out.append(name)
+    return out

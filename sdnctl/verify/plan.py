@@ -281,6 +281,9 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
                     note([(a, b)], was, now)
     changes = tuple(Change(added, r, t, s, d, tuple(sorted(p)), family)
                     for (added, r, family, t, s, d), p in sorted(found.items(), key=_order))
+    from sdnctl.verify.plan_outside import outside_changes  # it builds on this module
+
+    changes += outside_changes(old, new, tenants)
     return Plan(changes, len(names) * (len(names) - 1))
 
 

@@ -50,6 +50,7 @@ from sdnctl.flows import (
     Match,
     Meter,
     Move,
+    Nat,
     Output,
     PopMpls,
     PopVlan,
@@ -79,6 +80,10 @@ _IP_INT: dict[str, int] = {}
 
 class Inconclusive(Exception):  # noqa: N818 - a verdict, not a failure
     """A run with an `Unknown` did something the exclusion argument does not cover."""
+
+
+class NatClash(Inconclusive):
+    """A translation OVS would make by searching free ports, which is not modelled."""
 
 
 class Unknown:
@@ -483,12 +488,32 @@ class Conntrack:
     except that, until its first reply, a UDP/ICMP/other packet or a TCP SYN in the
     original direction is still `+new`; a reply is `+est+rpl`. A packet that cannot
     open a connection (`tcp_opens`, an ICMP other than a request) and belongs to
-    none is `+inv`, and so is anything that is not IPv4 or IPv6."""
+    none is `+inv`, and so is anything that is not IPv4 or IPv6.
+
+    NAT, as OVS 3.1's userspace conntrack does it for IPv4: a commit with
+    `nat(src|dst=range)` that creates a connection records its translation, and the
+    connection's reply tuple is the translated one, so a reply is found only as
+    translated (its untranslated form is another connection). `translation` says
+    what a ct with `nat` does to a packet of a translated connection: originals get
+    the translation, replies the reverse one. Modelled: the range's first address
+    (OVS chooses one of a range by a hash with a per-process random basis: only a
+    one-address range is exact), ports and ICMP ids kept. OVS keeps them too
+    unless the translated reply tuple is already some other connection's, when it
+    searches other addresses and ports: the simulator raises `NatClash` there
+    rather than guess. ICMP errors about a translated connection (`+rel`) are not
+    translated here (OVS rewrites the packet inside them).
+    """
 
     tables: dict[tuple[str, int], set[tuple[object, ...]]] = field(default_factory=dict)
     marks: dict[tuple[str, int, tuple[object, ...]], int] = field(default_factory=dict)
     unknowns: bool = False  # may hold an Unknown (`Simulator.inject_unknown`)
     answered: set[tuple[str, int, tuple[object, ...]]] = field(default_factory=set)
+    # (switch, zone, original tuple) -> (kind, address): the translated connections,
+    # and (switch, zone, reply tuple) -> original tuple for each of them.
+    nats: dict[tuple[str, int, tuple[object, ...]], tuple[str, str]] = field(
+        default_factory=dict)
+    unnat: dict[tuple[str, int, tuple[object, ...]], tuple[object, ...]] = field(
+        default_factory=dict)
 
     @staticmethod
     def _tuple(pkt: Packet) -> tuple[object, ...] | None:
@@ -544,16 +569,17 @@ class Conntrack:
         if t is None:
             return CT_BITS["inv"] | CT_BITS["trk"]
         table = self.tables.get((switch, zone), set())
-        rev = (t[0], t[3], t[4], t[1], t[2])
         if t[0] == 6 and not tcp_valid(int(pkt.get("tcp_flags", TCP_SYN))):
             return CT_BITS["inv"] | CT_BITS["trk"]
         if self._holds(t, table):
             if (switch, zone, t) not in self.answered and self._new_again(pkt):
                 return CT_BITS["new"] | CT_BITS["trk"]
             return CT_BITS["est"] | CT_BITS["trk"]
-        if self._is_reply(pkt) and self._holds(rev, table):
-            self.answered.add((switch, zone, rev))
-            return CT_BITS["est"] | CT_BITS["rpl"] | CT_BITS["trk"]
+        if self._is_reply(pkt):
+            orig = self._reply_of(switch, zone, t, table)
+            if orig is not None:
+                self.answered.add((switch, zone, orig))
+                return CT_BITS["est"] | CT_BITS["rpl"] | CT_BITS["trk"]
         if not self._opens(pkt):
             return CT_BITS["inv"] | CT_BITS["trk"]
         return CT_BITS["new"] | CT_BITS["trk"]
@@ -573,20 +599,69 @@ class Conntrack:
             return pkt.get("icmpv6_type") in _ICMP6_REQUEST_OF
         return pkt.get("ip_proto") != 1 or pkt.get("icmpv4_type") in _ICMP_REQUEST_OF
 
-    def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
+    def _reply_of(self, switch: str, zone: int, t: tuple[object, ...],
+                  table: set[tuple[object, ...]]) -> tuple[object, ...] | None:
+        """The original tuple of the connection `t` is the reply tuple of, or None."""
+        if self.unnat:
+            orig = self.unnat.get((switch, zone, t))
+            if orig is not None:
+                return orig
+        rev = (t[0], t[3], t[4], t[1], t[2])
+        if self._holds(rev, table) and (not self.nats or (switch, zone, rev) not in self.nats):
+            return rev
+        return None
+
+    def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None,
+               nat: Nat | None = None) -> None:
+        """Commit `pkt`'s connection; one it creates gets `nat`'s translation, if any
+        (a connection committed before keeps what it had)."""
         t = self._tuple(pkt)
         if t is None:
             return
         table = self.tables.setdefault((switch, zone), set())
-        rev = (t[0], t[3], t[4], t[1], t[2])
-        if self._holds(rev, table):
-            t = rev
+        orig = self._reply_of(switch, zone, t, table)
+        if orig is not None:
+            t = orig
         elif not self._holds(t, table):
             if not self._opens(pkt):
                 return  # OVS never commits a packet that cannot open a connection
+            if nat is not None and nat.kind is not None and pkt.get("eth_type") == 0x0800:
+                self._translate_new(switch, zone, t, nat.kind, str(nat.first), table)
             table.add(t)
         if mark is not None:
             self.marks[(switch, zone, t)] = mark
+
+    def _translate_new(self, switch: str, zone: int, t: tuple[object, ...], kind: str,
+                       address: str, table: set[tuple[object, ...]]) -> None:
+        proto, src, sport, dst, dport = t
+        reply = ((proto, dst, dport, address, sport) if kind == "src"
+                 else (proto, address, dport, src, sport))
+        clash = ((switch, zone, reply) in self.unnat or self._holds(reply, table)
+                 or self._reply_of(switch, zone, reply, table) is not None)
+        if clash:
+            raise NatClash(f"{switch} zone {zone}: nat({kind}={address}) of {t} would reuse "
+                           f"{reply}, another connection's; OVS would pick other ports")
+        self.nats[(switch, zone, t)] = (kind, address)
+        self.unnat[(switch, zone, reply)] = t
+
+    def translation(self, switch: str, zone: int, pkt: Packet) -> dict[str, str]:
+        """What `ct(..., nat)` rewrites in `pkt`: the fields of its connection's
+        translation, in `pkt`'s direction (none for a connection without one)."""
+        if not self.nats:
+            return {}
+        t = self._tuple(pkt)
+        if t is None:
+            return {}
+        got = self.nats.get((switch, zone, t))
+        if got is not None:
+            kind, address = got
+            return {"ipv4_src" if kind == "src" else "ipv4_dst": address}
+        orig = self.unnat.get((switch, zone, t))
+        if orig is None or not self._is_reply(pkt):
+            return {}
+        kind, _ = self.nats[(switch, zone, orig)]
+        # A reply goes back to the address the original came from (src) or was sent to.
+        return ({"ipv4_dst": str(orig[1])} if kind == "src" else {"ipv4_src": str(orig[3])})
 
     def mark(self, switch: str, zone: int, pkt: Packet) -> int:
         """The ct_mark of the connection `pkt` belongs to (0 when none is set)."""
@@ -752,20 +827,41 @@ class Simulator:
                     elif act.__class__ is Output:
                         port = act.port
                         if port == OFPP_IN_PORT:
-                            outputs.append((int(p["in_port"]), dict(p)))
+                            outputs.append((int(p["in_port"]), _as_sent(p)))
                         elif port != p["in_port"]:  # OpenFlow: only IN_PORT sends it back
-                            outputs.append((port, dict(p)))
+                            outputs.append((port, _as_sent(p)))
                     elif act.__class__ is Ct:
                         z = act.zone
                         zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
+                        # Conntrack sees the packet as it is (a translation still
+                        # pending from an earlier ct without table included).
+                        dp = _as_sent(p)
+                        # The state is the one the packet found: a packet that creates
+                        # a connection by committing it is +new (measured, a TCP ACK
+                        # too: tests/integration/test_sim_nat_ovs.py).
+                        state = ct.lookup(switch, zone, dp) if act.table is not None else 0
                         if act.commit:
-                            ct.commit(switch, zone, p, act.mark)
+                            ct.commit(switch, zone, dp, act.mark, act.nat)
+                        changes = ct.translation(switch, zone, dp) if act.nat else None
                         if act.table is not None:
                             recirculations += 1
                             if recirculations <= MAX_RECIRCULATIONS:
-                                state = ct.lookup(switch, zone, p)
-                                work.append((TABLE_ID[act.table], dict(
-                                    p, ct_state=state, ct_mark=ct.mark(switch, zone, p))))
+                                mark = ct.mark(switch, zone, dp)
+                                if changes:
+                                    dp = dict(dp, **changes)
+                                work.append((TABLE_ID[act.table],
+                                             dict(dp, ct_state=state, ct_mark=mark)))
+                        else:
+                            # Without `table` the pipeline goes on with the packet
+                            # untracked (OVS clears its conntrack fields) and matching
+                            # the headers from before a translation, which OVS makes in
+                            # the datapath packet (measured: tests/integration/
+                            # test_sim_nat_ovs.py): kept aside, applied when it leaves.
+                            if not copied:
+                                p, copied = dict(p), True
+                            p["ct_state"] = p["ct_mark"] = 0
+                            for name, value in (changes or {}).items():
+                                p[_PENDING[name]] = value
                     elif act.__class__ is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))
                     elif act.__class__ is DecTtl and int(p.get("ip_ttl", 64)) <= 1:
@@ -798,9 +894,9 @@ class Simulator:
             for act in bucket.actions:
                 if isinstance(act, Output):
                     if act.port == OFPP_IN_PORT:
-                        out.append((int(p["in_port"]), dict(p)))
+                        out.append((int(p["in_port"]), _as_sent(p)))
                     elif act.port != p["in_port"]:  # as in a flow: never back by number
-                        out.append((act.port, dict(p)))
+                        out.append((act.port, _as_sent(p)))
                 else:
                     _apply_in_place(act, p)
         return out
@@ -857,6 +953,22 @@ _PIPELINE_STATE = {
 }
 
 
+# A translation a ct without `table` made: under these keys until the packet leaves
+# (or recirculates), since the pipeline still matches the fields from before it.
+_PENDING = {"ipv4_src": "nat:ipv4_src", "ipv4_dst": "nat:ipv4_dst"}
+_PENDING_KEYS = tuple(_PENDING.values())
+
+
+def _as_sent(p: Packet) -> Packet:
+    """A copy of `p` as the datapath holds it: pending translations applied."""
+    out = dict(p)
+    if "nat:ipv4_src" in p or "nat:ipv4_dst" in p:
+        for name, key in _PENDING.items():
+            if key in out:
+                out[name] = out.pop(key)
+    return out
+
+
 def _is_clause(flow: Flow) -> bool:
     return bool(flow.actions) and isinstance(flow.actions[0], Conjunction)
 
@@ -878,8 +990,12 @@ def _apply_in_place(act: Action, p: Packet) -> None:
     # `act.__class__ is C` narrows `act` for mypy (a cast would cost a call).
     if act.__class__ is SetField:
         p[act.field] = act.value
+        if act.field in _PENDING:  # written after a translation: the write wins
+            p.pop(_PENDING[act.field], None)
     elif act.__class__ is Move:
         p[act.dst] = p.get(act.src, 0)
+        if act.dst in _PENDING:
+            p.pop(_PENDING[act.dst], None)
     elif act.__class__ is WriteMetadata:
         old = int(p.get("metadata", 0))
         p["metadata"] = (old & ~act.mask) | (act.value & act.mask)

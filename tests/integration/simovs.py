@@ -303,7 +303,8 @@ class ScriptedConntrack(Conntrack):
             bits |= _CT_FLAG[flag]
         return bits
 
-    def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None) -> None:
+    def commit(self, switch: str, zone: int, pkt: Packet, mark: int | None = None,
+               nat: object = None) -> None:
         pass
 
 

@@ -122,8 +122,10 @@ def with_tunnels(topo: Topology, skip: frozenset[str] = frozenset()) -> Topology
 
 
 @st.composite
-def networks(draw: st.DrawFn) -> tuple[Policy, Topology, Bindings]:
-    shape = draw(st.sampled_from(["single", "star", "leafspine", "ring", "gateways"]))
+def networks(draw: st.DrawFn, shapes: tuple[str, ...] = ("single", "star", "leafspine", "ring",
+                                                          "gateways"),
+             ) -> tuple[Policy, Topology, Bindings]:
+    shape = draw(st.sampled_from(shapes))
     # Overlay segments: tunnel endpoints on the hypervisors, maybe all but one (so a
     # segment with both a VLAN and a VNI takes the fabric to that one).
     skip = frozenset(draw(st.sampled_from([(), (), ("hv1",), ("hv3",)])))

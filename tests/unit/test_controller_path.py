@@ -4,7 +4,9 @@ the switch's packets/s meter first; only port security's flows go to `dhcp`, eac
 for one VM port, one MAC, through that VM's own packets/s meter, and only for UDP
 68->67, for the VM's own packets to a gateway MAC with TTL 1 (the router's
 "time exceeded"; IPv6 with hop limit 1 through its ND meter), or for its IPv6
-neighbour and router solicitations (ICMPv6 135 and 133, through its ND meter).
+neighbour and router solicitations (ICMPv6 135 and 133, through its ND meter). A
+gateway also copies its next hop's ARP replies (one port, one sender address)
+through a packets/s meter, to learn its MAC.
 Nothing outputs to any other reserved port a frame could escape through (NORMAL,
 FLOOD, ALL, LOCAL), and every table ends in an explicit drop, so OVS's table-miss
 behaviour never matters. Checked over every example network, and over random ones."""
@@ -43,7 +45,8 @@ def escapes(fs: FlowSet) -> list[str]:
     pktps = {m.meter_id for m in fs.meters if m.pktps}
     actions = [(f"flow {f.stage}/{f.priority}/{f.owner}", f.actions) for f in fs.flows]
     actions += [(f"group {g.group_id}", b.actions) for g in fs.groups for b in g.buckets]
-    dhcp_flows = {id(f) for f in fs.flows if _metered_dhcp_exit(f, pktps)}
+    dhcp_flows = {id(f) for f in fs.flows
+                  if _metered_dhcp_exit(f, pktps) or _metered_next_hop_arp(f, pktps)}
     for (where, acts), flow in zip(actions, [*fs.flows, *([None] * (len(actions)))],
                                    strict=False):
         for act in acts:
@@ -66,6 +69,14 @@ def _metered_dhcp_exit(f: Flow, pktps: set[int]) -> bool:
             and f.actions[0].meter_id in pktps
             and (f.match.get("udp_dst") == 67 or f.match.get("ip_ttl") == TTL_EXPIRES
                  or f.match.get("ip_proto") == ICMPV6))
+
+
+def _metered_next_hop_arp(f: Flow, pktps: set[int]) -> bool:
+    """A gateway's copy of its next hop's ARP replies: one uplink port, one sender."""
+    m = f.match
+    return (f.stage == "arp" and bool(f.actions) and isinstance(f.actions[0], Meter)
+            and f.actions[0].meter_id in pktps and m.get("in_port") is not None
+            and m.get("arp_op") == 2 and isinstance(m.get("arp_spa"), str))
 
 
 def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:

@@ -96,3 +96,19 @@ def test_each_add_is_os_kens_bytes_for_every_example_flow():
                 assert encoded.encode_add(f) == encoded.encode_add_os_ken(f), f
                 seen += 1
     assert seen > 500
+
+
+def test_nat_flows_are_os_kens_bytes_alone_and_in_bundles(monkeypatch):
+    """ct with nat nested (os-ken leaves the nested action's padding to what follows
+    it in a whole message): each add alone, and a FlowSet's plan as and without bytes."""
+    from sdnctl.flows import FlowSet
+    from tests.unit.test_nat_actions import _nat_flows
+
+    flows = _nat_flows()
+    for f in flows:
+        assert encoded.encode_add(f) == encoded.encode_add_os_ken(f), f
+    fs = FlowSet.build("gw", flows)
+    for bundle_id in (None, 7):
+        as_messages = sent(fs, bundle_id, None, monkeypatch, 0)
+        as_bytes = sent(fs, bundle_id, fs, monkeypatch, 0)
+        assert len(as_bytes) >= len(flows) and as_bytes == as_messages

@@ -58,6 +58,7 @@ POLICY_LEVELS = {
 TOPOLOGY_LEVELS = {
     "Top level": ((), topology_load.TOP_KEYS),
     "Switches": (("switches", "*"), topology_load.SWITCH_KEYS),
+    "Uplinks": (("switches", "*", "uplink"), topology_load.UPLINK_KEYS),
     "Links": (("links", "*"), topology_load.LINK_KEYS),
 }
 FORMATS = {
@@ -71,7 +72,12 @@ KEY_LISTS = {(module.__name__, name)
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
+    """The object schema `node` names: through `$ref`s, and for "one object or a list
+    of them" (`anyOf`, like a gateway's `uplink`), the object."""
+    while "$ref" in node or "anyOf" in node and "properties" not in node:
+        if "anyOf" in node:
+            node = node["anyOf"][0]
+            continue
         ref = node["$ref"]
         assert ref.startswith("#/$defs/"), ref
         node = schema["$defs"][ref.removeprefix("#/$defs/")]
@@ -163,29 +169,33 @@ def test_schema_marks_required_exactly_the_keys_the_loader_requires(kind: str) -
     required key" for it exactly when the schema lists it as required."""
     build, levels, _ = FORMATS[kind]
     schema = build()
-    text = (TOPOLOGIES / f"overlay.{kind}.yaml").read_text()
-    data = yaml.safe_load(text)
     checked = set()
-    for section, (path, keys) in levels.items():
-        required = set(schema_at(schema, path).get("required", ()))
-        for route, node in _objects(data, path):
-            for key in keys:
-                if key not in node:
-                    continue
-                doc = copy.deepcopy(data)
-                del _objects_by_route(doc, route)[key]
-                messages = loader_refuses(kind, yaml.safe_dump(doc))
-                said = any(m.endswith(f"missing required key {key!r}") for m in messages)
-                assert said == (key in required), (section, key, messages)
-                checked.add((section, key))
-    assert {s for s, _ in checked} == set(levels)  # the example exercises every level
+    for example in ("overlay", "northsouth"):
+        data = yaml.safe_load((TOPOLOGIES / f"{example}.{kind}.yaml").read_text())
+        for section, (path, keys) in levels.items():
+            required = set(schema_at(schema, path).get("required", ()))
+            for route, node in _objects(data, path):
+                for key in keys:
+                    if key not in node:
+                        continue
+                    doc = copy.deepcopy(data)
+                    del _objects_by_route(doc, route)[key]
+                    messages = loader_refuses(kind, yaml.safe_dump(doc))
+                    said = any(m.endswith(f"missing required key {key!r}") for m in messages)
+                    assert said == (key in required), (section, key, messages)
+                    checked.add((section, key))
+    assert {s for s, _ in checked} == set(levels)  # the examples exercise every level
 
 
 def _objects(data: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:
     """(route, object) for every object the path reaches in `data`."""
     def walk(node: Any, rest: tuple[str, ...], route: tuple[Any, ...]) -> Iterator[Any]:
         if not rest:
-            yield route, node
+            if isinstance(node, list):  # one object or a list of them: each of them
+                for index, item in enumerate(node):
+                    yield (*route, index), item
+            else:
+                yield route, node
             return
         step, more = rest[0], rest[1:]
         if step == "*":
@@ -320,6 +330,7 @@ RULE = ("tenants", "acme", "rules", 0)
 VM = ("vms", "web1")
 SW = ("switches", "hv1")
 LINK = ("links", 0)
+UPLINK = {"port": 1, "ip": "203.0.113.2/24", "next_hop": "203.0.113.1"}
 
 # Refused by the loader, and by the schema too: what a schema can say.
 SCHEMA_REFUSES = {
@@ -367,6 +378,15 @@ SCHEMA_REFUSES = {
         "rate limit as text": _set(*VM, "rate_limit_mbps", "fast"),
         "labels a list": _set(*VM, "labels", ["web"]),
         "host a number": _set(*VM, "host", 1),
+        "group named external": _set(*GROUPS, "external", {"vms": ["jump1"]}),
+        "group named like a CIDR": _set(*GROUPS, "10net", {"vms": ["jump1"]}),
+        "group name with a slash": _set(*GROUPS, "web/app", {"vms": ["jump1"]}),
+        "snat not an address": _set("tenants", "acme", "snat", "203.0.113"),
+        "snat a list": _set("tenants", "acme", "snat", ["203.0.113.10"]),
+        "snat a number": _set("tenants", "acme", "snat", 10),
+        "floating_ip not an address": _set(*VM, "floating_ip", "203.0.113.256"),
+        "floating_ip with a prefix": _set(*VM, "floating_ip", "203.0.113.20/32"),
+        "external end as a list": _set(*RULE, "to", ["external"]),
     },
     "topology": {
         "unknown top key": _set("hosts", {}),
@@ -389,6 +409,27 @@ SCHEMA_REFUSES = {
         "link port 65280": _set(*LINK, "a", "hv1:65280"),
         "link without b": _drop(*LINK, "b"),
         "links a mapping": _set("links", {}),
+        "gateway without uplink": _set("switches", "gw", {"dpid": 9, "role": "gateway"}),
+        "uplink on a hypervisor": _set(*SW, "uplink", UPLINK),
+        "uplink on a fabric switch": _set("switches", "leaf", "uplink", UPLINK),
+        "tunnel_ip on a gateway": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway", "uplink": UPLINK, "tunnel_ip": "198.51.100.9"}),
+        "uplink ip without prefix": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway", "uplink": {**UPLINK, "ip": "203.0.113.2"}}),
+        "uplink /31": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway", "uplink": {**UPLINK, "ip": "203.0.113.2/31"}}),
+        "uplink without next_hop": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway", "uplink": {"port": 1, "ip": "203.0.113.2/24"}}),
+        "uplink vlan 4095": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway", "uplink": {**UPLINK, "vlan": 4095}}),
+        "uplink port 0": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway", "uplink": {**UPLINK, "port": 0}}),
+        "multicast next_hop_mac": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway",
+            "uplink": {**UPLINK, "next_hop_mac": "01:00:5e:00:00:01"}}),
+        "empty uplink list": _set("switches", "gw", {"dpid": 9, "role": "gateway", "uplink": []}),
+        "unknown uplink key": _set("switches", "gw", {
+            "dpid": 9, "role": "gateway", "uplink": [{**UPLINK, "mtu": 1500}]}),
     },
 }
 
@@ -436,6 +477,7 @@ tenants:
     default: deny
     waive: [exposure]
     dns: [10.1.0.2]
+    snat: 203.0.113.10-203.0.113.11
     segments:
       web: {vlan: 10, vni: 5010, subnet: 10.1.10.0/24, gateway: 10.1.10.1, dns: [10.1.10.53],
             subnet6: "2001:db8:10::/64", gateway6: "2001:db8:10::1"}
@@ -443,9 +485,12 @@ tenants:
       web: {labels: {tier: web}, vms: [web2], waive: [empty-group]}
     rules:
       - {from: any, to: web, allow: [tcp/80, icmp], waive: [covered], family: ipv6}
+      - {from: external, to: web, allow: [tcp/443]}
+      - {from: web, to: "198.51.100.0/24", allow: [udp/53], family: ipv4}
 vms:
   web1: {tenant: acme, segment: web, mac: "02:00:00:00:10:11", ip: 10.1.10.11,
-         labels: {tier: web}, host: hv1, rate_limit_mbps: 100, waive: [unreachable]}
+         labels: {tier: web}, host: hv1, rate_limit_mbps: 100, waive: [unreachable],
+         floating_ip: 203.0.113.20}
   web2: {tenant: acme, segment: web, mac: "02:00:00:00:10:12", ip: 10.1.10.12,
          ip6: "2001:db8:10::12"}
 """,
@@ -455,8 +500,11 @@ underlay_mtu: 1600
 switches:
   hv1: {dpid: 1, role: hypervisor, tunnel_ip: 198.51.100.1, tunnel_port: 100}
   leaf: {dpid: 16, role: fabric}
+  gw: {dpid: 48, role: gateway, uplink: {port: 1, ip: 203.0.113.2/24, next_hop: 203.0.113.1,
+                                         vlan: 7, next_hop_mac: "02:00:5e:00:01:01"}}
 links:
   - {a: "hv1:10", b: "leaf:1"}
+  - {a: "gw:10", b: "leaf:2"}
 """,
 }
 

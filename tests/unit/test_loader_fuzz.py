@@ -29,7 +29,7 @@ from sdnctl.policy.load import (
     VM_KEYS,
     parse_policy,
 )
-from sdnctl.topology.load import LINK_KEYS, SWITCH_KEYS, parse_topology
+from sdnctl.topology.load import LINK_KEYS, SWITCH_KEYS, UPLINK_KEYS, parse_topology
 from sdnctl.topology.load import TOP_KEYS as TOPOLOGY_KEYS
 from sdnctl.topology.model import Topology
 from sdnctl.yamlsrc import LoadError
@@ -47,19 +47,20 @@ FUZZ = settings(
 THREE_TIER = (TOPOLOGIES / "three-tier.topology.yaml").read_text()
 EXAMPLES = [
     (TOPOLOGIES / f"{name}.policy.yaml").read_text()
-    for name in ("three-tier", "leaf-spine", "single")
+    for name in ("three-tier", "leaf-spine", "single", "northsouth")
 ]
 TOPOLOGY_EXAMPLES = [
     (TOPOLOGIES / f"{name}.topology.yaml").read_text()
-    for name in ("three-tier", "leaf-spine", "single")
+    for name in ("three-tier", "leaf-spine", "single", "northsouth")
 ]
 
 KEYS = sorted({*TOP_KEYS, *TENANT_KEYS, *SEGMENT_KEYS, *GROUP_KEYS, *RULE_KEYS, *VM_KEYS,
-               *TOPOLOGY_KEYS, *SWITCH_KEYS, *LINK_KEYS,
+               *TOPOLOGY_KEYS, *SWITCH_KEYS, *LINK_KEYS, *UPLINK_KEYS,
                "acme", "web", "app", "web1", "tier", "hv1", "leaf", "any"})
 PLAUSIBLE = ["acme", "web", "web1", "any", "allow", "deny", "tcp/80", "icmp", "udp/1-2",
              "10.1.10.0/24", "10.1.10.11", "10.1.10.1", "02:00:00:00:10:11", "hv1", "leaf",
-             "hv1:10", "leaf:1", "hypervisor", "fabric", "tier"]
+             "hv1:10", "leaf:1", "hypervisor", "fabric", "tier", "gateway", "external",
+             "203.0.113.2/24", "203.0.113.1", "198.51.100.0/24", "203.0.113.10-203.0.113.12"]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=0, max_value=5000),
@@ -77,7 +78,11 @@ documents = st.recursive(
 
 @functools.cache
 def topology() -> Topology:
-    return parse_topology(THREE_TIER, "three-tier.topology.yaml")
+    """The three-tier lab's, plus a gateway: NAT addresses get checked against it."""
+    gateway = ("  border1: {dpid: 0x31, role: gateway,\n"
+               "            uplink: {port: 1, ip: 203.0.113.2/24, next_hop: 203.0.113.1}}\n"
+               "links:")
+    return parse_topology(THREE_TIER.replace("links:", gateway, 1), "three-tier.topology.yaml")
 
 
 def check(parse: Callable[[str], Any], text: str) -> None:

@@ -152,7 +152,8 @@ def test_unknown_keys_are_named_with_the_allowed_ones() -> None:
         "p.yaml:5: segment acme/web: unknown key 'gatway', did you mean 'gateway'? "
         "(allowed: vlan, vni, subnet, gateway, dns, subnet6, gateway6)",
         "p.yaml:12: vm web1: unknown key 'rate_limit', did you mean 'rate_limit_mbps'? "
-        "(allowed: tenant, segment, mac, ip, labels, host, rate_limit_mbps, waive, ip6)",
+        "(allowed: tenant, segment, mac, ip, labels, host, rate_limit_mbps, waive, ip6, "
+        "floating_ip)",
     ]
 
 

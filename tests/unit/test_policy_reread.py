@@ -327,6 +327,7 @@ def test_the_full_reads_checks_are_the_ones_the_rereader_knows() -> None:
         "self._tenant(name, body, line)",
         "self._vm(name, body, line)",
         "self._check_ips()",
+        "self._check_nat()",
         "self._groups(tenant)",
         "self._rules(tenant)",
         "self._check_tenant_ids()",

@@ -57,7 +57,8 @@ def test_links_may_be_left_out() -> None:
 def test_unknown_keys_are_named_with_the_allowed_ones() -> None:
     text = "version: 1\nswitches:\n  hv1: {dpid: 1, role: hypervisor, kind: x}\nlink: []\n"
     assert problems(text) == [
-        "t.yaml:3: switch hv1: unknown key 'kind' (allowed: dpid, role, tunnel_ip, tunnel_port)",
+        "t.yaml:3: switch hv1: unknown key 'kind' "
+        "(allowed: dpid, role, tunnel_ip, tunnel_port, uplink)",
         "t.yaml:4: topology: unknown key 'link', did you mean 'links'? "
         "(allowed: version, switches, links, underlay_mtu)",
     ]

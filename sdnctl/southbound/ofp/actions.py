@@ -24,6 +24,7 @@ from sdnctl.flows import (
     GroupAction,
     Meter,
     Move,
+    Nat,
     Output,
     PopMpls,
     PopVlan,
@@ -76,9 +77,14 @@ def action_to_ofp(act: Action) -> OfpMsg:
             return parser.OFPActionPopMpls(e)
         case DecTtl():
             return parser.OFPActionDecNwTtl()
-        case Ct(zone=z, commit=c, table=t, mark=mark):
+        case Ct(zone=z, commit=c, table=t, mark=mark, nat=nat):
             # A register zone is "zone_src + bits"; an immediate zone rides in the bits field.
+            # nat last: os-ken writes a nested nat without its padding, which only
+            # the end of the ct action supplies (OVS then prints it inside exec();
+            # the order means nothing to it).
             nested = [] if mark is None else [parser.OFPActionSetField(ct_mark=mark)]
+            if nat is not None:
+                nested.append(nat_to_ofp(nat))
             return parser.NXActionCT(
                 flags=nicira_ext.NX_CT_F_COMMIT if c else 0,
                 zone_src=z if isinstance(z, str) else "",
@@ -163,7 +169,11 @@ def action_from_ofp(action: OfpMsg) -> Action:
 def _ct_from_ofp(action: OfpMsg) -> Ct:
     if action.alg or action.flags & ~nicira_ext.NX_CT_F_COMMIT:
         raise Unrepresentable("ct with alg or force")
-    mark = _ct_mark_of(action.actions)
+    nats = [a for a in action.actions if isinstance(a, parser.NXActionNAT)]
+    if len(nats) > 1:
+        raise Unrepresentable("ct with two nat actions")
+    nat = nat_from_ofp(nats[0]) if nats else None
+    mark = _ct_mark_of([a for a in action.actions if not isinstance(a, parser.NXActionNAT)])
     zone: int | str
     if action.zone_src:
         if action.zone_ofs_nbits != _CT_ZONE_BITS:
@@ -177,11 +187,49 @@ def _ct_from_ofp(action: OfpMsg) -> Ct:
     commit = bool(action.flags & nicira_ext.NX_CT_F_COMMIT)
     if mark is not None and not commit:
         raise Unrepresentable("ct sets a mark without commit")
-    return Ct(zone=zone, commit=commit, table=table, mark=mark)
+    if nat is not None and nat.kind is not None and not commit:
+        raise Unrepresentable("ct sets up a translation without commit")
+    return Ct(zone=zone, commit=commit, table=table, mark=mark, nat=nat)
+
+
+# NXAST_NAT flags (OVS's nicira-ext.h; os-ken names only the range bits).
+NX_NAT_F_SRC = 1 << 0
+NX_NAT_F_DST = 1 << 1
+_NAT_FLAG_OF = {"src": NX_NAT_F_SRC, "dst": NX_NAT_F_DST}
+_NAT_KIND_OF = {v: k for k, v in _NAT_FLAG_OF.items()}
+
+
+def nat_to_ofp(nat: Nat) -> OfpMsg:
+    """`Nat` -> NXActionNAT: plain `nat` has no flags and no range; `first` is the
+    range's minimum, `last` (when given) its maximum. OVS keeps both as sent, a
+    maximum equal to the minimum too (it prints one address), so the IR's spelling
+    reads back unchanged."""
+    if nat.kind is None:
+        return parser.NXActionNAT(flags=0)
+    return parser.NXActionNAT(flags=_NAT_FLAG_OF[nat.kind], range_ipv4_min=nat.first,
+                              range_ipv4_max=nat.last or "")
+
+
+def nat_from_ofp(action: OfpMsg) -> Nat:
+    """NXActionNAT -> `Nat`; ports, IPv6 ranges and the persistent/hash/random flags
+    are not in the IR."""
+    if action.flags == 0:
+        if action.range_ipv4_min or action.range_ipv4_max:
+            raise Unrepresentable("nat with a range but neither src nor dst")
+        return Nat()
+    kind = _NAT_KIND_OF.get(action.flags)
+    if kind is None:
+        raise Unrepresentable(f"nat flags {action.flags:#x}")
+    if (action.range_ipv6_min or action.range_ipv6_max
+            or action.range_proto_min is not None or action.range_proto_max is not None):
+        raise Unrepresentable("nat with an IPv6 or port range")
+    if not action.range_ipv4_min:
+        raise Unrepresentable(f"nat({kind}) without an address")
+    return Nat(kind, str(action.range_ipv4_min), action.range_ipv4_max or None)
 
 
 def _ct_mark_of(nested: list[OfpMsg]) -> int | None:
-    """The one nested action the IR knows: set_field of the whole ct_mark."""
+    """The one nested action the IR knows besides `nat`: set_field of the whole ct_mark."""
     if not nested:
         return None
     if (len(nested) == 1 and isinstance(nested[0], parser.OFPActionSetField)

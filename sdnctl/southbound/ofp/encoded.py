@@ -68,6 +68,7 @@ _HEADERS: dict[tuple[str, bool], bytes] = {}  # (OXM name, masked) -> os-ken's T
 _ACTIONS: dict[Action, bytes] = {}  # one apply action -> os-ken's bytes
 _INSTRUCTION_OF: dict[Action, bytes] = {}  # a meter, write-metadata or goto -> its instruction
 _APPLY_HEAD = struct.Struct("!HH4x")  # OFPIT_APPLY_ACTIONS instruction: type, length
+_ACTION_LEN = struct.Struct("!H")  # an action's length, after its type
 
 
 def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
@@ -127,7 +128,11 @@ def _action(act: Action) -> bytes:
     if got is None:
         buf = bytearray()
         action_to_ofp(act).serialize(buf, 0)
-        got = _bounded(_ACTIONS)[act] = bytes(buf)
+        # os-ken appends a Nicira action's body without its padding (a nested `nat`
+        # inside `ct`: 20 bytes of a declared 24) and leaves the zeros to whatever
+        # the message writes next; alone, the action is padded to its length here.
+        declared = _ACTION_LEN.unpack_from(buf, 2)[0]
+        got = _bounded(_ACTIONS)[act] = bytes(buf) + bytes(declared - len(buf))
     return got
 
 
