@@ -265,13 +265,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sdnctl.daemon import ipfix_export, run_daemon, tls_files
+    from sdnctl.daemon import conn_limits, ipfix_export, run_daemon, tls_files
 
     return run_daemon(args.policy, args.topology, listen=args.listen, ovsdb=args.ovsdb,
                       api=args.api, api_token_file=args.api_token_file, tls=tls_files(args),
                       stats_interval_s=args.stats_interval or None, etcd=args.etcd,
                       etcd_prefix=args.etcd_prefix, replica_id=args.replica_id,
-                      ipfix=ipfix_export(args))
+                      ipfix=ipfix_export(args), conn_limits=conn_limits(args))
 
 
 def _duration(text: str) -> float:
@@ -775,11 +775,13 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sp = labsub.add_parser(
         "run", help="build the topology, run the controller, probe every VM pair",
         description="Builds the topology in Mininet (userspace OVS), starts `sdnctl run`, "
-        "probes every ordered VM pair x service and compares with the policy. "
+        "probes every ordered VM pair x service (in IPv6 too between VMs that have an IPv6 "
+        "address) and compares with the policy. "
         "Exit 0 only if the measured matrix equals the promised one; 1 on a mismatch, "
         "2 on bad input, 3 if the lab could not run.")
     files(sp)
-    sp.add_argument("--report", help="write the JSON report here")
+    sp.add_argument("--report", help="write the JSON report here (and its heat maps next to "
+                    "it: REPORT.png, REPORT-ipv6.png)")
     sp.add_argument("--prefix", default="",
                     help="prefix for bridge and host names (to run labs side by side)")
     sp.add_argument("--controller-port", type=int, help="OpenFlow port (default: a free one)")

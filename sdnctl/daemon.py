@@ -57,7 +57,9 @@ from sdnctl.endpoints import Endpoints, check_endpoints
 from sdnctl.ha.etcd import DEFAULT_PREFIX as DEFAULT_ETCD_PREFIX
 from sdnctl.ha.etcd import parse_etcd_url
 from sdnctl.ha.model import Revision
+from sdnctl.live.connlimits import DEFAULT_TENANT_NAT_LIMIT, DEFAULT_VM_CONN_LIMIT, ConnLimits
 from sdnctl.live.sources import SourceReads, Sources, load_sources, read_version
+from sdnctl.live.uplinks import PROBE_EVERY_S
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
 from sdnctl.southbound.ipfix import DEFAULT_ACTIVE_TIMEOUT_S, IpfixExport, parse_collector
@@ -79,6 +81,7 @@ DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 DEFAULT_API = "127.0.0.1:8680"
 DEFAULT_STATS_INTERVAL_S = 10.0  # flow-stats reads for the drop counters
 LISTEN_WAIT_S = 10.0  # for os-ken's listener to open, once its apps have started
+DEFAULT_CONN_LIMITS = ConnLimits(DEFAULT_VM_CONN_LIMIT, DEFAULT_TENANT_NAT_LIMIT)
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -133,6 +136,7 @@ class DaemonConfig:
     etcd_prefix: str = DEFAULT_ETCD_PREFIX
     replica_id: str | None = None
     ipfix: IpfixExport | None = None
+    conn_limits: ConnLimits = DEFAULT_CONN_LIMITS
 
 
 class StartupFailed(Exception):
@@ -212,6 +216,7 @@ class Daemon:
         monitor.start()
         stack.callback(monitor.stop)
         state, startup = self._make_state(sources, ends, monitor)
+        self._limit_connections(state)
         if cfg.ipfix is not None:
             self._export_ipfix(state, monitor, sources, cfg.ipfix)
         election = self._campaign(sources, ends) if cfg.etcd is not None else None
@@ -299,6 +304,23 @@ class Daemon:
 
         state.daemon.rebind = rebind
 
+    def _limit_connections(self, state: ControllerState) -> None:
+        """Conntrack zone limits per VM and per going tenant (sdnctl/live/connlimits.py),
+        set on this machine's ovs-vswitchd: only with a local OVSDB (its switches are
+        here), and taken back when the daemon stops."""
+        limits = self.config.conn_limits
+        if not (limits.vm or limits.tenant_nat):
+            return
+        if not self.config.ovsdb.startswith("unix:"):
+            log.warning("connection limits not applied: OVSDB %s is not on this machine "
+                        "(ovs-appctl reaches the local ovs-vswitchd only)", self.config.ovsdb)
+            return
+        from sdnctl.southbound.ctlimits import ZoneLimiter
+
+        limiter = ZoneLimiter()
+        self._stack.callback(limiter.stop)
+        state.daemon.conn_limits, state.daemon.limiter = limits, limiter
+
     def _campaign(self, sources: Sources, ends: Endpoints) -> Election:
         """Campaign from now on (replicas): the app asks for roles from the start."""
         cfg = self.config
@@ -365,6 +387,8 @@ class Daemon:
             watcher.trigger()
         if cfg.stats_interval_s:
             self._stack.callback(Ticker(cfg.stats_interval_s, app.poll_stats).stop)
+        # Gateways' next hops asked again (a router replaced, a reply lost).
+        self._stack.callback(Ticker(PROBE_EVERY_S, app.probe_next_hops).stop)
 
     def _handle_signals(self, stack: contextlib.ExitStack) -> None:
         """SIGHUP reloads (until the watcher exists it is only remembered: its baseline is
@@ -486,6 +510,7 @@ def run_daemon(
     etcd_prefix: str = DEFAULT_ETCD_PREFIX,
     replica_id: str | None = None,
     ipfix: IpfixExport | None = None,
+    conn_limits: ConnLimits = DEFAULT_CONN_LIMITS,
 ) -> int:
     """Run until SIGTERM/SIGINT (exit 0); bad input exits 2, an unusable address 1.
 
@@ -496,11 +521,13 @@ def run_daemon(
     `etcd`: `http://HOST:PORT` of etcd, to run as one of several replicas (sdnctl/ha/);
     `replica_id` names this one there (default HOSTNAME:API-PORT).
     `ipfix`: export IPFIX from every switch's bridge (sdnctl/southbound/ipfix.py).
+    `conn_limits`: conntrack zone limits per VM and per tenant on the gateways
+    (sdnctl/live/connlimits.py; 0 turns one off).
     """
     setup_logging()
     config = DaemonConfig(policy_path, topology_path, listen, ovsdb, api, watch_interval_s,
                           api_token_file, tls, stats_interval_s, etcd, etcd_prefix, replica_id,
-                          ipfix)
+                          ipfix, conn_limits)
     daemon = Daemon(config)
     try:
         with daemon:
@@ -556,6 +583,14 @@ def add_run_arguments(ap: argparse.ArgumentParser) -> None:
                     help="etcd keys of this group of replicas (default %(default)s)")
     ap.add_argument("--replica-id", metavar="NAME",
                     help="this replica's name in etcd and /status (default HOSTNAME:API-PORT)")
+    ap.add_argument("--vm-conn-limit", type=_count, default=DEFAULT_VM_CONN_LIMIT,
+                    metavar="N", help="connections each VM may have tracked at once, both "
+                    "ways (its conntrack zone on its hypervisor; default %(default)s; 0: no "
+                    "limit). Set with ovs-appctl on this machine's ovs-vswitchd: only with a "
+                    "local --ovsdb")
+    ap.add_argument("--tenant-nat-limit", type=_count, default=DEFAULT_TENANT_NAT_LIMIT,
+                    metavar="N", help="NATed connections each tenant may have on a gateway "
+                    "at once (its zone there; default %(default)s; 0: no limit)")
     ap.add_argument("--ipfix", metavar="IPV4:PORT", type=_collector,
                     help="export IPFIX flow records from every switch's bridge to this "
                     "collector (set in OVSDB by the daemon, removed when it stops; "
@@ -576,6 +611,12 @@ def _collector(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 0")
+    return int(text)
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1")
@@ -587,6 +628,10 @@ def ipfix_export(args: argparse.Namespace) -> IpfixExport | None:
     if args.ipfix is None:
         return None
     return IpfixExport(args.ipfix, args.ipfix_sampling, args.ipfix_active_timeout)
+
+
+def conn_limits(args: argparse.Namespace) -> ConnLimits:
+    return ConnLimits(args.vm_conn_limit, args.tenant_nat_limit)
 
 
 def tls_files(args: argparse.Namespace) -> TlsFiles | None:
@@ -611,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
                       api_token_file=args.api_token_file, tls=tls_files(args),
                       stats_interval_s=args.stats_interval or None, etcd=args.etcd,
                       etcd_prefix=args.etcd_prefix, replica_id=args.replica_id,
-                      ipfix=ipfix_export(args))
+                      ipfix=ipfix_export(args), conn_limits=conn_limits(args))
 
 
 if __name__ == "__main__":

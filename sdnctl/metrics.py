@@ -159,7 +159,8 @@ def _collect(state: ControllerState) -> Iterable[Family]:
                  "Ports claiming a VM the policy refuses (unknown VM, wrong switch, ...).").add(
         len(state.snapshot.problems))
     yield Family("sdnctl_link_ports_down", "gauge",
-                 "Fabric link ends down, routed around.").add(len(state.down_ports))
+                 "Fabric link ends and gateway uplinks down, routed around.").add(
+        len(state.down_ports))
     if state.daemon.ovsdb is not None:
         ovsdb = state.daemon.ovsdb.as_json()
         yield Family("sdnctl_ovsdb_connected", "gauge",
@@ -189,6 +190,40 @@ def _collect(state: ControllerState) -> Iterable[Family]:
                  "OpenFlow TLS handshakes that failed (e.g. a certificate from another CA).").add(
         tls_refused)
     yield from _dhcp_families(state.dhcp.snapshot())
+    yield from _uplink_families(state.uplinks.status(state.topology, state.down_ports))
+
+
+def _uplink_families(uplinks: dict[str, Any]) -> Iterable[Family]:
+    """Gateway uplinks: live, next hop known, tenants going out, ARP with the next hop."""
+    gauges = (
+        ("sdnctl_uplink_live", "1 while the uplink's port is up (it can be an exit).",
+         lambda u: bool(u["live"])),
+        ("sdnctl_uplink_next_hop_known", "1 when the next hop's MAC is configured or "
+         "learned (nothing leaves by the uplink otherwise).", lambda u: bool(u["next_hop_mac"])),
+        ("sdnctl_uplink_tenants", "Tenants going out by the uplink (their exit).",
+         lambda u: len(u["tenants"])),
+    )
+    for name, help_, value in gauges:
+        fam = Family(name, "gauge", help_)
+        for uplink, u in uplinks.items():
+            fam.add(value(u), uplink=uplink)
+        yield fam
+    counters = (
+        ("sdnctl_uplink_arp_requests_total", "ARP requests sent for the next hop.",
+         "arp_requests"),
+        ("sdnctl_uplink_arp_replies_total", "The next hop's ARP replies heard.", "arp_replies"),
+        ("sdnctl_uplink_arp_ignored_total", "ARP from the uplink that was not the next hop's "
+         "reply (ignored).", "arp_ignored"),
+        ("sdnctl_uplink_next_hop_learned_total", "Replies that taught a next-hop MAC not "
+         "known before (each recompiles the gateways).", "next_hop_learned"),
+        ("sdnctl_uplink_gratuitous_arps_total", "Gratuitous ARPs sent for addresses that "
+         "moved to the uplink.", "garps"),
+    )
+    for name, help_, key in counters:
+        fam = Family(name, "counter", help_)
+        for uplink, u in uplinks.items():
+            fam.add(u[key], uplink=uplink)
+        yield fam
 
 
 def _dhcp_families(dhcp: dict[str, Any]) -> Iterable[Family]:

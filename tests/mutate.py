@@ -35,7 +35,9 @@ TESTS = [
     "tests/unit/test_compile_behaviour.py",
     "tests/unit/test_semantics_property.py",
     "tests/unit/test_mirror.py",
+    "tests/unit/test_nat_actions.py",
     "tests/unit/test_northsouth_behaviour.py",
+    "tests/unit/test_uplinks_live.py",
 ]
 
 
@@ -56,6 +58,8 @@ ND = "sdnctl/compile/nd.py"
 ANSWER = "sdnctl/nd/answer.py"
 MIRROR = "sdnctl/southbound/mirror.py"
 NS = "sdnctl/compile/northsouth.py"
+UPLINKS = "sdnctl/live/uplinks.py"
+CONNLIMITS = "sdnctl/live/connlimits.py"
 
 MUTANTS = [
     # -- compiler: north–south
@@ -75,6 +79,11 @@ MUTANTS = [
            "eth_type=ETH_IP, eth_dst=uplink.mac, ipv4_dst=str(addr)),",
            "eth_type=ETH_IP, eth_dst=uplink.mac),",
            "the outside can address VMs by their inside addresses"),
+    Mutant("ns-spoofed-inside-source", NS, "PRIO_SPOOFED_INSIDE = PRIO_NOT_EXTERNAL",
+           "PRIO_SPOOFED_INSIDE = 90", "a packet from outside may claim an address inside "
+           "the tenant"),
+    Mutant("ns-nowhere-goes-out", NS, "PRIO_NOWHERE = 106", "PRIO_NOWHERE = 99",
+           "loopback, multicast and broadcast destinations are sent out"),
     Mutant("ns-default-allow-goes-out", ACL,
            "inside = {REG_SIDE: SIDE_INSIDE} if goes_out else {}",
            "inside = {REG_SIDE: (0, 0)} if goes_out else {}",
@@ -156,8 +165,9 @@ MUTANTS = [
            "Match.of(tenant_match, ipv4_src=str(view.policy.vms[n].ip))",
            "Match.of(tenant_match, ipv4_dst=str(view.policy.vms[n].ip))",
            "rule sources matched on the destination address"),
-    Mutant("acl-default-allow-drops", ACL, "Match.of(tenant_match), _COMMIT,",
-           "Match.of(tenant_match), (),", "a default-allow tenant drops its connections"),
+    Mutant("acl-default-allow-drops", ACL, "Match.of({**tenant_match, **inside}), _COMMIT,",
+           "Match.of({**tenant_match, **inside}), (),",
+           "a default-allow tenant drops its connections"),
     Mutant("ct-out-passes-fragments", CT,
            '        yield Flow("ct_out", PRIO_FRAGMENT, fragments(eth), (), "base")\n',
            "        pass\n",
@@ -193,16 +203,27 @@ MUTANTS = [
            "tcp_valid(flags) and core & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK",
            "tcp_valid(flags)", "a SYN-ACK opens a connection (the old model)"),
     Mutant("sim-commit-ignored", SIM,
-           "                return  # OVS never commits a packet that cannot open a connection\n"
-           "            table.add(t)\n",
-           "                return  # OVS never commits a packet that cannot open a connection\n",
+           "str(nat.first), table)\n            table.add(t)\n",
+           "str(nat.first), table)\n",
            "ct(commit) does nothing"),
     Mutant("sim-mark-ignored", SIM, "if t is None or not self.marks:", "if True:",
            "ct_mark always reads 0"),
     Mutant("sim-reply-new", SIM,
-           "            self.answered.add((switch, zone, rev))\n"
-           "            return CT_BITS[\"est\"] | CT_BITS[\"rpl\"] | CT_BITS[\"trk\"]",
-           "            return CT_BITS[\"new\"] | CT_BITS[\"trk\"]", "a reply is +new"),
+           "                self.answered.add((switch, zone, orig))\n"
+           "                return CT_BITS[\"est\"] | CT_BITS[\"rpl\"] | CT_BITS[\"trk\"]",
+           "                return CT_BITS[\"new\"] | CT_BITS[\"trk\"]", "a reply is +new"),
+    # -- simulator: NAT (tests/unit/test_nat_actions.py; held to OVS by test_sim_nat_ovs)
+    Mutant("sim-nat-untranslated-reply", SIM,
+           "if self._holds(rev, table) and (not self.nats or (switch, zone, rev) not in "
+           "self.nats):",
+           "if self._holds(rev, table):",
+           "a translated connection's reply is found untranslated too"),
+    Mutant("sim-nat-reply-kept", SIM,
+           "return ({\"ipv4_dst\": str(orig[1])} if kind == \"src\" "
+           "else {\"ipv4_src\": str(orig[3])})",
+           "return {}", "a reply to a translated connection is not translated back"),
+    Mutant("sim-nat-seen-without-table", SIM, "p[_PENDING[name]] = value", "p[name] = value",
+           "after a ct without table the pipeline matches the translated header"),
     Mutant("sim-inv-is-new", SIM,
            "        if not self._opens(pkt):\n            return CT_BITS[\"inv\"]",
            "        if not self._opens(pkt):\n            return CT_BITS[\"new\"]",
@@ -235,6 +256,14 @@ MUTANTS = [
            "        if policy.vms[owner].tenant != tenant:\n            return (f\"namespace",
            "        if False:\n            return (f\"namespace",
            "a namespace holding another tenant's VM may receive a mirror"),
+    # -- daemon: gateway uplinks (next hops learned, exits announced) and NAT exhaustion
+    Mutant("nexthop-any-sender", UPLINKS, "arp.sender_ip != uplink.next_hop", "False",
+           "any host on the uplink subnet could make itself the next hop (ARP spoofing)"),
+    Mutant("garp-where-it-left", UPLINKS, "if self.answering.get(addr) != uplink.name:",
+           "if False:", "a gateway announces addresses that moved on: the router follows "
+           "the wrong exit"),
+    Mutant("connlimit-no-vm-zones", CONNLIMITS, "out[ref.port] = limits.vm", "pass",
+           "one VM may fill its hypervisor's connection table"),
 ]
 
 

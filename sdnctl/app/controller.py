@@ -1,12 +1,12 @@
 """The os-ken app (OpenFlow 1.3): events in -> compile -> diff -> southbound out.
 
 Events in: switches connecting (their flows, groups, meters and ports are read
-back), port status (fabric links going down or up), live bindings from OVSDB,
-and reloaded or refused input files from the daemon's file watcher. Each event
-that changes what a switch should hold leads to one update per affected switch:
-the difference between what it holds and what it should hold, as one atomic
-bundle closed by a barrier. Nothing is ever flushed: a switch that reconnects
-already holding the right table receives nothing but a barrier.
+back), port status (fabric links and gateway uplinks going down or up), live
+bindings from OVSDB, and reloaded or refused input files from the daemon's file
+watcher. Each event that changes what a switch should hold leads to one update
+per affected switch: the difference between what it holds and what it should
+hold, as one atomic bundle closed by a barrier. Nothing is ever flushed: a switch
+that reconnects already holding the right table receives nothing but a barrier.
 
 One update per switch is in flight at a time: changes that arrive meanwhile mark
 the switch dirty and go out, as one new diff, when the barrier reply comes back.
@@ -45,9 +45,11 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from sdnctl.app.dhcp import DhcpMixin
 from sdnctl.app.observe import ObserverMixin
 from sdnctl.app.replica import ReplicaMixin
+from sdnctl.app.uplinks import UplinkMixin
 from sdnctl.bindings import Bindings
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
+from sdnctl.live.links import is_watched
 from sdnctl.live.sources import Sources
 from sdnctl.live.state import (
     Batch,
@@ -102,7 +104,8 @@ class EventRelink(event.EventBase):
     """The link debounce window closed: recompute paths if the down links changed."""
 
 
-class ControllerApp(ReplicaMixin, DhcpMixin, ObserverMixin, app_manager.OSKenApp):  # type: ignore[misc]
+class ControllerApp(ReplicaMixin, DhcpMixin, UplinkMixin, ObserverMixin,
+                    app_manager.OSKenApp):  # type: ignore[misc]
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -283,13 +286,15 @@ class ControllerApp(ReplicaMixin, DhcpMixin, ObserverMixin, app_manager.OSKenApp
         up = info.live and ev.msg.reason != ofp.OFPPR_DELETE
         sw.on_port_status(info.port_no, up)
         ref = PortRef(sw.name, info.port_no)
-        peer = self.state.topology.peer(ref)
-        where = f" (link to {peer})" if peer else ""
+        topology = self.state.topology
+        peer = topology.peer(ref)
+        where = f" (link to {peer})" if peer else (" (uplink)" if is_watched(topology, ref)
+                                                   else "")
         self.state.record("port", f"{sw.name} port {info.port_no} ({info.name}) {reason}, "
                           f"link {'up' if up else 'down'}{where}")
         was_live = self.state.links.is_live(ref)
         self.state.links.report_port(sw.name, info.port_no, up)
-        if peer is not None and was_live != up:
+        if is_watched(topology, ref) and was_live != up:
             self._schedule_relink(urgent=not up)
 
     def _schedule_relink(self, urgent: bool) -> None:
@@ -441,6 +446,7 @@ class ControllerApp(ReplicaMixin, DhcpMixin, ObserverMixin, app_manager.OSKenApp
             return
         first = sw.on_update_done(batch, now)
         self.state.rollout_progress(sw, batch)
+        self._uplink_programmed(sw, first)
         if first:
             self.state.record(
                 "programmed",

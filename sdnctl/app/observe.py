@@ -1,7 +1,8 @@
 """What the controller app does besides programming: it watches.
 
-- Packet-ins from stage `dhcp` are DHCP requests, answered by `sdnctl/app/dhcp.py`. Any
-  other is counted per switch and dropped (no packet-out, nothing learnt), with a
+- Packet-ins from stage `dhcp` are DHCP requests, answered by `sdnctl/app/dhcp.py`;
+  from stage `arp`, a gateway's next hops answering, learnt by `sdnctl/app/uplinks.py`.
+  Any other is counted per switch and dropped (no packet-out, nothing learnt), with a
   rate-limited log line (sdnctl.live.counters): the pipeline sends nothing else to
   the controller, so one arriving means a flow outside the policy sent it.
 - Live reads: `read_switch` (any thread; the API's `/flows/SWITCH?source=switch`)
@@ -33,6 +34,7 @@ from sdnctl.southbound import ofp as sb
 from sdnctl.southbound.livedump import drop_samples, dump_to_json
 
 DHCP_TABLE = table_id("dhcp")
+ARP_TABLE = table_id("arp")
 PACKET_IN_REASONS = {ofp.OFPR_NO_MATCH: "table miss", ofp.OFPR_ACTION: "output to controller",
                      ofp.OFPR_INVALID_TTL: "invalid TTL"}
 
@@ -59,6 +61,7 @@ class ObserverMixin:
     send_event: Callable[[str, Any], Any]
     _switch_of: Callable[[Any], SwitchState | None]
     _dhcp_packet_in: Callable[[Any, SwitchState], None]
+    _uplink_packet_in: Callable[[Any, SwitchState], None]
     _poll_dhcp_meters: Callable[[SwitchState], None]
     _poll_round: list[str]  # switches still to read in this round of the stats poll
 
@@ -70,6 +73,9 @@ class ObserverMixin:
             sw = self._switch_of(msg.datapath)
         if sw is not None and msg.table_id == DHCP_TABLE and msg.reason == ofp.OFPR_ACTION:
             self._dhcp_packet_in(msg, sw)  # the metered DHCP path: answered, not counted here
+            return
+        if sw is not None and msg.table_id == ARP_TABLE and msg.reason == ofp.OFPR_ACTION:
+            self._uplink_packet_in(msg, sw)  # a gateway's next hop answering: learnt
             return
         with self.state.lock:
             if sw is not None:

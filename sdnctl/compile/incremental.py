@@ -24,7 +24,9 @@ replaced part (or replanned) get a new FlowSet, and every other switch keeps the
 very FlowSet object it had (identity says "unchanged"). Anything else (topology,
 down ports, first call) compiles all; a link event needs only the "paths" parts,
 which depend on the topology alone, and with gateways the "exit" parts and the
-gateways' local parts (which uplink each tenant goes out by).
+gateways' local parts (which uplink each tenant goes out by). A change of the
+uplinks' learned next hops (`Bindings.neighbours`) rebuilds the gateways' local
+parts only.
 
 `tests/unit/test_incremental.py` checks, over random edit sequences on packed
 and scattered placements, that the result always equals a full compile.
@@ -39,7 +41,7 @@ from sdnctl.bindings import Bindings
 from sdnctl.compile.acl import rule_ids, tenant_rules
 from sdnctl.compile.compiler import compile_all
 from sdnctl.compile.context import NetworkView
-from sdnctl.compile.exits import ns_plan
+from sdnctl.compile.exits import NsPlan, ns_plan
 from sdnctl.compile.parts import (
     PartKey,
     PartStore,
@@ -152,8 +154,17 @@ class IncrementalCompiler:
                 scope = Scope(False, tuple(sorted({*relinked, *scope.switches})),
                               f"links changed; {scope.reason}",
                               scope.parts_rebuilt + len(relinked))
+            out, renewed = self._renew_next_hops(view, out)
+            if renewed:
+                scope = Scope(False, tuple(sorted({*renewed, *scope.switches})),
+                              f"next hops changed; {scope.reason}",
+                              scope.parts_rebuilt + len(renewed))
         self._view, self._out, self.last_scope = view, out, scope
         return dict(out)
+
+    def exits(self) -> NsPlan | None:
+        """Where each tenant goes out, as last compiled (None before the first)."""
+        return ns_plan(self._view) if self._view is not None else None
 
     def _full_reason(self, topology: Topology, down_ports: frozenset[PortRef]) -> str:
         last = self._view
@@ -191,6 +202,28 @@ class IncrementalCompiler:
         changed = tuple(sorted(s for s in touched if out[s] is not self._out[s]))
         self._view, self._out = view, out
         return changed
+
+    def _renew_next_hops(self, view: NetworkView, out: dict[str, FlowSet]
+                         ) -> tuple[dict[str, FlowSet], tuple[str, ...]]:
+        """The uplinks' next-hop MACs (`Bindings.neighbours`, learned by the daemon)
+        changed: only the gateways' local parts use them (what leaves by an uplink is
+        addressed to its next hop). The switches given a new FlowSet are returned."""
+        last = self._view
+        assert last is not None
+        if last.bindings.neighbours == view.bindings.neighbours:
+            return out, ()
+        store = self._store
+        with gc_paused():
+            locals_ = {s: build_local(view, s) for s in sorted(_gateways(view, out))}
+        out = dict(out)
+        renewed = []
+        for switch, local in locals_.items():
+            if _same_content(local, store.locals[switch]):
+                continue
+            store.locals[switch] = local
+            out[switch] = store.compose(switch, out[switch], l2_replaced=set())
+            renewed.append(switch)
+        return out, tuple(renewed)
 
     def _apply(self, policy: Policy, bindings: Bindings
                ) -> tuple[NetworkView, dict[str, FlowSet], Scope]:

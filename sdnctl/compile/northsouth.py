@@ -33,6 +33,7 @@ On a gateway (its local part), in the tenant's own conntrack zone there:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from ipaddress import IPv4Network
 
 from sdnctl.compile.acl import (
     ETH_IP,
@@ -96,11 +97,19 @@ PRIO_EXIT = 150  # l3_route on a hypervisor: below the routes to VMs (200)
 PRIO_INTERNAL = 105  # ct_out: the tenant's own subnets stay inside
 PRIO_MARK_OUT = 104  # ct_out: anything else of the tenant is going out
 PRIO_DNAT = 250  # l3_route on a gateway: above the routes it then takes
+PRIO_LEAVE = 240  # l3_route on a gateway: out of the uplink, from an outside address
 PRIO_PASS = 200
 PRIO_FLOATING = 160
 PRIO_SNAT = 150
 PRIO_UPLINK = 200
 PRIO_UPLINK_DROP = 100
+PRIO_NOWHERE = 106  # ct_out: above the tenant's own subnets, which it may overlap
+PRIO_NOT_EXTERNAL = 290  # acl on a gateway: below +inv, above everything else
+PRIO_SPOOFED_INSIDE = PRIO_NOT_EXTERNAL
+# Addresses that are nobody's outside: "this network", loopback, link-local,
+# multicast, reserved and broadcast. Never sent out, never taken in as a source.
+NOWHERE = tuple(IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
+                                          "224.0.0.0/4", "240.0.0.0/4"))
 
 
 def _tenant_match(tid: int) -> dict[str, MatchValue]:
@@ -122,6 +131,8 @@ def exit_flows(view: NetworkView, tenant: str) -> Iterator[Flow]:
         return
     owner = f"tenant:{tenant}"
     match = _tenant_match(t.tid)
+    for net in NOWHERE:
+        yield Flow("ct_out", PRIO_NOWHERE, Match.of(match, ipv4_dst=cidr(net)), (), owner)
     for seg in sorted(view.policy.tenants[tenant].segments.values(), key=lambda s: s.id):
         yield Flow("ct_out", PRIO_INTERNAL, Match.of(match, ipv4_dst=cidr(seg.subnet)),
                    (Ct(zone=REG_ZONE, table="acl"),), owner)
@@ -157,6 +168,9 @@ def gateway_flows(view: NetworkView, switch: str) -> Iterator[Flow]:
     yield Flow("ct_out", 100, Match.of(eth_type=ETH_IP),
                (Ct(zone=REG_ZONE, nat=Nat(), table="acl"),), "base")
     yield Flow("acl", PRIO_INVALID, Match.of(ct_state="+inv+trk"), (), "base")
+    for net in NOWHERE:  # spoofed sources from outside
+        yield Flow("acl", PRIO_NOT_EXTERNAL,
+                   Match.of({REG_SIDE: SIDE_IN}, eth_type=ETH_IP, ipv4_src=cidr(net)), (), "base")
     for state in ("+est+trk", "+rel+trk"):
         yield Flow("acl", PRIO_INVALID - 50, Match.of(ct_state=state, ct_mark=MARK_REVOKED),
                    (), "base")
@@ -258,32 +272,46 @@ def _out(view: NetworkView, uplink: Uplink) -> tuple[Action, ...] | None:
 
 
 def _going_out(view: NetworkView, t: NsTenant, uplink: Uplink) -> Iterator[Flow]:
+    """Translated in `acl`, sent out by `l3_route` only from one of the tenant's
+    outside addresses: a commit that could not translate (the tenant's NAT zone
+    full: OVS 3.1 then passes the packet on as it was) must not put an inside
+    address on the wire."""
     out = _out(view, uplink)
     if out is None:
         return  # the next hop is not known yet: nothing can leave
     owner = f"tenant:{t.name}"
     inside = Match.of({REG_SIDE: SIDE_OUT, **_tenant_match(t.tid)})
-    for state in ("+est+trk", "+rel+trk"):
-        yield Flow("acl", PRIO_PASS, Match.of(inside.as_dict(), ct_state=state), out, owner)
+    for state in ("+est+trk", "+rel+trk"):  # translated by ct_out's ct(nat)
+        yield Flow("acl", PRIO_PASS, Match.of(inside.as_dict(), ct_state=state),
+                   (Goto("l3_route"),), owner)
     new = Match.of(inside.as_dict(), ct_state="+new+trk")
     for vm, fip in t.floating:
         yield Flow(
             "acl", PRIO_FLOATING, Match.of(new.as_dict(), ipv4_src=str(vm.ip)),
-            (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED, nat=Nat("src", str(fip))),
-             *out), f"vm:{vm.name}",
+            (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED, nat=Nat("src", str(fip)),
+                table="l3_route"),), f"vm:{vm.name}",
         )
     if t.snat is not None:
         yield Flow(
             "acl", PRIO_SNAT, new,
             (Ct(zone=REG_ZONE, commit=True, mark=MARK_ALLOWED,
-                nat=Nat("src", str(t.snat.first), str(t.snat.last))), *out), owner,
+                nat=Nat("src", str(t.snat.first), str(t.snat.last)), table="l3_route"),),
+            owner,
         )
+    for addr in t.addresses:
+        yield Flow("l3_route", PRIO_LEAVE, Match.of(inside.as_dict(), ipv4_src=str(addr)), out,
+                   owner)
 
 
 def _coming_in(view: NetworkView, t: NsTenant) -> Iterator[Flow]:
     """The tenant's inbound rules, judged here where the connection starts."""
     owner = f"tenant:{t.name}"
     outside: dict[str, MatchValue] = {**_tenant_match(t.tid), REG_SIDE: SIDE_IN}
+    # From outside, a source inside the tenant is a lie (external means outside
+    # every segment of the tenant): it would reach the VM looking like a tenant-mate.
+    for seg in sorted(view.policy.tenants[t.name].segments.values(), key=lambda s: s.id):
+        yield Flow("acl", PRIO_SPOOFED_INSIDE, Match.of(outside, ipv4_src=cidr(seg.subnet)),
+                   (), owner)
     yield Flow("acl", PRIO_TENANT_DEFAULT, Match.of({REG_SIDE: SIDE_IN},
                                                    metadata=(t.tid, TENANT_MASK)), (), owner)
     yield Flow("acl", PRIO_TENANT_REVOKE, Match.of(outside, ct_state="+est+trk"),
@@ -317,7 +345,10 @@ def _coming_in(view: NetworkView, t: NsTenant) -> Iterator[Flow]:
                             f"vm:{name}")
         for s in rule.services:
             for m in service_matches(s):
-                clauses.add(Match.of(m, **{REG_SIDE: SIDE_IN}, metadata=(t.tid, TENANT_MASK)),
+                # Tenant and service only, as on hypervisors: with the side too, `any`
+                # would be the very match of an `external` source clause, and one flow
+                # may not carry two clauses of one conjunction.
+                clauses.add(Match.of(m, metadata=(t.tid, TENANT_MASK)),
                             Conjunction(cid, 3, 3), rule_owner(rule))
         yield Flow("acl", PRIO_RULE, Match.of(conj_id=cid, eth_type=ETH_IP, ct_state="+new+trk"),
                    (Goto("l3_route"),), rule_owner(rule))

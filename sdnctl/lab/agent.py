@@ -13,10 +13,12 @@ to one tenant's VM could be answered by the other tenant's twin and look like a 
         listens on every TCP port (sends its name on accept), echoes UDP with its
         name appended, answers ICMP echo itself (the host's kernel echo is switched
         off by the lab) with its name appended; prints "ready" once listening.
+        All of it in IPv4 and IPv6 (ICMPv6 echo likewise), whichever the host has.
     probe --timeout 1 --retries 1 '[{"dst": "app1", "ip": "10.1.20.11",
                                      "service": "tcp/8080"}, ...]'
         runs every probe concurrently, retries the ones that failed, prints one JSON
-        list: [{"dst", "service", "reached", "detail", "tries"}, ...].
+        list: [{"dst", "service", "reached", "detail", "tries"}, ...]. An "ip" with a
+        colon is an IPv6 probe (ICMPv6 echo for "icmp").
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import random
@@ -34,7 +37,13 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import cast
 
-from sdnctl.lab.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, icmp_echo
+from sdnctl.lab.icmp import (
+    ICMP6_ECHO_REPLY,
+    ICMP6_ECHO_REQUEST,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    icmp_echo,
+)
 
 TOKEN_LEN = 8  # random bytes that tie an answer to its question
 BANNER_MAX = 64  # an agent's name fits in this many bytes
@@ -74,6 +83,38 @@ class _UdpEcho(asyncio.DatagramProtocol):
             self.transport.sendto(data[:TOKEN_LEN] + self.name, addr)
 
 
+def parse_icmp6_echo(message: bytes) -> tuple[int, int, int, bytes] | None:
+    """(type, id, seq, payload) of an ICMPv6 echo message (a raw ICMPv6 socket gets
+    no IPv6 header), else None."""
+    if len(message) < 8:
+        return None
+    kind, _code, _csum, ident, seq = struct.unpack("!BBHHH", message[:8])
+    if kind not in (ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY):
+        return None
+    return kind, ident, seq, message[8:]
+
+
+def icmp6_echo(kind: int, ident: int, seq: int, payload: bytes) -> bytes:
+    """An ICMPv6 echo message; the kernel fills in the checksum (raw ICMPv6 sockets
+    always do, RFC 3542)."""
+    return struct.pack("!BBHHH", kind, 0, 0, ident, seq & 0xFFFF) + payload
+
+
+def _answer_pings6(sock: socket.socket, name: bytes) -> None:
+    """_answer_pings for ICMPv6."""
+    try:
+        message, addr = sock.recvfrom(65535)
+    except BlockingIOError:
+        return
+    echo = parse_icmp6_echo(message)
+    if echo is None or echo[0] != ICMP6_ECHO_REQUEST:
+        return
+    _kind, ident, seq, payload = echo
+    with contextlib.suppress(OSError):
+        sock.sendto(icmp6_echo(ICMP6_ECHO_REPLY, ident, seq, payload[:TOKEN_LEN] + name),
+                    addr[:2])
+
+
 def _answer_pings(sock: socket.socket, name: bytes) -> None:
     """Reply to every echo request that reaches this host, naming ourselves."""
     try:
@@ -91,6 +132,14 @@ def _answer_pings(sock: socket.socket, name: bytes) -> None:
         sock.sendto(icmp_echo(ICMP_ECHO_REPLY, ident, seq, payload[:TOKEN_LEN] + name), (src, 0))
 
 
+def _udp6(port: int) -> socket.socket:
+    """A UDP socket on [::]:port for IPv6 only (the IPv4 one has 0.0.0.0:port)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind(("::", port))
+    return sock
+
+
 async def serve(name: str, tcp_ports: list[int], udp_ports: list[int]) -> None:
     loop = asyncio.get_running_loop()
     banner = name.encode()[:BANNER_MAX]
@@ -104,15 +153,22 @@ async def serve(name: str, tcp_ports: list[int], udp_ports: list[int]) -> None:
         finally:
             writer.close()
 
+    # Both families, whether or not the host has IPv6 yet: binding "::" needs no
+    # address, and the lab turns IPv6 on after the servers start.
     servers = [
-        await asyncio.start_server(greet, "0.0.0.0", port, reuse_address=True)
+        await asyncio.start_server(greet, host, port, reuse_address=True)
         for port in tcp_ports
+        for host in ("0.0.0.0", "::")
     ]
     for port in udp_ports:
         await loop.create_datagram_endpoint(lambda: _UdpEcho(banner), local_addr=("0.0.0.0", port))
+        await loop.create_datagram_endpoint(lambda: _UdpEcho(banner), sock=_udp6(port))
     icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     icmp.setblocking(False)
     loop.add_reader(icmp.fileno(), _answer_pings, icmp, banner)
+    icmp6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    icmp6.setblocking(False)
+    loop.add_reader(icmp6.fileno(), _answer_pings6, icmp6, banner)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -122,6 +178,7 @@ async def serve(name: str, tcp_ports: list[int], udp_ports: list[int]) -> None:
     for server in servers:
         server.close()
     icmp.close()
+    icmp6.close()
 
 
 # ---------------------------------------------------------------------- probe
@@ -134,6 +191,7 @@ class Outcome:
     reached: bool
     detail: str
     tries: int
+    family: int = 4  # 6: the probe went to an IPv6 address
 
 
 async def _probe_tcp(ip: str, port: int, timeout: float) -> tuple[bool, str, str]:
@@ -164,7 +222,7 @@ async def _probe_udp(ip: str, port: int, timeout: float) -> tuple[bool, str, str
     """(reached, detail, responder). Reached = our echo came back."""
     loop = asyncio.get_running_loop()
     token = os.urandom(TOKEN_LEN)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     try:
         sock.connect((ip, port))
@@ -189,15 +247,36 @@ async def _probe_udp(ip: str, port: int, timeout: float) -> tuple[bool, str, str
 
 
 class _Pinger:
-    """One raw ICMP socket shared by every ping of this agent."""
+    """One raw ICMP socket (and one ICMPv6) shared by every ping of this agent."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         self.sock.setblocking(False)
+        self.sock6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        self.sock6.setblocking(False)
         self.ident = random.randrange(1, 0x10000)
         self.seq = 0
         self.waiting: dict[tuple[str, int], tuple[bytes, asyncio.Future[str]]] = {}
-        asyncio.get_running_loop().add_reader(self.sock.fileno(), self._receive)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.sock.fileno(), self._receive)
+        loop.add_reader(self.sock6.fileno(), self._receive6)
+
+    def _receive6(self) -> None:
+        try:
+            message, addr = self.sock6.recvfrom(65535)
+        except BlockingIOError:
+            return
+        echo = parse_icmp6_echo(message)
+        if echo is None:
+            return
+        kind, ident, seq, payload = echo
+        if kind == ICMP6_ECHO_REPLY and ident == self.ident:
+            self._answered((str(ipaddress.IPv6Address(addr[0].split("%")[0])), seq), payload)
+
+    def _answered(self, key: tuple[str, int], payload: bytes) -> None:
+        entry = self.waiting.get(key)
+        if entry and payload[:TOKEN_LEN] == entry[0] and not entry[1].done():
+            entry[1].set_result(payload[TOKEN_LEN:].decode(errors="replace"))
 
     def _receive(self) -> None:
         try:
@@ -210,18 +289,24 @@ class _Pinger:
         src, _dst, kind, ident, seq, payload = echo
         if kind != ICMP_ECHO_REPLY or ident != self.ident:
             return
-        entry = self.waiting.get((src, seq))
-        if entry and payload[:TOKEN_LEN] == entry[0] and not entry[1].done():
-            entry[1].set_result(payload[TOKEN_LEN:].decode(errors="replace"))
+        self._answered((src, seq), payload)
 
     async def ping(self, ip: str, timeout: float) -> tuple[bool, str, str]:
         loop = asyncio.get_running_loop()
         self.seq = (self.seq + 1) & 0xFFFF
+        v6 = ":" in ip
+        if v6:
+            ip = str(ipaddress.IPv6Address(ip))  # the form replies are looked up by
         key, token = (ip, self.seq), os.urandom(TOKEN_LEN)
         future: asyncio.Future[str] = loop.create_future()
         self.waiting[key] = (token, future)
         try:
-            self.sock.sendto(icmp_echo(ICMP_ECHO_REQUEST, self.ident, self.seq, token), (ip, 0))
+            if v6:
+                self.sock6.sendto(icmp6_echo(ICMP6_ECHO_REQUEST, self.ident, self.seq, token),
+                                  (ip, 0))
+            else:
+                self.sock.sendto(icmp_echo(ICMP_ECHO_REQUEST, self.ident, self.seq, token),
+                                 (ip, 0))
             responder = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             return False, "timeout", ""
@@ -247,6 +332,7 @@ async def _probe_one(
     target: dict[str, str], timeout: float, retries: int, pinger: _Pinger
 ) -> Outcome:
     detail = ""
+    family = 6 if ":" in target["ip"] else 4
     for tries in range(1, retries + 2):
         reached, detail, responder = await _attempt(target, timeout, pinger)
         if reached and responder and responder != target["dst"]:
@@ -256,8 +342,8 @@ async def _probe_one(
         if reached:
             # A probe that got through once counts as reached, whatever the other
             # tries said: retries only ever forgive a lost first packet.
-            return Outcome(target["dst"], target["service"], True, detail, tries)
-    return Outcome(target["dst"], target["service"], False, detail, retries + 1)
+            return Outcome(target["dst"], target["service"], True, detail, tries, family)
+    return Outcome(target["dst"], target["service"], False, detail, retries + 1, family)
 
 
 async def probe(targets: list[dict[str, str]], timeout: float, retries: int) -> list[Outcome]:

@@ -26,9 +26,9 @@ SCRIPT = textwrap.dedent(
     #!/bin/sh
     # udhcpc's lease events: configure the interface, then record what we were told.
     case "$1" in
-      deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+      deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
       bound|renew)
-        ip addr flush dev "$interface"
+        ip -4 addr flush dev "$interface"
         ip addr add "$ip/$mask" dev "$interface"
         [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
         [ -n "$router" ] && ip route replace default via "$router" dev "$interface"
@@ -120,10 +120,11 @@ def obtain_leases(runners: Mapping[str, Runner], iface: str, folder: Path,
 
 def boot_addresses(hosts: Mapping[str, Any], expected: Mapping[str, str], iface: str,
                    folder: Path, timeout_s: float = 15.0) -> dict[str, Lease]:
-    """What a booting VM does: no address, then DHCP. `hosts`: VM -> Mininet host.
-    Raises NoLease if a VM got no lease or an address other than `expected[VM]`."""
+    """What a booting VM does: no IPv4 address, then DHCP. `hosts`: VM -> Mininet host.
+    Raises NoLease if a VM got no lease or an address other than `expected[VM]`.
+    IPv6 is left alone (DHCPv4 does not configure it)."""
     for host in hosts.values():
-        host.cmd(f"ip addr flush dev {iface}")
+        host.cmd(f"ip -4 addr flush dev {iface}")
     runners = {vm: _host_runner(host) for vm, host in hosts.items()}
     leases = obtain_leases(runners, iface, folder, timeout_s)
     wrong = [f"{vm} got {lease.fields.get('ip')}, not {expected[vm]}"

@@ -13,6 +13,8 @@ from sdnctl.dhcp.wire import checksum  # the one copy (core, standard library on
 
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
+ICMP6_ECHO_REQUEST = 128
+ICMP6_ECHO_REPLY = 129
 
 
 def icmp_echo(kind: int, ident: int, seq: int, payload: bytes) -> bytes:

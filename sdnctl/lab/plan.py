@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from sdnctl.bindings import planned_bindings
+from sdnctl.pipeline import gateway_mac
+from sdnctl.policy.ipv6 import SLAAC_PREFIX, eui64_address, link_local
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import Topology
 
@@ -39,6 +41,18 @@ class HostPlan:
     ip: IPv4Address
     prefixlen: int
     gateway: IPv4Address | None  # None: the segment is not routed, no default route
+    ip6: IPv6Address | None = None  # None: the segment carries no IPv6
+    prefixlen6: int = 0
+    gateway6: IPv6Address | None = None  # None: not routed for IPv6
+    # The distributed router's link-local address, a routed VM's IPv6 default route
+    # (what the controller's router advertisements come from); None without gateway6.
+    router6: IPv6Address | None = None
+
+    @property
+    def slaac(self) -> bool:
+        """Whether the VM's `ip6` is what SLAAC builds from its MAC (else it is set
+        by hand, as an operator would configure a given address)."""
+        return self.ip6 is not None and self.ip6 == eui64(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +106,13 @@ class LabPlan:
         raise KeyError(vm)
 
 
+def eui64(h: HostPlan) -> IPv6Address | None:
+    """The address SLAAC builds for this VM in its segment's /64, None in another."""
+    if h.ip6 is None or h.prefixlen6 != SLAAC_PREFIX:
+        return None
+    return eui64_address(IPv6Network(f"{h.ip6}/{h.prefixlen6}", strict=False), h.mac)
+
+
 def intf_name(bridge: str, port: int) -> str:
     """Mininet's own naming for a switch port, kept so `ovs-vsctl show` reads as usual."""
     return f"{bridge}-eth{port}"
@@ -123,6 +144,9 @@ def plan_lab(policy: Policy, topology: Topology, prefix: str = "") -> LabPlan:
                 vm=vm.name, name=prefix + vm.name, switch=ref.switch, bridge=bridge,
                 port=ref.port, intf=intf_name(bridge, ref.port), mac=vm.mac, ip=vm.ip,
                 prefixlen=segment.subnet.prefixlen, gateway=segment.gateway,
+                ip6=vm.ip6, prefixlen6=segment.subnet6.prefixlen if segment.subnet6 else 0,
+                gateway6=segment.gateway6,
+                router6=link_local(gateway_mac(segment.id)) if segment.gateway6 else None,
             )
         )
     plan = LabPlan(

@@ -42,6 +42,7 @@ class ProbeResult:
     reached: bool
     detail: str  # how it went: "connected", "timeout", "answered by rf1", ...
     tries: int
+    family: int = 4  # 4: IPv4, 6: IPv6
 
 
 def wire_service(service: Service) -> str:
@@ -76,7 +77,7 @@ def start_servers(hosts: Mapping[str, Node], services: Sequence[Service]) -> Pro
     try:
         for vm, host in hosts.items():
             # The agent answers pings itself, naming its VM; the kernel must not.
-            host.cmd("sysctl -qw net.ipv4.icmp_echo_ignore_all=1")
+            host.cmd("sysctl -qw net.ipv4.icmp_echo_ignore_all=1 net.ipv6.icmp.echo_ignore_all=1")
             servers.procs[vm] = host.popen(
                 [sys.executable, str(AGENT), "serve", "--name", vm, "--tcp", tcp, "--udp", udp],
                 stdin=subprocess.DEVNULL,
@@ -118,19 +119,24 @@ def probe_matrix(
     services: Sequence[Service],
     timeout: float = 1.0,
     retries: int = 1,
+    addresses6: Mapping[str, str] | None = None,
 ) -> list[ProbeResult]:
     """Probe every ordered pair of distinct VMs in `hosts` for every service.
 
-    `addresses` gives each VM's IP. Server agents must be running (start_servers).
+    `addresses` gives each VM's IPv4 address, `addresses6` the IPv6 address of the
+    VMs that have one: each pair of those is probed in IPv6 too (a VM without one
+    has nothing to send from or to). Server agents must be running (start_servers).
     """
     wired = {wire_service(s): s for s in services}
+    v6 = addresses6 or {}
     clients: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for src, host in hosts.items():
             targets = [
-                {"dst": dst, "ip": addresses[dst], "service": w}
+                {"dst": dst, "ip": ip, "service": w}
                 for dst in hosts
                 if dst != src
+                for ip in (addresses[dst], *([v6[dst]] if src in v6 and dst in v6 else []))
                 for w in wired
             ]
             clients[src] = host.popen(
@@ -150,7 +156,7 @@ def probe_matrix(
             for o in json.loads(out):
                 results.append(
                     ProbeResult(src, o["dst"], wired[o["service"]], o["reached"],
-                                o["detail"], o["tries"])
+                                o["detail"], o["tries"], o.get("family", 4))
                 )
     finally:
         for proc in clients.values():

@@ -1,7 +1,8 @@
 """Judge probe results against the policy, print the matrix, write the JSON report.
 
 Pure apart from `write_report`: the verdict of each probe is `reach(policy, ...)`
-(the reference semantics of DESIGN.md §2) against what the wire said.
+(the reference semantics of DESIGN.md §2) in the probe's family against what the
+wire said. IPv4 and IPv6 probes get a matrix each.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class LabReport:
     services: tuple[Service, ...]
     judged: tuple[Judged, ...]
     missing: tuple[tuple[str, str, Service], ...]  # (src, dst, service) never probed
+    vms6: tuple[str, ...] = ()  # the VMs probed in IPv6 too (those with an address)
+    missing6: tuple[tuple[str, str, Service], ...] = ()  # the same, in IPv6
+
+    def family(self, family: int) -> tuple[Judged, ...]:
+        return tuple(j for j in self.judged if j.probe.family == family)
 
     @property
     def mismatches(self) -> tuple[Judged, ...]:
@@ -53,35 +59,53 @@ class LabReport:
     @property
     def failures(self) -> int:
         """Mismatches plus probes that never ran: the lab passes only at zero."""
-        return len(self.mismatches) + len(self.missing)
+        return len(self.mismatches) + len(self.missing) + len(self.missing6)
 
 
 def judge_probes(
-    policy: Policy, vms: Sequence[str], services: Sequence[Service], results: Iterable[ProbeResult]
+    policy: Policy, vms: Sequence[str], services: Sequence[Service],
+    results: Iterable[ProbeResult], vms6: Sequence[str] = (),
 ) -> LabReport:
-    """Each probe with the policy's promise; also which of vms x vms x services is missing."""
+    """Each probe with the policy's promise in its family; also which of vms x vms x
+    services (and vms6 x vms6 x services in IPv6) is missing."""
     judged = tuple(
-        Judged(r, reach(policy, r.src, r.dst, r.service))
-        for r in sorted(results, key=lambda r: (vms.index(r.src), vms.index(r.dst), r.service))
+        Judged(r, reach(policy, r.src, r.dst, r.service, r.family))
+        for r in sorted(results, key=lambda r: (r.family, vms.index(r.src), vms.index(r.dst),
+                                                r.service))
     )
-    done = {(j.probe.src, j.probe.dst, j.probe.service) for j in judged}
-    missing = tuple(
-        (a, b, s) for a in vms for b in vms if a != b for s in services if (a, b, s) not in done
-    )
-    return LabReport(tuple(vms), tuple(services), judged, missing)
+
+    def missing_in(family: int, names: Sequence[str]) -> tuple[tuple[str, str, Service], ...]:
+        done = {(j.probe.src, j.probe.dst, j.probe.service) for j in judged
+                if j.probe.family == family}
+        return tuple((a, b, s) for a in names for b in names if a != b for s in services
+                     if (a, b, s) not in done)
+
+    return LabReport(tuple(vms), tuple(services), judged, missing_in(4, vms),
+                     tuple(vms6), missing_in(6, vms6))
 
 
 # ------------------------------------------------------------------- printing
 
 
-def format_matrix(report: LabReport) -> str:
-    """Rows: source VM; columns: destination VM; cells: services that got through.
+def format_matrices(report: LabReport) -> str:
+    """The IPv4 matrix, then the IPv6 one when any VM was probed in IPv6."""
+    if not report.vms6:
+        return format_matrix(report)
+    return format_matrix(report, 4) + "\n\n" + format_matrix(report, 6)
+
+
+def format_matrix(report: LabReport, family: int = 4) -> str:
+    """Rows: source VM; columns: destination VM; cells: services that got through,
+    in IPv4 (`family` 4) or IPv6 (6: VMs without an IPv6 address show `n/a`).
 
     A mismatch is spelled out in the cell: `!LEAK tcp/22` (reached, not allowed)
     or `!BLOCKED tcp/80` (allowed, not reached).
     """
     cells: dict[tuple[str, str], list[str]] = {}
-    for j in report.judged:
+    if family == 6:
+        cells = {(a, b): ["n/a"] for a in report.vms for b in report.vms
+                 if a != b and (a not in report.vms6 or b not in report.vms6)}
+    for j in report.family(family):
         token = {
             Verdict.OK: str(j.probe.service) if j.probe.reached else "",
             Verdict.LEAK: f"!LEAK {j.probe.service}",
@@ -100,8 +124,10 @@ def format_matrix(report: LabReport) -> str:
     }
     rule = "-" * label + "".join("-+-" + "-" * widths[d] for d in report.vms)
     lines = [
-        "reachability: rows = from, columns = to, cells = services that got through;",
-        "!LEAK = got through but not allowed, !BLOCKED = allowed but did not get through",
+        f"{'IPv6' if family == 6 else 'IPv4'} reachability: rows = from, columns = to,"
+        " cells = services that got through;",
+        "!LEAK = got through but not allowed, !BLOCKED = allowed but did not get through"
+        + (";\nn/a = a VM without an IPv6 address" if family == 6 and cells else ""),
         "",
         ("from \\ to".ljust(label) + "".join(" | " + d.ljust(widths[d]) for d in report.vms))
         .rstrip(),
@@ -135,15 +161,18 @@ def _cell_lines(src: str, dst: str, cells: Mapping[tuple[str, str], list[str]]) 
 
 def format_summary(report: LabReport) -> str:
     """One line of totals, then one line per mismatch and per missing probe."""
-    probes = len(report.judged)
-    reached = sum(j.probe.reached for j in report.judged)
-    expected = sum(j.expected for j in report.judged)
-    lines = [
-        f"{len(report.vms)} VMs, {len(report.services)} services "
-        f"({', '.join(str(s) for s in report.services)}): {probes} probes, "
-        f"{reached} reached, {expected} allowed by the policy, "
-        f"{len(report.mismatches)} mismatches"
-    ]
+    lines = []
+    for family, names in ((4, report.vms), (6, report.vms6)):
+        if not names:
+            continue
+        judged = report.family(family)
+        reached = sum(j.probe.reached for j in judged)
+        expected = sum(j.expected for j in judged)
+        mismatches = sum(j.verdict is not Verdict.OK for j in judged)
+        lines.append(
+            f"IPv{family}: {len(names)} VMs, {len(report.services)} services "
+            f"({', '.join(str(s) for s in report.services)}): {len(judged)} probes, "
+            f"{reached} reached, {expected} allowed by the policy, {mismatches} mismatches")
     for j in report.mismatches:
         p = j.probe
         why = (
@@ -152,11 +181,12 @@ def format_summary(report: LabReport) -> str:
             else "allowed by the policy, but did not get through"
         )
         lines.append(
-            f"  {j.verdict.value:<8} {p.src} -> {p.dst} {p.service}: {why} "
+            f"  {j.verdict.value:<8} {p.src} -> {p.dst} {p.service} IPv{p.family}: {why} "
             f"({p.detail}, {p.tries} {'try' if p.tries == 1 else 'tries'})"
         )
-    for src, dst, service in report.missing:
-        lines.append(f"  MISSING  {src} -> {dst} {service}: never probed")
+    for family, missing in ((4, report.missing), (6, report.missing6)):
+        for src, dst, service in missing:
+            lines.append(f"  MISSING  {src} -> {dst} {service} IPv{family}: never probed")
     if report.failures == 0:
         lines.append("PASS: the data plane does what the policy says")
     else:
@@ -181,12 +211,14 @@ def report_json(report: LabReport, extra: Mapping[str, Any] | None = None) -> di
                 "verdict": j.verdict.value,
                 "detail": j.probe.detail,
                 "tries": j.probe.tries,
+                "family": j.probe.family,
             }
             for j in judged
         ],
         "mismatches": len(report.mismatches),
         "summary": {
             "vms": list(report.vms),
+            "vms6": list(report.vms6),
             "services": [str(s) for s in report.services],
             "probes": len(judged),
             "reached": sum(j.probe.reached for j in judged),
@@ -194,7 +226,9 @@ def report_json(report: LabReport, extra: Mapping[str, Any] | None = None) -> di
             "leaks": sum(j.verdict is Verdict.LEAK for j in judged),
             "blocked": sum(j.verdict is Verdict.BLOCKED for j in judged),
             "missing": [
-                {"src": a, "dst": b, "service": str(s)} for a, b, s in report.missing
+                {"src": a, "dst": b, "service": str(s), "family": family}
+                for family, missing in ((4, report.missing), (6, report.missing6))
+                for a, b, s in missing
             ],
             "passed": report.failures == 0,
             **(extra or {}),

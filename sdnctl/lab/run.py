@@ -9,7 +9,10 @@ returning.
 
 Once every switch is programmed, each VM drops the address it was built with and
 boots its network with a real DHCP client (udhcpc), as a cloud image would: the
-probes then use what DHCP handed out (address, router, MTU).
+probes then use what DHCP handed out (address, router, MTU). A VM in a segment with
+`subnet6` then turns IPv6 on and takes its address and default route from the
+controller's router advertisement (sdnctl.lab.slaac); every pair of such VMs is
+probed in IPv6 as well, and gets a matrix of its own.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def _run(
     # Imported here: loading mininet is only worth it once the input is good.
     from sdnctl.lab.build import check_names_free
     from sdnctl.lab.probe import probe_matrix, start_servers
-    from sdnctl.lab.report import format_matrix, format_summary, judge_probes
+    from sdnctl.lab.report import format_matrices, format_summary, judge_probes
 
     spare = (p for p in free_ports(3) if p not in (controller_port, api_port))
     listen_port = controller_port or next(spare)
@@ -146,6 +149,11 @@ def _run(
          f" in {timings['build_s']:.1f} s")
 
     try:
+        # IPv6 comes up as the VM boots: it solicits a router every second until the
+        # controller has programmed its switch and answers.
+        from sdnctl.lab.slaac import start_ipv6
+
+        ipv6_vms = start_ipv6(lab.hosts, plan.hosts)
         servers = start_servers(lab.hosts, services)
         session.add("probe agents", servers.stop)
         log = session.tmp / "daemon.log"
@@ -154,7 +162,8 @@ def _run(
         _say(f"controller pid {daemon.pid} on {listen}, API {api}, log {log}")
         started = time.monotonic()
         waiting = wait_until_programmed(api, plan, daemon, PROGRAM_TIMEOUT)
-        timings["programmed_s"] = round(time.monotonic() - started, 2)
+        programmed = time.monotonic()
+        timings["programmed_s"] = round(programmed - started, 2)
         if waiting is None:
             _say(f"{_count(plugged(plan), 'VM')} bound and {_count(switches, 'switch')}"
                  f" programmed in {timings['programmed_s']:.1f} s")
@@ -172,8 +181,9 @@ def _run(
         median = statistics.median(lease.took_s for lease in leases.values())
         _say(f"{_count(leases, 'VM')} took their addresses by DHCP in"
              f" {timings['dhcp_s']:.1f} s (median lease {median:.2f} s)")
+        addresses6 = _wait_ipv6(lab.hosts, plan, ipv6_vms, programmed, timings)
         started = time.monotonic()
-        results = probe_matrix(lab.hosts, addresses, services)
+        results = probe_matrix(lab.hosts, addresses, services, addresses6=addresses6)
         timings["probe_s"] = round(time.monotonic() - started, 2)
         _say(f"{len(results)} probes in {timings['probe_s']:.1f} s")
     except (LabError, NoLease) as exc:
@@ -181,8 +191,8 @@ def _run(
         session.keep("the lab failed")
         return 3
 
-    report = judge_probes(policy, vms, services, results)
-    print(format_matrix(report))
+    report = judge_probes(policy, vms, services, results, vms6=tuple(addresses6))
+    print(format_matrices(report))
     print(format_summary(report))
     if report_path is not None:
         _write_report(report, report_path, policy_path, {
@@ -199,6 +209,22 @@ def _run(
     return 0
 
 
+def _wait_ipv6(hosts: dict[str, Any], plan: LabPlan, names: list[str], since: float,
+               timings: dict[str, float]) -> dict[str, str]:
+    """The IPv6 addresses of `names` (start_ipv6), once every one of them is ready."""
+    from sdnctl.lab.slaac import wait_ipv6
+
+    if not names:
+        return {}
+    wait_ipv6(hosts, plan.hosts, names)
+    timings["ipv6_s"] = round(time.monotonic() - since, 2)
+    by_slaac = sum(plan.host(vm).slaac for vm in names)
+    _say(f"{_count(names, 'VM')} had their IPv6 addresses and routes from the router"
+         f" advertisement {timings['ipv6_s']:.1f} s after the switches were programmed"
+         f" ({by_slaac} by SLAAC, {len(names) - by_slaac} set by hand)")
+    return {vm: str(plan.host(vm).ip6) for vm in names}
+
+
 def _write_report(report: LabReport, path: str | Path, policy_path: Path,
                   meta: dict[str, Any]) -> None:
     """The JSON report and, next to it, the matrix as a PNG heat map."""
@@ -208,5 +234,13 @@ def _write_report(report: LabReport, path: str | Path, policy_path: Path,
     document = report_json(report, meta)
     write_report(path, document)
     heatmap = Path(path).with_suffix(".png")
-    write_lab_heatmap(document["probes"], heatmap, f"measured reachability: {policy_path.name}")
-    _say(f"report written to {path}, heat map to {heatmap}")
+    probes = document["probes"]
+    write_lab_heatmap([p for p in probes if p["family"] == 4], heatmap,
+                      f"measured reachability: {policy_path.name}")
+    maps = str(heatmap)
+    if report.vms6:
+        heatmap6 = heatmap.with_name(heatmap.stem + "-ipv6.png")
+        write_lab_heatmap([p for p in probes if p["family"] == 6], heatmap6,
+                          f"measured IPv6 reachability: {policy_path.name}")
+        maps += f" and {heatmap6}"
+    _say(f"report written to {path}, heat maps to {maps}")

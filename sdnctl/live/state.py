@@ -6,8 +6,9 @@ every acknowledged update). The app (`sdnctl/app/controller.py`) turns their dif
 into messages; this module only keeps the books and answers `status()`.
 
 The inputs that decide `desired` are the enforced policy and topology (replaced
-only by a reload that validated), the live bindings from OVSDB, and the link ports
-known to be down. `recompile` derives every switch's FlowSet from them again and
+only by a reload that validated), the live bindings from OVSDB, the link and
+uplink ports known to be down, and the uplinks' next hops learned by ARP
+(`sdnctl/live/uplinks.py`). `recompile` derives every switch's FlowSet from them again and
 names the switches whose FlowSet changed.
 
 os-ken 4 runs apps on real threads by default (its "native" hub) and the status
@@ -17,22 +18,27 @@ API has its own: every reader and writer holds `lock`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sdnctl.bindings import Bindings
+from sdnctl.compile.context import NetworkView
+from sdnctl.compile.exits import NsPlan, build_plan
 from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
+from sdnctl.live.connlimits import ConnLimits, zone_limits
 from sdnctl.live.counters import Counters
 from sdnctl.live.dhcp import DhcpResponder
 from sdnctl.live.history import EditStart, EnforcedEdit, History
 from sdnctl.live.links import LinkState
 from sdnctl.live.reads import Read
+from sdnctl.live.uplinks import UplinkState
 from sdnctl.policy.model import Policy
 from sdnctl.southbound import ofp as sb
 from sdnctl.southbound.ovsdb import BindingSnapshot, OvsdbHealth
@@ -54,6 +60,14 @@ class CompileFn(Protocol):
 
 
 Rebind = Callable[[Policy, Topology], BindingSnapshot]
+
+
+class Limiter(Protocol):
+    """Applies conntrack zone limits (sdnctl.southbound.ctlimits.ZoneLimiter)."""
+
+    def submit(self, limits: Mapping[int, int]) -> None: ...
+
+    def status(self) -> dict[str, object]: ...
 
 
 @dataclass
@@ -377,6 +391,9 @@ class DaemonParts:
     mirrors: Callable[[], list[dict[str, object]]] | None = None  # OVSDB's Mirror rows
     ipfix: Callable[[], dict[str, object]] | None = None  # `--ipfix`: the export's state
     ha: Election | None = None  # with replicas (`--etcd`); None: the only one
+    # `--vm-conn-limit`/`--tenant-nat-limit`: conntrack zone limits, and who sets them
+    conn_limits: ConnLimits = field(default_factory=ConnLimits)
+    limiter: Limiter | None = None
     info: dict[str, object] = field(default_factory=dict)  # listen, api, tls, startup
 
 
@@ -420,6 +437,8 @@ class ControllerState:
         self.history = History()
         self.counters = Counters()
         self.dhcp = DhcpResponder()  # answers the metered DHCP path (sdnctl/app/dhcp.py)
+        self.uplinks = UplinkState()  # next hops learned, exits announced (sdnctl/app/uplinks.py)
+        self._limited: tuple[object, tuple[int, ...]] | None = None  # zones last limited
         self.daemon = DaemonParts()
         self.started_at = time.monotonic() if started_at is None else started_at
         self.lock = threading.RLock()
@@ -450,6 +469,7 @@ class ControllerState:
         self.inputs = inputs
         if not topology_changed:
             return []
+        self.uplinks.forget_gone(inputs.topology)
         return self._follow_topology(inputs.topology)
 
     def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
@@ -494,11 +514,12 @@ class ControllerState:
         FlowSets and is reported; with `strict` it raises CompileFailed instead, for
         a caller that must not adopt what it was compiling (a reload)."""
         down = self.links.down_ports(self.topology)
-        policy, topology, bindings = self.policy, self.topology, self.snapshot.bindings
+        policy, topology, bindings = self.policy, self.topology, self.compile_bindings()
         started = time.perf_counter()
         try:
             with self._unlocked(), self.compile_lock:
                 compiled = self.compile_fn(policy, topology, bindings, down_ports=down)
+                plan = self._exits(policy, topology, bindings, down)
                 # The compiler spells every field as a switch reads it back
                 # (tests/unit/test_normal_form.py), so what it gives is what each
                 # switch should hold, as is: unchanged switches are the same objects.
@@ -517,6 +538,11 @@ class ControllerState:
         self.down_ports = down
         self._compiled = compiled
         self._note_unbound()
+        self._limit_zones(bindings, plan)
+        relocated = self.uplinks.note_exits(plan) if plan is not None else []
+        if relocated:
+            self.record("exits", "tenants moved to another exit: " + "; ".join(relocated),
+                        logging.WARNING)
         scope = getattr(self.compile_fn, "last_scope", None)
         self.last_compile = {
             "took_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -532,6 +558,36 @@ class ControllerState:
                 sw.want(fs, when)
                 changed.append(sw)
         return changed
+
+    def compile_bindings(self) -> Bindings:
+        """What the compiler binds: OVSDB's VM ports and the uplinks' learned next hops."""
+        bindings = self.snapshot.bindings
+        if bindings.neighbours == self.uplinks.neighbours:
+            return bindings
+        return dataclasses.replace(bindings, neighbours=self.uplinks.neighbours)
+
+    def _limit_zones(self, bindings: Bindings, plan: NsPlan | None) -> None:
+        """Hand the connection limits of the bound VMs' and going tenants' zones to
+        the limiter (with `--vm-conn-limit`/`--tenant-nat-limit`), when they moved."""
+        parts = self.daemon
+        if parts.limiter is None:
+            return
+        nat = tuple(sorted(t.zone for t in plan.tenants.values())) if plan else ()
+        key = (bindings.ports, nat)
+        if self._limited is not None and self._limited[0] is key[0] and self._limited[1] == nat:
+            return
+        self._limited = key
+        parts.limiter.submit(zone_limits(bindings, plan, parts.conn_limits))
+
+    def _exits(self, policy: Policy, topology: Topology, bindings: Bindings,
+               down: frozenset[PortRef]) -> NsPlan | None:
+        """Where each tenant goes out after this compile (None: no gateway uplinks)."""
+        if not topology.uplinks():
+            return None
+        exits = getattr(self.compile_fn, "exits", None)
+        plan = exits() if exits is not None else None
+        return plan if plan is not None else build_plan(
+            NetworkView(policy, topology, bindings, down))
 
     @contextlib.contextmanager
     def _unlocked(self) -> Iterator[None]:
@@ -600,6 +656,13 @@ class ControllerState:
         with self.lock:
             return self._status()
 
+    def _conn_limits_status(self) -> dict[str, object]:
+        parts = self.daemon
+        if parts.limiter is None:
+            return {"enabled": False}
+        return {"enabled": True, "vm": parts.conn_limits.vm,
+                "tenant_nat": parts.conn_limits.tenant_nat, **parts.limiter.status()}
+
     def _status(self) -> dict[str, object]:
         bindings = self.snapshot.bindings.ports
         policy: dict[str, object] = self.policy_info.as_json()
@@ -628,6 +691,8 @@ class ControllerState:
             "mirrors": self.daemon.mirrors() if self.daemon.mirrors is not None else [],
             "ipfix": self.daemon.ipfix() if self.daemon.ipfix is not None else None,
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
+            "uplinks": self.uplinks.status(self.topology, self.down_ports),
+            "conn_limits": self._conn_limits_status(),
             "last_compile": self.last_compile,
             "unknown_ports": [p.as_json() for p in self.snapshot.problems],
             "unclaimed_ports": [p.as_json() for p in self.snapshot.unclaimed],

@@ -449,8 +449,12 @@ def _tenant_draft(t: Tenant) -> TenantDraft:
     draft = TenantDraft(t.name, t.line, LineDict(t.line), default=t.default)
     for name, s in t.segments.items():
         draft.segments[name] = SegmentDraft(t.name, name, s.line, s.vlan, s.vni, s.subnet,
-                                            s.gateway)
+                                            s.gateway, s.dns, s.subnet6, s.gateway6)
     return draft
+
+
+# `replace`, not the constructor: a moved object keeps every field it has (its
+# IPv6 address, waivers, floating IP, DNS servers, SNAT pool), only its line moves.
 
 
 def _moved_vm(vm: VM, lines: int) -> VM:

@@ -6,7 +6,7 @@ simulator (and the lab) measure on compiled flows against this.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from sdnctl.policy.model import VM, Default, Policy, Proto, Service
 
@@ -45,8 +45,16 @@ def takes_part(policy: Policy, vm: VM) -> bool:
     return vm.floating_ip is not None or policy.tenants[vm.tenant].snat is not None
 
 
+# Nobody's outside: "this network", loopback, link-local, multicast, reserved and
+# broadcast addresses are never sent out nor taken in as a source.
+NOWHERE = tuple(IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
+                                          "224.0.0.0/4", "240.0.0.0/4"))
+
+
 def is_external(policy: Policy, tenant: str, addr: IPv4Address) -> bool:
-    """Not inside any segment of `tenant`."""
+    """Not inside any segment of `tenant`, and somebody's address."""
+    if any(addr in net for net in NOWHERE):
+        return False
     return all(addr not in seg.subnet for seg in policy.tenants[tenant].segments.values())
 
 

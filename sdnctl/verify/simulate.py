@@ -668,9 +668,17 @@ class Conntrack:
         t = self._tuple(pkt)
         if t is None or not self.marks:
             return 0
-        rev = (t[0], t[3], t[4], t[1], t[2])
         marks = self.marks
-        return marks.get((switch, zone, t), marks.get((switch, zone, rev), 0))
+        got = marks.get((switch, zone, t))
+        if got is not None:
+            return got
+        # A reply: its connection is found by its reply tuple (translated, with NAT).
+        orig = self.unnat.get((switch, zone, t)) if self.unnat else None
+        if orig is None:
+            orig = (t[0], t[3], t[4], t[1], t[2])
+            if self.nats and (switch, zone, orig) in self.nats:
+                return 0  # the untranslated reverse of a translated one: another
+        return marks.get((switch, zone, orig), 0)
 
     def _holds(self, t: tuple[object, ...], table: set[tuple[object, ...]]) -> bool:
         return _holds(t, table) if self.unknowns else t in table
@@ -835,7 +843,7 @@ class Simulator:
                         zone = int(p.get(z, 0)) & 0xFFFF if isinstance(z, str) else z
                         # Conntrack sees the packet as it is (a translation still
                         # pending from an earlier ct without table included).
-                        dp = _as_sent(p)
+                        dp = _in_datapath(p)
                         # The state is the one the packet found: a packet that creates
                         # a connection by committing it is +new (measured, a TCP ACK
                         # too: tests/integration/test_sim_nat_ovs.py).
@@ -956,7 +964,6 @@ _PIPELINE_STATE = {
 # A translation a ct without `table` made: under these keys until the packet leaves
 # (or recirculates), since the pipeline still matches the fields from before it.
 _PENDING = {"ipv4_src": "nat:ipv4_src", "ipv4_dst": "nat:ipv4_dst"}
-_PENDING_KEYS = tuple(_PENDING.values())
 
 
 def _as_sent(p: Packet) -> Packet:
@@ -967,6 +974,11 @@ def _as_sent(p: Packet) -> Packet:
             if key in out:
                 out[name] = out.pop(key)
     return out
+
+
+def _in_datapath(p: Packet) -> Packet:
+    """`p` as the datapath holds it, not copied when nothing is pending (most runs)."""
+    return _as_sent(p) if "nat:ipv4_src" in p or "nat:ipv4_dst" in p else p
 
 
 def _is_clause(flow: Flow) -> bool:

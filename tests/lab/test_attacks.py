@@ -15,8 +15,10 @@ from collections.abc import Iterator
 import pytest
 
 from sdnctl.compile.dhcp import VM_DHCP_BURST, VM_DHCP_PPS
-from sdnctl.lab.attacks.catalogue import ATTACKS, CONTROL, Kind
-from sdnctl.lab.attacks.suite import AttackResult, StormFigures, SuiteReport
+from sdnctl.compile.nd import VM_ND_BURST, VM_ND_PPS
+from sdnctl.lab.attacks.catalogue import ATTACKS, CONTROL, CONTROL6, Kind
+from sdnctl.lab.attacks.scene import WITNESSES
+from sdnctl.lab.attacks.suite import AttackResult, StormFigures, SuiteReport, packet_in_budget
 from sdnctl.pipeline import table_id
 
 pytestmark = [pytest.mark.lab, pytest.mark.needs("tcpdump")]  # captures
@@ -85,9 +87,15 @@ def test_attack_gets_nothing_through(suite: SuiteReport, name: str) -> None:
 
 def dhcp_budget(storm: StormFigures) -> int:
     """Packet-ins the DHCP storm window may cause: what evil's DHCP meter lets through
-    (its burst, then its rate, over the window) and the witnesses' own clients (a
-    DISCOVER and a REQUEST per lease, a few more for a retry)."""
-    return evil_budget(storm.seconds) + witness_dhcp(storm)
+    (its burst, then its rate, over the window), the witnesses' own clients (a
+    DISCOVER and a REQUEST per lease, a few more for a retry) and their neighbour
+    solicitations (their IPv6 liveness probes; each VM's ND meter)."""
+    return evil_budget(storm.seconds) + witness_dhcp(storm) + witness_nd(storm.seconds)
+
+
+def witness_nd(seconds: float) -> int:
+    """What the witnesses' ND meters let through in `seconds` (and 2 s of slack)."""
+    return int(len(WITNESSES) * (VM_ND_BURST + VM_ND_PPS * (seconds + 2)))
 
 
 def evil_budget(seconds: float) -> int:
@@ -100,12 +108,14 @@ def witness_dhcp(storm: StormFigures) -> int:
     return 4 * (len(storm.dhcp_leases_s) + len(storm.dhcp_failures))
 
 
-def test_only_the_metered_controller_path_reaches_the_controller(suite: SuiteReport) -> None:
+def test_only_the_metered_controller_path_reaches_the_controller(lab: object,
+                                                                   suite: SuiteReport) -> None:
     """The pipeline is proactive: the only flows that output to CONTROLLER are stage
     dhcp's, behind the switch's meter, and every packet-in of the suite came through
     a VM's own meter: evil's DHCP requests and its expired routed packets (the router
     answers "time exceeded"), as many as that meter lets through over the whole
-    suite, plus the witnesses' DHCP clients."""
+    suite, the witnesses' DHCP clients, and the neighbour and router solicitations
+    of the VMs with IPv6 (evil's forged ones among them), each VM's ND meter."""
     dhcp_table = f"table={table_id('dhcp')},"
     assert suite.controller_outputs, "no controller path: the check below would be empty"
     wrong = [o for o in suite.controller_outputs
@@ -114,7 +124,9 @@ def test_only_the_metered_controller_path_reaches_the_controller(suite: SuiteRep
     assert suite.snooped > 0, "the snoop saw no OpenFlow at all: it was not listening"
     storm = _result(suite, DHCP_STORM.name).storm
     assert storm is not None
-    assert suite.packet_ins <= evil_budget(suite.seconds) + witness_dhcp(storm)
+    ipv6_vms = sum(v.ip6 is not None for v in lab.scene.vms.values())
+    assert ipv6_vms > 0
+    assert suite.packet_ins <= packet_in_budget(suite, ipv6_vms)
 
 
 def test_dhcp_starvation_leaves_others_their_lease(suite: SuiteReport) -> None:
@@ -142,8 +154,9 @@ def test_storm_leaves_the_daemon_responsive(suite: SuiteReport) -> None:
     assert storm.api_samples >= 50
     assert storm.api_p99_ms < API_BUDGET_MS
     assert storm.rss_after_kb - storm.rss_before_kb < RSS_GROWTH_KB
-    # Its TTL-1 pings to the gateway are the router's to answer: through evil's meter.
-    assert 0 < storm.packet_ins <= evil_budget(storm.seconds)
+    # Its TTL-1 pings to the gateway are the router's to answer: through evil's meter
+    # (and the witnesses' neighbour solicitations through theirs).
+    assert 0 < storm.packet_ins <= evil_budget(storm.seconds) + witness_nd(storm.seconds)
     assert storm.witness_checks >= 2 and storm.witness_failures == []
 
 
@@ -153,11 +166,13 @@ def test_fuzz_sent_thousands_of_frames(suite: SuiteReport) -> None:
     assert r.refused == 0
 
 
-def test_harness_sees_a_delivered_frame(lab: object) -> None:
-    """Marked frames the policy allows must all be counted: the harness can see a leak."""
+@pytest.mark.parametrize("control", [CONTROL, CONTROL6], ids=["IPv4", "IPv6"])
+def test_harness_sees_a_delivered_frame(lab: object, control: object) -> None:
+    """Marked frames the policy allows must all be counted: the harness can see a leak
+    (in IPv6 too: on the victim's segment and routed)."""
     from sdnctl.lab.attacks.suite import REPEAT, run_attack
 
-    r = run_attack(lab, CONTROL)  # type: ignore[arg-type]
+    r = run_attack(lab, control)  # type: ignore[arg-type]
     assert r.sent == 2 * REPEAT
     assert r.leaked == r.sent, r.leaks
     assert set(r.leaks) == {"rf2", "rb1"}
@@ -214,6 +229,35 @@ def test_neighbour_check_sees_a_poisoned_cache(lab: object) -> None:
     problems = check_neighbours(lab.hosts, lab.scene)
     assert any(p.startswith(f"rf2: cache says {rf2.gateway_ip} is-at {me.mac}") for p in problems)
     assert check_neighbours(lab.hosts, lab.scene) == []
+
+
+def test_ipv6_check_sees_a_poisoned_cache_a_rogue_address_and_route(lab: object) -> None:
+    """What a rogue RA or a spoofed NA would leave behind, done by hand, is reported:
+    a router entry pointing at evil's MAC, an address in a foreign prefix, a second
+    default route, a changed MTU. Undone, the check is quiet again."""
+    from sdnctl.lab.attacks.checks import check_neighbours6
+    from sdnctl.lab.attacks.session import AttackLab
+
+    assert isinstance(lab, AttackLab)
+    rf2, me, host = lab.scene.vm("rf2"), lab.scene.me, lab.hosts["rf2"]
+    assert check_neighbours6(lab.hosts, lab.scene) == []
+    mtu = host.cmd("cat /proc/sys/net/ipv6/conf/eth0/mtu").strip()
+    host.cmd(f"ip -6 neigh replace {rf2.router6} lladdr {me.mac} dev eth0 nud stale")
+    host.cmd("ip -6 addr add fd00:bad::12/64 dev eth0 nodad")
+    host.cmd(f"ip -6 route append default via {me.link_local} dev eth0")
+    host.cmd("sysctl -qw net.ipv6.conf.eth0.mtu=1280")
+    try:
+        problems = check_neighbours6(lab.hosts, lab.scene)
+    finally:
+        host.cmd(f"ip -6 neigh replace {rf2.router6} lladdr {rf2.router_mac} dev eth0 nud stale")
+        host.cmd("ip -6 addr del fd00:bad::12/64 dev eth0")
+        host.cmd(f"ip -6 route del default via {me.link_local} dev eth0")
+        host.cmd(f"sysctl -qw net.ipv6.conf.eth0.mtu={mtu}")
+    assert any(p.startswith(f"rf2: cache says {rf2.router6} is-at {me.mac}") for p in problems)
+    assert "rf2: has address fd00:bad::12, not its own" in problems
+    assert any(p.startswith("rf2: default routes via") for p in problems)
+    assert rf2.mtu6 != 1280 and f"rf2: IPv6 MTU 1280 (advertised: {rf2.mtu6})" in problems
+    assert check_neighbours6(lab.hosts, lab.scene) == []
 
 
 def test_snoop_counts_a_packet_in_and_the_daemon_shrugs(lab: object) -> None:

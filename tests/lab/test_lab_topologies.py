@@ -52,9 +52,12 @@ def test_lab_matches_policy(topology_path: Path, tmp_path: Path) -> None:
 
     assert_nothing_left(prefix, plan.interfaces)
     report = json.loads(report_path.read_text())
-    probed = {(p["src"], p["dst"], p["service"]) for p in report["probes"]}
+    probed = {(p["src"], p["dst"], p["service"], p["family"]) for p in report["probes"]}
     vms = [h.vm for h in plan.hosts]
-    wanted = {(a, b, str(s)) for a in vms for b in vms if a != b for s in probe_services(policy)}
+    vms6 = [h.vm for h in plan.hosts if h.ip6 is not None]
+    wanted = {(a, b, str(s), family)
+              for family, names in ((4, vms), (6, vms6))
+              for a in names for b in names if a != b for s in probe_services(policy)}
     assert probed == wanted
     assert len(report["probes"]) == len(wanted)
     mismatches = [p for p in report["probes"] if p["reached"] != p["expected"]]

@@ -34,6 +34,7 @@ class Tiny:
     bridge: str
     hosts: dict  # VM name -> mininet Host
     addresses: dict[str, str]
+    addresses6: dict[str, str]
 
 
 @pytest.fixture
@@ -50,28 +51,56 @@ def tiny() -> Iterator[Tiny]:
     try:
         switch = net.addSwitch(bridge, cls=OVSSwitch, dpid=f"{random.randrange(1, 2**48):016x}",
                                datapath="user", protocols="OpenFlow13", failMode="standalone")
-        hosts, addresses = {}, {}
+        hosts, addresses, addresses6 = {}, {}, {}
         for i, vm in enumerate(("a", "b", "c"), start=1):
             host = net.addHost(f"{bridge}{vm}", ip=f"10.222.0.{i}/24")
             net.addLink(host, switch, port1=0, port2=i, intfName1="eth0",
                         intfName2=f"{bridge}-eth{i}")
             hosts[vm], addresses[vm] = host, f"10.222.0.{i}"
+            addresses6[vm] = f"fd00:222::{i}"
         net.build()
         net.start()
-        for host in hosts.values():
+        for vm, host in hosts.items():
             host.cmd("ethtool -K eth0 tx off")
+            host.cmd("sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0")
+            host.cmd(f"ip -6 addr add {addresses6[vm]}/64 dev eth0 nodad")
         kind = subprocess.run(["ovs-vsctl", "get", "Bridge", bridge, "datapath_type"],
                               capture_output=True, text=True, check=True).stdout.strip()
         assert kind == "netdev"
         _ofctl(bridge, "add-flow", "priority=0,actions=NORMAL")
-        yield Tiny(bridge, hosts, addresses)
+        yield Tiny(bridge, hosts, addresses, addresses6)
     finally:
         net.stop()
         subprocess.run(["ovs-vsctl", "--if-exists", "del-br", bridge], check=False)
 
 
-def _by_key(results: list[ProbeResult]) -> dict[tuple[str, str, str], ProbeResult]:
-    return {(r.src, r.dst, str(r.service)): r for r in results}
+def _by_key(results: list[ProbeResult], family: int = 4
+            ) -> dict[tuple[str, str, str], ProbeResult]:
+    return {(r.src, r.dst, str(r.service)): r for r in results if r.family == family}
+
+
+@pytest.mark.lab
+def test_ipv6_probes_pass_then_fail_when_dropped(tiny: Tiny) -> None:
+    """The same probes over IPv6 (ICMPv6 echo, TCP, UDP): all reached on an open
+    bridge; with IPv6 to b dropped, exactly b's IPv6 probes fail and IPv4 is untouched."""
+    from sdnctl.lab.probe import probe_matrix, start_servers
+
+    servers = start_servers(tiny.hosts, SERVICES)
+    try:
+        results = probe_matrix(tiny.hosts, tiny.addresses, SERVICES, addresses6=tiny.addresses6)
+        open4, open6 = _by_key(results, 4), _by_key(results, 6)
+        assert len(open4) == len(open6) == 3 * 2 * len(SERVICES)
+        assert [r for r in open6.values() if not r.reached] == []
+        assert {r.detail for r in open6.values()} == {"connected", "echoed", "echo reply"}
+
+        _ofctl(tiny.bridge, "add-flow",
+               f"priority=100,ipv6,ipv6_dst={tiny.addresses6['b']},actions=drop")
+        cut = probe_matrix(tiny.hosts, tiny.addresses, SERVICES, addresses6=tiny.addresses6)
+        for (src, dst, service), r in _by_key(cut, 6).items():
+            assert r.reached is not ("b" in (src, dst)), (src, dst, service, r)
+        assert all(r.reached for r in _by_key(cut, 4).values())
+    finally:
+        servers.stop()
 
 
 @pytest.mark.lab
@@ -197,3 +226,54 @@ def test_verdicts_name_leaks_and_blocks() -> None:
     # A probe that never ran is a failure too, not silently "fine".
     partial = judge_probes(policy, ("w1", "w2"), (http, ssh), results[:3])
     assert partial.missing == (("w1", "w2", http),) and partial.failures == 3
+
+
+POLICY6 = """\
+version: 1
+tenants:
+  t:
+    segments:
+      s: {vlan: 10, subnet: 10.0.0.0/24, subnet6: "fd00::/64"}
+      u: {vlan: 20, subnet: 10.0.1.0/24}
+    groups:
+      w: {vms: [w1]}
+    rules:
+      - {from: any, to: w, allow: [tcp/80]}
+      - {from: any, to: w, allow: [tcp/22], family: ipv4}
+vms:
+  w1: {tenant: t, segment: s, mac: "02:00:00:00:00:01", ip: 10.0.0.1, host: hv1}
+  w2: {tenant: t, segment: s, mac: "02:00:00:00:00:02", ip: 10.0.0.2, host: hv2}
+  w3: {tenant: t, segment: u, mac: "02:00:00:00:00:03", ip: 10.0.1.3, host: hv2}
+"""
+
+
+def test_ipv6_verdicts_follow_the_rule_family() -> None:
+    """An IPv6 probe is judged by reach() in IPv6: a `family: ipv4` rule does not allow
+    it (reached = LEAK), a rule for both does; the IPv6 matrix marks a VM without an
+    IPv6 address n/a; an IPv6 probe that never ran is missing."""
+    topology = parse_topology(TOPOLOGY, "t.topology.yaml")
+    policy = parse_policy(POLICY6, "t.policy.yaml", topology)
+    http, ssh = parse_service("tcp/80"), parse_service("tcp/22")
+    results = [
+        ProbeResult("w2", "w1", ssh, True, "connected", 1, family=4),
+        ProbeResult("w2", "w1", ssh, True, "connected", 1, family=6),
+        ProbeResult("w2", "w1", http, True, "connected", 1, family=6),
+        ProbeResult("w1", "w2", ssh, False, "timeout", 2, family=6),
+    ]
+    report = judge_probes(policy, ("w1", "w2", "w3"), (http, ssh), results, vms6=("w1", "w2"))
+    verdicts = {(j.probe.src, str(j.probe.service), j.probe.family): j.verdict
+                for j in report.judged}
+    assert verdicts == {
+        ("w2", "tcp/22", 4): Verdict.OK,
+        ("w2", "tcp/22", 6): Verdict.LEAK,
+        ("w2", "tcp/80", 6): Verdict.OK,
+        ("w1", "tcp/22", 6): Verdict.OK,
+    }
+    assert report.missing6 == (("w1", "w2", http),)
+    matrix6 = format_matrix(report, 6)
+    assert "IPv6 reachability" in matrix6 and "!LEAK tcp/22" in matrix6 and "n/a" in matrix6
+    assert "!LEAK tcp" not in format_matrix(report, 4)
+    doc = report_json(report)
+    assert {p["family"] for p in doc["probes"]} == {4, 6}
+    assert {"src": "w1", "dst": "w2", "service": "tcp/80", "family": 6} in (
+        doc["summary"]["missing"])

@@ -35,7 +35,8 @@ def test_from_nothing_everything_is_added():
     fs = compile_network(policy, topo, bindings)["hv1"]
     d = diff_flowsets(None, fs)
     assert len(d.add) == len(fs.flows) and not d.modify and not d.delete
-    assert len(d.add_meters) == len(fs.meters) == 4  # web1's rate, 1 + 2 DHCP meters
+    # web1's rate, 1 + 2 DHCP meters, 1 + 2 ND meters (web1 and app1 are dual-stack)
+    assert len(d.add_meters) == len(fs.meters) == 7
 
 
 def test_editing_one_rule_touches_only_that_rules_flows():
@@ -52,10 +53,11 @@ def test_editing_one_rule_touches_only_that_rules_flows():
     for sw in before:
         d = diff_flowsets(before[sw], after[sw])
         touched += [(f.owner, f.match.get("tcp_dst")) for f in (*d.add, *d.modify, *d.delete)]
-    # Only the rule's service clause changes, on the one switch where web VMs open
-    # connections to app (hv1 holds web1; hv2 holds web2): 8080 goes, 8081 comes.
+    # Only the rule's service clauses change (one per family: web and app are
+    # dual-stack), on the switches where web VMs open connections to app (hv1 holds
+    # web1; hv2 holds web2): 8080 goes, 8081 comes.
     assert sorted(touched) == sorted([("rule:acme:web->app", 8080), ("rule:acme:web->app", 8081)]
-                                     * 2)
+                                     * 2 * 2)
 
 
 def test_a_vm_moving_changes_its_own_flows_and_the_paths_to_it():

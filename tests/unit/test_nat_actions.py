@@ -251,3 +251,15 @@ def test_after_a_ct_without_table_the_packet_is_untracked() -> None:
     sim = Simulator({"hv1": FlowSet.of("hv1", flows)}, load_topology(TOPOLOGY))
     out = sim._run_switch("hv1", 1, _udp(IN, OUT, 5000, 53), Conntrack(), Trace())
     assert [port for port, _ in out] == [2]
+
+
+def test_a_translated_connections_mark_is_read_on_its_replies() -> None:
+    """A revoked connection (ct_mark 1) must be found revoked from its reply too,
+    which only its translated reply tuple names."""
+    ct = Conntrack()
+    ct.commit("gw", 5, _udp(IN, OUT, 5000, 53), mark=1, nat=Nat("src", SNAT))
+    assert ct.mark("gw", 5, _udp(OUT, SNAT, 53, 5000)) == 1
+    assert ct.mark("gw", 5, _udp(OUT, IN, 53, 5000)) == 0  # no such connection
+    plain = Conntrack()
+    plain.commit("gw", 5, _udp(IN, OUT, 5000, 53), mark=1)
+    assert plain.mark("gw", 5, _udp(OUT, IN, 53, 5000)) == 1

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
+from sdnctl.flows import Ct, FlowSet
 from sdnctl.policy.model import Proto, Service, parse_service
 from sdnctl.verify.outside import probe_in, probe_out, router_learned
 from sdnctl.verify.semantics import outside_address, reach_in, reach_out
@@ -172,3 +173,45 @@ def _pool(policy, name):
     snat = policy.tenants[policy.vms[name].tenant].snat
     return snat.addresses() if snat is not None else []
 
+
+
+def test_a_source_inside_the_tenant_never_comes_in_from_outside():
+    """A packet from outside claiming rf2's inside address (10.0.1.12) is dropped on
+    the gateway before it reaches rf1 (bug caught: the gateway taking spoofed
+    inside sources as external), and so are sources nobody owns."""
+    policy, topo = net()
+    sim, b = _sim(policy, topo)
+    for spoofed in ("10.0.1.12", "10.0.2.11", "127.0.0.1", "224.0.0.5", "0.1.2.3"):
+        got = probe_in(sim, policy, b, spoofed, "rf1", HTTP)
+        assert "request not delivered" in got.reason, (spoofed, got.reason)
+    # blue's inside addresses are external to red
+    assert probe_in(sim, policy, b, "203.0.113.1", "rf1", HTTP).reached
+
+
+def test_nowhere_addresses_are_never_sent_out():
+    """blue may go anywhere outside, but not to loopback, multicast or broadcast
+    (bug caught: `external` taken as everything but the tenant's subnets)."""
+    policy, topo = net()
+    sim, b = _sim(policy, topo)
+    assert probe_out(sim, policy, b, "bx1", SERVER, HTTPS).reached
+    for nowhere in ("127.0.0.1", "224.0.0.251", "255.255.255.255", "169.254.169.254"):
+        got = probe_out(sim, policy, b, "bx1", nowhere, HTTPS)
+        assert "request not delivered" in got.reason, (nowhere, got.reason)
+
+
+def test_a_packet_the_gateway_could_not_translate_never_leaves():
+    """OVS passes a packet on untranslated when a commit fails (the tenant's NAT
+    zone is full): only packets from the tenant's outside addresses leave. Here the
+    simulator's commit is made to translate nothing (bug caught: output straight
+    after the commit, which put the VM's inside address on the wire)."""
+    policy, topo = net()
+    flows = compile_network(policy, topo, planned_bindings(policy, topo))
+    for name in ("border1", "border2"):
+        fs = flows[name]
+        kept = [dataclasses.replace(f, actions=tuple(
+            dataclasses.replace(a, nat=None) if isinstance(a, Ct) and a.nat is not None
+            and a.nat.kind == "src" else a for a in f.actions)) for f in fs.flows]
+        flows[name] = FlowSet.of(name, kept, fs.groups, fs.meters)
+    sim = Simulator(flows, topo)
+    got = probe_out(sim, policy, planned_bindings(policy, topo), "bx1", SERVER, HTTPS)
+    assert "request not delivered" in got.reason, got.reason

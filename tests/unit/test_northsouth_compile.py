@@ -148,7 +148,8 @@ def test_going_out_is_sent_to_the_exit_gateway_by_label():
     assert labels == {view.fabric_labels[red.exit.switch]}
     # and the gateway sends red's traffic out of its uplink
     gateway = flows[red.exit.switch]
-    outs = {a.port for f in gateway.in_stage("acl") for a in f.actions if isinstance(a, Output)}
+    outs = {a.port for f in gateway.in_stage("l3_route") for a in f.actions
+            if isinstance(a, Output)}
     assert outs == {red.exit.port}
 
 
@@ -163,7 +164,7 @@ def test_a_gateway_without_the_next_hops_mac_sends_nothing_out_and_asks():
     flows = compile_network(policy, topo, bindings)
     for name in ("border1", "border2"):
         assert not any(isinstance(a, Output) and a.port == 1
-                       for f in flows[name].in_stage("acl") for a in f.actions)
+                       for f in flows[name].flows for a in f.actions)
         learn = [f for f in flows[name].in_stage("arp") if f.match.get("arp_op") == 2]
         assert [f.match.get("arp_spa") for f in learn] == ["203.0.113.1"]
     learned = dataclasses.replace(bindings, neighbours=MappingProxyType(
@@ -171,7 +172,7 @@ def test_a_gateway_without_the_next_hops_mac_sends_nothing_out_and_asks():
     flows = compile_network(policy, topo, learned)
     red = ns_plan(_view(policy, topo, bindings=learned)).tenants["red"]
     assert any(isinstance(a, Output) and a.port == 1
-               for f in flows[red.exit.switch].in_stage("acl") for a in f.actions)
+               for f in flows[red.exit.switch].flows for a in f.actions)
 
 
 def test_rules_from_outside_are_judged_on_gateways_not_hypervisors():
@@ -197,3 +198,18 @@ def test_a_deny_tenant_without_rules_out_holds_no_exit_flows():
     flows = compile_network(policy, topo, planned_bindings(policy, topo))
     assert not any(f.owner == "tenant:red" and f.stage == "ct_out"
                    for f in flows["hv1"].flows)
+
+
+def test_no_flow_carries_two_clauses_of_one_conjunction():
+    """`from: external, allow: [any]`: the source clause (tenant, from outside) and
+    the service clause (tenant, any IPv4) must stay two flows (OVS refuses one flow
+    with two clauses of the same conjunction)."""
+    policy, topo = net()
+    red = policy.tenants["red"]
+    rules = tuple(dataclasses.replace(r, services=(parse_service("any"),)) for r in red.rules)
+    policy = _with_rules(policy, "red", *rules)
+    flows = compile_network(policy, topo, planned_bindings(policy, topo))
+    for fs in flows.values():
+        for f in fs.flows:
+            ids = [a.id for a in f.actions if isinstance(a, Conjunction)]
+            assert len(ids) == len(set(ids)), (fs.switch, f)

@@ -368,3 +368,47 @@ def test_the_daemons_reloads_reuse_the_last_good_read(
     assert modes == ["incremental", "full", "incremental"]
     again = load_sources(read_version(policy_path), read_version(topology_path), reads)
     assert again.topology is first.topology  # the same bytes: not parsed again
+
+
+DUAL_STACK = """\
+version: 1
+tenants:
+  t:
+    dns: [10.0.0.53]
+    segments:
+      s: {vlan: 10, subnet: 10.0.0.0/24, gateway: 10.0.0.1, subnet6: "fd00::/64",
+          gateway6: "fd00::1", dns: [10.0.0.54]}
+    rules:
+      - {from: any, to: any, allow: [icmp], family: ipv6}
+vms:
+  a: {tenant: t, segment: s, mac: "02:00:00:00:00:01", ip: 10.0.0.11, host: hv1}
+  b: {tenant: t, segment: s, mac: "02:00:00:00:00:02", ip: 10.0.0.12, ip6: "fd00::12",
+      host: hv2, waive: [unreachable]}
+"""
+
+
+def test_lines_moved_by_an_edit_keep_every_field() -> None:
+    """An edit above a VM or tenant that only moves it (a blank line) is read
+    incrementally and keeps its IPv6 address (given or EUI-64), waivers and DNS:
+    the moved copies once lost every field added after the first model."""
+    reader = PolicyRereader()
+    before = reader.read(DUAL_STACK, SOURCE, TOPOLOGY)
+    for new in (DUAL_STACK.replace("    dns:", "\n    dns:"),
+                DUAL_STACK.replace("  t:\n", "\n  t:\n")):
+        reader = PolicyRereader()
+        reader.read(DUAL_STACK, SOURCE, TOPOLOGY)
+        assert _check(reader, new, TOPOLOGY) == "incremental"
+        after = reader.read(new, SOURCE, TOPOLOGY)
+        assert after.vms["a"].ip6 is not None and after.vms["b"].ip6 == before.vms["b"].ip6
+        assert after.vms["b"].waive == before.vms["b"].waive != frozenset()
+        assert after.tenants["t"].dns == before.tenants["t"].dns != ()
+
+
+def test_a_vm_edited_in_a_dual_stack_segment_keeps_its_ipv6_address() -> None:
+    """A VM re-read on its own sees its segment as a draft: the draft must carry the
+    segment's subnet6 (and DNS), or the VM's EUI-64 address is lost."""
+    reader = PolicyRereader()
+    reader.read(DUAL_STACK, SOURCE, TOPOLOGY)
+    moved = DUAL_STACK.replace("ip: 10.0.0.11, host: hv1}", "ip: 10.0.0.11, host: hv2}")
+    assert _check(reader, moved, TOPOLOGY) == "incremental"
+    assert str(reader.read(moved, SOURCE, TOPOLOGY).vms["a"].ip6) == "fd00::ff:fe00:1"

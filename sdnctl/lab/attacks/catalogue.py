@@ -23,6 +23,9 @@ class Kind(enum.StrEnum):
     DHCP = "rogue dhcp"
     DHCP_STORM = "dhcp starvation"
     FUZZ = "packet fuzz"
+    RA = "rogue router"
+    ND = "neighbour spoofing"
+    EXT_HEADERS = "extension headers"
     CONTROL = "control"
 
 
@@ -34,7 +37,8 @@ class Attack:
     # Open an allowed TCP connection (evil -> rb1:8080) first and keep it open, so
     # crafted packets can claim to belong to it.
     needs_connection: bool = False
-    # Afterwards, look into the victims' ARP caches and ask the switch again.
+    # Afterwards, look into the victims' ARP caches and ask the switch again, and
+    # into their IPv6 state (neighbours, addresses, default route, MTU).
     check_neighbours: bool = False
     # A flood: frames/s and seconds (0: send each built frame once, as fast as it goes).
     rate: int = 0
@@ -85,7 +89,8 @@ ATTACKS: tuple[Attack, ...] = (
            " to third parties or quoting ports the connection never used",
            needs_connection=True),
     Attack("non-ip", Kind.NON_IP,
-           "IPv6, LLDP, STP, EAPOL, PPPoE, RARP, IPX, 802.3/LLC and raw experimental types"),
+           "IPv6 echo and NA from its link-local, LLDP, STP, EAPOL, PPPoE, RARP, IPX,"
+           " 802.3/LLC and raw experimental types"),
     Attack("gateway-spoof", Kind.GATEWAY,
            "frames from the gateway MACs or the gateway IP, and ARP answers for the gateway",
            check_neighbours=True),
@@ -94,6 +99,24 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("dhcp-rogue-server", Kind.DHCP,
            "DHCP offers, acks and naks (udp 67 -> 68) from its true MAC and IP, broadcast"
            " and unicast to rf2 and bx1"),
+    Attack("ra-rogue", Kind.RA,
+           "router advertisements as itself and as the segment's router: its own prefix"
+           " and the segment's, MTU 1280, router lifetime 0; to all nodes and unicast",
+           check_neighbours=True),
+    Attack("nd-spoof", Kind.ND,
+           "neighbour advertisements claiming rf2's, bx2's, rb1's, the gateway6's and the"
+           " router's addresses; solicitations from forged sources with its MAC",
+           check_neighbours=True),
+    Attack("ip6-spoof", Kind.SPOOF,
+           "IPv6 from rf2's and wa's ip6, from addresses outside the segment, from another"
+           " VM's link-local, from its own link-local beyond ND, from :: and multicast"),
+    Attack("dhcp6-server", Kind.DHCP,
+           "DHCPv6 advertise, reply and reconfigure (udp 547 -> 546) offering its own"
+           " prefix and DNS, to rf2 and bx1 and to all nodes", check_neighbours=True),
+    Attack("ip6-ext-headers", Kind.EXT_HEADERS,
+           "tcp/22, RAs and NAs behind hop-by-hop, destination-options and routing headers,"
+           " in atomic, tiny and overlapping fragments, the ICMPv6 header in fragment 2",
+           check_neighbours=True),
     Attack("dhcp-starvation", Kind.DHCP_STORM,
            "DHCP discovers and requests for random client MACs, from its own MAC and from"
            " random ones, while rf2 and wa renew their leases",
@@ -111,4 +134,7 @@ ATTACKS: tuple[Attack, ...] = (
 CONTROL = Attack("control-allowed", Kind.CONTROL,
                  "marked pings the policy allows: each must arrive and be counted")
 
-BY_NAME: dict[str, Attack] = {a.name: a for a in (*ATTACKS, CONTROL)}
+CONTROL6 = Attack("control-allowed6", Kind.CONTROL,
+                  "marked ICMPv6 echoes the policy allows: each must arrive and be counted")
+
+BY_NAME: dict[str, Attack] = {a.name: a for a in (*ATTACKS, CONTROL, CONTROL6)}

@@ -1,14 +1,18 @@
 """What must still hold after (and during) an attack, checked with real traffic.
 
-- liveness: allowed traffic flows: the blue witnesses wa <-> wb (tcp/80, icmp,
-  across the fabric), and the attacker's own allowed traffic (evil -> rb1
-  tcp/8080, evil -> rf2 icmp), answered by the intended VM (the lab's agent).
+- liveness: allowed traffic flows, in IPv4 and IPv6: the blue witnesses wa <-> wb
+  (tcp/80, icmp, across the fabric), and the attacker's own allowed traffic (evil
+  -> rb1 tcp/8080, routed, evil -> rf2 icmp), answered by the intended VM (the
+  lab's agent).
 - canaries: an allowed, marked ping to every victim, so each capture is shown
   to be listening while the attack ran.
 - DHCP: a real client (udhcpc) in a VM still gets that VM's policy address
   (`check_dhcp`, run during the DHCP starvation storm).
 - neighbours: every ARP cache entry of the victims and the attacker maps an
   address to its true MAC, and the switch, asked afresh, still answers right.
+  IPv6 (`check_neighbours6`): every neighbour cache entry is true, each VM still
+  has only its own addresses, its default route via the distributed router, and
+  the MTU the router advertised.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
+from sdnctl.lab.attacks.judge import truth6
 from sdnctl.lab.attacks.scene import ATTACKER, CANARY_SENDER, Scene, VmAddr
 from sdnctl.lab.plan import HOST_INTF
 
@@ -60,11 +66,15 @@ def check_dhcp(hosts: Mapping[str, Node], scene: Scene,
 def liveness_targets(s: Scene) -> dict[str, list[dict[str, str]]]:
     """Source VM -> the allowed probes it runs (the agent's JSON format)."""
     wa, wb, rb1, rf2 = s.vm("wa"), s.vm("wb"), s.vm("rb1"), s.vm("rf2")
+
+    def probes(dst: VmAddr, *services: str) -> list[dict[str, str]]:
+        return [{"dst": dst.name, "ip": ip, "service": svc}
+                for ip in (dst.ip, dst.ip6) if ip is not None for svc in services]
+
     return {
-        "wa": [{"dst": "wb", "ip": wb.ip, "service": svc} for svc in ("tcp/80", "icmp")],
-        "wb": [{"dst": "wa", "ip": wa.ip, "service": svc} for svc in ("tcp/80", "icmp")],
-        ATTACKER: [{"dst": "rb1", "ip": rb1.ip, "service": "tcp/8080"},
-                   {"dst": "rf2", "ip": rf2.ip, "service": "icmp"}],
+        "wa": probes(wb, "tcp/80", "icmp"),
+        "wb": probes(wa, "tcp/80", "icmp"),
+        ATTACKER: probes(rb1, "tcp/8080") + probes(rf2, "icmp"),
     }
 
 
@@ -94,7 +104,8 @@ def check_liveness(hosts: Mapping[str, Node], targets: Mapping[str, list[dict[st
             continue
         for o in json.loads(out):
             if not o["reached"]:
-                failures.append(f"{src} -> {o['dst']} {o['service']}: {o['detail']}")
+                failures.append(f"{src} -> {o['dst']} {o['service']} IPv{o.get('family', 4)}:"
+                                f" {o['detail']}")
     return failures
 
 
@@ -165,3 +176,50 @@ def check_neighbours(hosts: Mapping[str, Node], scene: Scene) -> list[str]:
             if ip and seen.get(ip) != expected:
                 problems.append(f"{vm}: asked for {ip}, got {seen.get(ip)} (expected {expected})")
     return problems
+
+
+# ---- IPv6 ---------------------------------------------------------------------
+
+
+def check_neighbours6(hosts: Mapping[str, Node], scene: Scene,
+                      watched: tuple[str, ...] = ("rf2", "bx1", "rb1", ATTACKER)) -> list[str]:
+    """What IPv6 spoofing would have changed in a VM: a neighbour entry with a wrong
+    MAC, an address from a prefix that is not its segment's, a default route that is
+    not the distributed router, or an MTU other than the advertised one."""
+    problems = []
+    for vm in watched:
+        v, host = scene.vm(vm), hosts[vm]
+        if v.ip6 is None:
+            continue
+        truth = truth6(v, scene)
+        for ip, mac in _neigh6(host).items():
+            if truth.get(ip) != mac:
+                problems.append(f"{vm}: cache says {ip} is-at {mac} (truth: {truth.get(ip)})")
+        mine = {str(ip_address(v.ip6)), str(ip_address(v.link_local or "::"))}
+        for ip in _addresses6(host):
+            if ip not in mine:
+                problems.append(f"{vm}: has address {ip}, not its own")
+        routes = host.cmd(f"ip -6 route show default dev {HOST_INTF}").split()
+        vias = {routes[i + 1] for i, word in enumerate(routes[:-1]) if word == "via"}
+        wanted = {v.router6} if v.gateway6 and v.router6 else set()
+        if vias != wanted:
+            problems.append(f"{vm}: default routes via {sorted(vias)} (expected {sorted(wanted)})")
+        mtu = host.cmd(f"cat /proc/sys/net/ipv6/conf/{HOST_INTF}/mtu").strip()
+        if v.mtu6 is not None and mtu != str(v.mtu6):
+            problems.append(f"{vm}: IPv6 MTU {mtu} (advertised: {v.mtu6})")
+    return problems
+
+
+def _neigh6(host: Node) -> dict[str, str]:
+    table = {}
+    for line in host.cmd(f"ip -6 neigh show dev {HOST_INTF}").splitlines():
+        words = line.split()
+        if "lladdr" in words:
+            table[str(ip_address(words[0]))] = words[words.index("lladdr") + 1].lower()
+    return table
+
+
+def _addresses6(host: Node) -> list[str]:
+    out = host.cmd(f"ip -6 -o addr show dev {HOST_INTF}")
+    return [str(ip_address(line.split()[3].split("/")[0])) for line in out.splitlines()
+            if len(line.split()) > 3]

@@ -6,7 +6,7 @@ It imports scapy once, prints {"ready": true}, then reads one JSON command per
 line on stdin and answers one JSON line on stdout:
 
     {"op": "send", "attack": NAME, "marker": HEX, "seed": N, "repeat": R}
-        build NAME's frames (frames.BUILDERS) and send each R times
+        build NAME's frames (frames.BUILDERS, frames6.BUILDERS6) and send each R times
     {"op": "flood", "attack": "packet-in-storm" | "fuzz" | "dhcp-starvation", "marker", "seed",
      "rate", "seconds"}
         send at `rate` frames/s for `seconds`
@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from random import Random
 
-from sdnctl.lab.attacks import flood, frames  # scapy: imported once, before "ready"
+from sdnctl.lab.attacks import flood, frames, frames6  # scapy: imported once, before "ready"
 from sdnctl.lab.attacks.scene import Scene
 
 IFACE = "eth0"
@@ -89,7 +89,7 @@ class Agent:
         sender = Sender()
         started = time.monotonic()
         if cmd["op"] == "send":
-            built = frames.BUILDERS[name](self.scene, ctx)
+            built = {**frames.BUILDERS, **frames6.BUILDERS6}[name](self.scene, ctx)
             for _ in range(int(str(cmd.get("repeat", 1)))):
                 for frame in built:
                     sender.send(frame)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.context import NetworkView
+from sdnctl.dhcp.lease import segment_mtu
 from sdnctl.lab.plan import LabPlan
 from sdnctl.pipeline import gateway_mac
+from sdnctl.policy.ipv6 import link_local
 from sdnctl.policy.model import Policy
 from sdnctl.topology.model import Topology
 
@@ -42,6 +44,16 @@ class VmAddr:
     gateway_mac: str | None
     hypervisor: str
     label: int  # MPLS label the fabric uses to reach this VM's hypervisor
+    # IPv6 (all None in a segment without subnet6): the VM's address, its EUI-64
+    # link-local, the segment's prefix, gateway6, and the distributed router's
+    # link-local address and MAC (what the controller's router advertisements use).
+    ip6: str | None = None
+    link_local: str | None = None
+    subnet6: str | None = None
+    gateway6: str | None = None
+    router6: str | None = None
+    router_mac: str | None = None
+    mtu6: int | None = None  # the link MTU the router advertises
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +90,18 @@ def build_scene(policy: Policy, topology: Topology, plan: LabPlan,
         vm = policy.vms[h.vm]
         seg = policy.segment_of(vm)
         gw = str(seg.gateway) if seg.gateway is not None else None
+        v6 = vm.ip6 is not None and seg.subnet6 is not None
         vms[h.vm] = VmAddr(
             name=h.vm, tenant=vm.tenant, vlan=seg.vlan, mac=vm.mac, ip=str(vm.ip),
             gateway_ip=gw, gateway_mac=gateway_mac(seg.id) if gw else None,
             hypervisor=h.switch, label=labels[h.switch],
+            ip6=str(vm.ip6) if v6 else None,
+            link_local=str(link_local(vm.mac)) if v6 else None,
+            subnet6=str(seg.subnet6) if v6 else None,
+            gateway6=str(seg.gateway6) if v6 and seg.gateway6 is not None else None,
+            router6=str(link_local(gateway_mac(seg.id))) if v6 else None,
+            router_mac=gateway_mac(seg.id) if v6 else None,
+            mtu6=segment_mtu(seg, topology) if v6 else None,
         )
     if attacker not in vms:
         raise ValueError(f"the attacker {attacker!r} is not placed on a hypervisor")

@@ -1,9 +1,11 @@
 """The hostile-VM lab, up and controlled: Mininet on OVS, the real daemon, the agents.
 
 `attack_lab()` opens a `LabSession`: builds the lab, starts `sdnctl run`, waits
-until every switch is programmed, starts the lab's probe servers in every VM and
-the attacker agent (`hostile`) in the attacker's VM; on the way out the session
-removes all of it again, last made first, whatever happened.
+until every switch is programmed and every dual-stack VM holds its IPv6 address
+and route (from the controller's router advertisement, sdnctl.lab.slaac), starts
+the lab's probe servers in every VM and the attacker agent (`hostile`) in the
+attacker's VM; on the way out the session removes all of it again, last made
+first, whatever happened.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from sdnctl.lab.attacks.scene import ATTACKER, POLICY, TOPOLOGY, Scene, build_scene
 from sdnctl.lab.controller import daemon_command, wait_until_programmed
 from sdnctl.lab.names import LOCALHOST, free_ports, free_prefix, rebased_topology
-from sdnctl.lab.plan import LabError, LabPlan, plan_lab
+from sdnctl.lab.plan import HOST_INTF, LabError, LabPlan, plan_lab
 from sdnctl.lab.session import LabSession, stop_process
+from sdnctl.lab.slaac import start_ipv6, wait_ipv6
 from sdnctl.policy.load import load_policy
 from sdnctl.policy.model import Policy, parse_service
 from sdnctl.tools import require
@@ -142,6 +145,7 @@ def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
         running.api = f"{LOCALHOST}:{api_port}"
         running.lab = session.lab(plan, (LOCALHOST, listen_port))
         quiet_switch_ports(plan)
+        ipv6_vms = start_ipv6(running.hosts, plan.hosts)  # soliciting until programmed
         servers = start_servers(running.hosts, [parse_service(s) for s in SERVICES])
         session.add("probe servers", servers.stop)
         running.daemon = session.spawn(
@@ -152,6 +156,7 @@ def attack_lab(prefix: str | None = None, topology_path: Path = TOPOLOGY,
         waiting = wait_until_programmed(running.api, plan, running.daemon)
         if waiting is not None:
             raise LabError(f"the daemon did not program the lab {waiting}")
+        wait_ipv6(running.hosts, plan.hosts, ipv6_vms)
         running.agent = _start_agent(running.hosts[ATTACKER], running.scene)
         session.add("attacker agent", running.agent.stop)
         warm_neighbours(running)
@@ -187,20 +192,29 @@ def _start_agent(host: Node, scene: Scene) -> AgentClient:
 def warm_neighbours(running: AttackLab) -> None:
     """Fill the victims' ARP caches, so a poisoning that got through would show in them.
 
-    Linux ignores unsolicited ARP for addresses it has no entry for, but overwrites
-    an entry it has: only a warm cache can be poisoned, so only a warm one proves
-    anything.
+    Linux ignores unsolicited ARP (and neighbour advertisements) for addresses it
+    has no entry for, but overwrites an entry it has: only a warm cache can be
+    poisoned, so only a warm one proves anything. IPv6 likewise: the router's
+    link-local address (the default route) and the neighbours' addresses.
     """
     s = running.scene
+    rf2, bx1, rb1 = s.vm("rf2"), s.vm("bx1"), s.vm("rb1")
     warm = {
-        "rf2": [s.vm("rf2").gateway_ip, s.me.ip],
-        "bx1": [s.vm("bx1").gateway_ip, s.vm("bx2").ip],
-        "rb1": [s.vm("rb1").gateway_ip],
-        ATTACKER: [s.vm("rf2").ip, s.me.gateway_ip],
+        "rf2": [rf2.gateway_ip, s.me.ip, rf2.router6, s.me.ip6],
+        "bx1": [bx1.gateway_ip, s.vm("bx2").ip, bx1.router6, s.vm("bx2").ip6],
+        "rb1": [rb1.gateway_ip, rb1.router6],
+        ATTACKER: [rf2.ip, s.me.gateway_ip, rf2.ip6, s.me.router6],
     }
     procs = [running.hosts[vm].popen(
-        ["sh", "-c", "; ".join(f"ping -c1 -W0.3 {ip} >/dev/null" for ip in ips if ip)],
+        ["sh", "-c", "; ".join(_ping_once(ip) for ip in ips if ip)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for vm, ips in warm.items()]
     for proc in procs:
         proc.wait(timeout=10)
+
+
+def _ping_once(ip: str) -> str:
+    """A shell command: one ping to `ip` (a link-local one out of eth0), output dropped.
+    An answer is not needed: asking resolves the neighbour."""
+    target = f"{ip}%{HOST_INTF}" if ip.startswith("fe80:") else ip
+    return f"ping -c1 -W0.3 {target} >/dev/null"

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdnctl.client.api import ApiError, get_status
+from sdnctl.compile.dhcp import VM_DHCP_BURST, VM_DHCP_PPS
+from sdnctl.compile.nd import VM_ND_BURST, VM_ND_PPS
 from sdnctl.lab.attacks import checks, measure
 from sdnctl.lab.attacks.capture import start_captures, stop_captures
 from sdnctl.lab.attacks.catalogue import Attack, Kind
@@ -65,7 +67,7 @@ class AttackResult:
     canaries: dict[str, int] = field(default_factory=dict)
     capture_drops: dict[str, int] = field(default_factory=dict)
     liveness: list[str] = field(default_factory=list)  # allowed traffic that failed
-    neighbours: list[str] = field(default_factory=list)  # poisoned or wrong ARP
+    neighbours: list[str] = field(default_factory=list)  # poisoned ARP, IPv6 state changed
     daemon_alive: bool = True
     storm: StormFigures | None = None
 
@@ -93,6 +95,19 @@ class SuiteReport:
     snooped: int  # OpenFlow messages seen on the controller connections (echoes: > 0)
     flows_changed: list[str]  # bridges whose flows or groups differ after the suite
     seconds: float = 0.0  # the whole suite's wall time (the per-VM meters' refill window)
+
+
+def packet_in_budget(report: SuiteReport, ipv6_vms: int) -> int:
+    """The most packet-ins the suite may cause if every one came through a VM's own
+    meter: the attacker's DHCP meter (its DHCP requests and expiring packets) over
+    the suite, the DHCP witnesses' clients (a DISCOVER and a REQUEST per lease, a
+    few more for a retry), and the ND meter of each of the `ipv6_vms` VMs with an
+    IPv6 address (the attacker's solicitations, the others' neighbour resolution)."""
+    seconds = report.seconds + 2  # slack for the window's edges
+    leases = sum(len(r.storm.dhcp_leases_s) + len(r.storm.dhcp_failures)
+                 for r in report.results if r.storm is not None)
+    return int(VM_DHCP_BURST + VM_DHCP_PPS * seconds + 4 * leases
+               + ipv6_vms * (VM_ND_BURST + VM_ND_PPS * seconds))
 
 
 def run_suite(lab: AttackLab, attacks: Iterable[Attack]) -> SuiteReport:
@@ -152,7 +167,8 @@ def run_attack(lab: AttackLab, attack: Attack) -> AttackResult:
         result.storm.switch_rx = result.switch_rx
     result.liveness = checks.check_liveness(lab.hosts, checks.liveness_targets(lab.scene))
     if attack.check_neighbours:
-        result.neighbours = checks.check_neighbours(lab.hosts, lab.scene)
+        result.neighbours = (checks.check_neighbours(lab.hosts, lab.scene)
+                             + checks.check_neighbours6(lab.hosts, lab.scene))
     result.daemon_alive = daemon_answers(lab)
     return result
 
@@ -260,7 +276,7 @@ def format_problems(results: Iterable[AttackResult]) -> str:
         for vm, leaks in r.leaks.items():
             lines += [f"LEAK {r.attack.name} -> {vm}: {leak}" for leak in leaks[:10]]
         lines += [f"BLOCKED {r.attack.name}: {x}" for x in r.liveness]
-        lines += [f"ARP {r.attack.name}: {x}" for x in r.neighbours]
+        lines += [f"NEIGHBOUR {r.attack.name}: {x}" for x in r.neighbours]
         lines += [f"DEAF {r.attack.name}: capture in {v} saw {r.canaries.get(v)} canaries,"
                   f" lost {r.capture_drops.get(v)} frames" for v in r.deaf_captures]
         if not r.daemon_alive:
