@@ -1,6 +1,7 @@
 """The daemon's HTTP API: status (JSON), flows, the enforced input files, metrics.
 
-Routes (GET or HEAD only; every answer but /policy, /topology and /metrics is JSON):
+Routes (GET or HEAD, but the two commands; every answer but /policy, /topology and
+/metrics is JSON):
 
     /status                     what the daemon knows (sdnctl.live.state.ControllerState)
     /flows/SWITCH               the FlowSet the daemon wants on SWITCH, as IR JSON
@@ -10,6 +11,12 @@ Routes (GET or HEAD only; every answer but /policy, /topology and /metrics is JS
     /, /dashboard               the web dashboard (HTML; sdnctl.dashboard), and the JSON it
     /network, /matrix, /explain, /edits   reads: topology and VMs, the reachability
                                 matrix, `explain` of one cell, the last edits
+    /connections                the connection log's last records (?limit=N&verdict=deny)
+    /mirrors                    the mirrors on the daemon's OVSDB
+    POST /mirrors/start, POST /mirrors/stop   the dashboard's mirror buttons: a JSON
+                                object ({"vm": "web1", "netns": "cap1", "direction": "in"}),
+                                `Content-Type: application/json` only (a browser sends
+                                no such request across origins without asking first)
 
 A request never gets a traceback, and a client's mistake never a 500: an unknown
 path is 404, another method 405, an unknown or malformed query 400, a bad
@@ -61,6 +68,10 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # Reads what a switch holds: (switch name, timeout) -> IR JSON; raises SwitchReadError.
 SwitchReader = Callable[[str, float], dict[str, object]]
 MetricsRenderer = Callable[[], str]
+# Runs a mirror command (sdnctl/mirrorcmd.py): ("start" | "stop", the request's JSON
+# object) -> (HTTP status, JSON document).
+MirrorRunner = Callable[[str, dict[str, Any]], tuple[str, dict[str, object]]]
+COMMANDS = {"/mirrors/start": "start", "/mirrors/stop": "stop"}  # POST path -> action
 
 
 class SwitchReadError(Exception):
@@ -170,8 +181,10 @@ class StatusApi:
     def __init__(self, state: ControllerState, token: str | None = None,
                  read_switch: SwitchReader | None = None,
                  metrics: MetricsRenderer | None = None, read_timeout_s: float = 5.0,
-                 bind: tuple[str, int] | None = None) -> None:
+                 bind: tuple[str, int] | None = None,
+                 mirror: MirrorRunner | None = None) -> None:
         self.state = state
+        self.mirror = mirror
         self.token = token
         self.read_switch = read_switch
         self.metrics = metrics
@@ -205,10 +218,12 @@ class StatusApi:
         refused = self._refusal(environ, path)
         if refused is not None:
             return refused
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path in COMMANDS:
+            return self._command(environ, COMMANDS[path], method)
         found = self.route(path)
         if found is None:
             return _error("404 Not Found", f"no such path {path!r}")
-        method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return _error("405 Method Not Allowed", f"{method} not allowed",
                           (("Allow", "GET, HEAD"),))
@@ -258,6 +273,28 @@ class StatusApi:
                     or not host_allowed(parts.netloc, bind_host, bind_port)):
                 return _error("403 Forbidden", "cross-origin requests are refused")
         return None
+
+    def _command(self, environ: dict[str, Any], action: str, method: str) -> Answer:
+        """A POST command: its JSON object to the runner (gate passed already)."""
+        if method != "POST":
+            return _error("405 Method Not Allowed", f"{method} not allowed",
+                          (("Allow", "POST"),))
+        kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if kind != JSON:
+            return _error("415 Unsupported Media Type", "send the request as application/json")
+        if environ.get("QUERY_STRING"):
+            return _error("400 Bad Request", "a command takes no query")
+        if self.mirror is None:
+            return _error("503 Service Unavailable", "mirror control is not available")
+        size = int(environ.get("CONTENT_LENGTH") or 0)  # checked by the gate
+        try:
+            body = json.loads(environ["wsgi.input"].read(size) or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error("400 Bad Request", f"the body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            return _error("400 Bad Request", "the body must be a JSON object")
+        status, doc = self.mirror(action, body)
+        return _json(status, doc)
 
     # ---- the paths -------------------------------------------------------------------
     def _status(self, _q: dict[str, str]) -> Answer:
@@ -322,9 +359,10 @@ def make_api(
     metrics: MetricsRenderer | None = None,
     read_timeout_s: float = 5.0,
     bind: tuple[str, int] | None = None,
+    mirror: MirrorRunner | None = None,
 ) -> WsgiApp:
     """The API as a WSGI app (`StatusApi`)."""
-    return StatusApi(state, token, read_switch, metrics, read_timeout_s, bind)
+    return StatusApi(state, token, read_switch, metrics, read_timeout_s, bind, mirror)
 
 
 def _parse_query(text: str, allowed: dict[str, tuple[str, ...]]) -> tuple[dict[str, str], str]:
@@ -357,10 +395,12 @@ def start_api(
     read_switch: SwitchReader | None = None,
     metrics: MetricsRenderer | None = None,
     limits: Limits | None = None,
+    mirror: MirrorRunner | None = None,
 ) -> HttpServer:
     """Serve the API from its own thread (sdnctl/httpserver.py); `shutdown()` +
     `server_close()` stop it. Binding fails here, in the caller."""
     server = HttpServer(host, port, limits)
-    app = make_api(state, token, read_switch, metrics, bind=(host, server.server_port))
+    app = make_api(state, token, read_switch, metrics, bind=(host, server.server_port),
+                   mirror=mirror)
     server.start(app, name="status-api")
     return server

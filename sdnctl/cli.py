@@ -271,7 +271,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                       api=args.api, api_token_file=args.api_token_file, tls=tls_files(args),
                       stats_interval_s=args.stats_interval or None, etcd=args.etcd,
                       etcd_prefix=args.etcd_prefix, replica_id=args.replica_id,
-                      ipfix=ipfix_export(args), conn_limits=conn_limits(args))
+                      ipfix=ipfix_export(args), conn_limits=conn_limits(args),
+                      connection_log=args.connection_log,
+                      connection_log_mb=args.connection_log_mb)
 
 
 def _duration(text: str) -> float:

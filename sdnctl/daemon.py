@@ -49,6 +49,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdnctl.api import SwitchReadError, start_api
@@ -62,6 +63,7 @@ from sdnctl.live.sources import SourceReads, Sources, load_sources, read_version
 from sdnctl.live.uplinks import PROBE_EVERY_S
 from sdnctl.live.watch import DEFAULT_INTERVAL_S, Change, FileWatcher
 from sdnctl.metrics import render_metrics
+from sdnctl.mirrorcmd import mirror_runner
 from sdnctl.southbound.ipfix import DEFAULT_ACTIVE_TIMEOUT_S, IpfixExport, parse_collector
 from sdnctl.startup import Startup, Ticker, run_until, wait_for_bindings
 from sdnctl.tls import HandshakeWatch, Listen, TlsFiles, configure_os_ken
@@ -71,6 +73,7 @@ if TYPE_CHECKING:  # these import os-ken: loaded by Daemon.start only
     from sdnctl.app.controller import ControllerApp
     from sdnctl.app.listener import Listeners
     from sdnctl.ha.election import Election
+    from sdnctl.live.connlog import ConnectionLog
     from sdnctl.live.state import ControllerState
     from sdnctl.southbound.ovsdb import OvsdbMonitor
 
@@ -80,6 +83,7 @@ DEFAULT_LISTEN = "0.0.0.0:6653"
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 DEFAULT_API = "127.0.0.1:8680"
 DEFAULT_STATS_INTERVAL_S = 10.0  # flow-stats reads for the drop counters
+DEFAULT_CONNLOG_MB = 10  # the connection log's file moves to FILE.1 past this
 LISTEN_WAIT_S = 10.0  # for os-ken's listener to open, once its apps have started
 DEFAULT_CONN_LIMITS = ConnLimits(DEFAULT_VM_CONN_LIMIT, DEFAULT_TENANT_NAT_LIMIT)
 
@@ -137,6 +141,8 @@ class DaemonConfig:
     replica_id: str | None = None
     ipfix: IpfixExport | None = None
     conn_limits: ConnLimits = DEFAULT_CONN_LIMITS
+    connection_log: str | None = None  # file of the connection log's JSON lines
+    connection_log_mb: int = DEFAULT_CONNLOG_MB  # FILE moves to FILE.1 past this size
 
 
 class StartupFailed(Exception):
@@ -260,6 +266,16 @@ class Daemon:
         except LoadError as exc:
             raise StartupFailed(2, *(str(p) for p in exc.problems)) from None
 
+    def _open_connection_log(self, state: ControllerState) -> ConnectionLog:
+        """--connection-log: records also go to a file (sdnctl/live/connlog.py)."""
+        from sdnctl.live.connlog import ConnectionLog
+
+        cfg = self.config
+        assert cfg.connection_log is not None
+        state.connlog = ConnectionLog(Path(cfg.connection_log),
+                                      max_bytes=cfg.connection_log_mb * 1024 * 1024)
+        return state.connlog
+
     def _make_state(self, sources: Sources, ends: Endpoints,
                     monitor: OvsdbMonitor) -> tuple[ControllerState, Startup]:
         """What the app and the API share. No binding is known and nothing compiled yet:
@@ -274,6 +290,8 @@ class Daemon:
         state = self.state = ControllerState(sources.policy, sources.topology, info, None,
                                              self.started_at, topology_info=topo_info)
         state.bindings_ready = False
+        if self.config.connection_log is not None:
+            self._stack.callback(self._open_connection_log(state).close)
         state.daemon.rebind = monitor.rebind
         state.daemon.ovsdb = monitor.health
         state.daemon.mirrors = monitor.mirrors
@@ -338,7 +356,8 @@ class Daemon:
         try:
             server = start_api(state, ends.api_host, ends.api_port, ends.api_token,
                                read_switch=self._read_switch,
-                               metrics=lambda: render_metrics(state))
+                               metrics=lambda: render_metrics(state),
+                               mirror=mirror_runner(state, self.config.ovsdb))
         except OSError as exc:
             raise StartupFailed(1, f"sdnctl run: cannot listen for the status API on "
                                 f"{ends.api_host}:{ends.api_port}: {exc.strerror or exc}"
@@ -511,6 +530,8 @@ def run_daemon(
     replica_id: str | None = None,
     ipfix: IpfixExport | None = None,
     conn_limits: ConnLimits = DEFAULT_CONN_LIMITS,
+    connection_log: str | None = None,
+    connection_log_mb: int = DEFAULT_CONNLOG_MB,
 ) -> int:
     """Run until SIGTERM/SIGINT (exit 0); bad input exits 2, an unusable address 1.
 
@@ -523,11 +544,13 @@ def run_daemon(
     `ipfix`: export IPFIX from every switch's bridge (sdnctl/southbound/ipfix.py).
     `conn_limits`: conntrack zone limits per VM and per tenant on the gateways
     (sdnctl/live/connlimits.py; 0 turns one off).
+    `connection_log`: also write the connection log to this file, as JSON lines, moved
+    to FILE.1 past `connection_log_mb` MB (sdnctl/live/connlog.py).
     """
     setup_logging()
     config = DaemonConfig(policy_path, topology_path, listen, ovsdb, api, watch_interval_s,
                           api_token_file, tls, stats_interval_s, etcd, etcd_prefix, replica_id,
-                          ipfix, conn_limits)
+                          ipfix, conn_limits, connection_log, connection_log_mb)
     daemon = Daemon(config)
     try:
         with daemon:
@@ -596,6 +619,14 @@ def add_run_arguments(ap: argparse.ArgumentParser) -> None:
                     "collector (set in OVSDB by the daemon, removed when it stops; "
                     "observation domain = the low 32 bits of the switch's dpid, "
                     "interfaceName = the VM's interface)")
+    ap.add_argument("--connection-log", metavar="FILE",
+                    help="write the connection log (new connections of rules with `log: "
+                    "true`, denied first packets of tenants with `log_denied: true`) to "
+                    "FILE as JSON lines; the API's /connections and the dashboard show the "
+                    "last 1,000 with or without it")
+    ap.add_argument("--connection-log-mb", type=_positive, default=DEFAULT_CONNLOG_MB,
+                    metavar="MB", help="FILE moves to FILE.1 (replacing it) past this size "
+                    "(default %(default)s)")
     ap.add_argument("--ipfix-sampling", type=_positive, default=1, metavar="N",
                     help="export one packet in N (default 1: every packet, exact counts)")
     ap.add_argument("--ipfix-active-timeout", type=_positive,
@@ -656,7 +687,9 @@ def main(argv: list[str] | None = None) -> int:
                       api_token_file=args.api_token_file, tls=tls_files(args),
                       stats_interval_s=args.stats_interval or None, etcd=args.etcd,
                       etcd_prefix=args.etcd_prefix, replica_id=args.replica_id,
-                      ipfix=ipfix_export(args), conn_limits=conn_limits(args))
+                      ipfix=ipfix_export(args), conn_limits=conn_limits(args),
+                      connection_log=args.connection_log,
+                      connection_log_mb=args.connection_log_mb)
 
 
 if __name__ == "__main__":

@@ -198,6 +198,16 @@ class Ct:
 
 
 @dataclass(frozen=True, slots=True)
+class Controller:
+    """Send a copy of the packet to the controller through meter `meter_id` (OVS's
+    `controller(meter_id=N)`), and go on with the packet: what the meter refuses is
+    not sent, but the packet itself is never dropped by it (a `Meter` instruction
+    would drop the packet too)."""
+
+    meter_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Conjunction:
     id: int
     clause: int  # 1-based
@@ -229,7 +239,7 @@ class Goto:
 # tests/unit/test_action_vocabulary.py fails until every interpreter has one.
 Action = (
     Output | GroupAction | SetField | Move | PushVlan | PopVlan | PushMpls | PopMpls | DecTtl
-    | Ct | Conjunction | Meter | WriteMetadata | Goto
+    | Ct | Conjunction | Meter | WriteMetadata | Goto | Controller
 )
 ACTIONS: tuple[type, ...] = typing.get_args(Action)
 ACTION_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in ACTIONS}
@@ -614,6 +624,8 @@ def render_action_ofctl(act: Action, named: bool = False) -> str:
             return f"conjunction({i},{c}/{n})"
         case Meter(meter_id=m):
             return f"meter:{m}"
+        case Controller(meter_id=m):
+            return f"controller(meter_id={m})"
         case WriteMetadata(value=v, mask=m):
             return f"write_metadata:{hex(v)}/{hex(m)}"
         case Goto(stage=s):

@@ -129,8 +129,24 @@ def _collect(state: ControllerState) -> Iterable[Family]:
     yield per_switch("sdnctl_switch_ports_down", "gauge", "Ports the switch reports down.",
                      ((s.name, len(s.ports_down)) for s in switches))
     yield per_switch("sdnctl_packet_ins_total", "counter",
-                     "Packet-ins received and dropped (the pipeline sends none by design).",
+                     "Packet-ins received and dropped (from a table that sends none by "
+                     "design: not the metered DHCP and connection-log paths).",
                      sorted(pins.items()))
+    log = state.connlog.snapshot()  # its own lock
+    records = log["records"]
+    assert isinstance(records, dict)
+    fam = Family("sdnctl_connection_log_records_total", "counter",
+                 "Connection-log records made, by verdict (sdnctl run --connection-log).")
+    for verdict in ("allow", "deny"):
+        fam.add(records[verdict], verdict=verdict)
+    yield fam
+    fam = Family("sdnctl_connection_log_lost_total", "counter",
+                 "Connection-log records lost: dropped by the switches' log meters (meter), "
+                 "by the writer's full queue (writer), or not parsed (unparsed).")
+    for why, key in (("meter", "meter_drops"), ("writer", "writer_drops"),
+                     ("unparsed", "unparsed")):
+        fam.add(log[key], reason=why)  # type: ignore[arg-type]
+    yield fam
 
     fam = Family("sdnctl_policy_reloads_total", "counter",
                  "Reloads of the input files: ok (enforced), refused (invalid), unchanged.")

@@ -212,6 +212,9 @@ def _rule() -> Schema:
             "family": {"enum": ["ipv4", "ipv6"], "description": "Allow the services in "
                        "this IP family only; without it the rule covers both. A rule with "
                        "an end outside the tenant is IPv4 only."},
+            "log": {"type": "boolean", "default": False,
+                    "description": "Record every new connection this rule allows in the "
+                    "daemon's connection log."},
         },
         ["from", "to", "allow"],
     )
@@ -242,6 +245,10 @@ def _tenant() -> Schema:
                             _whole(rf"{_IPV4}(?:\s*-\s*{_IPV4})?"),
                             "an IPv4 address like 203.0.113.10 or a range like "
                             "203.0.113.10-203.0.113.19"),
+            "log_denied": {"type": "boolean", "default": False,
+                           "description": "Record the first packet of every connection "
+                           "the tenant's VMs open that no rule allows, in the daemon's "
+                           "connection log."},
         },
         ["segments"],
     )

@@ -38,6 +38,7 @@ TESTS = [
     "tests/unit/test_nat_actions.py",
     "tests/unit/test_northsouth_behaviour.py",
     "tests/unit/test_uplinks_live.py",
+    "tests/unit/test_connlog.py",
 ]
 
 
@@ -60,6 +61,7 @@ MIRROR = "sdnctl/southbound/mirror.py"
 NS = "sdnctl/compile/northsouth.py"
 UPLINKS = "sdnctl/live/uplinks.py"
 CONNLIMITS = "sdnctl/live/connlimits.py"
+CONNLOG = "sdnctl/compile/connlog.py"
 
 MUTANTS = [
     # -- compiler: north–south
@@ -264,6 +266,19 @@ MUTANTS = [
            "the wrong exit"),
     Mutant("connlimit-no-vm-zones", CONNLIMITS, "out[ref.port] = limits.vm", "pass",
            "one VM may fill its hypervisor's connection table"),
+    # -- connection logs: a copy never changes what happens to the packet
+    Mutant("connlog-copy-drops-allowed", CONNLOG,
+           "actions = (*head, log_copy(), last) if isinstance(last, Goto)",
+           "actions = (*head, log_copy()) if isinstance(last, Goto)",
+           "a logged rule's new connection is copied but no longer goes on"),
+    Mutant("connlog-copies-established", CONNLOG,
+           'Match.of(conj_id=cid, eth_type=eth, ct_state="+new+trk")',
+           'Match.of(conj_id=cid, eth_type=eth, ct_state="+trk")',
+           "every packet of a logged connection is copied, not its first"),
+    Mutant("connlog-deny-forwards", CONNLOG,
+           "               (log_copy(),), f\"tenant:{tenant}\")",
+           "               (log_copy(), Goto(\"l3_route\")), f\"tenant:{tenant}\")",
+           "a denied first packet that is logged goes on instead of being dropped"),
 ]
 
 

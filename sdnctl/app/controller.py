@@ -42,6 +42,7 @@ from os_ken.controller.handler import (
 )
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from sdnctl.app.connlog import ConnlogMixin
 from sdnctl.app.dhcp import DhcpMixin
 from sdnctl.app.observe import ObserverMixin
 from sdnctl.app.replica import ReplicaMixin
@@ -104,8 +105,8 @@ class EventRelink(event.EventBase):
     """The link debounce window closed: recompute paths if the down links changed."""
 
 
-class ControllerApp(ReplicaMixin, DhcpMixin, UplinkMixin, ObserverMixin,
-                    app_manager.OSKenApp):  # type: ignore[misc]
+class ControllerApp(ReplicaMixin, DhcpMixin, UplinkMixin, ConnlogMixin,  # type: ignore[misc]
+                    ObserverMixin, app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

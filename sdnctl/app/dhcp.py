@@ -56,4 +56,6 @@ class DhcpMixin:
             sw = next((s for s in st.switches.values() if s.datapath is ev.msg.datapath), None)
             bindings = st.snapshot.bindings
         if sw is not None:
-            st.dhcp.record_meter_drops(sw.name, bindings, sb.meter_band_drops(ev.msg.body))
+            drops = sb.meter_band_drops(ev.msg.body)
+            st.dhcp.record_meter_drops(sw.name, bindings, drops)
+            st.connlog.record_meter_drops(sw.name, drops)  # the connection log's meter

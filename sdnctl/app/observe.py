@@ -2,9 +2,11 @@
 
 - Packet-ins from stage `dhcp` are DHCP requests, answered by `sdnctl/app/dhcp.py`;
   from stage `arp`, a gateway's next hops answering, learnt by `sdnctl/app/uplinks.py`.
-  Any other is counted per switch and dropped (no packet-out, nothing learnt), with a
-  rate-limited log line (sdnctl.live.counters): the pipeline sends nothing else to
-  the controller, so one arriving means a flow outside the policy sent it.
+  Those from stage `acl` are the connection log's metered copies
+  (`sdnctl/app/connlog.py`). Any other is counted per switch and dropped (no
+  packet-out, nothing learnt), with a rate-limited log line (sdnctl.live.counters):
+  the pipeline sends nothing else to the controller, so one arriving means a flow
+  outside the policy sent it.
 - Live reads: `read_switch` (any thread; the API's `/flows/SWITCH?source=switch`)
   asks a switch for its flows, groups and meters and waits for the answer, which
   `sdnctl verify` compares with intent.
@@ -35,6 +37,7 @@ from sdnctl.southbound.livedump import drop_samples, dump_to_json
 
 DHCP_TABLE = table_id("dhcp")
 ARP_TABLE = table_id("arp")
+ACL_TABLE = table_id("acl")
 PACKET_IN_REASONS = {ofp.OFPR_NO_MATCH: "table miss", ofp.OFPR_ACTION: "output to controller",
                      ofp.OFPR_INVALID_TTL: "invalid TTL"}
 
@@ -62,6 +65,7 @@ class ObserverMixin:
     _switch_of: Callable[[Any], SwitchState | None]
     _dhcp_packet_in: Callable[[Any, SwitchState], None]
     _uplink_packet_in: Callable[[Any, SwitchState], None]
+    _connlog_packet_in: Callable[[Any, SwitchState], None]
     _poll_dhcp_meters: Callable[[SwitchState], None]
     _poll_round: list[str]  # switches still to read in this round of the stats poll
 
@@ -76,6 +80,8 @@ class ObserverMixin:
             return
         if sw is not None and msg.table_id == ARP_TABLE and msg.reason == ofp.OFPR_ACTION:
             self._uplink_packet_in(msg, sw)  # a gateway's next hop answering: learnt
+        if sw is not None and msg.table_id == ACL_TABLE and msg.reason == ofp.OFPR_ACTION:
+            self._connlog_packet_in(msg, sw)  # a metered copy for the connection log
             return
         with self.state.lock:
             if sw is not None:

@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import cast
 
+from sdnctl.compile.connlog import denied_log_flows, logged_rule_flows
 from sdnctl.compile.context import NetworkView
 from sdnctl.compile.exits import may_go_out, ns_plan
 from sdnctl.flows import Conjunction, Ct, Flow, Goto, Match, MatchValue, cidr
@@ -298,7 +299,8 @@ def _rule_flows(view: NetworkView, tenant: str, active: tuple[int, ...],
 
 def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
                       ) -> Iterator[Flow]:
-    """The service clauses of the tenant's active rules (shared like the rest)."""
+    """The service clauses of the tenant's active rules (shared like the rest), and
+    its connection-log flows (rebuilt with any change of the tenant)."""
     tid = view.tenant_ids[tenant]
     ip6 = has_ip6(view, tenant)
     clauses = Clauses()
@@ -308,6 +310,7 @@ def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
         cid = ids[rule]
         if cid not in wanted:
             continue
+        yield from logged_rule_flows(view, rule, cid, ip6, _COMMIT, rule_owner(rule))
         for s in rule.services:
             if ip6 and rule.covers(6) and not rule.outbound:
                 for m in service_matches6(s):
@@ -319,6 +322,7 @@ def acl_service_flows(view: NetworkView, tenant: str, active: tuple[int, ...]
                 clauses.add(Match.of(m, metadata=(tid, 0xFFFF_FFFF)), Conjunction(cid, 3, 3),
                             rule_owner(rule))
     yield from clauses.flows()
+    yield from denied_log_flows(view, tenant)  # connection log (sdnctl.compile.connlog)
 
 
 def acl_source_flows(view: NetworkView, switch: str, tenant: str) -> Iterator[Flow]:

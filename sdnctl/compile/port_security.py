@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from sdnctl.compile.connlog import logging_meters
 from sdnctl.compile.context import ROUTED_BIT, TENANT_MASK, NetworkView
 from sdnctl.compile.dhcp import dhcp_meters, dhcp_port_flows
 from sdnctl.compile.l2 import MPLS_TC_IP6
@@ -137,6 +138,7 @@ def compile_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:
     DHCP meters (`sdnctl.compile.dhcp`)."""
     yield from dhcp_meters(view, switch)
     yield from nd_meters(view, switch)
+    yield from logging_meters(view, switch)
     for lv in view.local_vms(switch):
         if lv.vm.rate_limit_mbps:
             kbps = lv.vm.rate_limit_mbps * 1000

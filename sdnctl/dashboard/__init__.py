@@ -2,8 +2,9 @@
 
     /  and  /dashboard     the page (sdnctl.dashboard.page): topology, VMs, the live
                            reachability matrix with explain-on-click, the last edits
-    /network /matrix /explain /edits
-                           the JSON documents it reads (sdnctl.dashboard.data)
+    /network /matrix /explain /edits /connections
+                           the JSON documents it reads (sdnctl.dashboard.data);
+                           /connections is the connection log's last records
 
 Same listener, same rules as the rest of the API: GET/HEAD only, and with a token
 configured every JSON route needs `Authorization: Bearer TOKEN`. The page itself

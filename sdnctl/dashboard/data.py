@@ -270,6 +270,24 @@ class Dashboard:
 
             return edits_doc(view, plan_of)
 
+    def connections(self, query: Query) -> Doc:
+        """The connection log's last records, newest first (`limit`, default 100, and
+        `verdict` allow|deny), with its counters (what the meters and the writer lost)."""
+        limit_text = query.get("limit", "100")
+        if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= 1000:
+            raise BadQuery(f"limit={_echo(limit_text)}: a whole number from 1 to 1000")
+        verdict = query.get("verdict")
+        if verdict not in (None, "allow", "deny"):
+            raise BadQuery(f"verdict={_echo(verdict or '')}: allow or deny")
+        log = self.state.connlog  # its own lock
+        return {"records": log.records(int(limit_text), verdict), "counters": log.snapshot()}
+
+    def mirrors(self, _query: Query) -> Doc:
+        """The mirrors on the daemon's OVSDB (its monitor's copy), for the mirror panel."""
+        with self.state.lock:
+            listing = self.state.daemon.mirrors
+        return {"mirrors": listing() if listing is not None else []}
+
     def routes(self) -> dict[str, tuple[tuple[str, ...], Callable[[Query], Doc]]]:
         """path -> (query keys it takes, the document). Values are checked here."""
         return {
@@ -277,4 +295,6 @@ class Dashboard:
             "/matrix": (("service",), self.matrix),
             "/explain": (("from", "to", "service", "source"), self.explain),
             "/edits": ((), self.edits),
+            "/connections": (("limit", "verdict"), self.connections),
+            "/mirrors": ((), self.mirrors),
         }

@@ -1,10 +1,11 @@
 """Counters the daemon keeps for /status and /metrics (locked by their own lock).
 
 - Policy reloads by outcome (`ok`, `refused`, `unchanged`).
-- Packet-ins per switch. The pipeline sends nothing to the controller (no flow or
-  group outputs to CONTROLLER, every table ends in a drop), so a packet-in means a
-  flow outside the policy put it there; it is counted, dropped, and logged at most
-  once per `LOG_EVERY_S` per switch, however many arrive.
+- Packet-ins per switch, other than the metered DHCP and connection-log paths
+  (stages `dhcp` and `acl`, handled elsewhere). The pipeline sends nothing else to
+  the controller (every table ends in a drop), so such a packet-in means a flow
+  outside the policy put it there; it is counted, dropped, and logged at most once
+  per `LOG_EVERY_S` per switch, however many arrive.
 - Packets dropped by policy, per tenant and stage, from the switches' flow stats:
   each poll reads every drop flow's `n_packets`, and the growth since the last poll
   is added to the totals. The flows' counters restart when a flow is re-added,
@@ -74,8 +75,8 @@ class Counters:
             if now - pins.logged_at < LOG_EVERY_S:
                 return
             count, pins.since_log, pins.logged_at = pins.since_log, 0, now
-        log.warning("%s: %d packet-in(s) dropped (nothing in the policy sends to the controller; "
-                    "a flow outside it does); last: %s", switch, count, what)
+        log.warning("%s: %d packet-in(s) dropped (nothing in the policy sends to the controller "
+                    "from there; a flow outside it does); last: %s", switch, count, what)
 
     def packet_ins_of(self, switch: str) -> int:
         with self.lock:

@@ -33,6 +33,7 @@ from sdnctl.compile.incremental import IncrementalCompiler
 from sdnctl.flows import FlowSet
 from sdnctl.ha.election import Election
 from sdnctl.live.connlimits import ConnLimits, zone_limits
+from sdnctl.live.connlog import ConnectionLog
 from sdnctl.live.counters import Counters
 from sdnctl.live.dhcp import DhcpResponder
 from sdnctl.live.history import EditStart, EnforcedEdit, History
@@ -439,6 +440,9 @@ class ControllerState:
         self.dhcp = DhcpResponder()  # answers the metered DHCP path (sdnctl/app/dhcp.py)
         self.uplinks = UplinkState()  # next hops learned, exits announced (sdnctl/app/uplinks.py)
         self._limited: tuple[object, tuple[int, ...]] | None = None  # zones last limited
+        # Records the acl stage's metered copies (sdnctl/app/connlog.py); the daemon
+        # gives it a file with --connection-log.
+        self.connlog = ConnectionLog()
         self.daemon = DaemonParts()
         self.started_at = time.monotonic() if started_at is None else started_at
         self.lock = threading.RLock()
@@ -690,6 +694,7 @@ class ControllerState:
             "ovsdb": self.daemon.ovsdb.as_json() if self.daemon.ovsdb is not None else None,
             "mirrors": self.daemon.mirrors() if self.daemon.mirrors is not None else [],
             "ipfix": self.daemon.ipfix() if self.daemon.ipfix is not None else None,
+            "connection_log": self.connlog.snapshot(),
             "down_ports": [str(ref) for ref in sorted(self.down_ports)],
             "uplinks": self.uplinks.status(self.topology, self.down_ports),
             "conn_limits": self._conn_limits_status(),

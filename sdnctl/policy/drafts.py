@@ -47,6 +47,7 @@ class TenantDraft:
     dns: tuple[IPv4Address, ...] = ()
     snat: SnatPool | None = None
     snat_line: int = 0
+    log_denied: bool = False
 
 
 @dataclass
@@ -72,7 +73,7 @@ def build_tenant(t: TenantDraft) -> Tenant:
     segments = {name: build_segment(s) for name, s in t.segments.items()}
     return Tenant(
         t.name, t.default, MappingProxyType(segments), MappingProxyType(dict(t.groups)),
-        tuple(t.rules), t.line, t.waive, t.dns, t.snat,
+        tuple(t.rules), t.line, t.waive, t.dns, t.snat, t.log_denied,
     )
 
 

@@ -11,8 +11,13 @@ the waived ones apart, so that `check` can count them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 
+<<<<<<< HEAD
 from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Segment, Tenant
+=======
+from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Tenant, external_net
+>>>>>>> main
 from sdnctl.policy.services import ServiceSet
 from sdnctl.yamlsrc import Problem
 
@@ -62,11 +67,15 @@ def _lint_overlap(policy: Policy, tenant: Tenant) -> list[Finding]:
     """Rules that allow nothing another rule of the tenant does not: written twice
     (`duplicate`, the later one), or covered by a wider one (`covered`: its sources,
     its destinations and its services each within the other's). Groups compare by
-    the VMs they match now; a group that matches none is `empty-group`'s business."""
-    if tenant.default is Default.ALLOW:
-        return []  # the default allows everything: no rule adds anything anyway
+    the VMs they match now, ends outside the tenant by the addresses they name (a
+    CIDR is within `external` and within a wider CIDR); a group that matches none is
+    `empty-group`'s business."""
     rules = list(enumerate(tenant.rules, start=1))
-    members = {n: policy.members(tenant.name, n)
+    if tenant.default is Default.ALLOW:
+        # The default allows every VM-to-VM connection: no such rule adds anything,
+        # and only rules that name the outside are left to compare.
+        rules = [(n, r) for n, r in rules if r.north_south]
+    members = {n: _end(policy, tenant.name, n)
                for n in {r.src for r in tenant.rules} | {r.dst for r in tenant.rules}}
     allowed = {id(r): ServiceSet.of(r.services) for r in tenant.rules}
     out: list[Finding] = []
@@ -81,9 +90,14 @@ def _lint_overlap(policy: Policy, tenant: Tenant) -> list[Finding]:
                     other.family) == (src, dst, allowed[id(rule)], rule.family)
             if same and other_number > number:
                 continue  # the later of two equal rules is the one reported
+<<<<<<< HEAD
             within = (src <= members[other.src] and dst <= members[other.dst]
                       and not allowed[id(rule)].minus(allowed[id(other)])
                       and other.covers(rule.family or 4) and other.covers(rule.family or 6))
+=======
+            within = (_within(src, members[other.src]) and _within(dst, members[other.dst])
+                      and not allowed[id(rule)].minus(allowed[id(other)]))
+>>>>>>> main
             if not within:
                 continue
             where = _where(tenant, number, rule)
@@ -94,6 +108,21 @@ def _lint_overlap(policy: Policy, tenant: Tenant) -> list[Finding]:
                         Problem(policy.source, rule.line, message)))
             break
     return out
+
+
+# What a rule end stands for: the VMs a group matches, or the addresses outside.
+End = frozenset[str] | IPv4Network
+
+
+def _end(policy: Policy, tenant: str, end: str) -> End:
+    net = external_net(end)
+    return net if net is not None else policy.members(tenant, end)
+
+
+def _within(a: End, b: End) -> bool:
+    if isinstance(a, IPv4Network):
+        return isinstance(b, IPv4Network) and a.subnet_of(b)
+    return isinstance(b, frozenset) and a <= b
 
 
 def _where(tenant: Tenant, number: int, rule: Rule) -> str:

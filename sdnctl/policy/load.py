@@ -69,10 +69,11 @@ from sdnctl.yamlsrc import (
 )
 
 TOP_KEYS = ("version", "tenants", "vms")
-TENANT_KEYS = ("default", "segments", "groups", "rules", "waive", "dns", "snat")
+TENANT_KEYS = ("default", "segments", "groups", "rules", "waive", "dns", "snat",
+               "log_denied")
 SEGMENT_KEYS = ("vlan", "vni", "subnet", "gateway", "dns", "subnet6", "gateway6")
 GROUP_KEYS = ("labels", "vms", "waive")
-RULE_KEYS = ("from", "to", "allow", "waive", "family")
+RULE_KEYS = ("from", "to", "allow", "waive", "family", "log")
 VM_KEYS = ("tenant", "segment", "mac", "ip", "labels", "host", "rate_limit_mbps", "waive",
            "ip6", "floating_ip")
 
@@ -148,6 +149,7 @@ class _PolicyReader:
         if "snat" in body:
             tenant.snat_line = body.key_line("snat")
             tenant.snat = read_snat(self.r, body["snat"], tenant.snat_line, where)
+        tenant.log_denied = self._flag(body, "log_denied", where)
         segments = self.r.mapping(body.get("segments"), body.key_line("segments"), where,
                                   "segments")
         for seg_name, seg_body, seg_line in self.r.names(segments or LineDict(), where,
@@ -405,6 +407,17 @@ class _PolicyReader:
                                  "(vni, no vlan)")
                 return
 
+    def _flag(self, body: LineDict, key: str, where: str) -> bool:
+        """An optional true/false key (absent: false)."""
+        if key not in body:
+            return False
+        value = body[key]
+        if not isinstance(value, bool):
+            self.r.add(body.key_line(key), f"{where}: {key} must be true or false, "
+                                           f"got {describe(value)}")
+            return False
+        return value
+
     def _waive(self, body: LineDict, kind: str, where: str) -> frozenset[str]:
         """The lint warnings `body` waives: a list of codes this kind of object may
         waive (sdnctl.policy.lint.WAIVABLE)."""
@@ -511,13 +524,14 @@ class _PolicyReader:
         services = self._services(body, where) if "allow" in body else ()
         waive = self._waive(body, "rule", where)
         family = read_family(self.r, body, where)
+        log = self._flag(body, "log", where)
         if not check_rule_ends(self.r, src, dst, family, line, where):
             return None
         if src is None or dst is None or not services:
             return None
         if names_addresses(src) or names_addresses(dst):
             family = 4  # traffic to and from outside the tenant is IPv4 only
-        return Rule(tenant.name, src, dst, services, line, waive, family)
+        return Rule(tenant.name, src, dst, services, line, waive, family, log)
 
     def _rule_end(self, tenant: TenantDraft, body: LineDict, key: str,
                   where: str) -> str | None:

@@ -161,6 +161,7 @@ class Rule:
     # Lint warnings the operator waived here (`waive: [covered]`): not what it is either.
     waive: frozenset[str] = field(default=frozenset(), compare=False)
     family: int | None = None  # 4 or 6: the rule allows that family only; None: both
+    log: bool = False  # record each new connection it allows (sdnctl.compile.connlog)
 
     def covers(self, family: int) -> bool:
         return self.family is None or self.family == family
@@ -224,6 +225,7 @@ class Tenant:
     waive: frozenset[str] = field(default=frozenset(), compare=False)
     dns: tuple[IPv4Address, ...] = ()  # DHCP's DNS servers for segments naming none
     snat: SnatPool | None = None  # source address(es) of its VMs going out; None: no SNAT
+    log_denied: bool = False  # record first packets no rule allows (sdnctl.compile.connlog)
 
     @property
     def north_south(self) -> bool:

@@ -464,7 +464,7 @@ def _moved_vm(vm: VM, lines: int) -> VM:
 def _moved_tenant(t: Tenant, lines: int) -> Tenant:
     if not lines:
         return t
-    return replace(
+    return replace(  # every other field (dns, snat, log_denied, ...) as it was
         t,
         segments=MappingProxyType({n: replace(s, line=s.line + lines)
                                    for n, s in t.segments.items()}),

@@ -132,6 +132,13 @@ def render_status(status: Mapping[str, Any], now: float | None = None) -> str:
         out.append(f"ipfix     to {ipfix.get('collector')}, 1 packet in {ipfix.get('sampling')}, "
                    f"from {', '.join(ipfix.get('switches') or []) or 'no switch yet'}"
                    + (f" (error: {ipfix['last_error']})" if ipfix.get("last_error") else ""))
+    log = status.get("connection_log")
+    if log and (log.get("file") or any((log.get("records") or {}).values())):
+        records = log.get("records") or {}
+        out.append(f"conn log  {records.get('allow', 0)} allowed, {records.get('deny', 0)} "
+                   f"denied recorded; lost {log.get('meter_drops', 0)} to the switches' "
+                   f"meters, {log.get('writer_drops', 0)} to the writer"
+                   + (f" ({log['file']})" if log.get("file") else ""))
 
     switches = status.get("switches") or {}
     rows = []

@@ -19,9 +19,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
 from sdnctl.flowjson import lenient_flow
 from sdnctl.flows import FlowSet, flow_to_json, flowset_to_json
 from sdnctl.southbound import ofp as sb
+from sdnctl.southbound.ofp.controller2 import NXActionMeteredController
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +85,23 @@ def dump_to_json(
     return out
 
 
+def drops(instructions: Iterable[Any]) -> bool:
+    """Whether a flow drops what it matches: no instruction, or only a metered copy to
+    the connection log (sdnctl.compile.connlog: a logged denial is still a denial)."""
+    for inst in instructions:
+        if not (isinstance(inst, parser.OFPInstructionActions)
+                and all(isinstance(a, NXActionMeteredController) for a in inst.actions)):
+            return False
+    return True
+
+
 def drop_samples(
     flow_stats: Iterable[Any], owners: Mapping[int, str], tenant_of: Callable[[str], str],
 ) -> list[DropSample]:
     """The drop flows among `flow_stats`, each with its owner's tenant and its stage."""
     samples = []
     for st in flow_stats:
-        if st.instructions:
+        if not drops(st.instructions):
             continue
         owner = owners.get(int(st.cookie), "")
         try:

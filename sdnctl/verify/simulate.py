@@ -36,10 +36,12 @@ from typing import TypeAlias, cast
 
 from sdnctl.flows import (
     CT_BITS,
+    OFPP_CONTROLLER,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
     Conjunction,
+    Controller,
     Ct,
     DecTtl,
     Flow,
@@ -425,7 +427,7 @@ def _fields_of(actions: tuple[object, ...], out: set[str]) -> bool:
                 out.update(("eth_type", "mpls_label", "mpls_tc", "mpls_payload_type"))
             case DecTtl():
                 out.add("ip_ttl")
-            case Output() | GroupAction() | Meter() | Goto() | Conjunction():
+            case Output() | GroupAction() | Meter() | Goto() | Conjunction() | Controller():
                 pass  # the packet's fields as they are
             case _:
                 raise TypeError(f"cannot simulate {act!r}")
@@ -872,6 +874,8 @@ class Simulator:
                                 p[_PENDING[name]] = value
                     elif act.__class__ is GroupAction:
                         outputs.extend(self._run_group(switch, act.group_id, p))
+                    elif act.__class__ is Controller:  # a copy; the packet goes on
+                        outputs.append((OFPP_CONTROLLER, dict(p)))
                     elif act.__class__ is DecTtl and int(p.get("ip_ttl", 64)) <= 1:
                         # OVS stops the packet here (an invalid-TTL packet-in, which
                         # no controller asked for): nothing after it happens.

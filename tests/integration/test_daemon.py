@@ -232,8 +232,9 @@ def test_app_programs_once_and_queues_changes_behind_the_barrier(tmp_path) -> No
     dp = FakeDatapath(7)
     _connect(app, dp)
     sent = dp.take()
-    meters = len(sw.desired.meters)  # w1's DHCP meter and the switch's: before the bundle
-    assert meters == 2 and sent[:meters] == ["OFPMeterMod"] * meters
+    # w1's DHCP meter, the switch's and its connection-log meter: before the bundle.
+    meters = len(sw.desired.meters)
+    assert meters == 3 and sent[:meters] == ["OFPMeterMod"] * meters
     sent = sent[meters:]
     assert sent[0] == "ONFBundleCtrlMsg" and sent[-2] == "ONFBundleCtrlMsg"
     assert sent[-1] == "OFPBarrierRequest" and set(sent[1:-2]) == {"ONFBundleAddMsg"}

@@ -67,6 +67,10 @@ def test_policy_edit_spares_other_flows_and_refused_edit_changes_nothing(
     assert result.figure("refused_policy_kept") is True
     assert result.figure("refused_watched_lost") == 0
     assert result.figure("after_refused_new_flow_works_ms") is not None
+    # What the loss plot draws: the watched stream, its edits and the refused one.
+    watched = result.timelines["watched"]
+    assert sum(watched["sent"]) > 100 and sum(watched["lost"]) == 0
+    assert [what for _, what in watched["events"]] == ["edit"] * 3 + ["refused edit"]
 
 
 @pytest.mark.lab

@@ -14,6 +14,7 @@ from sdnctl.flowjson import action_from_json, lenient_flow
 from sdnctl.flows import (
     ACTIONS,
     Conjunction,
+    Controller,
     Ct,
     DecTtl,
     FlowSet,
@@ -56,6 +57,7 @@ EXAMPLES = {
     Meter: Meter(3),
     WriteMetadata: WriteMetadata(0x5, 0xFF),
     Goto: Goto("arp"),
+    Controller: Controller(0x3FF00),
 }
 TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "single.topology.yaml"
 PACKET = {"eth_src": "02:00:00:00:00:01", "eth_dst": "02:00:00:00:00:02", "eth_type": 0x0800,

@@ -7,24 +7,40 @@ for one VM port, one MAC, through that VM's own packets/s meter, and only for UD
 neighbour and router solicitations (ICMPv6 135 and 133, through its ND meter). A
 gateway also copies its next hop's ARP replies (one port, one sender address)
 through a packets/s meter, to learn its MAC.
+The connection log's copies (`controller(meter_id=...)`) come only from stage
+`acl`, only for new connections, and only through the switch's packets/s log meter.
 Nothing outputs to any other reserved port a frame could escape through (NORMAL,
 FLOOD, ALL, LOCAL), and every table ends in an explicit drop, so OVS's table-miss
 behaviour never matters. Checked over every example network, and over random ones."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from sdnctl.bindings import planned_bindings
 from sdnctl.compile.compiler import compile_network
+from sdnctl.compile.connlog import LOG_METER
 from sdnctl.compile.dhcp import TTL_EXPIRES
-from sdnctl.flows import OFPP_CONTROLLER, OFPP_IN_PORT, Flow, FlowSet, Goto, Match, Meter, Output
+from sdnctl.flows import (
+    OFPP_CONTROLLER,
+    OFPP_IN_PORT,
+    Controller,
+    Flow,
+    FlowSet,
+    Goto,
+    Match,
+    Meter,
+    Output,
+)
 from sdnctl.live.counters import Counters
 from sdnctl.pipeline import PIPELINE
 from sdnctl.policy.load import load_policy
+from sdnctl.policy.model import Default
 from sdnctl.southbound.livedump import DropSample
 from sdnctl.topology.load import load_topology
 from tests.unit.netgen import networks
@@ -50,6 +66,11 @@ def escapes(fs: FlowSet) -> list[str]:
     for (where, acts), flow in zip(actions, [*fs.flows, *([None] * (len(actions)))],
                                    strict=False):
         for act in acts:
+            if isinstance(act, Controller):
+                if not _metered_log_copy(flow, act, pktps):
+                    found.append(f"{fs.switch}: {where} copies to the controller outside "
+                                 "the connection log's metered path")
+                continue
             if not isinstance(act, Output) or act.port <= MAX_PORT or act.port == OFPP_IN_PORT:
                 continue
             if act.port == OFPP_CONTROLLER and flow is not None and id(flow) in dhcp_flows:
@@ -62,6 +83,11 @@ def escapes(fs: FlowSet) -> list[str]:
             if trouble:
                 found.append(f"{fs.switch}: flow {f.stage}/{f.priority}/{f.owner} {trouble}")
     return found
+
+
+def _metered_log_copy(f: Flow | None, act: Controller, pktps: set[int]) -> bool:
+    return (f is not None and f.stage == "acl" and act.meter_id == LOG_METER
+            and LOG_METER in pktps and "+new" in str(f.match.get("ct_state")))
 
 
 def _metered_dhcp_exit(f: Flow, pktps: set[int]) -> bool:
@@ -119,6 +145,36 @@ def test_no_example_flow_reaches_the_controller(name: str) -> None:
     topo = load_topology(ROOT / "topologies" / f"{name}.topology.yaml")
     policy = load_policy(ROOT / "topologies" / f"{name}.policy.yaml", topo)
     check(compile_network(policy, topo, planned_bindings(policy, topo)))
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_with_every_rule_and_tenant_logged_only_the_metered_log_copies_are_added(name) -> None:
+    topo = load_topology(ROOT / "topologies" / f"{name}.topology.yaml")
+    policy = load_policy(ROOT / "topologies" / f"{name}.policy.yaml", topo)
+    logged = dataclasses.replace(policy, tenants=MappingProxyType({
+        n: dataclasses.replace(t, log_denied=True,
+                               rules=tuple(dataclasses.replace(r, log=True) for r in t.rules))
+        for n, t in policy.tenants.items()}))
+    flowsets = compile_network(logged, topo, planned_bindings(logged, topo))
+    check(flowsets)
+    copies = any(isinstance(a, Controller) for fs in flowsets.values() for f in fs.flows
+                 for a in f.actions)
+    # Default-allow tenants deny nothing and their rules decide nothing: no copies.
+    assert copies == any(t.default is Default.DENY for t in policy.tenants.values())
+
+
+def test_the_check_refuses_a_log_copy_of_every_packet_or_unmetered() -> None:
+    from sdnctl.flows import MeterBand
+
+    meter = [MeterBand(LOG_METER, 100, 200, pktps=True)]
+    every = Flow("acl", 102, Match.of(ct_state="+trk"), (Controller(LOG_METER),))
+    other = Flow("acl", 102, Match.of(ct_state="+new+trk"), (Controller(7),))
+    elsewhere = Flow("l2_forward", 5, Match.of(ct_state="+new+trk"), (Controller(LOG_METER),))
+    for flow in (every, other, elsewhere):
+        assert escapes(FlowSet.build("x", [flow], meters=meter)), flow
+    fine = Flow("acl", 102, Match.of(ct_state="+new+trk"), (Controller(LOG_METER),))
+    assert escapes(FlowSet.build("x", [fine], meters=meter)) == []
+    assert escapes(FlowSet.build("x", [fine]))  # the meter is missing
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

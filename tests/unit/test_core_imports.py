@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("adapters", {"client", "ha", "render", "southbound", "tools"}),
     ("live", {"live"}),
     ("daemon", {"api", "apitoken", "app", "daemon", "dashboard", "endpoints", "httpserver",
-                "metrics", "startup", "tls"}),
+                "metrics", "mirrorcmd", "startup", "tls"}),
     ("lab", {"bench", "lab"}),
     ("cli", {"cli"}),
 ]

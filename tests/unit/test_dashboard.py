@@ -9,6 +9,7 @@ import ast
 import base64
 import dataclasses
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -24,7 +25,7 @@ from sdnctl.bindings import Bindings, planned_bindings
 from sdnctl.compile.compiler import compile_network
 from sdnctl.dashboard import Dashboard
 from sdnctl.dashboard.data import switch_layers
-from sdnctl.flows import FlowSet
+from sdnctl.flows import FlowSet, cookie_of
 from sdnctl.live.state import ControllerState, PolicyInfo
 from sdnctl.policy.load import load_policy, parse_policy
 from sdnctl.southbound.ovsdb import BindingSnapshot
@@ -334,7 +335,8 @@ def test_the_page_is_self_contained_and_its_csp_allows_only_its_own_code() -> No
 
 
 @pytest.mark.parametrize("path", ["/network", "/matrix", "/edits",
-                                  "/explain?from=web1&to=app1&service=icmp"])
+                                  "/explain?from=web1&to=app1&service=icmp", "/connections",
+                                  "/mirrors"])
 def test_every_data_route_needs_the_token(path) -> None:
     app = make_api(make_state("three-tier"), token=TOKEN)
     route, _, query = path.partition("?")
@@ -396,3 +398,87 @@ def test_each_vm_shows_what_the_controller_answered_it() -> None:
     rows = {v["name"]: v["answers"] for v in net["vms"]}
     assert rows[name]["offer"] == 1 and rows[name]["time-exceeded"] == 1
     assert all(answers is None for other, answers in rows.items() if other != name)
+
+
+# ---- the connection-log panel and the mirror commands ------------------------------------
+
+def _post(app, path: str, body: bytes, kind: str = "application/json",
+          headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    environ: dict = {"PATH_INFO": path, "REQUEST_METHOD": "POST", "QUERY_STRING": "",
+                     "CONTENT_TYPE": kind, "CONTENT_LENGTH": str(len(body)),
+                     "wsgi.input": io.BytesIO(body)}
+    for k, v in (headers or {}).items():
+        environ[f"HTTP_{k.upper().replace('-', '_')}"] = v
+    setup_testing_defaults(environ)
+    got: dict = {}
+
+    def start(status: str, hdrs: list[tuple[str, str]]) -> None:
+        got["status"] = status
+
+    out = b"".join(app(environ, start))
+    return int(got["status"].split()[0]), json.loads(out)
+
+
+def test_mirror_commands_need_the_token_json_and_post_and_reach_the_runner() -> None:
+    ran: list[tuple[str, dict]] = []
+
+    def runner(action: str, body: dict) -> tuple[str, dict[str, object]]:
+        ran.append((action, body))
+        return "200 OK", {"summary": f"{action} done", "changes": [], "notes": []}
+
+    app = make_api(make_state("three-tier"), token=TOKEN, mirror=runner)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    good = json.dumps({"vm": "web1", "netns": "cap1"}).encode()
+    assert _post(app, "/mirrors/start", good)[0] == 401  # no token, no command
+    assert _post(app, "/mirrors/start", good, headers={"Authorization": "Bearer x"})[0] == 401
+    # A form post (what a page elsewhere could make a browser send) is not JSON.
+    assert _post(app, "/mirrors/start", b"vm=web1", "application/x-www-form-urlencoded",
+                 auth)[0] == 415
+    assert _post(app, "/mirrors/start", b"[1]", headers=auth)[0] == 400
+    assert _post(app, "/mirrors/start", b"{", headers=auth)[0] == 400
+    assert call(app, "/mirrors/start", headers=auth)[0] == 405  # GET
+    assert ran == []
+    assert _post(app, "/mirrors/start", good, headers=auth) == (200, {
+        "summary": "start done", "changes": [], "notes": []})
+    assert _post(app, "/mirrors/stop", b'{"vm": "web1"}', headers=auth)[0] == 200
+    assert ran == [("start", {"vm": "web1", "netns": "cap1"}), ("stop", {"vm": "web1"})]
+    # Without a token (loopback): another origin is refused before anything runs.
+    open_app = make_api(make_state("three-tier"), mirror=runner,
+                        bind=("127.0.0.1", 8680))
+    assert _post(open_app, "/mirrors/stop", b'{"vm": "web1"}',
+                 headers={"Host": "127.0.0.1:8680", "Origin": "http://evil.example"})[0] == 403
+    assert len(ran) == 2
+    # A daemon without mirror control says so.
+    assert _post(make_api(make_state("three-tier"), token=TOKEN), "/mirrors/stop",
+                 b'{"vm": "web1"}', headers=auth)[0] == 503
+
+
+def test_the_runner_refuses_bad_requests_before_touching_ovsdb() -> None:
+    from sdnctl.mirrorcmd import mirror_runner
+
+    run = mirror_runner(make_state("three-tier"), "unix:/nonexistent/db.sock")
+    for body, needle in (({}, "vm is required"), ({"vm": "web1"}, "exactly one"),
+                         ({"vm": "web1", "to": "p", "netns": "n"}, "exactly one"),
+                         ({"vm": "web1", "netns": "n", "direction": "up"}, "direction"),
+                         ({"vm": 3, "netns": "n"}, "vm must be a name"),
+                         ({"vm": "web1", "netns": "n", "x": 1}, "unknown key")):
+        status, doc = run("start", body)
+        assert status.startswith("400") and needle in str(doc["error"]), (body, doc)
+    status, doc = run("start", {"vm": "nobody", "netns": "n"})
+    assert status.startswith("403") and "unknown VM" in str(doc["error"])
+
+
+def test_connections_doc_lists_records_newest_first_and_checks_its_query() -> None:
+    st = make_state("three-tier")
+    for i in range(3):
+        st.connlog.add(st.policy, st.snapshot.bindings, "hv1", 1, cookie_of("tenant:acme"),
+                       bytes(12) + b"\x08\x00" + bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0,
+                       10, 1, 10, 11, 10, 1, 30, 11]) + (1000 + i).to_bytes(2, "big") + bytes(6))
+    app = make_api(st)
+    doc = get_json(app, "/connections", "limit=2")
+    assert [r["src_port"] for r in doc["records"]] == [1002, 1001]
+    assert doc["counters"]["records"] == {"allow": 0, "deny": 3}
+    assert get_json(app, "/connections", "verdict=allow")["records"] == []
+    for query in ("limit=0", "limit=1001", "limit=x", "verdict=maybe", "other=1"):
+        assert call(app, "/connections", query)[0] == 400, query
+    assert get_json(app, "/mirrors") == {"mirrors": []}

@@ -35,8 +35,8 @@ def test_from_nothing_everything_is_added():
     fs = compile_network(policy, topo, bindings)["hv1"]
     d = diff_flowsets(None, fs)
     assert len(d.add) == len(fs.flows) and not d.modify and not d.delete
-    # web1's rate, 1 + 2 DHCP meters, 1 + 2 ND meters (web1 and app1 are dual-stack)
-    assert len(d.add_meters) == len(fs.meters) == 7
+    # web1's rate, 1 + 2 DHCP meters, 1 + 2 ND meters (web1 and app1 are dual-stack), the log meter
+    assert len(d.add_meters) == len(fs.meters) == 8
 
 
 def test_editing_one_rule_touches_only_that_rules_flows():

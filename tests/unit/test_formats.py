@@ -478,13 +478,14 @@ tenants:
     waive: [exposure]
     dns: [10.1.0.2]
     snat: 203.0.113.10-203.0.113.11
+    log_denied: true
     segments:
       web: {vlan: 10, vni: 5010, subnet: 10.1.10.0/24, gateway: 10.1.10.1, dns: [10.1.10.53],
             subnet6: "2001:db8:10::/64", gateway6: "2001:db8:10::1"}
     groups:
       web: {labels: {tier: web}, vms: [web2], waive: [empty-group]}
     rules:
-      - {from: any, to: web, allow: [tcp/80, icmp], waive: [covered], family: ipv6}
+      - {from: any, to: web, allow: [tcp/80, icmp], waive: [covered], family: ipv6, log: true}
       - {from: external, to: web, allow: [tcp/443]}
       - {from: web, to: "198.51.100.0/24", allow: [udp/53], family: ipv4}
 vms:

@@ -612,3 +612,25 @@ def test_rereading_keeps_floating_ips_of_entries_it_moves(topology: Topology) ->
     policy = reader.read(longer, "p.yaml", topology)
     assert policy.vms["web1"].floating_ip == IPv4Address("203.0.113.20")
     assert policy.vms["web1"].line == 21  # one below where it was
+
+
+def test_rules_naming_the_outside_are_compared_for_overlap(topology: Topology) -> None:
+    """A CIDR lies within `external` and within a wider CIDR; a rule out and a rule in
+    never cover each other; under default: allow only such rules are compared."""
+    extra = ('      - {from: any, to: external, allow: [udp/53]}\n'
+             '      - {from: web, to: "198.51.100.128/25", allow: [tcp/443]}\n'
+             '      - {from: web, to: external, allow: [tcp/443]}\n'
+             '      - {from: "198.51.100.0/24", to: web, allow: [tcp/443]}\n')
+    text = edited(POLICY, {"      - {from: any, to: external, allow: [udp/53]}\n": extra})
+    found = [w for w in _warnings(text, topology) if "[duplicate]" in w or "[covered]" in w]
+    assert found == [
+        "p.yaml:13: rule 2 of tenant acme (web -> 198.51.100.0/24): allows nothing that "
+        "rule 5 (web -> external, line 16) does not already allow [covered]",
+        "p.yaml:15: rule 4 of tenant acme (web -> 198.51.100.128/25): allows nothing that "
+        "rule 2 (web -> 198.51.100.0/24, line 13) does not already allow [covered]",
+        "p.yaml:17: rule 6 of tenant acme (198.51.100.0/24 -> web): allows nothing that "
+        "rule 1 (external -> web, line 12) does not already allow [covered]",
+    ]
+    allowing = edited(text, {"    snat: 203.0.113.10\n": "    snat: 203.0.113.10\n"
+                                                        "    default: allow\n"})
+    assert len([w for w in _warnings(allowing, topology) if "[covered]" in w]) == 3

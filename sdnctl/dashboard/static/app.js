@@ -1,6 +1,7 @@
 "use strict";
-// The sdnctl dashboard: reads /network, /matrix, /edits every REFRESH_MS and /explain on
-// a click. Plain DOM, no libraries; data is only ever inserted as text, never as HTML.
+// The sdnctl dashboard: reads /network, /matrix, /edits, /connections, /mirrors every
+// REFRESH_MS and /explain on a click; the mirror form and buttons POST /mirrors/start|stop.
+// Plain DOM, no libraries; data is only ever inserted as text, never as HTML.
 // URL fragment options: #token=T (moved to sessionStorage, then dropped from the URL),
 // service=tcp/80|all, explain=FROM,TO,SERVICE (open that explanation on load).
 // When a refresh fails the page keeps the last data but says it is stale: switch
@@ -106,6 +107,20 @@ async function get(path) {
   let body = null;
   try { body = await resp.json(); } catch (e) { body = null; }
   if (!resp.ok) throw new Error(`${path}: ${(body && body.error) || resp.statusText}`);
+  return body;
+}
+
+// A command (the mirror buttons): POST a JSON object, with the token like every read.
+async function post(path, doc) {
+  const headers = {Accept: "application/json", "Content-Type": "application/json"};
+  const t = token();
+  if (t) headers.Authorization = "Bearer " + t;
+  const resp = await fetch(path, {method: "POST", headers, body: JSON.stringify(doc),
+                                  cache: "no-store"});
+  if (resp.status === 401) throw new NeedToken("the API needs a token");
+  let body = null;
+  try { body = await resp.json(); } catch (e) { body = null; }
+  if (!resp.ok) throw new Error((body && body.error) || resp.statusText);
   return body;
 }
 
@@ -393,18 +408,98 @@ function drawEdits(doc) {
   }));
 }
 
+// ---- the connection log and mirrors -------------------------------------------------------
+
+function endpoint(ip, port) {
+  if (port === null || port === undefined) return ip;
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function drawConnections(doc) {
+  const c = doc.counters;
+  replace("connection-counters",
+    `${c.records.allow} allowed and ${c.records.deny} denied recorded; lost: ` +
+    `${c.meter_drops} to the switches' log meters, ${c.writer_drops} to the writer` +
+    (c.file ? ` (file ${c.file})` : " (no file: --connection-log)"));
+  const head = el("tr", {}, ["time", "verdict", "tenant", "rule", "from", "to", "protocol"]
+    .map(h => el("th", {text: h})));
+  const rows = doc.records.map(r => el("tr", {class: `record ${r.verdict}`,
+                                              "data-verdict": r.verdict, "data-rule": r.rule || "",
+                                              "data-src": r.src_vm || "", "data-dst": r.dst_vm || "",
+                                              "data-dst-port": r.dst_port ?? ""},
+    el("td", {text: r.time.slice(11, 23)}), el("td", {text: r.verdict}),
+    el("td", {text: r.tenant}), el("td", {text: r.rule || "(none)"}),
+    el("td", {text: `${r.src_vm || "?"} ${endpoint(r.src_ip, r.src_port)}`}),
+    el("td", {text: `${r.dst_vm || "?"} ${endpoint(r.dst_ip, r.dst_port)}`}),
+    el("td", {text: r.proto})));
+  if (!rows.length) {
+    rows.push(el("tr", {}, el("td", {colspan: 7, class: "muted", text: "No record yet."})));
+  }
+  replace("connections", el("thead", {}, head), el("tbody", {}, rows));
+}
+
+function drawMirrors(doc, net) {
+  const select = document.getElementById("mirror-vm");
+  const names = net.vms.map(vm => vm.name);
+  if ([...select.options].map(o => o.value).join() !== names.join()) {
+    const was = select.value;
+    select.replaceChildren(...names.map(n => el("option", {value: n, text: n})));
+    if (names.includes(was)) select.value = was;
+  }
+  const head = el("tr", {}, ["VM", "bridge", "direction", "capture end", "packets", ""]
+    .map(h => el("th", {text: h})));
+  const rows = doc.mirrors.filter(m => m.vm).map(m => el("tr", {class: "mirror",
+                                                               "data-mirror-vm": m.vm},
+    el("td", {text: m.vm}), el("td", {text: m.bridge}), el("td", {text: m.direction || "-"}),
+    el("td", {text: m.netns ? `${m.output} in ${m.netns}` : (m.output || "-")}),
+    el("td", {text: m.tx_packets ?? "-"}),
+    el("td", {}, el("button", {type: "button", "data-stop": m.vm, text: "Stop",
+                               onclick: () => mirrorCommand("/mirrors/stop", {vm: m.vm})}))));
+  if (!rows.length) {
+    rows.push(el("tr", {}, el("td", {colspan: 6, class: "muted", text: "No mirror."})));
+  }
+  replace("mirrors", el("thead", {}, head), el("tbody", {}, rows));
+}
+
+async function mirrorCommand(path, doc) {
+  const box = document.getElementById("mirror-result");
+  try {
+    const done = await post(path, doc);
+    box.dataset.outcome = "ok";
+    replace("mirror-result", [done.summary, ...done.changes, ...done.notes].join("; "));
+  } catch (err) {
+    if (err instanceof NeedToken) return showLogin("the API needs a token");
+    box.dataset.outcome = "error";
+    replace("mirror-result", `refused: ${err.message || err}`);
+  }
+  refresh();
+}
+
+function startMirror(ev) {
+  ev.preventDefault();
+  const doc = {vm: document.getElementById("mirror-vm").value,
+               direction: document.getElementById("mirror-direction").value};
+  doc[document.getElementById("mirror-kind").value] =
+    document.getElementById("mirror-end").value.trim();
+  mirrorCommand("/mirrors/start", doc);
+}
+
 // ---- the refresh loop -----------------------------------------------------------------------
 
 async function refresh() {
   clearTimeout(ui.timer);
   try {
-    const [net, m, edits] = await Promise.all([get("/network"), get("/matrix"), get("/edits")]);
+    const [net, m, edits, conns, mirrors] = await Promise.all([
+      get("/network"), get("/matrix"), get("/edits"), get("/connections?limit=50"),
+      get("/mirrors")]);
     ui.network = net; ui.matrix = m; ui.edits = edits;
     drawTopology(net);
     switchTable(net);
     vmTable(net);
     drawMatrix(m);
     drawEdits(edits);
+    drawConnections(conns);
+    drawMirrors(mirrors, net);
     if (ui.selected) await showExplain();
     document.getElementById("login").hidden = true;
     delete document.body.dataset.needsToken;
@@ -474,6 +569,7 @@ function start() {
     if (ui.matrix) drawMatrix(ui.matrix);
   });
   document.getElementById("explain-source").addEventListener("change", () => showExplain());
+  document.getElementById("mirror-form").addEventListener("submit", startMirror);
   document.getElementById("login").addEventListener("submit", ev => {
     ev.preventDefault();
     const value = document.getElementById("token").value.trim();

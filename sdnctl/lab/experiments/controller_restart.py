@@ -59,6 +59,8 @@ def run(session: Session, runs: int = 3) -> ExperimentResult:
             "tables_changed_on": changed,
         })
     result.runs = per_run
+    result.timelines["long-lived"] = loss.timeline(
+        logs["long-lived"], [(m[0], "SIGKILL") for m in marks])
     total = loss.count_lost(logs["long-lived"])
     result.add("lost", total, "packets", "0",
                f"on {flow}, one connection, across {runs} SIGKILL + restarts"

@@ -212,6 +212,8 @@ def _run_case(session: Session, cast: Cast, case: Case, link: Link, key: str, ru
             "controller_repair_ms": ms(repair),
         })
     result.runs += per_run
+    result.timelines[key] = loss.timeline(
+        log, [(m[0], "cut") for m in marks] + [(m[1], "up") for m in marks])
     result.setup[key] = (f"{case.title}: {case.flow}, cut {_name(link)}"
                          f" ({'backup path exists' if backup else 'no backup path'})"
                          f" for {DOWN_S * 1000:.0f} ms, {runs} times")

@@ -118,3 +118,25 @@ def last_ok_after(log: StreamLog, t0: float, end: float | None = None) -> float:
 def ok_after(log: StreamLog, t0: float, end: float | None = None) -> int:
     """Answered probes sent in [t0, end)."""
     return sum(1 for _s, _t, ok in log.between(t0, end) if ok)
+
+
+def timeline(log: StreamLog, events: Sequence[tuple[float, str]] = (), bin_s: float = 0.1
+             ) -> dict[str, object]:
+    """Loss over time, for a plot: probes sent and lost per `bin_s` of send time from
+    the first probe, and `events` (monotonic time, what happened) on that clock.
+
+    >>> log = StreamLog(0.05, ((0, 10.0), (1, 10.05), (2, 10.1), (3, 10.15)), {0: 10.0, 3: 10.2})
+    >>> timeline(log, [(10.05, "edit")])
+    {'bin_s': 0.1, 'sent': [2, 2], 'lost': [1, 1], 'events': [[0.05, 'edit']]}
+    """
+    if not log.sent:
+        return {"bin_s": bin_s, "sent": [], "lost": [], "events": []}
+    t0 = log.sent[0][1]
+    bins = int((log.sent[-1][1] - t0) / bin_s + 1e-9) + 1
+    sent, lost = [0] * bins, [0] * bins
+    for seq, t in log.sent:
+        i = min(int((t - t0) / bin_s + 1e-9), bins - 1)
+        sent[i] += 1
+        lost[i] += seq not in log.recv
+    return {"bin_s": bin_s, "sent": sent, "lost": lost,
+            "events": [[round(t - t0, 3), what] for t, what in events]}

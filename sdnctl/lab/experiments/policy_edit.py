@@ -150,6 +150,8 @@ def run(session: Session, runs: int = 3) -> ExperimentResult:
             est_ok += loss.ok_after(logs["established"], stopped, end)
             est_sent += loss.count_sent(logs["established"], stopped, end)
     result.runs = per_run
+    result.timelines["watched"] = loss.timeline(
+        watched_log, [(e.saved_at, "edit") for e in edits] + [(refused_at, "refused edit")])
 
     allow = [r["new_flow_works_ms"] for r in per_run]
     deny = [r["denied_flow_stops_ms"] for r in per_run]

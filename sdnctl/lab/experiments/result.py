@@ -38,6 +38,8 @@ class ExperimentResult:
     notes: list[str] = field(default_factory=list)
     setup: dict[str, Any] = field(default_factory=dict)  # flows, links, files used
     skipped: str | None = None  # why the experiment did not run (it is not a failure)
+    # stream name -> loss over time (`loss.timeline`), drawn next to the JSON
+    timelines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, name: str, value: Value, unit: str = "", goal: str = "", text: str = "") -> None:
         self.figures.append(Figure(name, value, unit, goal, text))
@@ -57,6 +59,7 @@ class ExperimentResult:
                                  "text": f.text} for f in self.figures},
             "runs": self.runs,
             "notes": self.notes,
+            "timelines": self.timelines,
         }
 
     def format(self) -> str:

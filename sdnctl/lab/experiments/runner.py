@@ -104,5 +104,15 @@ def run_experiments(
 
 def write_json(path: str | Path, results: Sequence[ExperimentResult], meta: dict[str, Any]
                ) -> None:
+    """The results as JSON and, next to them, their plots (sdnctl/render/experiments.py)."""
     doc = {**meta, "experiments": [r.to_json() for r in results]}
     Path(path).write_text(json.dumps(doc, indent=1) + "\n")
+    try:
+        from sdnctl.render.experiments import write_experiment_plots
+
+        drawn = write_experiment_plots(doc, path)
+    except ModuleNotFoundError as exc:  # matplotlib: the render extra
+        say(f"no plots: {exc.name} is missing (pip install 'sdnctl[render]')")
+        return
+    if drawn:
+        say("plots: " + ", ".join(str(p) for p in drawn))

@@ -108,6 +108,8 @@ def _run_variant(session: Session, mover: Mover, template: Flow, away: str, runs
             "bound_after_ms": ms(took + bound),
         })
     result.runs += per_run
+    result.timelines[f"long-lived ({variant})"] = loss.timeline(
+        logs["long"], [(m[0], "move") for m in marks])
     result.setup[key] = (f"{mover.vm} between {mover.home} and {away}, streamed to from"
                          f" {template.src} ({template.service}), {runs} moves")
     down = [r["downtime_ms"] for r in per_run]

@@ -15,6 +15,7 @@ from sdnctl.flows import (
     OFPVID_PRESENT,
     Action,
     Conjunction,
+    Controller,
     Ct,
     DecTtl,
     Flow,
@@ -34,6 +35,7 @@ from sdnctl.flows import (
     WriteMetadata,
 )
 from sdnctl.pipeline import STAGE_OF_TABLE, table_id
+from sdnctl.southbound.ofp.controller2 import NXActionMeteredController
 from sdnctl.southbound.ofp.fields import (
     _CT_ZONE_BITS,
     _IP_FIELDS,
@@ -96,6 +98,8 @@ def action_to_ofp(act: Action) -> OfpMsg:
         case Conjunction(id=i, clause=c, n_clauses=n):
             # The wire counts clauses from 0; ovs-ofctl and the IR from 1.
             return parser.NXActionConjunction(clause=c - 1, n_clauses=n, id_=i)
+        case Controller(meter_id=m):
+            return NXActionMeteredController(meter_id=m)
     raise TypeError(f"{act!r} is not an apply action")
 
 
@@ -163,6 +167,10 @@ def action_from_ofp(action: OfpMsg) -> Action:
         return _ct_from_ofp(action)
     if isinstance(action, parser.NXActionConjunction):
         return Conjunction(action.id, action.clause + 1, action.n_clauses)
+    if isinstance(action, NXActionMeteredController):
+        if action.other or action.meter_id is None or action.max_len != 0xFFFF:
+            raise Unrepresentable("controller action without a meter, or with other options")
+        return Controller(action.meter_id)
     raise Unrepresentable(f"action {type(action).__name__}")
 
 
