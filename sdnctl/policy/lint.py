@@ -13,11 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
-<<<<<<< HEAD
-from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Segment, Tenant
-=======
-from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Tenant, external_net
->>>>>>> main
+from sdnctl.policy.model import (
+    ANY,
+    VM,
+    Default,
+    Group,
+    Policy,
+    Rule,
+    Segment,
+    Tenant,
+    external_net,
+)
 from sdnctl.policy.services import ServiceSet
 from sdnctl.yamlsrc import Problem
 
@@ -90,14 +96,9 @@ def _lint_overlap(policy: Policy, tenant: Tenant) -> list[Finding]:
                     other.family) == (src, dst, allowed[id(rule)], rule.family)
             if same and other_number > number:
                 continue  # the later of two equal rules is the one reported
-<<<<<<< HEAD
-            within = (src <= members[other.src] and dst <= members[other.dst]
+            within = (_within(src, members[other.src]) and _within(dst, members[other.dst])
                       and not allowed[id(rule)].minus(allowed[id(other)])
                       and other.covers(rule.family or 4) and other.covers(rule.family or 6))
-=======
-            within = (_within(src, members[other.src]) and _within(dst, members[other.dst])
-                      and not allowed[id(rule)].minus(allowed[id(other)]))
->>>>>>> main
             if not within:
                 continue
             where = _where(tenant, number, rule)
