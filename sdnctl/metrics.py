@@ -243,21 +243,29 @@ def _uplink_families(uplinks: dict[str, Any]) -> Iterable[Family]:
 
 
 def _dhcp_families(dhcp: dict[str, Any]) -> Iterable[Family]:
-    """DHCP requests by outcome and meter drops, per VM and per switch."""
+    """Requests on the controller path by outcome, and its meters' drops (DHCP and
+    ND apart), per VM and per switch."""
     for scope, label in (("by_vm", "vm"), ("by_switch", "switch")):
         requests = Family(f"sdnctl_dhcp_requests_{label}_total", "counter",
-                          f"DHCP requests that reached the controller, per {label}, by outcome "
-                          "(offer, ack, nak, ignored, malformed).")
+                          f"Requests that reached the controller on the DHCP path, per {label}, "
+                          "by outcome (offer, ack, nak, ignored, malformed, time-exceeded, "
+                          "nd-advert, nd-ignored, nd-malformed).")
         drops = Family(f"sdnctl_dhcp_meter_drops_{label}_total", "counter",
                        f"DHCP requests the {label}'s DHCP meter dropped in the switch.")
+        nd_drops = Family(f"sdnctl_nd_meter_drops_{label}_total", "counter",
+                          f"IPv6 solicitations (and expired IPv6 packets) the {label}'s ND meter "
+                          "dropped in the switch.")
         for name, tally in dhcp[scope].items():
             for outcome, n in tally.items():
                 if outcome == "meter_drops":
                     drops.add(n, **{label: name})
+                elif outcome == "nd_meter_drops":
+                    nd_drops.add(n, **{label: name})
                 else:
                     requests.add(n, **{label: name}, outcome=outcome)
         yield requests
         yield drops
+        yield nd_drops
     unbound = Family("sdnctl_dhcp_unbound_port_total", "counter",
                      "DHCP requests from ports bound to no VM (ignored), per switch.")
     for switch, n in dhcp["unbound_port"].items():

@@ -23,9 +23,14 @@ upper-layer protocol, so these flows judge what is inside them (MLD behind a
 hop-by-hop header is still MLD, and dropped); a fragment is dropped before
 conntrack (`sdnctl.compile.conntrack`).
 
-Cost: 13 flows per VM with an IPv6 address, its ND meter; per hypervisor with one,
-a flow in `dhcp` and the switch's ND meter. A policy without `subnet6` compiles
-to exactly what it did before.
+Its packets to the gateway MAC with hop limit 1, which the router would discard,
+take the same metered path (its ND meter, the switch's), and the controller
+answers with ICMPv6 "time exceeded" from the segment's `gateway6` (`sdnctl.icmp`),
+as it does for IPv4 with TTL 1 (`sdnctl.compile.dhcp`): traceroute's first hop.
+
+Cost: 13 flows per VM with an IPv6 address (14 on a segment with a `gateway6`),
+its ND meter; per hypervisor with one, 2 flows in `dhcp` and the switch's ND
+meter. A policy without `subnet6` compiles to exactly what it did before.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from sdnctl.flows import (
     SetField,
     WriteMetadata,
 )
-from sdnctl.pipeline import REG_SEGMENT, REG_ZONE
+from sdnctl.pipeline import REG_SEGMENT, REG_ZONE, gateway_mac
 from sdnctl.policy.ipv6 import link_local
 
 ETH_IP6 = 0x86DD
@@ -61,6 +66,9 @@ DHCP6_SERVER_PORT = 547
 UNSPECIFIED = "::"
 PRIO_ICMP6_DROP = 250  # the DHCP flows' level: above the IPv6 allow (200)
 PRIO_ICMP6_PASS = 260
+# Above the ICMPv6 passes: an echo request with hop limit 1 to the router expires.
+PRIO_HOP_LIMIT = 270
+HOP_LIMIT_EXPIRES = 1  # as TTL_EXPIRES in sdnctl.compile.dhcp: OVS cannot mask nw_ttl
 
 # Meter ids: above the DHCP meters (0x20000 + port), below OVS's 2**18.
 ND_METER_BASE = 0x30000
@@ -115,14 +123,32 @@ def nd_port_flows(view: NetworkView, lv: LocalVM) -> Iterator[Flow]:
     yield Flow("port_security", PRIO_ICMP6_DROP,
                Match.of(in_port=port, eth_type=ETH_IP6, ip_proto=UDP, udp_src=DHCP6_SERVER_PORT),
                (), owner)
+    yield from hop_limit_port_flows(lv)
+
+
+def hop_limit_port_flows(lv: LocalVM) -> Iterator[Flow]:
+    """The VM's own IPv6 packets to its router that the router would let expire (hop
+    limit 1): through its ND meter to stage `dhcp`, for the controller's "time
+    exceeded". None on a segment without a `gateway6` (nothing routes there)."""
+    if not lv.segment.routed6 or lv.vm.ip6 is None:
+        return
+    vm, port = lv.vm, lv.port
+    yield Flow("port_security", PRIO_HOP_LIMIT,
+               Match.of(in_port=port, eth_src=vm.mac, vlan_vid=0, eth_type=ETH_IP6,
+                        ipv6_src=str(vm.ip6), eth_dst=gateway_mac(lv.segment.id),
+                        ip_ttl=HOP_LIMIT_EXPIRES),
+               (Meter(vm_nd_meter(port)), Goto("dhcp")), f"vm:{vm.name}")
 
 
 def compile_nd(view: NetworkView, switch: str) -> Iterator[Flow]:
-    """Stage `dhcp`: solicitations through the switch's ND meter to the controller."""
+    """Stage `dhcp`: solicitations and expired packets through the switch's ND meter
+    to the controller."""
     if not any(has_ip6(lv) for lv in view.local_vms(switch)):
         return
-    yield Flow("dhcp", 100, Match.of(eth_type=ETH_IP6, ip_proto=ICMPV6),
-               (Meter(SWITCH_ND_METER), Output(OFPP_CONTROLLER)), "base")
+    to_controller = (Meter(SWITCH_ND_METER), Output(OFPP_CONTROLLER))
+    yield Flow("dhcp", 100, Match.of(eth_type=ETH_IP6, ip_proto=ICMPV6), to_controller, "base")
+    yield Flow("dhcp", 90, Match.of(eth_type=ETH_IP6, ip_ttl=HOP_LIMIT_EXPIRES), to_controller,
+               "base")
 
 
 def nd_meters(view: NetworkView, switch: str) -> Iterator[MeterBand]:

@@ -1,14 +1,16 @@
 """The controller's responder on the metered path: a packet-in from stage `dhcp` -> the
 answer frame. Mostly DHCP; also the distributed router's "time exceeded" for a
-VM's packet to its gateway that the router would let expire (sdnctl.icmp).
+VM's packet to its gateway that the router would let expire (sdnctl.icmp), in
+IPv4 and in IPv6 (hop limit 1, answered from the segment's `gateway6`).
 
 Everything but the OpenFlow messages: which VM is bound to the port the request
 came in on (the live binding, never the frame's claims), what the policy tells
 it (`sdnctl.dhcp.lease`), and counters for /metrics, per VM and per switch. A
 port bound to no VM, a frame whose source MAC or client hardware address is not
 that VM's, or bytes that are not a DHCP request get no answer and are counted.
-The switch's meters (`sdnctl.compile.dhcp`) bound what arrives here; their
-drops are read from the switch (`record_meter_drops`).
+The switch's meters (`sdnctl.compile.dhcp`, and for IPv6 the ND meters of
+`sdnctl.compile.nd`) bound what arrives here; their drops are read from the
+switch (`record_meter_drops`) and counted apart, per VM and per switch.
 
 IPv6 neighbour and router solicitations arrive on the same path (stage `dhcp`,
 the ND meters of `sdnctl.compile.nd`) and are answered here too, from the same
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 
 from sdnctl.bindings import Bindings
 from sdnctl.compile.dhcp import SWITCH_DHCP_METER, vm_dhcp_meter
+from sdnctl.compile.nd import SWITCH_ND_METER, vm_nd_meter
 from sdnctl.dhcp.lease import answer, lease_of
 from sdnctl.dhcp.wire import (
     MalformedDhcp,
@@ -37,7 +40,7 @@ from sdnctl.dhcp.wire import (
     mac_bytes,
     parse_request,
 )
-from sdnctl.icmp import expired_at_router, time_exceeded
+from sdnctl.icmp import expired6_at_router, expired_at_router, time_exceeded, time_exceeded6
 from sdnctl.nd.answer import answer_solicitation, periodic_advert
 from sdnctl.nd.wire import MalformedNd, encode_advert, parse_solicitation
 from sdnctl.pipeline import gateway_mac
@@ -57,8 +60,20 @@ ETH_IP6 = b"\x86\xdd"
 @dataclass
 class _Tally:
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
-    meter_drops: int = 0
-    _meter_last: int = 0
+    meter_drops: int = 0  # by the DHCP meter
+    nd_meter_drops: int = 0  # by the ND meter (solicitations, expired IPv6)
+    _meter_last: dict[int, int] = field(default_factory=dict)  # meter id -> last total
+
+    def add_drops(self, meter_id: int, total: int, nd: bool) -> None:
+        """A meter's drop counter read `total`: count its growth (all of it when the
+        counter restarted, e.g. the meter was re-added)."""
+        last = self._meter_last.get(meter_id, 0)
+        grew = total - last if total >= last else total
+        self._meter_last[meter_id] = total
+        if nd:
+            self.nd_meter_drops += grew
+        else:
+            self.meter_drops += grew
 
 
 @dataclass
@@ -89,6 +104,9 @@ class DhcpResponder:
             self._log(switch, f"{switch}: DHCP from port {in_port}, bound to no VM: ignored")
             return None
         if frame[12:14] == ETH_IP6:
+            expired = self._expired6(policy, vm, switch, frame)
+            if expired is not None:
+                return expired or None
             return self._nd(policy, topology, bindings, vm, switch, frame)
         segment = policy.segment_of(vm)
         gateway = gateway_mac(segment.id)
@@ -115,6 +133,19 @@ class DhcpResponder:
         outcome = {MessageType.OFFER: "offer", MessageType.NAK: "nak"}.get(reply.kind, "ack")
         self._count(vm.name, switch, outcome)
         return frame_out
+
+    def _expired6(self, policy: Policy, vm: VM, switch: str, frame: bytes) -> bytes | None:
+        """For an IPv6 packet the router would let expire: the time-exceeded answer,
+        or b"" when none is due (counted either way); None for any other frame."""
+        segment = policy.segment_of(vm)
+        gateway = gateway_mac(segment.id)
+        if segment.gateway6 is None or not expired6_at_router(frame, gateway):
+            return None
+        own = (frame[6:12] == mac_bytes(vm.mac) and vm.ip6 is not None
+               and frame[22:38] == vm.ip6.packed)
+        answer = time_exceeded6(frame, gateway, segment.gateway6) if own else None
+        self._count(vm.name, switch, "ignored" if answer is None else "time-exceeded")
+        return answer or b""
 
     def _nd(self, policy: Policy, topology: Topology, bindings: Bindings, vm: VM, switch: str,
             frame: bytes) -> bytes | None:
@@ -173,21 +204,24 @@ class DhcpResponder:
 
     def record_meter_drops(self, switch: str, bindings: Bindings,
                            dropped: dict[int, int]) -> None:
-        """A switch's DHCP meters reported (meter id -> packets dropped so far): add the
-        growth since the last report to its VMs' and its own totals."""
+        """A switch's meters reported (meter id -> packets dropped so far): add the
+        growth of its DHCP and ND meters since the last report to its VMs' and its
+        own totals."""
         with self.lock:
-            owners = {vm_dhcp_meter(ref.port): name for name, ref in bindings.ports.items()
-                      if ref.switch == switch}
+            owners: dict[int, tuple[str, bool]] = {}
+            for name, ref in bindings.ports.items():
+                if ref.switch == switch:
+                    owners[vm_dhcp_meter(ref.port)] = (name, False)
+                    owners[vm_nd_meter(ref.port)] = (name, True)
             for meter_id, total in dropped.items():
-                if meter_id == SWITCH_DHCP_METER:
-                    tally = self.counts.by_switch[switch]
+                if meter_id in (SWITCH_DHCP_METER, SWITCH_ND_METER):
+                    tally, nd = self.counts.by_switch[switch], meter_id == SWITCH_ND_METER
                 elif meter_id in owners:
-                    tally = self.counts.by_vm[owners[meter_id]]
+                    name, nd = owners[meter_id]
+                    tally = self.counts.by_vm[name]
                 else:
                     continue
-                grew = total - tally._meter_last if total >= tally._meter_last else total
-                tally.meter_drops += grew
-                tally._meter_last = total
+                tally.add_drops(meter_id, total, nd)
 
     def snapshot(self) -> dict[str, object]:
         """For /status and /metrics: plain JSON."""
@@ -195,7 +229,8 @@ class DhcpResponder:
             c = self.counts
 
             def tally(t: _Tally) -> dict[str, int]:
-                return {**t.outcomes, "meter_drops": t.meter_drops}
+                return {**t.outcomes, "meter_drops": t.meter_drops,
+                        "nd_meter_drops": t.nd_meter_drops}
 
             return {
                 "by_vm": {vm: tally(t) for vm, t in sorted(c.by_vm.items())},

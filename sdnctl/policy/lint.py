@@ -13,7 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
-from sdnctl.policy.model import ANY, VM, Default, Group, Policy, Rule, Tenant, external_net
+from sdnctl.policy.model import (
+    ANY,
+    VM,
+    Default,
+    Group,
+    Policy,
+    Rule,
+    Segment,
+    Tenant,
+    external_net,
+)
 from sdnctl.policy.services import ServiceSet
 from sdnctl.yamlsrc import Problem
 
@@ -22,7 +32,7 @@ from sdnctl.yamlsrc import Problem
 WAIVABLE = {
     "tenant": ("exposure",),
     "group": ("empty-group",),
-    "rule": ("no-effect", "duplicate", "covered", "exposure"),
+    "rule": ("no-effect", "duplicate", "covered", "exposure", "ipv4-only"),
     "vm": ("unreachable",),
 }
 
@@ -49,7 +59,7 @@ def lint_all(policy: Policy) -> Lint:
         for owner, code, problem in (
                 *_lint_groups(policy, tenant), *_lint_rules(policy, tenant),
                 *_lint_overlap(policy, tenant), *_lint_unreachable(policy, tenant),
-                *_lint_exposure(policy, tenant)):
+                *_lint_exposure(policy, tenant), *_lint_ipv6_routing(policy, tenant)):
             lint.warn(owner, code, problem)
     lint.warnings.sort()
     lint.waived.sort()
@@ -82,12 +92,13 @@ def _lint_overlap(policy: Policy, tenant: Tenant) -> list[Finding]:
         for other_number, other in rules:
             if other is rule:
                 continue
-            same = (members[other.src], members[other.dst], allowed[id(other)]) == (
-                src, dst, allowed[id(rule)])
+            same = (members[other.src], members[other.dst], allowed[id(other)],
+                    other.family) == (src, dst, allowed[id(rule)], rule.family)
             if same and other_number > number:
                 continue  # the later of two equal rules is the one reported
             within = (_within(src, members[other.src]) and _within(dst, members[other.dst])
-                      and not allowed[id(rule)].minus(allowed[id(other)]))
+                      and not allowed[id(rule)].minus(allowed[id(other)])
+                      and other.covers(rule.family or 4) and other.covers(rule.family or 6))
             if not within:
                 continue
             where = _where(tenant, number, rule)
@@ -211,6 +222,8 @@ def _rule_trouble(policy: Policy, rule: Rule) -> str:
         return f"from {_group_text(rule.src)} matches no VM, so the rule has no effect"
     if not dst:
         return f"to {_group_text(rule.dst)} matches no VM, so the rule has no effect"
+    if rule.family == 6:
+        return _rule_trouble6(policy, rule, src, dst)
     talkers = _Talkers(policy, src)
     if any(talkers.reach(b) for b in dst):
         return ""
@@ -257,16 +270,18 @@ def can_go_out(policy: Policy, vm: VM) -> bool:
 class _Talkers:
     """A set of VMs of one tenant, counted by segment, so that "may one of them talk
     to b" (`_may_talk`) costs O(1) rather than O(set): lint stays linear in the
-    size of a tenant instead of quadratic."""
+    size of a tenant instead of quadratic. In IPv6 (`family` 6) routed means a
+    `gateway6`; the caller passes VMs with an IPv6 address only."""
 
-    def __init__(self, policy: Policy, names: frozenset[str] | set[str]) -> None:
-        self.policy, self.names = policy, names
+    def __init__(self, policy: Policy, names: frozenset[str] | set[str], family: int = 4
+                 ) -> None:
+        self.policy, self.names, self.family = policy, names, family
         self.by_segment: dict[str, int] = {}
         self.routed = 0
         for name in names:
             vm = policy.vms[name]
             self.by_segment[vm.segment] = self.by_segment.get(vm.segment, 0) + 1
-            self.routed += policy.segment_of(vm).routed
+            self.routed += policy.segment_of(vm).routed_in(family)
 
     def reach(self, b: str) -> bool:
         """Some VM of the set other than `b` may talk to `b` (`_may_talk`)."""
@@ -274,7 +289,7 @@ class _Talkers:
         mine = b in self.names  # b itself is no partner
         if self.by_segment.get(vm.segment, 0) - mine > 0:
             return True
-        routed = self.policy.segment_of(vm).routed
+        routed = self.policy.segment_of(vm).routed_in(self.family)
         return routed and self.routed - (mine and routed) > 0
 
 
@@ -291,3 +306,66 @@ def _group_text(group: str, short: bool = False) -> str:
     if group == ANY:
         return "any" if short else "any (every VM of the tenant)"
     return f"group {group}"
+
+
+# ---- IPv6 ------------------------------------------------------------------------------
+
+
+def _rule_trouble6(policy: Policy, rule: Rule, src: frozenset[str], dst: frozenset[str]
+                   ) -> str:
+    """Why a `family: ipv6` rule can never allow anything; "" when some pair may use
+    it (both VMs with an IPv6 address, in one segment or two with a `gateway6`)."""
+    tenant = policy.tenants[rule.tenant]
+    if not any(seg.subnet6 is not None for seg in tenant.segments.values()):
+        return (f"family ipv6, but no segment of tenant {tenant.name} has a subnet6, so "
+                "the rule has no effect")
+    src6 = {n for n in src if policy.vms[n].ip6 is not None}
+    dst6 = {n for n in dst if policy.vms[n].ip6 is not None}
+    for end, ends in ((rule.src, src6), (rule.dst, dst6)):
+        if not ends:
+            return (f"family ipv6, but no VM of {_group_text(end, short=True)} has an IPv6 "
+                    "address (its segments have no subnet6), so the rule has no effect")
+    talkers = _Talkers(policy, src6, family=6)
+    if any(talkers.reach(b) for b in dst6):
+        return ""
+    return (
+        f"can never take effect: no VM of {_group_text(rule.src, short=True)} shares a "
+        f"segment with another VM of {_group_text(rule.dst, short=True)} in IPv6, and no such "
+        "pair is in two segments with a gateway6 (a segment without one is never routed in "
+        "IPv6)"
+    )
+
+
+def _lint_ipv6_routing(policy: Policy, tenant: Tenant) -> list[Finding]:
+    """Rules of both families between VMs with IPv6 addresses in two routed segments,
+    one of which has no `gateway6`: what IPv4 routes between them, IPv6 does not
+    (`ipv4-only`). A rule written `family: ipv4` says so on purpose."""
+    if tenant.default is Default.ALLOW or not any(
+            seg.subnet6 is not None for seg in tenant.segments.values()):
+        return []
+    out: list[Finding] = []
+    for number, rule in enumerate(tenant.rules, start=1):
+        if rule.family is not None or rule.north_south:
+            continue
+        ends = [{policy.vms[n].segment for n in policy.members(tenant.name, end)
+                 if policy.vms[n].ip6 is not None} for end in (rule.src, rule.dst)]
+        pairs = sorted((a, b) for a in ends[0] for b in ends[1] if a != b
+                       and _ipv4_only(tenant.segments[a], tenant.segments[b]))
+        if not pairs:
+            continue
+        missing = sorted({n for pair in pairs for n in pair
+                          if tenant.segments[n].gateway6 is None})
+        shown = ", ".join(f"{a} -> {b}" for a, b in pairs[:3])
+        more = f" (and {len(pairs) - 3} more)" if len(pairs) > 3 else ""
+        out.append((rule, "ipv4-only", Problem(
+            policy.source, rule.line,
+            f"{_where(tenant, number, rule)}: VMs of segments {shown}{more} meet in IPv4 only: "
+            f"IPv6 is routed between segments with a gateway6, and "
+            f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} none (add one, "
+            "or write the rule with family: ipv4)")))
+    return out
+
+
+def _ipv4_only(a: Segment, b: Segment) -> bool:
+    """Two segments with IPv6 that IPv4 routes between and IPv6 does not."""
+    return a.routed and b.routed and not (a.routed6 and b.routed6)

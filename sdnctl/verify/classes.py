@@ -7,10 +7,12 @@ Two bound VMs are in one class when they share
 - membership of every rule endpoint of their tenant (each group a rule names, as
   source or destination: what `semantics.reach` and the ACL look at),
 - their hypervisor (same switch, so the same flows and the same paths; two VMs on
-  different hypervisors may see different fabrics), and
+  different hypervisors may see different fabrics),
+- whether they have an IPv6 address (IPv6 is probed between VMs that do), and
 - how every *deviating* flow sees them: for each flow that is on a switch but not
   in intent, or in intent but not on the switch, or changed, whether the VM's MAC,
-  IP or (on that switch) port satisfies each address or port condition of its match.
+  IP, IPv6 address or (on that switch) port satisfies each address or port
+  condition of its match.
 
 Why that is sound: the compiler's flows mention a VM only through its own MAC,
 IP, port, segment and tenant, and treat every VM of a class the same way up to
@@ -34,6 +36,7 @@ from sdnctl.policy.model import VM, Policy
 
 MAC_FIELDS = ("eth_src", "eth_dst", "arp_sha", "arp_tha")
 IP_FIELDS = ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa")
+IP6_FIELDS = ("ipv6_src", "ipv6_dst", "ipv6_nd_target")
 PORT_FIELDS = ("in_port", "reg5", "reg7")  # port numbers (conntrack zones are ports too)
 
 
@@ -63,6 +66,14 @@ def _satisfies(name: str, cond: MatchValue, value: int | str) -> bool:
         want, mask = (mac(cond[0]), mac(cond[1])) if isinstance(cond, tuple) else (
             mac(cond), (1 << 48) - 1)
         return mac(value) & mask == want & mask
+    if name in IP6_FIELDS:
+        def ip6(v: object) -> int:
+            return int(ipaddress.IPv6Address(str(v)))
+        if isinstance(cond, str) and "/" in cond:
+            return ipaddress.IPv6Address(str(value)) in ipaddress.IPv6Network(cond, strict=False)
+        want6, mask6 = (ip6(cond[0]), ip6(cond[1])) if isinstance(cond, tuple) else (
+            ip6(cond), (1 << 128) - 1)
+        return ip6(value) & mask6 == want6 & mask6
     if name in IP_FIELDS:
         def ip(v: object) -> int:
             return int(ipaddress.IPv4Address(str(v)))
@@ -88,6 +99,9 @@ def deviation_signature(vm: VM, port: tuple[str, int], deviating: Iterable[tuple
                 sig.append((i, name, _satisfies(name, cond, vm.mac)))
             elif name in IP_FIELDS:
                 sig.append((i, name, _satisfies(name, cond, str(vm.ip))))
+            elif name in IP6_FIELDS:
+                sig.append((i, name, vm.ip6 is not None
+                            and _satisfies(name, cond, str(vm.ip6))))
             elif name in PORT_FIELDS and port[0] == switch:
                 sig.append((i, name, _satisfies(name, cond, port[1])))
     return tuple(sig)
@@ -108,7 +122,8 @@ def class_keys(policy: Policy, bindings: Bindings,
             continue
         vm = policy.vms[name]
         groups = tuple(n for n, members in endpoints[vm.tenant] if name in members)
-        key: tuple[object, ...] = (vm.tenant, vm.segment, groups, ref.switch)
+        key: tuple[object, ...] = (vm.tenant, vm.segment, groups, ref.switch,
+                                   vm.ip6 is not None)
         if devs:
             key += (deviation_signature(vm, (ref.switch, ref.port), devs),)
         keys[name] = key

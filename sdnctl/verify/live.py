@@ -126,7 +126,7 @@ def deviation_services(flows: Iterable[tuple[str, Flow]]) -> set[Service]:
             if value is not None and proto in (6, 17):
                 port = int(value[0]) if isinstance(value, tuple) else int(value)
                 out.add(Service(kind, port, port))
-        if proto == 1:
+        if proto in (1, 58):  # ICMP, ICMPv6
             out.add(Service(Proto.ICMP))
     return out
 

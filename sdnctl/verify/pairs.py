@@ -2,7 +2,8 @@
 
 For each ordered pair of VM classes of one tenant (sdnctl.verify.classes) one
 representative pair is probed (`sdnctl.verify.reach.probe`) for every service,
-and compared with `sdnctl.verify.semantics.reach`. Pairs across tenants are
+in IPv4 and, when both have an IPv6 address, in IPv6, and compared with
+`sdnctl.verify.semantics.reach` in that family. Pairs across tenants are
 judged too, by a sweep per source class (below): a leak between tenants is
 exactly what a hand-added flow can open.
 
@@ -32,6 +33,12 @@ grow with the data centre. The shortcuts, all exact:
   sent as before. Addresses in the source's subnet go the same way through one
   ARP request for the unknown address. A run the argument does not cover
   (`Inconclusive`) makes that source fall back to one request per address.
+- The sweep in IPv6, from a source with an IPv6 address: the same runs with an
+  unknown `ipv6_dst` through the router (when its segment has a `gateway6`). In its
+  own prefix a VM learns MACs from the controller's neighbour advertisements,
+  which name VMs of its own segment only (`sdnctl.nd.answer`), so the only
+  requests there are to those VMs' addresses: each one another tenant reuses is
+  sent as it is.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from dataclasses import dataclass, field
 
 from sdnctl.bindings import Bindings
 from sdnctl.flows import FlowSet
+from sdnctl.nd.answer import router_link_local
 from sdnctl.policy.model import VM, Policy, Service
 from sdnctl.topology.model import PortRef, Topology
 from sdnctl.verify.classes import VmClass, pair_count
@@ -50,10 +58,12 @@ from sdnctl.verify.reach import (
     ProbeResult,
     _next_hop_ip,
     arp_request,
+    as_ipv6,
     in_subnet,
     ip_text,
     probe,
     resolve,
+    resolve6,
     service_packet,
 )
 from sdnctl.verify.semantics import Semantics
@@ -121,6 +131,7 @@ class Mismatch:
     reason: str  # the probe's account when not reached
     pairs: tuple[tuple[str, str], ...]  # VM pairs it stands for (up to MAX_LISTED_PAIRS)
     n_pairs: int
+    family: int = 4
 
     @property
     def kind(self) -> str:
@@ -129,7 +140,8 @@ class Mismatch:
     def to_json(self) -> dict[str, object]:
         return {
             "kind": self.kind.lower(), "src": self.src.rep, "dst": self.dst.rep,
-            "service": str(self.service), "reached": self.reached, "allowed": self.allowed,
+            "service": str(self.service), "family": f"ipv{self.family}",
+            "reached": self.reached, "allowed": self.allowed,
             "reason": self.reason, "pairs": [list(p) for p in self.pairs],
             "n_pairs": self.n_pairs,
         }
@@ -139,7 +151,9 @@ class Mismatch:
                 if self.reached else
                 f"the policy allows it, the network does not: {self.reason}")
         more = f" (and {self.n_pairs - 1} more VM pairs like it)" if self.n_pairs > 1 else ""
-        return f"{self.kind:<8} {self.src.rep} -> {self.dst.rep} {self.service}: {what}{more}"
+        v6 = " (IPv6)" if self.family == 6 else ""
+        return (f"{self.kind:<8} {self.src.rep} -> {self.dst.rep} {self.service}{v6}: "
+                f"{what}{more}")
 
 
 @dataclass
@@ -218,8 +232,10 @@ class _Walk:
     def sweep(self, a: VmClass, others: _OtherTenants, tenant: str) -> None:
         _sweep_other_tenants(self, a, others, tenant)
 
-    def probe_pair(self, a: VmClass, b: VmClass,
-                   services: Iterable[Service] | None = None) -> None:
+    def probe_pair(self, a: VmClass, b: VmClass, services: Iterable[Service] | None = None,
+                   families: tuple[int, ...] | None = None) -> None:
+        """Probe the pair for `services` (default: all) in `families` (default: IPv4,
+        and IPv6 when both VMs have an address)."""
         report = self.report
         n = pair_count(a, b)
         if n == 0:
@@ -228,10 +244,14 @@ class _Walk:
         if services is None:
             report.class_pairs += 1
             report.vm_pairs += n
+        if families is None:
+            vms = self.sem.policy.vms
+            families = (4, 6) if vms[src].ip6 is not None and vms[dst].ip6 is not None else (4,)
         for service in report.services if services is None else services:
-            report.probes += 1
-            self.judge(a, b, src, dst, service,
-                       probe(self.sim, self.sem.policy, self.bindings, src, dst, service))
+            for family in families:
+                report.probes += 1
+                self.judge(a, b, src, dst, service, probe(
+                    self.sim, self.sem.policy, self.bindings, src, dst, service, family=family))
 
     def judge(self, a: VmClass, b: VmClass, src: str, dst: str, service: Service,
               result: ProbeResult) -> None:
@@ -241,7 +261,7 @@ class _Walk:
 class _Checker(_Walk):
     def judge(self, a: VmClass, b: VmClass, src: str, dst: str, service: Service,
               result: ProbeResult) -> None:
-        allowed = self.sem.reach(src, dst, service)
+        allowed = self.sem.reach(src, dst, service, result.family)
         real = verdict(result.reached, result.delivered, allowed)
         if real != allowed:
             listed = ((src, dst),) + tuple(p for p in _vm_pairs(a, b) if p != (src, dst))
@@ -249,7 +269,7 @@ class _Checker(_Walk):
                 "answered" if result.reached else "its first packet arrives, unanswered")
             self.report.mismatches.append(Mismatch(
                 a, b, service, real, allowed, reason, listed[:MAX_LISTED_PAIRS],
-                pair_count(a, b)))
+                pair_count(a, b), result.family))
 
 
 class _OtherTenants:
@@ -266,9 +286,14 @@ class _OtherTenants:
     n_vms: int
     tenant_classes: dict[str, int]
     tenant_vms: dict[str, int]
+    by_ip6: dict[str, list[VmClass]]  # the same three for IPv6 addresses
+    ip6_of: dict[int, str]
+    in_tenant6: dict[tuple[str, str], int]
 
     def __init__(self, policy: Policy, bindings: Bindings, classes: Sequence[VmClass]) -> None:
         self.tenant_of, self.by_ip, self.in_tenant, self.rep_at = {}, {}, {}, {}
+        self.by_ip6, self.in_tenant6 = {}, {}
+        self._reused6: dict[tuple[str, str], list[str]] = {}
         self.tenant_classes, self.tenant_vms = {}, {}
         self.n_classes, self.n_vms = len(classes), 0
         for b in classes:
@@ -281,21 +306,40 @@ class _OtherTenants:
             self.n_vms += len(b.members)
             self.tenant_classes[vm.tenant] = self.tenant_classes.get(vm.tenant, 0) + 1
             self.tenant_vms[vm.tenant] = self.tenant_vms.get(vm.tenant, 0) + len(b.members)
+            if vm.ip6 is not None:
+                ip6 = str(vm.ip6)
+                self.by_ip6.setdefault(ip6, []).append(b)
+                self.in_tenant6[(ip6, vm.tenant)] = self.in_tenant6.get((ip6, vm.tenant), 0) + 1
         self.ip_of = {int(ipaddress.IPv4Address(ip)): ip for ip in self.by_ip}
+        self.ip6_of = {int(ipaddress.IPv6Address(ip)): ip for ip in self.by_ip6}
 
-    def others_have(self, ip: str, tenant: str) -> bool:
+    def others_have(self, ip: str, tenant: str, family: int = 4) -> bool:
+        if family == 6:
+            return len(self.by_ip6[ip]) > self.in_tenant6.get((ip, tenant), 0)
         return len(self.by_ip[ip]) > self.in_tenant.get((ip, tenant), 0)
 
-    def excluded(self, unknown: Unknown) -> set[str]:
-        """The addresses of by_ip that a run with `unknown` compared it with."""
+    def reused6(self, policy: Policy, tenant: str, segment: str) -> list[str]:
+        """The IPv6 addresses of the segment's VMs that another tenant's VM has too."""
+        key = (tenant, segment)
+        got = self._reused6.get(key)
+        if got is None:
+            got = self._reused6[key] = sorted(
+                str(vm.ip6) for vm in policy.vms_of(tenant)
+                if vm.segment == segment and vm.ip6 is not None
+                and str(vm.ip6) in self.by_ip6 and self.others_have(str(vm.ip6), tenant, 6))
+        return got
+
+    def excluded(self, unknown: Unknown, family: int = 4) -> set[str]:
+        """The addresses of by_ip (by_ip6) that a run with `unknown` compared it with."""
+        ip_of = self.ip_of if family == 4 else self.ip6_of
         if unknown.masked:
-            return {ip for n, ip in self.ip_of.items() if unknown.excluded(n)}
+            return {ip for n, ip in ip_of.items() if unknown.excluded(n)}
         out: set[str] = set()
         for values in unknown.exact:
-            if len(values) < len(self.ip_of):
-                out.update(self.ip_of[n] for n in values if n in self.ip_of)
+            if len(values) < len(ip_of):
+                out.update(ip_of[n] for n in values if n in ip_of)
             else:
-                out.update(ip for n, ip in self.ip_of.items() if n in values)
+                out.update(ip for n, ip in ip_of.items() if n in values)
         return out
 
 
@@ -329,7 +373,90 @@ def _sweep_other_tenants(walk: _Walk, a: VmClass, others: _OtherTenants, tenant:
     for b, service in reached:
         if (b.rep, service) not in done:
             done.add((b.rep, service))
-            walk.probe_pair(a, b, (service,))
+            walk.probe_pair(a, b, (service,), (4,))
+    _sweep_other_tenants6(walk, a, others, tenant)
+
+
+def _sweep_other_tenants6(walk: _Walk, a: VmClass, others: _OtherTenants, tenant: str
+                          ) -> None:
+    """The same in IPv6 (the module docstring says how)."""
+    sim, sem, bindings, report = walk.sim, walk.sem, walk.bindings, walk.report
+    src = sem.policy.vms[a.rep]
+    seg = sem.policy.segment_of(src)
+    prefix = seg.subnet6
+    if src.ip6 is None or prefix is None or not others.by_ip6:
+        return
+    at = bindings.ports[src.name]
+
+    def request(service: Service, dst: str | Unknown, mac: str) -> Packet:
+        pkt = as_ipv6(service_packet(service, src, "0.0.0.0", src.mac, mac), str(src.ip6), "::")
+        pkt["ipv6_dst"] = dst
+        return pkt
+
+    def reaches(b: VmClass | None, out: Packet) -> VM | None:
+        if b is None or others.tenant_of[b.rep] == tenant:
+            return None
+        vm = sem.policy.vms[b.rep]
+        if out.get("eth_dst").__class__ is Unknown:
+            raise Inconclusive("an unknown address became a MAC")
+        return vm if vm.ip6 is not None and out.get("eth_dst") == vm.mac else None
+
+    reached: list[tuple[VmClass, Service]] = []
+
+    def send(ip: str, mac: str, services: Iterable[Service]) -> None:
+        for service in services:
+            trace = sim.inject(at, request(service, ip, mac), Conntrack())
+            for ref, out in trace.delivered:
+                b = others.rep_at.get(ref)
+                if reaches(b, out) is not None and b is not None and out.get("ipv6_dst") == ip:
+                    reached.append((b, service))
+
+    # In its prefix: the addresses of its segment's VMs that another tenant reuses.
+    for ip in others.reused6(sem.policy, tenant, seg.name):
+        mac = resolve6(sim, sem.policy, bindings, src, ip, Conntrack(), [])
+        if mac is not None:
+            send(ip, mac, report.services)
+    # Beyond it: through the router.
+    theirs = {ip for ip in others.by_ip6 if others.others_have(ip, tenant, 6)
+              and ipaddress.IPv6Address(ip) not in prefix}
+    router = (resolve6(sim, sem.policy, bindings, src, str(router_link_local(seg)), Conntrack(),
+                       []) if seg.routed6 and theirs else None)
+    if router is not None:
+        report.probes += len(report.services) * len({c.rep for ip in theirs
+                                                     for c in others.by_ip6[ip]})
+        by_address: dict[str, set[Service]] = {}
+        found: list[tuple[VmClass, Service]] = []
+        try:
+            for service in report.services:
+                dst = Unknown("ipv6_dst")
+                trace = sim.inject_unknown(at, request(service, dst, router))
+                for ip in others.excluded(dst, 6):
+                    by_address.setdefault(ip, set()).add(service)
+                for ref, out in trace.delivered:
+                    b = others.rep_at.get(ref)
+                    vm = reaches(b, out)
+                    if vm is None or b is None:
+                        continue
+                    got = out.get("ipv6_dst")
+                    if got is dst:  # the unknown stands for this VM's address unless excluded
+                        if vm.ip6 in prefix or dst.excluded(int(ipaddress.IPv6Address(vm.ip6))):
+                            continue
+                    elif got != str(vm.ip6):
+                        continue
+                    found.append((b, service))
+        except Inconclusive:
+            report.sweep_fallbacks += 1
+            by_address = {ip: set(report.services) for ip in theirs}
+            found = []
+        reached += found
+        for ip, services in sorted(by_address.items()):
+            if ip in theirs:
+                send(ip, router, [s for s in report.services if s in services])
+    done: set[tuple[str, Service]] = set()
+    for b, service in reached:
+        if (b.rep, service) not in done:
+            done.add((b.rep, service))
+            walk.probe_pair(a, b, (service,), (6,))
 
 
 def _generic_sweep(sim: CachingSimulator, sem: Semantics, bindings: Bindings, src: VM,

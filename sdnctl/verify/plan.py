@@ -3,8 +3,15 @@
 Exact, not sampled: for every ordered VM pair, what the old network lets it open
 and what the new one does are compared as whole sets of services
 (`sdnctl.policy.services.ServiceSet`: TCP and UDP port ranges, ICMP echo, every
-other IPv4 packet), so the answer is in ranges (`tcp/8101-9000`) and covers every
+other IP packet), so the answer is in ranges (`tcp/8101-9000`) and covers every
 port of every protocol.
+
+In both families: a pair whose VMs both have an IPv6 address (in either policy)
+is compared in IPv4 and in IPv6. A change that is the same in both is reported
+once, unqualified; what differs between them (a rule gaining `family: ipv6`, a
+segment gaining `subnet6` or `gateway6`) is reported per family (`tcp/443
+(ipv6)`). A pair with IPv6 in neither policy speaks IPv4 alone, and its changes
+are unqualified.
 
 What a network lets a pair open is the policy's `reach` (DESIGN.md §2, as
 `sdnctl.verify.semantics` reads it) where the pair can meet at all: both VMs
@@ -33,7 +40,7 @@ from sdnctl.policy.services import EMPTY, FULL, ServiceRange, ServiceSet
 from sdnctl.topology.model import Topology
 from sdnctl.topology.paths import Carriage, carriage
 
-Triple = tuple[str, str, str]  # (source VM, destination VM, service range)
+Triple = tuple[str, str, str]  # (source VM, destination VM, service range [+ family])
 MAX_LISTED = 3  # VM pairs named per change in the text output
 
 
@@ -47,6 +54,8 @@ class ClassKey:
     routed: bool
     overlay: bool  # the segment has a VNI (tunnels may carry it)
     groups: tuple[str, ...]  # the rule endpoints naming it (ANY aside), sorted
+    ip6: bool = False  # the VM has an IPv6 address
+    routed6: bool = False  # its segment has a gateway6
 
     def label(self) -> str:
         return f"{self.segment}[{','.join(self.groups)}]" if self.groups else self.segment
@@ -62,18 +71,36 @@ class Change:
     src: str  # class labels (`ClassKey.label`)
     dst: str
     pairs: tuple[tuple[str, str], ...]  # sorted
+    family: int | None = None  # 4 or 6: in that family only; None: in every one the pair has
+
+    @property
+    def what(self) -> str:
+        """The service range, with its family when the change is one family's."""
+        return service_text(self.service, self.family)
 
     def to_text(self) -> str:
         sign, what = ("+", "now allowed") if self.added else ("-", "now denied")
         shown = ", ".join(f"{a}→{b}" for a, b in self.pairs[:MAX_LISTED])
         more = f", +{len(self.pairs) - MAX_LISTED}" if len(self.pairs) > MAX_LISTED else ""
         n = len(self.pairs)
-        return (f"{sign} {self.service} {what} {self.tenant}: {self.src}→{self.dst} "
+        return (f"{sign} {self.what} {what} {self.tenant}: {self.src}→{self.dst} "
                 f"({n} VM pair{'s' if n != 1 else ''}: {shown}{more})")
 
     def to_json(self) -> dict[str, object]:
-        return {"added": self.added, "service": str(self.service), "tenant": self.tenant,
+        return {"added": self.added, "service": str(self.service),
+                "family": f"ipv{self.family}" if self.family else "both", "tenant": self.tenant,
                 "from": self.src, "to": self.dst, "pairs": [list(p) for p in self.pairs]}
+
+
+def service_text(service: ServiceRange, family: int | None) -> str:
+    """`tcp/443`, or `tcp/443 (ipv6)` for a change in one family only."""
+    return str(service) if family is None else f"{service} (ipv{family})"
+
+
+def parse_service_text(text: str) -> tuple[ServiceRange, int | None]:
+    """The inverse of `service_text`."""
+    service, _, family = text.partition(" (ipv")
+    return ServiceRange.parse(service), int(family.rstrip(")")) if family else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +117,7 @@ class Plan:
         return self._triples(False)
 
     def _triples(self, added: bool) -> tuple[Triple, ...]:
-        return tuple(sorted((a, b, str(c.service)) for c in self.changes if c.added is added
+        return tuple(sorted((a, b, c.what) for c in self.changes if c.added is added
                             for a, b in c.pairs))
 
     def to_json(self) -> dict[str, object]:
@@ -108,10 +135,26 @@ class Plan:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """What a pair may open, in each family (`v6` empty when either VM has no IPv6)."""
+
+    v4: ServiceSet
+    v6: ServiceSet
+    dual: bool = False  # both VMs have an IPv6 address
+
+    def __bool__(self) -> bool:
+        """Whether the pair may open anything, in either family."""
+        return bool(self.v4 or self.v6)
+
+
+NOTHING = Allowed(EMPTY, EMPTY)
+
+
 class AllowedServices:
-    """What one policy lets VMs of `tenants` open to each other, as ServiceSets
-    (`allowed` per class pair, `reach` per VM pair where the fabric connects them),
-    and where its VMs are placed."""
+    """What one policy lets VMs of `tenants` open to each other, as ServiceSets per
+    family (`allowed` per class pair, `reach` per VM pair where the fabric connects
+    them), and where its VMs are placed."""
 
     def __init__(self, policy: Policy, topology: Topology, fabric: Carriage,
                  tenants: set[str]) -> None:
@@ -126,41 +169,45 @@ class AllowedServices:
                 seg = policy.segment_of(vm)
                 self.keys[vm.name] = ClassKey(
                     t, seg.name, seg.routed, seg.overlay,
-                    tuple(g for g in ends if vm.name in members[g]))
-        self._allowed: dict[tuple[ClassKey, ClassKey], ServiceSet] = {}
+                    tuple(g for g in ends if vm.name in members[g]),
+                    vm.ip6 is not None and seg.subnet6 is not None, seg.routed6)
+        self._allowed: dict[tuple[ClassKey, ClassKey], Allowed] = {}
 
-    def allowed(self, a: ClassKey | None, b: ClassKey | None) -> ServiceSet:
+    def allowed(self, a: ClassKey | None, b: ClassKey | None) -> Allowed:
         """What a VM of class a may open to another VM of class b."""
         if a is None or b is None or a.tenant != b.tenant:
-            return EMPTY
+            return NOTHING
         got = self._allowed.get((a, b))
         if got is None:
-            got = self._allowed[(a, b)] = self._compute(a, b)
+            dual = a.ip6 and b.ip6
+            got = self._allowed[(a, b)] = Allowed(
+                self._compute(a, b, 4), self._compute(a, b, 6) if dual else EMPTY, dual)
         return got
 
-    def _compute(self, a: ClassKey, b: ClassKey) -> ServiceSet:
-        if a.segment != b.segment and not (a.routed and b.routed):
+    def _compute(self, a: ClassKey, b: ClassKey, family: int) -> ServiceSet:
+        routed = (a.routed and b.routed) if family == 4 else (a.routed6 and b.routed6)
+        if a.segment != b.segment and not routed:
             return EMPTY
         tenant = self.policy.tenants[a.tenant]
         if tenant.default is Default.ALLOW:
             return FULL
         src, dst = {ANY, *a.groups}, {ANY, *b.groups}
         return ServiceSet.of(s for r in tenant.rules if r.src in src and r.dst in dst
-                             and r.covers(4)  # plan walks IPv4 (docs/decisions.md, IPv6)
-                             for s in r.services)
+                             and r.covers(family) for s in r.services)
 
     def carried(self, a: str, b: str) -> bool:
         """Can a connection between the two open: the request into b's segment and
-        the reply into a's (tunnels carry a segment only if it is an overlay)?"""
+        the reply into a's (tunnels carry a segment only if it is an overlay)? The
+        same in both families."""
         ha, hb = self.host.get(a), self.host.get(b)
         if ha is None or hb is None:
             return False
         return self.fabric.connected(ha, hb, self.keys[a].overlay and self.keys[b].overlay)
 
-    def reach(self, a: str, b: str) -> ServiceSet:
-        """What VM a may open to VM b (none when either is not in this policy)."""
+    def reach(self, a: str, b: str) -> Allowed:
+        """What VM a may open to VM b (nothing when either is not in this policy)."""
         if a == b or a not in self.keys or b not in self.keys or not self.carried(a, b):
-            return EMPTY
+            return NOTHING
         return self.allowed(self.keys[a], self.keys[b])
 
 
@@ -190,15 +237,18 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
     for n in names:
         if n not in moved:
             classes.setdefault((before.keys[n], after.keys[n]), []).append(n)
-    found: dict[tuple[bool, ServiceRange, str, str, str], list[tuple[str, str]]] = {}
+    found: dict[tuple[bool, ServiceRange, int | None, str, str, str], list[tuple[str, str]]] = {}
 
-    def note(pairs: list[tuple[str, str]], was: ServiceSet, now: ServiceSet) -> None:
+    def note(pairs: list[tuple[str, str]], was: Allowed, now: Allowed) -> None:
         """`pairs` (all of one class pair, or one pair) went from `was` to `now`."""
         a, b = pairs[0]
         ka, kb = after.keys.get(a) or before.keys[a], after.keys.get(b) or before.keys[b]
-        for added, diff in ((True, now.minus(was)), (False, was.minus(now))):
-            for r in diff.ranges():
-                found.setdefault((added, r, ka.tenant, ka.label(), kb.label()), []).extend(pairs)
+        for added, d4, d6 in ((True, now.v4.minus(was.v4), now.v6.minus(was.v6)),
+                              (False, was.v4.minus(now.v4), was.v6.minus(now.v6))):
+            for family, diff in per_family(d4, d6, was.dual or now.dual):
+                for r in diff.ranges():
+                    found.setdefault((added, r, family, ka.tenant, ka.label(), kb.label()),
+                                     []).extend(pairs)
 
     by_tenant: dict[str, list[tuple[ClassKey, ClassKey]]] = {}
     for key in classes:
@@ -229,12 +279,22 @@ def plan_edit(old: Policy, new: Policy, topology: Topology) -> Plan:
                 was, now = before.reach(a, b), after.reach(a, b)
                 if was != now:
                     note([(a, b)], was, now)
-    changes = tuple(Change(added, r, t, s, d, tuple(sorted(p)))
-                    for (added, r, t, s, d), p in sorted(found.items(), key=_order))
+    changes = tuple(Change(added, r, t, s, d, tuple(sorted(p)), family)
+                    for (added, r, family, t, s, d), p in sorted(found.items(), key=_order))
     from sdnctl.verify.plan_outside import outside_changes  # it builds on this module
 
     changes += outside_changes(old, new, tenants)
     return Plan(changes, len(names) * (len(names) - 1))
+
+
+def per_family(d4: ServiceSet, d6: ServiceSet, dual: bool
+               ) -> tuple[tuple[int | None, ServiceSet], ...]:
+    """A change as (family, services): what both families share once, unqualified,
+    and the rest per family. A pair without IPv6 on either side has IPv4 alone."""
+    if not dual:
+        return ((None, d4),)
+    both = d4.minus(d4.minus(d6))  # d4 ∩ d6
+    return ((None, both), (4, d4.minus(both)), (6, d6.minus(both)))
 
 
 def _tenant(key: ClassKey | None) -> str | None:
@@ -249,7 +309,7 @@ def _pairs(xs: Iterable[str], ys: Iterable[str]) -> Iterator[tuple[str, str]]:
                 yield x, y
 
 
-def _order(item: tuple[tuple[bool, ServiceRange, str, str, str], list[tuple[str, str]]]
-           ) -> tuple[object, ...]:
-    (added, r, t, s, d), _ = item
-    return (t, s, d, not added, r)
+def _order(item: tuple[tuple[bool, ServiceRange, int | None, str, str, str],
+                        list[tuple[str, str]]]) -> tuple[object, ...]:
+    (added, r, family, t, s, d), _ = item
+    return (t, s, d, not added, family or 0, r)

@@ -8,16 +8,21 @@
 - Errors related to an allowed connection come back through conntrack (`+rel`):
   UDP to an allowed port where nothing listens is refused by the server's kernel
   with "port unreachable", routed back to the client, in a default-deny tenant.
+- The same "time exceeded" in IPv6: `ping -6 -t 1` (hop limit 1) to a VM of
+  another segment is answered from the sender's `gateway6`; hop limit 2 reaches it;
+  inside the segment hop limit 1 is switched.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 from daemon_cmd import one_hypervisor
 
 from sdnctl.client.api import get_metrics, wait_programmed
+from sdnctl.nd.answer import router_link_local
 
 pytestmark = [pytest.mark.ovs, pytest.mark.needs("ping")]
 
@@ -102,4 +107,71 @@ def test_port_unreachable_for_an_allowed_connection_comes_back(lab) -> None:
     assert a2.run("python3", str(probe), "10.7.40.11", "5354").strip() == "silence"
     # The other way round is not allowed at all: b2 hears nothing back.
     assert b2.run("python3", str(probe), "10.7.30.11", "5353").strip() == "silence"
+    assert daemon.stop() == 0
+
+
+POLICY6 = """\
+version: 1
+tenants:
+  t1:
+    default: allow
+    segments:
+      web: {vlan: 10, subnet: 10.8.10.0/24, gateway: 10.8.10.1,
+            subnet6: "2001:db8:8:10::/64", gateway6: "2001:db8:8:10::1"}
+      db:  {vlan: 20, subnet: 10.8.20.0/24, gateway: 10.8.20.1,
+            subnet6: "2001:db8:8:20::/64", gateway6: "2001:db8:8:20::1"}
+vms:
+  w1: {tenant: t1, segment: web, mac: "02:00:00:08:10:11", ip: 10.8.10.11, host: hv1,
+       ip6: "2001:db8:8:10::11"}
+  w2: {tenant: t1, segment: web, mac: "02:00:00:08:10:12", ip: 10.8.10.12, host: hv1,
+       ip6: "2001:db8:8:10::12"}
+  d1: {tenant: t1, segment: db,  mac: "02:00:00:08:20:11", ip: 10.8.20.11, host: hv1,
+       ip6: "2001:db8:8:20::11"}
+"""
+
+
+def vm6(lab, bridge: str, port: int, name: str, mac: str, ip: str, ip6: str, router: str):
+    """A VM with its IPv6 address set by hand (no duplicate address detection wait) and
+    the distributed router's link-local address as its default route."""
+    vm = lab.vm(bridge, port, mac, f"{ip}/24", vm_id=name)
+    for key, value in (("accept_dad", 0), ("addr_gen_mode", 0), ("accept_ra", 0),
+                       ("disable_ipv6", 0)):
+        subprocess.run(["ip", "netns", "exec", vm.ns, "sysctl", "-qw",
+                        f"net.ipv6.conf.eth0.{key}={value}"], check=True)
+    vm.run("ip", "-6", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
+    vm.run("ip", "-6", "route", "add", "default", "via", router, "dev", "eth0")
+    return vm
+
+
+def ping6(vm, dst: str, hops: int) -> str:
+    return vm.run("ping", "-6", "-n", "-c", "1", "-W", "2", "-t", str(hops), dst, check=False)
+
+
+def test_ping6_with_hop_limit_1_is_answered_by_the_senders_gateway6(lab) -> None:
+    from sdnctl.policy.load import parse_policy
+    from sdnctl.topology.load import parse_topology
+
+    bridge, daemon = one_hypervisor(lab, POLICY6)
+    topo = parse_topology("version: 1\nswitches: {hv1: {dpid: 1, role: hypervisor}}\n", "t")
+    policy = parse_policy(POLICY6, "p", topo)
+    router = {seg: str(router_link_local(policy.tenants["t1"].segments[seg]))
+              for seg in ("web", "db")}
+    w1 = vm6(lab, bridge, 100, "w1", "02:00:00:08:10:11", "10.8.10.11", "2001:db8:8:10::11",
+             router["web"])
+    vm6(lab, bridge, 101, "w2", "02:00:00:08:10:12", "10.8.10.12", "2001:db8:8:10::12",
+        router["web"])
+    vm6(lab, bridge, 102, "d1", "02:00:00:08:20:11", "10.8.20.11", "2001:db8:8:20::11",
+        router["db"])
+    wait_programmed(daemon.api, ["hv1"], timeout=30)
+
+    routed = lab.wait_for(lambda: "1 received" in ping6(w1, "2001:db8:8:20::11", hops=2), 15,
+                          "w1 -> d1 over IPv6 with hop limit 2")
+    assert routed
+    expired = ping6(w1, "2001:db8:8:20::11", hops=1)
+    assert re.search(r"From 2001:db8:8:10::1 icmp_seq=1 Time exceeded: Hop limit", expired), \
+        expired
+    switched = ping6(w1, "2001:db8:8:10::12", hops=1)  # same segment: no router on the way
+    assert "1 received" in switched and "exceeded" not in switched, switched
+    metrics = get_metrics(daemon.api)
+    assert 'sdnctl_dhcp_requests_vm_total{vm="w1",outcome="time-exceeded"} 1' in metrics
     assert daemon.stop() == 0

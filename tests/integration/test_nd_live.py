@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
@@ -162,3 +163,39 @@ def test_a_rogue_router_and_a_forged_neighbour_change_nothing(lab) -> None:
     neigh = victim.run("ip", "-6", "neigh", "show", str(router))
     assert gateway_mac(10) in neigh and MACS["w2"] not in neigh, neigh
     assert lab.wait_for(lambda: _ping6(victim, str(_address("d1"))), 15, "legit traffic flows")
+
+
+STORM_RATE, STORM_S = 2000, 3.0  # solicitations a second, for this long
+
+
+def _nd_drops(metrics: str, vm: str) -> int:
+    got = re.search(rf'sdnctl_nd_meter_drops_vm_total\{{vm="{vm}"\}} (\d+)', metrics)
+    return int(got[1]) if got else 0
+
+
+def test_a_solicitation_storm_is_cut_by_the_nd_meter_and_counted(lab) -> None:
+    """A storm of neighbour solicitations from one VM: its ND meter (10/s, burst 20)
+    drops nearly all of them in the switch, /metrics counts the drops for that VM
+    (they rise from where they were), and a neighbour still gets its own answers."""
+    from dhcpkit import sender_result, start_sender
+
+    daemon, vms = setup(lab, "w1", "w2", "d1")
+    lab.wait_for(lambda: _has_address(vms["w2"], "w2"), 30, "w2's address")
+    before = _nd_drops(get_metrics(daemon.api), "w1")
+    ns = (struct.pack("!BBHI", 135, 0, 0, 0) + _address("w2").packed
+          + struct.pack("!BB6s", 1, 1, bytes.fromhex(MACS["w1"].replace(":", ""))))
+    frame = _icmp6_frame(MACS["w1"], "33:33:ff:00:00:01", link_local(MACS["w1"]),
+                         IPv6Address("ff02::1:ff00:1"), ns)
+    sent, took = sender_result(start_sender(vms["w1"].ns, [frame], rate=STORM_RATE,
+                                            seconds=STORM_S, tmp=lab.tmp))
+    time.sleep(2.5)  # a stats poll reads the meters
+    metrics = get_metrics(daemon.api)
+    drops = _nd_drops(metrics, "w1") - before
+    answered = sum(int(n) for n in re.findall(
+        r'sdnctl_dhcp_requests_vm_total\{vm="w1",outcome="nd-[a-z]+"\} (\d+)', metrics))
+    print(f"\nNS storm: {sent} sent in {took:.1f} s ({sent / took:.0f}/s); dropped by w1's "
+          f"ND meter {drops}; reached the controller {answered}")
+    assert drops > sent // 2, (drops, sent)
+    assert answered < sent // 20
+    assert lab.wait_for(lambda: _ping6(vms["w2"], str(_address("d1"))), 15,
+                        "w2 -> d1 (ND answered) after the storm")

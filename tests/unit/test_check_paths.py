@@ -118,6 +118,17 @@ def test_a_deny_tenant_without_rules_between_them_is_fine(tmp_path, capsys):
                                                "w1 (hv1) reach it")
 
 
+def test_a_pair_allowed_in_ipv6_only_needs_a_path_too(tmp_path, capsys):
+    dual = POLICY.replace("default: allow", "default: deny").replace(
+        "gateway: 10.1.10.1}", 'gateway: 10.1.10.1, subnet6: "2001:db8:10::/64"}')
+    one = dual.replace(
+        "vms:\n", "    groups:\n      a: {vms: [w1]}\n      c: {vms: [w3]}\n"
+                  "    rules:\n      - {from: a, to: c, allow: [tcp/22], family: ipv6}\nvms:\n")
+    p, t = _files(tmp_path, "chain", one)
+    assert main(["check", "-p", p, "-t", t]) == 2
+    assert "vm w3 (on hv3): the policy lets w1 (hv1) reach it" in capsys.readouterr().err
+
+
 def test_tunnels_connect_hypervisors_for_overlay_segments_only(tmp_path):
     island = TOPOLOGIES["island"].replace(
         "hv1: {dpid: 1, role: hypervisor}",

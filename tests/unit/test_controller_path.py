@@ -3,9 +3,10 @@ no flow or group bucket outputs to CONTROLLER except stage `dhcp`'s, which passe
 the switch's packets/s meter first; only port security's flows go to `dhcp`, each
 for one VM port, one MAC, through that VM's own packets/s meter, and only for UDP
 68->67, for the VM's own packets to a gateway MAC with TTL 1 (the router's
-"time exceeded"), or for its IPv6 neighbour and router solicitations (ICMPv6 135
-and 133, through its ND meter). A gateway also copies its next hop's ARP replies
-(one port, one sender address) through a packets/s meter, to learn its MAC.
+"time exceeded"; IPv6 with hop limit 1 through its ND meter), or for its IPv6
+neighbour and router solicitations (ICMPv6 135 and 133, through its ND meter). A
+gateway also copies its next hop's ARP replies (one port, one sender address)
+through a packets/s meter, to learn its MAC.
 The connection log's copies (`controller(meter_id=...)`) come only from stage
 `acl`, only for new connections, and only through the switch's packets/s log meter.
 Nothing outputs to any other reserved port a frame could escape through (NORMAL,
@@ -110,7 +111,8 @@ def _dhcp_entry_trouble(f: Flow, pktps: set[int], meters_in: set[int]) -> str:
     if f.stage != "port_security" or m.get("in_port") is None or m.get("eth_src") is None:
         return "enters dhcp without naming a VM port and MAC"
     dhcp = (m.get("udp_src"), m.get("udp_dst"), m.get("ip_proto")) == (68, 67, 17)
-    expired = (m.get("ip_ttl") == TTL_EXPIRES and m.get("ipv4_src") is not None
+    expired = (m.get("ip_ttl") == TTL_EXPIRES
+               and (m.get("ipv4_src") is not None or m.get("ipv6_src") is not None)
                and str(m.get("eth_dst")).startswith(GATEWAY_MACS))
     solicitation = m.get("ip_proto") == ICMPV6 and m.get("icmpv6_type") in SOLICITATIONS
     if not (dhcp or expired or solicitation):

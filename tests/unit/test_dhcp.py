@@ -371,6 +371,19 @@ def test_the_responder_answers_only_the_vm_bound_to_the_port(compiled):
     text = render(_dhcp_families(snap))
     assert 'sdnctl_dhcp_requests_vm_total{vm="web1",outcome="offer"} 1' in text
     assert 'sdnctl_dhcp_meter_drops_vm_total{vm="web1"} 170' in text
+    # The ND meters beside them, counted apart (each meter's counter on its own).
+    from sdnctl.compile.nd import SWITCH_ND_METER, vm_nd_meter
+    nd = vm_nd_meter(at.port)
+    responder.record_meter_drops(at.switch, bindings, {nd: 40, SWITCH_ND_METER: 3, meter: 20})
+    responder.record_meter_drops(at.switch, bindings, {nd: 45, SWITCH_ND_METER: 5, meter: 21})
+    snap = responder.snapshot()
+    assert snap["by_vm"]["web1"]["nd_meter_drops"] == 45
+    assert snap["by_vm"]["web1"]["meter_drops"] == 171
+    assert snap["by_switch"][at.switch]["nd_meter_drops"] == 5
+    assert snap["by_switch"][at.switch]["meter_drops"] == 9
+    text = render(_dhcp_families(snap))
+    assert 'sdnctl_nd_meter_drops_vm_total{vm="web1"} 45' in text
+    assert f'sdnctl_nd_meter_drops_switch_total{{switch="{at.switch}"}} 5' in text
     assert f'sdnctl_dhcp_unbound_port_total{{switch="{at.switch}"}} 1' in text
 
 

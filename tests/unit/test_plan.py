@@ -3,12 +3,14 @@
 The property test compares plan with a brute force that knows nothing of ranges:
 for every ordered VM pair it marks, port by port over all 65,536 ports of TCP and
 of UDP (and for ICMP echo and for the packets only `any` allows), what each
-policy lets the pair open (DESIGN.md §2), and takes the difference.
+policy lets the pair open (DESIGN.md §2), and takes the difference, in IPv4 and
+in IPv6 (rules of one family, segments gaining or losing `subnet6` and `gateway6`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import MappingProxyType
@@ -25,7 +27,7 @@ from sdnctl.policy.model import ANY, Default, Policy, Proto, Rule, Service
 from sdnctl.policy.services import OTHER, ServiceRange
 from sdnctl.topology.load import load_topology
 from sdnctl.topology.model import Link, PortRef, Role, Switch, Topology
-from sdnctl.verify.plan import plan_edit
+from sdnctl.verify.plan import parse_service_text, plan_edit
 from sdnctl.verify.reach import probe
 from sdnctl.verify.semantics import reach
 from sdnctl.verify.simulate import Simulator
@@ -49,54 +51,78 @@ def services(draw: st.DrawFn) -> Service:
 
 @st.composite
 def edits(draw: st.DrawFn) -> tuple[Policy, Policy, Topology]:
-    """A random network, and two policies over it with random rules, defaults and
-    labels (so VMs change groups too)."""
+    """A random network, and two policies over it with random rules (of both
+    families or one), defaults and labels (so VMs change groups too); a segment may
+    lose its IPv6 (`subnet6`, its VMs' `ip6`) or its `gateway6`, or gain a
+    `gateway6`, in either."""
     policy, topo, _ = draw(networks())
 
     def variant() -> Policy:
         tenants = {}
+        no_ip6: set[tuple[str, str]] = set()
         for name, t in policy.tenants.items():
             ends = st.sampled_from([*t.groups, ANY])
             rules = tuple(
                 Rule(name, draw(ends), draw(ends), tuple(draw(st.lists(services(), min_size=1,
-                                                                     max_size=3))))
+                                                                     max_size=3))),
+                     family=draw(st.sampled_from([None, None, 4, 6])))
                 for _ in range(draw(st.integers(0, 4))))
             default = draw(st.sampled_from([Default.DENY, Default.DENY, Default.ALLOW]))
-            tenants[name] = dataclasses.replace(t, rules=rules, default=default)
-        vms = {n: dataclasses.replace(vm, labels=MappingProxyType(
-                   {"tier": draw(st.sampled_from(["web", "app", "db"]))}))
+            segments = dict(t.segments)
+            for sname, seg in t.segments.items():
+                cut = draw(st.sampled_from(["keep", "subnet6", "gateway6", "routed6"]))
+                if cut == "subnet6":
+                    segments[sname] = dataclasses.replace(seg, subnet6=None, gateway6=None)
+                    no_ip6.add((name, sname))
+                elif cut == "gateway6":
+                    segments[sname] = dataclasses.replace(seg, gateway6=None)
+                elif cut == "routed6" and seg.subnet6 is not None:
+                    segments[sname] = dataclasses.replace(seg, gateway6=seg.subnet6[1])
+            tenants[name] = dataclasses.replace(t, rules=rules, default=default,
+                                                segments=MappingProxyType(segments))
+        vms = {n: dataclasses.replace(
+                   vm, labels=MappingProxyType({"tier": draw(st.sampled_from(["web", "app",
+                                                                            "db"]))}),
+                   ip6=None if (vm.tenant, vm.segment) in no_ip6 else vm.ip6)
                for n, vm in policy.vms.items()}
         return Policy(MappingProxyType(tenants), MappingProxyType(vms))
 
     return variant(), variant(), topo
 
 
-def _allowed_ports(policy: Policy, a: str, b: str, out: dict[str, np.ndarray | bool]
-                   ) -> dict[str, np.ndarray | bool]:
+def _allowed_ports(policy: Policy, a: str, b: str, out: dict[str, np.ndarray | bool],
+                   family: int = 4) -> dict[str, np.ndarray | bool]:
     """Mark every port of every rule that lets a open to b (DESIGN.md §2)."""
     va, vb = policy.vms[a], policy.vms[b]
-    routed = policy.segment_of(va).routed and policy.segment_of(vb).routed
+    routed = (policy.segment_of(va).routed_in(family)
+              and policy.segment_of(vb).routed_in(family))
     if va.tenant != vb.tenant or not (va.segment == vb.segment or routed):
+        return out
+    if family == 6 and (va.ip6 is None or vb.ip6 is None):
         return out
     tenant = policy.tenants[va.tenant]
     for rule in tenant.rules:
         if a in policy.members(tenant.name, rule.src) and b in policy.members(
-                tenant.name, rule.dst):
+                tenant.name, rule.dst) and rule.covers(family):
             for s in rule.services:
                 if s.has_ports:
                     out[s.proto.value][s.port_lo:s.port_hi + 1] = True  # type: ignore[index]
     return out
 
 
-def _painted(triples: tuple[tuple[str, str, str], ...], a: str, b: str
-             ) -> dict[str, np.ndarray | bool]:
-    """The plan's ranges for one pair, painted port by port."""
+def _painted(triples: tuple[tuple[str, str, str], ...], a: str, b: str, family: int = 4,
+             dual: bool = False) -> dict[str, np.ndarray | bool]:
+    """The plan's ranges for one pair in one family, painted port by port. An
+    unqualified range holds in IPv4, and in IPv6 too when the pair has IPv6 in
+    either policy (`dual`)."""
     tcp, udp = np.zeros(PORTS, bool), np.zeros(PORTS, bool)
     out: dict[str, np.ndarray | bool] = {"tcp": tcp, "udp": udp, "icmp": False, OTHER: False}
     for x, y, text in triples:
         if (x, y) != (a, b):
             continue
-        r = ServiceRange.parse(text)
+        r, only = parse_service_text(text)
+        if only is not None and only != family or only is None and family == 6 and not dual:
+            continue
         if r.proto == "any":
             tcp[:], udp[:] = True, True
             out["icmp"] = out[OTHER] = True
@@ -128,22 +154,27 @@ def test_plan_equals_brute_force_over_every_port(edit) -> None:
             if a == b or old.vms[a].tenant != old.vms[b].tenant:
                 assert not any((x, y) == (a, b) for x, y, _ in plan.added + plan.removed)
                 continue
-            was, now = _brute(old, a, b), _brute(new, a, b)
-            assert _same(_painted(plan.added, a, b), _minus(now, was)), (a, b, "added")
-            assert _same(_painted(plan.removed, a, b), _minus(was, now)), (a, b, "removed")
+            dual = any(p.vms[a].ip6 is not None and p.vms[b].ip6 is not None
+                       for p in (old, new))
+            for family in (4, 6):
+                was, now = _brute(old, a, b, family), _brute(new, a, b, family)
+                assert _same(_painted(plan.added, a, b, family, dual), _minus(now, was)), (
+                    a, b, family, "added")
+                assert _same(_painted(plan.removed, a, b, family, dual), _minus(was, now)), (
+                    a, b, family, "removed")
 
 
-def _brute(policy: Policy, a: str, b: str) -> dict[str, np.ndarray | bool]:
+def _brute(policy: Policy, a: str, b: str, family: int = 4) -> dict[str, np.ndarray | bool]:
     """Port by port: reach() asked about single ports where a rule names them (a
     port no rule names is allowed only by `any`, which marks every port)."""
     tcp, udp = np.zeros(PORTS, bool), np.zeros(PORTS, bool)
-    out: dict[str, np.ndarray | bool] = {"tcp": tcp, "udp": udp,
-                                         "icmp": reach(policy, a, b, Service(Proto.ICMP)),
-                                         OTHER: reach(policy, a, b, Service(Proto.ANY))}
+    out: dict[str, np.ndarray | bool] = {
+        "tcp": tcp, "udp": udp, "icmp": reach(policy, a, b, Service(Proto.ICMP), family),
+        OTHER: reach(policy, a, b, Service(Proto.ANY), family)}
     if out[OTHER]:
         tcp[:], udp[:] = True, True
         return out
-    return _allowed_ports(policy, a, b, out)
+    return _allowed_ports(policy, a, b, out, family)
 
 
 def test_brute_force_is_checked_against_reach_port_by_port() -> None:
@@ -286,3 +317,55 @@ def test_service_ranges_read_back_and_the_module_examples_hold() -> None:
     for bad in ("tcp/", "sctp/1", "tcp/a-b", "icmp/8"):
         with pytest.raises(ValueError):
             ServiceRange.parse(bad)
+
+
+def _without_ipv6(text: str) -> str:
+    """An example policy with its IPv6 (subnet6, gateway6, ip6) taken out."""
+    return re.sub(r',\s*(?:subnet6|gateway6|ip6): "[^"]*"', "", text)
+
+
+def _dual_stack(text: str) -> str:
+    """three-tier with IPv6 on web and app (routed), none on db."""
+    text = _without_ipv6(text)
+    for n in (10, 20):
+        text = text.replace(f"gateway: 10.1.{n}.1}}",
+                            f'gateway: 10.1.{n}.1, subnet6: "2001:db8:{n}::/64", '
+                            f'gateway6: "2001:db8:{n}::1"}}', 1)
+    return text
+
+
+def test_ipv6_changes_are_reported_per_family_and_shared_ones_once() -> None:
+    topo = load_topology(ROOT / "topologies" / "three-tier.topology.yaml")
+    from sdnctl.policy.load import parse_policy
+
+    text = _without_ipv6((ROOT / "topologies" / "three-tier.policy.yaml").read_text())
+    v4 = parse_policy(text, "old.yaml", topo)
+    dual = parse_policy(_dual_stack(text), "new.yaml", topo)
+    # Segments gaining subnet6: what IPv4 allowed, now in IPv6 too, for dual pairs only.
+    plan = plan_edit(v4, dual, topo)
+    assert plan.removed == ()
+    assert ("web1", "app1", "tcp/8080 (ipv6)") in plan.added
+    assert ("app1", "web1", "icmp (ipv6)") in plan.added
+    assert not [t for t in plan.added if "db1" in t[:2]]  # db has no subnet6
+    assert "+ tcp/8080 (ipv6) now allowed acme: web[web]→app[app]" in plan.to_text()
+    assert {c["family"] for c in plan.to_json()["changes"]} == {"ipv6"}  # type: ignore
+    # A rule narrowed to one family: lost in IPv6 only, where the pair has both.
+    narrowed = parse_policy(_dual_stack(text).replace(
+        "{from: web, to: app, allow: [tcp/8080]}",
+        "{from: web, to: app, allow: [tcp/8080], family: ipv4}"), "new.yaml", topo)
+    plan = plan_edit(dual, narrowed, topo)
+    assert set(plan.removed) == {("web1", "app1", "tcp/8080 (ipv6)"),
+                                 ("web2", "app1", "tcp/8080 (ipv6)")}
+    assert plan.added == ()
+    # The same service widened in both families is one unqualified change.
+    wider = parse_policy(_dual_stack(text).replace(
+        "{from: web, to: app, allow: [tcp/8080]}",
+        "{from: web, to: app, allow: [tcp/8080-8081]}"), "new.yaml", topo)
+    assert set(plan_edit(dual, wider, topo).added) == {("web1", "app1", "tcp/8081"),
+                                                      ("web2", "app1", "tcp/8081")}
+    # A segment losing its gateway6: routed IPv6 is lost, IPv4 and switched IPv6 stay.
+    unrouted = parse_policy(_dual_stack(text).replace(', gateway6: "2001:db8:20::1"', ""),
+                            "new.yaml", topo)
+    plan = plan_edit(dual, unrouted, topo)
+    assert plan.added == () and plan.removed
+    assert all(t[2].endswith("(ipv6)") and "app1" in t[:2] for t in plan.removed)

@@ -198,3 +198,86 @@ def test_every_kind_of_object_waives_its_own_warnings():
     lint = lint_all(parse_policy(shop, "e.yaml"))
     assert lint.warnings == [] and [w.message.split(":")[0] for w in lint.waived] == [
         "tenant shop"]
+
+
+# ---- IPv6: gateway6 and family --------------------------------------------------------
+
+POLICY6 = """\
+version: 1
+tenants:
+  acme:
+    segments:
+      web: {vlan: 10, subnet: 10.1.10.0/24, gateway: 10.1.10.1,
+            subnet6: "2001:db8:10::/64", gateway6: "2001:db8:10::1"}
+      app: {vlan: 20, subnet: 10.1.20.0/24, gateway: 10.1.20.1,
+            subnet6: "2001:db8:20::/64"}
+      db:  {vlan: 30, subnet: 10.1.30.0/24, gateway: 10.1.30.1}
+    groups:
+      web: {labels: {tier: web}}
+      app: {labels: {tier: app}}
+      db:  {labels: {tier: db}}
+    rules:
+      - {from: web, to: app, allow: [tcp/8080]}
+      - {from: web, to: app, allow: [tcp/8081], family: ipv4}
+      - {from: app, to: db, allow: [tcp/5432], family: ipv6}
+      - {from: web, to: app, allow: [tcp/8082], family: ipv6}
+      - {from: web, to: web, allow: [icmp], family: ipv6}
+      - {from: web, to: web, allow: [icmp], family: ipv4}
+      - {from: any, to: db, allow: [icmp]}
+vms:
+  web1: {tenant: acme, segment: web, mac: "02:00:00:00:10:11", ip: 10.1.10.11,
+         labels: {tier: web}}
+  web2: {tenant: acme, segment: web, mac: "02:00:00:00:10:12", ip: 10.1.10.12,
+         labels: {tier: web}}
+  app1: {tenant: acme, segment: app, mac: "02:00:00:00:20:11", ip: 10.1.20.11,
+         labels: {tier: app}}
+  db1:  {tenant: acme, segment: db, mac: "02:00:00:00:30:11", ip: 10.1.30.11,
+         labels: {tier: db}}
+"""
+
+
+def test_ipv6_rules_are_judged_in_ipv6() -> None:
+    warnings = {w.line: w.message for w in lint_policy(parse_policy(POLICY6, "p.yaml"))}
+    # web -> app in both families: IPv4 routes it, IPv6 cannot (app has no gateway6).
+    assert warnings[15] == (
+        "rule 1 of tenant acme (web -> app): VMs of segments web -> app meet in IPv4 only: "
+        "IPv6 is routed between segments with a gateway6, and app has none (add one, or "
+        "write the rule with family: ipv4) [ipv4-only]")
+    assert 16 not in warnings  # said ipv4 on purpose
+    # db has no subnet6: an IPv6 rule to it allows nothing.
+    assert warnings[17] == (
+        "rule 3 of tenant acme (app -> db): family ipv6, but no VM of group db has an IPv6 "
+        "address (its segments have no subnet6), so the rule has no effect [no-effect]")
+    # web and app both have IPv6, but app has no gateway6: never routed in IPv6.
+    assert warnings[18].startswith("rule 4 of tenant acme (web -> app): can never take "
+                                   "effect: no VM of group web shares a segment with another "
+                                   "VM of group app in IPv6")
+    # The same service to the same VMs in the two families: neither is a duplicate.
+    assert 19 not in warnings and 20 not in warnings
+    # db has IPv4 only: nothing to say about IPv6 there.
+    assert 21 not in warnings
+
+
+def test_an_ipv6_rule_in_a_tenant_without_ipv6_allows_nothing() -> None:
+    text = POLICY.replace("{from: web, to: web, allow: [icmp]}",
+                          "{from: web, to: web, allow: [icmp], family: ipv6}")
+    warnings = {w.line: w.message for w in lint_policy(parse_policy(text, "p.yaml"))}
+    assert warnings[18] == ("rule 5 of tenant acme (web -> web): family ipv6, but no segment "
+                            "of tenant acme has a subnet6, so the rule has no effect "
+                            "[no-effect]")
+
+
+def test_a_gateway6_silences_the_ipv4_only_warning_and_routes_the_ipv6_rule() -> None:
+    text = POLICY6.replace('subnet6: "2001:db8:20::/64"}',
+                           'subnet6: "2001:db8:20::/64", gateway6: "2001:db8:20::1"}')
+    warnings = {w.line: w.message for w in lint_policy(parse_policy(text, "p.yaml"))}
+    assert 15 not in warnings and 18 not in warnings
+    assert "[no-effect]" in warnings[17]  # db still has no IPv6
+
+
+def test_ipv6_rules_of_one_family_are_covered_only_by_rules_of_that_family() -> None:
+    text = POLICY6.replace("{from: web, to: web, allow: [icmp], family: ipv4}",
+                           "{from: web, to: web, allow: [icmp]}")
+    warnings = {w.line: w.message for w in lint_policy(parse_policy(text, "p.yaml"))}
+    assert warnings[19].endswith("[covered]")  # the ipv6 one: within the both-families one
+    assert 20 not in warnings

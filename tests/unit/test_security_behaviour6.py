@@ -22,7 +22,7 @@ import pytest
 
 from sdnctl.bindings import Bindings, planned_bindings
 from sdnctl.compile.compiler import compile_network
-from sdnctl.flows import OFPP_CONTROLLER, FlowSet
+from sdnctl.flows import OFPP_CONTROLLER, FlowSet, Meter
 from sdnctl.nd.answer import answer_solicitation, router_info
 from sdnctl.nd.wire import NEIGHBOR_SOLICIT, ROUTER_SOLICIT, Solicitation
 from sdnctl.pipeline import gateway_mac
@@ -340,3 +340,36 @@ def test_the_receiving_end_drops_ipv6_fragments_on_its_own(net):
     assert trace.delivered == []
     [drop] = trace.dropped_at
     assert (drop.switch, drop.stage) == ("hv2", "ct_in")
+
+
+# ---- the router's "time exceeded" in IPv6 ---------------------------------------------
+
+
+@pytest.mark.parametrize("dst", ["b1", "b2"])  # beside f1, across the fabric
+def test_hop_limit_one_to_the_router_goes_to_the_controller_not_onwards(net, dst):
+    """f1 -> back, routed, with hop limit 1: the router would discard it, so it goes
+    through f1's ND meter to the controller (which answers "time exceeded"), never
+    towards the destination; a ping (ICMPv6 echo, passed to conntrack above other
+    IPv6) too. The same packet to a VM beside it is switched, not answered."""
+    policy, _, bindings, sim = net
+    f1 = policy.vms["f1"]
+    for pkt in (_tcp6(net, "f1", dst, eth_dst=gateway_mac(20), ip_ttl=1),
+                {**_tcp6(net, "f1", dst, eth_dst=gateway_mac(20), ip_ttl=1), "ip_proto": 58,
+                 "icmpv6_type": 128, "tcp_dst": 0, "tcp_src": 0, "tcp_flags": 0}):
+        trace = _send(net, "f1", pkt)
+        assert _to_controller(net, trace, "f1") and not _delivered_to(net, trace, dst)
+        meters = [a.meter_id for s in trace.steps if s.flow is not None
+                  for a in s.flow.actions if isinstance(a, Meter)]
+        assert meters[0] == 0x30000 + bindings.ports["f1"].port  # f1's ND meter first
+        assert f1.mac == pkt["eth_src"]
+    beside = _send(net, "o1", _tcp6(net, "o1", "o2", ip_ttl=1))
+    assert _delivered_to(net, beside, "o2") and not _to_controller(net, beside, "o1")
+
+
+def test_hop_limit_one_is_not_the_controllers_without_a_gateway6(net):
+    """v4only has no gateway6: nothing routes there, so nothing to answer."""
+    policy, _, bindings, sim = net
+    b = policy.vms["n1"]
+    pkt = {**_tcp6(net, "n1", "b2", eth_dst=gateway_mac(40), ip_ttl=1), "eth_src": b.mac}
+    trace = _send(net, "n1", pkt)
+    assert not _to_controller(net, trace, "n1") and trace.delivered == []

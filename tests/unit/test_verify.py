@@ -200,3 +200,130 @@ def test_offline_on_the_5k_data_centre_within_seconds() -> None:
 def test_offline_passes_on_every_example(name) -> None:
     policy, topo, bindings, intent = network(name)
     assert verify_offline(policy, topo, bindings, intent).ok
+
+
+# ---- IPv6: the same questions in the second family ------------------------------------
+
+SUBNET6 = {"a": ("2001:db8:1::/64", True), "b": ("2001:db8:2::/64", True),
+           "c": ("2001:db8:3::/64", False), "x": ("2001:db8:1::/64", True),
+           "y": ("2001:db8:9::/64", False), "g": ("2001:db8:1::/64", False)}
+SAME_IP6 = {"b1": "2001:db8:1::10", "g1": "2001:db8:1::10"}  # reused across tenants, as in v4
+
+
+def dual_stack():
+    """multi-tenant with IPv6 on every segment (routed where IPv4 is), overlapping
+    prefixes across tenants, and b1 and g1 sharing an address as they do in IPv4."""
+    import re
+
+    from sdnctl.policy.load import parse_policy
+
+    text = re.sub(r',\s*(?:subnet6|gateway6|ip6): "[^"]*"', "",
+                  (ROOT / "topologies" / "multi-tenant.policy.yaml").read_text())
+    for seg, (net, routed) in SUBNET6.items():
+        gw6 = f', gateway6: "{net.split("/")[0]}1"' if routed else ""
+        text = re.sub(rf"( {seg}: \{{vlan: \d+, subnet: [0-9./]+(?:, gateway: [0-9.]+)?)\}}",
+                      rf'\1, subnet6: "{net}"{gw6}}}', text)
+    for vm, ip6 in SAME_IP6.items():
+        text = re.sub(rf"(  {vm}: \{{[^}}]*host: h\d)", rf'\1, ip6: "{ip6}"', text)
+    topo = load_topology(ROOT / "topologies" / "multi-tenant.topology.yaml")
+    policy = parse_policy(text, "dual.yaml", topo)
+    assert all(vm.ip6 is not None for vm in policy.vms.values())
+    assert str(policy.vms["g1"].ip6) == str(policy.vms["b1"].ip6)
+    bindings = planned_bindings(policy, topo)
+    intent = {n: normalize_flowset(fs)
+              for n, fs in compile_network(policy, topo, bindings).items()}
+    return policy, topo, bindings, intent
+
+
+def brute_force6(live, policy, topo, bindings, services) -> set[tuple[str, str, str]]:
+    sim = Simulator(live, topo)
+    names = sorted(bindings.ports)
+    out = set()
+    for a in names:
+        for b in names:
+            for s in services if a != b else ():
+                result = probe(sim, policy, bindings, a, b, s, family=6)
+                allowed = reach(policy, a, b, s, 6)
+                if (result.reached if allowed else result.delivered) != allowed:
+                    out.add((a, b, str(s)))
+    return out
+
+
+def run6(edit) -> tuple:
+    policy, topo, bindings, intent = dual_stack()
+    live = dict(intent)
+    edit(live, policy, bindings)
+    report = verify_network(intent, LiveTables(flowsets=live), policy, topo, bindings)
+    services = report.pairs.services
+    return (report, brute_force(live, policy, topo, bindings, services),
+            brute_force6(live, policy, topo, bindings, services))
+
+
+def expanded6(report, family: int) -> set[tuple[str, str, str]]:
+    return {(x, y, str(m.service)) for m in report.pairs.mismatches if m.family == family
+            for x in m.src.members for y in m.dst.members if x != y}
+
+
+def test_offline_probes_both_families_on_a_dual_stack_network() -> None:
+    policy, topo, bindings, intent = dual_stack()
+    report = verify_offline(policy, topo, bindings, intent)
+    assert report.ok
+    v4_policy = dataclasses.replace(policy, vms={n: dataclasses.replace(vm, ip6=None)
+                                                 for n, vm in policy.vms.items()})
+    v4_only = verify_offline(v4_policy, topo, bindings, intent)
+    assert report.pairs.probes > v4_only.pairs.probes  # the IPv6 probes
+    # The IPv6 probes were real: the simulated network agrees with the policy in IPv6.
+    assert brute_force6(intent, policy, topo, bindings, report.pairs.services) == set()
+
+
+def test_an_ipv6_only_leak_is_found_in_ipv6_only() -> None:
+    def edit(live, policy, bindings):
+        allow = lenient_flow("acl", 60000, Match.of(eth_type=0x86DD), (Goto("l3_route"),),
+                             "cookie:0x0", 0)
+        live["h1"] = with_flows(live["h1"], allow)
+
+    report, truth4, truth6 = run6(edit)
+    assert truth6 and expanded6(report, 6) == truth6
+    assert truth4 == set() == expanded6(report, 4)
+    assert "(IPv6)" in report.to_text()
+    assert {m["family"] for m in report.to_json()["mismatches"]} == {"ipv6"}  # type: ignore
+
+
+def test_an_ipv6_leak_across_tenants_through_a_reused_address_is_found() -> None:
+    def edit(live, policy, bindings):
+        # IPv6 frames for beta's b1 go to gamma's g1, which has the same IPv6 address.
+        b1, g1 = policy.vms["b1"], policy.vms["g1"]
+        ref = bindings.ports["g1"]
+        misdirect = lenient_flow("l2_forward", 60000, Match.of(eth_type=0x86DD, eth_dst=b1.mac),
+                                 (SetField("eth_dst", g1.mac), Output(ref.port)),
+                                 "cookie:0x0", 0)
+        live[ref.switch] = with_flows(live[ref.switch], misdirect)
+
+    report, truth4, truth6 = run6(edit)
+    assert ("b2", "g1", "icmp") in truth6 and ("b2", "b1", "icmp") in truth6
+    assert expanded6(report, 6) == truth6 and truth4 == set() == expanded6(report, 4)
+
+
+def test_an_ipv6_leak_across_tenants_through_the_router_is_found() -> None:
+    def edit(live, policy, bindings):
+        # On h3, the ACL sends IPv6 for beta's b2 (outside alpha's prefixes, so what
+        # alpha's VMs send to their router) straight to b2's port.
+        b2 = policy.vms["b2"]
+        there = bindings.ports["b2"]
+        assert bindings.ports["a2"].switch == there.switch
+        hop = lenient_flow("acl", 60000, Match.of(eth_type=0x86DD, ipv6_dst=str(b2.ip6)),
+                           (SetField("eth_dst", b2.mac), Output(there.port)), "cookie:0x0", 0)
+        live[there.switch] = with_flows(live[there.switch], hop)
+
+    report, truth4, truth6 = run6(edit)
+    assert ("a2", "b2", "icmp") in truth6
+    assert expanded6(report, 6) == truth6 and truth4 == set() == expanded6(report, 4)
+
+
+def test_a_deviating_icmpv6_flow_gets_icmp_probed() -> None:
+    from sdnctl.policy.model import Proto, Service
+    from sdnctl.verify.live import deviation_services
+
+    flow = lenient_flow("acl", 60000, Match.of(eth_type=0x86DD, ip_proto=58, icmpv6_type=128),
+                        (Goto("l3_route"),), "cookie:0x0", 0)
+    assert deviation_services([("h1", flow)]) == {Service(Proto.ICMP)}
