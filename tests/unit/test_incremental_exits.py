@@ -107,8 +107,8 @@ def test_cutting_the_active_uplink_moves_its_tenants_to_the_other_gateway():
 
 
 def _sent_to(fs, port: int) -> set[object]:
-    """The destination MACs of what `acl` sends out of `port`."""
-    return {a.value for f in fs.in_stage("acl")
+    """The destination MACs of what the gateway sends out of `port`."""
+    return {a.value for f in fs.flows
             if any(isinstance(a, Output) and a.port == port for a in f.actions)
             for a in f.actions if isinstance(a, SetField) and a.field == "eth_dst"}
 

@@ -96,7 +96,7 @@ def _state(topo, policy, limiter=None):
 
 
 def _sent_to(fs, port: int) -> set[object]:
-    return {a.value for f in fs.in_stage("acl")
+    return {a.value for f in fs.flows
             if any(isinstance(a, Output) and a.port == port for a in f.actions)
             for a in f.actions if isinstance(a, SetField) and a.field == "eth_dst"}
 
