@@ -379,7 +379,11 @@ def _at_probes(triples, old: Policy, new: Policy) -> set:
     from sdnctl.policy.services import ServiceRange
 
     services = set(probe_services(old)) | set(probe_services(new))
-    return {(a, b, str(s)) for a, b, text in triples for s in services
+    # The simulated networks are probed in IPv4: a change plan gives as IPv6's
+    # alone is not theirs; one given as IPv4's alone is.
+    ipv4 = [(a, b, text.removesuffix(" (ipv4)")) for a, b, text in triples
+            if not text.endswith(" (ipv6)")]
+    return {(a, b, str(s)) for a, b, text in ipv4 for s in services
             if ServiceRange.parse(text).contains(s)}
 
 
