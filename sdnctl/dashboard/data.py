@@ -20,15 +20,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from sdnctl.compile.context import NetworkView
+from sdnctl.compile.exits import ns_plan
 from sdnctl.diff import diff_flowsets
 from sdnctl.flows import FlowSet
 from sdnctl.policy.model import Policy, Service, parse_service
 from sdnctl.topology.model import Role, Topology
-from sdnctl.verify.explain import explain
+from sdnctl.verify.explain import explain, explain_outside
 from sdnctl.verify.plan import plan_edit
 from sdnctl.verify.semantics import probe_services
 
@@ -101,6 +104,7 @@ def network_doc(view: View) -> Doc:
             "at": str(ref) if ref else None, "switch": ref.switch if ref else None,
             "labels": dict(vm.labels),
             "answers": answered.get(name),  # None: the controller never heard from it
+            "floating_ip": str(vm.floating_ip) if vm.floating_ip else None,
         })
     return {
         **view.status,
@@ -109,7 +113,26 @@ def network_doc(view: View) -> Doc:
         "unbound": [v["name"] for v in vms if v["at"] is None],
         "services": [str(s) for s in probe_services(policy)],
         "tenants": sorted(policy.tenants),
+        "north_south": north_south_doc(view),
     }
+
+
+def north_south_doc(view: View) -> Doc:
+    """Each tenant that goes out: its outside addresses and the uplink it goes out
+    by now (as the compiler chose it from the live uplinks), and every uplink."""
+    plan = ns_plan(NetworkView(view.policy, view.topology, view.bindings, view.down_ports))
+    tenants = [{
+        "tenant": t.name,
+        "snat": str(t.snat) if t.snat is not None else None,
+        "floating": {vm.name: str(fip) for vm, fip in t.floating},
+        "exit": t.exit.name if t.exit is not None else None,
+    } for t in plan.tenants.values()]
+    uplinks = [{
+        "uplink": u.name, "ip": str(u.ip), "next_hop": str(u.next_hop),
+        "down": u.ref in view.down_ports,
+        "next_hop_mac": u.next_hop_mac or view.bindings.neighbours.get(u.name),
+    } for u in view.topology.uplinks()]
+    return {"tenants": tenants, "uplinks": uplinks}
 
 
 # ---- explain ---------------------------------------------------------------------------
@@ -141,7 +164,28 @@ def _source(query: Query) -> str:
     return source
 
 
+def _outside(query: Query, key: str) -> str | None:
+    """An IPv4 address outside, if `key` names one (not a VM)."""
+    text = query.get(key) or ""
+    try:
+        IPv4Address(text)
+    except ValueError:
+        return None
+    return text
+
+
 def explain_doc(view: View, query: Query) -> Doc:
+    outside = [k for k in ("from", "to") if _outside(query, k)]
+    if len(outside) == 1:  # a connection with the outside, through a gateway
+        vm = _vm(view.policy, query, "to" if outside == ["from"] else "from")
+        address = str(query.get(outside[0]))
+        src, dst = (address, vm) if outside == ["from"] else (vm, address)
+        service, source = _service(query.get("service")), _source(query)
+        flowsets = view.live if source == "live" else view.intent
+        ex = explain_outside(flowsets, view.policy, view.topology, view.bindings, src, dst,
+                             service)
+        return {**ex.to_json(), "source": source, "text": ex.to_text(),
+                "mismatch": ex.result.reached != ex.promised}
     src, dst = _vm(view.policy, query, "from"), _vm(view.policy, query, "to")
     if src == dst:
         raise BadQuery(f"from and to are both {src!r}: pick two VMs")

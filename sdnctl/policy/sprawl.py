@@ -21,6 +21,7 @@ from sdnctl.policy.model import Policy
 from sdnctl.yamlsrc import Problem
 
 NO_SUCH_VM = "vm-id names no VM of the policy"  # sdnctl.southbound.ovsdb's reason
+FIRST_LOOK_S = 30.0
 
 
 def sprawl_warnings(policy: Policy, status: Mapping[str, Any], stale_after_s: float,
@@ -34,7 +35,9 @@ def sprawl_warnings(policy: Policy, status: Mapping[str, Any], stale_after_s: fl
         vm = policy.vms.get(name)
         if since is None or vm is None or now - since < stale_after_s:
             continue
-        bound_never_seen = since <= started + 1.0
+        # Unbound since the daemon's first look at the bindings, which can come some
+        # seconds after its start on a busy host: then only a lower bound is known.
+        bound_never_seen = since <= started + FIRST_LOOK_S
         warnings.append(Problem(policy.source, vm.line, (
             f"VM {name} has not been bound for {'at least ' if bound_never_seen else ''}"
             f"{_duration(now - since)} (no port with vm-id={name}); "

@@ -482,3 +482,31 @@ def test_connections_doc_lists_records_newest_first_and_checks_its_query() -> No
     for query in ("limit=0", "limit=1001", "limit=x", "verdict=maybe", "other=1"):
         assert call(app, "/connections", query)[0] == 400, query
     assert get_json(app, "/mirrors") == {"mirrors": []}
+
+
+def test_north_south_shows_exits_floating_ips_and_explains_the_outside() -> None:
+    st = make_state("northsouth")
+    installed_as_desired(st)
+    app = make_api(st)
+    net = get_json(app, "/network")
+    ns = net["north_south"]
+    assert [t["tenant"] for t in ns["tenants"]] == ["shop"]
+    shop = ns["tenants"][0]
+    assert shop["snat"] == "203.0.113.10" and shop["floating"] == {"web1": "203.0.113.20"}
+    assert shop["exit"] in {u["uplink"] for u in ns["uplinks"]}
+    assert {u["uplink"] for u in ns["uplinks"]} == {"border1:2", "border2:2"}
+    assert {v["name"]: v["floating_ip"] for v in net["vms"]}["web1"] == "203.0.113.20"
+    # an uplink reported down: the tenant goes out by the other one
+    st.links.report_port(shop["exit"].split(":")[0], int(shop["exit"].split(":")[1]), False)
+    st.recompile()
+    moved = get_json(app, "/network")["north_south"]
+    assert moved["tenants"][0]["exit"] not in (None, shop["exit"])
+    assert any(u["down"] for u in moved["uplinks"])
+    installed_as_desired(st)
+    inbound = get_json(app, "/explain", "from=192.0.2.9&to=web1&service=tcp/443&source=intent")
+    assert (inbound["verdict"], inbound["mismatch"]) == ("allowed", False)
+    assert inbound["seen_as"] == "192.0.2.9"
+    denied = get_json(app, "/explain", "from=192.0.2.9&to=web1&service=tcp/22&source=intent")
+    assert (denied["verdict"], denied["mismatch"]) == ("denied", False)
+    out = get_json(app, "/explain", "from=app1&to=198.51.100.7&service=tcp/443&source=intent")
+    assert (out["verdict"], out["seen_as"]) == ("allowed", "203.0.113.10")

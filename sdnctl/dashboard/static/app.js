@@ -234,17 +234,42 @@ function switchTable(net) {
 }
 
 function vmTable(net) {
-  const head = el("tr", {}, ["VM", "tenant", "segment", "IP", "MAC", "planned host", "bound at",
-                             "controller answers"]
+  const head = el("tr", {}, ["VM", "tenant", "segment", "IP", "floating IP", "MAC",
+                             "planned host", "bound at", "controller answers"]
     .map(h => el("th", {text: h})));
   const rows = net.vms.map(vm => el("tr", {"data-vm": vm.name, "data-at": vm.at || "",
                                            class: vm.at ? "" : "unbound"},
     el("td", {text: vm.name}), el("td", {text: vm.tenant}),
     el("td", {text: `${vm.segment} (${segmentTag(vm)})`}), el("td", {text: vm.ip}),
+    el("td", {class: "floating", text: vm.floating_ip || "-"}),
     el("td", {text: vm.mac}), el("td", {text: vm.host || "-"}),
     el("td", {text: vm.at || "unbound"}),
     el("td", {class: "answers", text: answersText(vm.answers)})));
   replace("vms", el("thead", {}, head), el("tbody", {}, rows));
+}
+
+// Tenants going out (pool, floating IPs, exit uplink) and the uplinks themselves.
+function northSouth(net) {
+  const ns = net.north_south || {tenants: [], uplinks: []};
+  const head = el("tr", {}, ["tenant", "SNAT", "floating IPs", "goes out by"]
+    .map(h => el("th", {text: h})));
+  const rows = ns.tenants.map(t => el("tr", {"data-tenant": t.tenant},
+    el("td", {text: t.tenant}), el("td", {text: t.snat || "-"}),
+    el("td", {text: Object.entries(t.floating).map(([vm, ip]) => `${vm} ${ip}`).join(", ")
+                    || "-"}),
+    el("td", {class: t.exit ? "good" : "bad", text: t.exit || "no live uplink"})));
+  replace("north-south", el("thead", {}, head), el("tbody", {}, rows));
+  const uhead = el("tr", {}, ["uplink", "address", "next hop", "next hop MAC", "state"]
+    .map(h => el("th", {text: h})));
+  const urows = ns.uplinks.map(u => el("tr", {"data-uplink": u.uplink},
+    el("td", {text: u.uplink}), el("td", {text: u.ip}), el("td", {text: u.next_hop}),
+    el("td", {text: u.next_hop_mac || "not learned yet"}),
+    el("td", {class: u.down ? "bad" : "good", text: u.down ? "down" : "up"})));
+  replace("uplinks", el("thead", {}, uhead), el("tbody", {}, urows));
+  if (!ns.uplinks.length) {
+    replace("north-south", el("caption", {class: "muted",
+      text: "No gateway in the topology: nothing goes out or comes in."}));
+  }
 }
 
 // What the controller answered a VM (DHCP, the router's "time exceeded") and what its
@@ -496,6 +521,7 @@ async function refresh() {
     drawTopology(net);
     switchTable(net);
     vmTable(net);
+    northSouth(net);
     drawMatrix(m);
     drawEdits(edits);
     drawConnections(conns);
@@ -569,6 +595,11 @@ function start() {
     if (ui.matrix) drawMatrix(ui.matrix);
   });
   document.getElementById("explain-source").addEventListener("change", () => showExplain());
+  document.getElementById("explain-form").addEventListener("submit", ev => {
+    ev.preventDefault();  // any two ends, a VM and an outside address included
+    const value = id => document.getElementById(id).value.trim();
+    explain(value("explain-from"), value("explain-to"), value("explain-service"));
+  });
   document.getElementById("mirror-form").addEventListener("submit", startMirror);
   document.getElementById("login").addEventListener("submit", ev => {
     ev.preventDefault();
