@@ -1,4 +1,5 @@
-"""Leaf-spine with two gateways, built in code until the loader knows the keys."""
+"""A leaf-spine with two gateways where two tenants share the inside address 10.0.1.11
+(red: a pool and rf1's floating IP; blue: default allow, a pool), built in code."""
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface
 from types import MappingProxyType
