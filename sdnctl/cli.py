@@ -416,19 +416,28 @@ Exit codes: 0 done (or nothing to do), 1 the system failed (OVSDB, netlink, need
 switch's dpid, or a conflict with how the VM is plugged now."""
 
 
-def _vm_outcome(args: argparse.Namespace, action) -> int:  # action: () -> Outcome
+def _wire_outcome(command: str, action) -> int:  # action: () -> Outcome
+    """Run a `vm` or `mirror` command: a refusal exits 2, a failure of the system 1."""
     from sdnctl.southbound.vmwire import Refused, WireError
 
     try:
         outcome = action()
     except Refused as exc:
-        print(f"sdnctl vm {args.vm_command}: {exc}", file=sys.stderr)
+        print(f"sdnctl {command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except WireError as exc:
-        print(f"sdnctl vm {args.vm_command}: {exc}", file=sys.stderr)
+        print(f"sdnctl {command}: {exc}", file=sys.stderr)
         return 1
     print(outcome.text())
     return 0
+
+
+def _vm_outcome(args: argparse.Namespace, action) -> int:  # action: () -> Outcome
+    return _wire_outcome(f"vm {args.vm_command}", action)
+
+
+def _mirror_outcome(args: argparse.Namespace, action) -> int:  # action: () -> Outcome
+    return _wire_outcome(f"mirror {args.mirror_command}", action)
 
 
 def _vm_options(args: argparse.Namespace):  # -> PlugOptions
@@ -548,21 +557,6 @@ or of Open vSwitch, `sdnctl status` lists them, stop removes them and whatever s
 made (the capture veth, and the namespace if start created it and it is empty).
 Exit codes: 0 done (or nothing to do), 1 the system failed (OVSDB, netlink, needs
 root), 2 refused."""
-
-
-def _mirror_outcome(args: argparse.Namespace, action) -> int:  # action: () -> Outcome
-    from sdnctl.southbound.vmwire import Refused, WireError
-
-    try:
-        outcome = action()
-    except Refused as exc:
-        print(f"sdnctl mirror {args.mirror_command}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except WireError as exc:
-        print(f"sdnctl mirror {args.mirror_command}: {exc}", file=sys.stderr)
-        return 1
-    print(outcome.text())
-    return 0
 
 
 def cmd_mirror_start(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The probe agent of north–south probes: `serve` on the internet, `probe` from anywhere.
 
 Run as a script inside a lab host (`python outside_agent.py serve ...`); standard
-library and `sdnctl.lab.icmp` only, so it starts fast.
+library, `sdnctl.lab.icmp` and the VMs' agent's wire helpers only, so it starts fast.
 
     serve --name internet --address 198.51.100.10 --tcp 80,443 --udp 53
         listens on `address` (a UDP answer must leave from the address asked; an
@@ -28,14 +28,13 @@ import os
 import random
 import signal
 import socket
-import struct
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+from sdnctl.lab.agent import TOKEN_LEN, parse_icmp_echo
 from sdnctl.lab.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, icmp_echo
 
-TOKEN_LEN = 8
 ANSWER_MAX = 128
 
 
@@ -161,15 +160,13 @@ class _Pinger:
             packet, _addr = self.sock.recvfrom(65535)
         except BlockingIOError:
             return
-        if len(packet) < 28:
+        echo = parse_icmp_echo(packet)
+        if echo is None:
             return
-        ihl = (packet[0] & 0x0F) * 4
-        src = socket.inet_ntoa(packet[12:16])
-        kind, _code, _sum, ident, seq = struct.unpack("!BBHHH", packet[ihl:ihl + 8])
+        src, _dst, kind, ident, seq, payload = echo
         if kind != ICMP_ECHO_REPLY or ident != self.ident:
             return
         entry = self.waiting.get((src, seq))
-        payload = packet[ihl + 8:]
         if entry and payload[:TOKEN_LEN] == entry[0] and not entry[1].done():
             entry[1].set_result(payload[TOKEN_LEN:].decode(errors="replace"))
 
